@@ -1,0 +1,353 @@
+//! Read-only file systems for capstan's pure engines.
+//!
+//! The kustomize engine, the unit reader and the Helm chart loader never touch `std::fs`
+//! directly: they read through [`FileSystem`], so tests can hand them an in-memory tree
+//! ([`MemFs`]) and the CLI a directory on disk ([`DiskFs`]). [`OverlayFs`] layers
+//! generated files over another file system (Flux generates or rewrites
+//! `kustomization.yaml` before building; capstan does it in memory).
+//!
+//! Paths are always absolute, `/`-separated and normalised (no `.` or `..`
+//! components); use [`normalize`] and [`join`] to build them.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    File,
+    Dir,
+}
+
+/// A read-only file system. Implementations must be cheap to share across threads.
+pub trait FileSystem: Send + Sync {
+    /// The bytes of a file. `NotFound` if absent, an error if it is a directory.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// What is at `path`, or `None` if nothing is.
+    fn file_type(&self, path: &Path) -> Option<FileType>;
+    /// Names of the entries of a directory, sorted bytewise.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// The path with symlinks resolved, for load-restriction checks. The default
+    /// implementation (no symlinks) returns the normalised path.
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        if self.file_type(path).is_some() {
+            Ok(normalize(path))
+        } else {
+            Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display())))
+        }
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.file_type(path) == Some(FileType::Dir)
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        self.file_type(path) == Some(FileType::File)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.file_type(path).is_some()
+    }
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        let bytes = self.read(path)?;
+        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{}: not valid UTF-8", path.display())))
+    }
+}
+
+impl<T: FileSystem + ?Sized> FileSystem for &T {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        (**self).read(path)
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        (**self).file_type(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        (**self).read_dir(path)
+    }
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        (**self).real_path(path)
+    }
+}
+
+impl<T: FileSystem + ?Sized> FileSystem for Arc<T> {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        (**self).read(path)
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        (**self).file_type(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        (**self).read_dir(path)
+    }
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        (**self).real_path(path)
+    }
+}
+
+/// Lexically normalise a path: make it absolute (relative paths are taken from `/`),
+/// drop `.` and resolve `..` without touching any file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+        }
+    }
+    let mut p = PathBuf::from("/");
+    for s in out {
+        p.push(s);
+    }
+    p
+}
+
+/// Join `rel` onto `base` and normalise. An absolute `rel` replaces `base`.
+pub fn join(base: &Path, rel: &str) -> PathBuf {
+    normalize(&base.join(rel))
+}
+
+/// The real disk, seen through a root directory. Paths given to it are absolute paths
+/// *inside* the root (`/` is the root itself); symlinks are followed, and
+/// [`FileSystem::real_path`] reports where they lead (as a path inside the root, or an
+/// error if they lead outside it).
+#[derive(Debug, Clone)]
+pub struct DiskFs {
+    root: PathBuf,
+}
+
+impl DiskFs {
+    /// A file system rooted at `root` (canonicalised).
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(DiskFs { root: std::fs::canonicalize(root)? })
+    }
+    /// The root directory on disk.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The disk path of a path inside this file system.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        let n = normalize(path);
+        self.root.join(n.strip_prefix("/").unwrap_or(&n))
+    }
+    /// The path inside this file system of a disk path, if it lies under the root.
+    pub fn inner_path(&self, host: &Path) -> Option<PathBuf> {
+        let canon = std::fs::canonicalize(host).ok()?;
+        let rel = canon.strip_prefix(&self.root).ok()?;
+        Some(normalize(&Path::new("/").join(rel)))
+    }
+}
+
+impl FileSystem for DiskFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(self.host_path(path))
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        let md = std::fs::metadata(self.host_path(path)).ok()?;
+        Some(if md.is_dir() { FileType::Dir } else { FileType::File })
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(self.host_path(path))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        let canon = std::fs::canonicalize(self.host_path(path))?;
+        match canon.strip_prefix(&self.root) {
+            Ok(rel) => Ok(normalize(&Path::new("/").join(rel))),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: symlink leads outside the file system root ({})", path.display(), canon.display()),
+            )),
+        }
+    }
+}
+
+/// An in-memory tree. Directories are implied by the files below them and can also be
+/// added empty with [`MemFs::add_dir`].
+#[derive(Debug, Clone, Default)]
+pub struct MemFs {
+    files: BTreeMap<PathBuf, Arc<[u8]>>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl MemFs {
+    pub fn new() -> Self {
+        let mut fs = MemFs::default();
+        fs.dirs.insert(PathBuf::from("/"));
+        fs
+    }
+    /// Add (or replace) a file; its parent directories come into being.
+    pub fn add(&mut self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> &mut Self {
+        let p = normalize(path.as_ref());
+        let mut parent = p.parent();
+        while let Some(d) = parent {
+            self.dirs.insert(d.to_path_buf());
+            parent = d.parent();
+        }
+        self.files.insert(p, Arc::from(contents.as_ref()));
+        self
+    }
+    /// Builder form of [`MemFs::add`].
+    pub fn with(mut self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+        self.add(path, contents);
+        self
+    }
+    pub fn add_dir(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        let p = normalize(path.as_ref());
+        let mut cur = Some(p.as_path());
+        while let Some(d) = cur {
+            self.dirs.insert(d.to_path_buf());
+            cur = d.parent();
+        }
+        self
+    }
+    /// Every file, in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &[u8])> {
+        self.files.iter().map(|(p, c)| (p.as_path(), &**c))
+    }
+}
+
+impl FileSystem for MemFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let p = normalize(path);
+        match self.files.get(&p) {
+            Some(c) => Ok(c.to_vec()),
+            None if self.dirs.contains(&p) => Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}: is a directory", p.display()))),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", p.display()))),
+        }
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        let p = normalize(path);
+        if self.files.contains_key(&p) {
+            Some(FileType::File)
+        } else if self.dirs.contains(&p) {
+            Some(FileType::Dir)
+        } else {
+            None
+        }
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let p = normalize(path);
+        if !self.dirs.contains(&p) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such directory", p.display())));
+        }
+        let mut names: Vec<String> = self
+            .files
+            .keys()
+            .chain(self.dirs.iter())
+            .filter(|k| k.parent() == Some(p.as_path()))
+            .filter_map(|k| k.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+/// Files layered over another file system: reads of an overlaid path see the overlay.
+pub struct OverlayFs<F> {
+    base: F,
+    top: MemFs,
+}
+
+impl<F: FileSystem> OverlayFs<F> {
+    pub fn new(base: F) -> Self {
+        OverlayFs { base, top: MemFs::new() }
+    }
+    /// Put a file over the base (replacing any file of the same path).
+    pub fn put(&mut self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> &mut Self {
+        self.top.add(path, contents);
+        self
+    }
+    pub fn base(&self) -> &F {
+        &self.base
+    }
+}
+
+impl<F: FileSystem> FileSystem for OverlayFs<F> {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if self.top.is_file(path) {
+            return self.top.read(path);
+        }
+        self.base.read(path)
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        if self.top.is_file(path) {
+            return Some(FileType::File);
+        }
+        self.base.file_type(path).or_else(|| self.top.file_type(path))
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = match self.base.read_dir(path) {
+            Ok(n) => n,
+            Err(e) if !self.top.is_dir(path) => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(more) = self.top.read_dir(path) {
+            names.extend(more);
+            names.sort();
+            names.dedup();
+        }
+        Ok(names)
+    }
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        if self.top.is_file(path) {
+            return Ok(normalize(path));
+        }
+        self.base.real_path(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_resolves_dots() {
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+        assert_eq!(join(Path::new("/a/b"), "../c/d.yaml"), PathBuf::from("/a/c/d.yaml"));
+    }
+
+    #[test]
+    fn memfs_lists_and_reads() {
+        let fs = MemFs::new().with("/a/k.yaml", "x").with("/a/b/c.yaml", "y");
+        assert_eq!(fs.read_dir(Path::new("/a")).unwrap(), vec!["b", "k.yaml"]);
+        assert!(fs.is_dir(Path::new("/a/b")));
+        assert_eq!(fs.read_to_string(Path::new("/a/b/c.yaml")).unwrap(), "y");
+        assert!(fs.read(Path::new("/a/b")).is_err());
+        assert!(fs.read(Path::new("/nope")).is_err());
+    }
+
+    #[test]
+    fn overlay_shadows_base() {
+        let base = MemFs::new().with("/a/k.yaml", "base");
+        let mut o = OverlayFs::new(base);
+        o.put("/a/k.yaml", "top").put("/a/new.yaml", "n");
+        assert_eq!(o.read_to_string(Path::new("/a/k.yaml")).unwrap(), "top");
+        assert_eq!(o.read_dir(Path::new("/a")).unwrap(), vec!["k.yaml", "new.yaml"]);
+    }
+
+    #[test]
+    fn disk_fs_rejects_escaping_symlinks() {
+        let dir = std::env::temp_dir().join(format!("capstan-vfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root")).unwrap();
+        std::fs::write(dir.join("outside.yaml"), "x").unwrap();
+        std::fs::write(dir.join("root/in.yaml"), "y").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.join("outside.yaml"), dir.join("root/link.yaml")).unwrap();
+        let fs = DiskFs::new(dir.join("root")).unwrap();
+        assert_eq!(fs.read_to_string(Path::new("/in.yaml")).unwrap(), "y");
+        assert_eq!(fs.real_path(Path::new("/in.yaml")).unwrap(), PathBuf::from("/in.yaml"));
+        #[cfg(unix)]
+        assert!(fs.real_path(Path::new("/link.yaml")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
