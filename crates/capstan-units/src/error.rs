@@ -1,0 +1,87 @@
+use std::fmt;
+use std::path::PathBuf;
+
+use capstan_graph::UnitId;
+
+/// Where something was declared: a file of the repository, which document in it, and
+/// which field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// Path inside the repository (e.g. `/clusters/staging/apps.yaml`).
+    pub file: Option<PathBuf>,
+    /// 1-based document index within the file.
+    pub document: Option<usize>,
+    /// The object the document declares, e.g. `Kustomization flux-system/apps`.
+    pub object: Option<String>,
+    /// A dotted field path, e.g. `spec.dependsOn[0].name`.
+    pub field: Option<String>,
+}
+
+/// An error about one unit, shaped like a compiler diagnostic: what, where, and a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitError {
+    /// The unit at fault, if known.
+    pub unit: Option<UnitId>,
+    pub message: String,
+    pub location: Location,
+    pub hint: Option<String>,
+}
+
+impl UnitError {
+    pub fn new(unit: Option<UnitId>, message: impl Into<String>) -> Self {
+        UnitError { unit, message: message.into(), location: Location::default(), hint: None }
+    }
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.location.field = Some(field.into());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn at(mut self, location: Location) -> Self {
+        let field = self.location.field.take();
+        self.location = location;
+        if self.location.field.is_none() {
+            self.location.field = field;
+        }
+        self
+    }
+}
+
+impl fmt::Display for UnitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.unit, &self.location.field) {
+            (Some(u), Some(field)) => write!(f, "{} {}/{}: {}: {}", u.kind, u.namespace, u.name, field, self.message)?,
+            (Some(u), None) => write!(f, "{} {}/{}: {}", u.kind, u.namespace, u.name, self.message)?,
+            (None, Some(field)) => write!(f, "{}: {}", field, self.message)?,
+            (None, None) => write!(f, "{}", self.message)?,
+        }
+        if let Some(file) = &self.location.file {
+            write!(f, "\n  --> {}", file.display())?;
+            if let Some(doc) = self.location.document {
+                write!(f, " (document {doc}")?;
+                if let Some(obj) = &self.location.object {
+                    write!(f, ", {obj}")?;
+                }
+                write!(f, ")")?;
+            }
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  = hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnitError {}
+
+/// "did you mean" among candidates, by edit distance.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (capstan_graph::distance(wrong, c), c))
+        .filter(|(d, c)| *d <= 2.max(wrong.len().min(c.len()) / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

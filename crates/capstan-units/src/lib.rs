@@ -1,0 +1,539 @@
+//! A cluster's units, read the way Flux reads them.
+//!
+//! Data flows one way: a repository tree ([`capstan_vfs::FileSystem`]) and a cluster
+//! path (`clusters/<name>`) go in; [`RenderedUnit`]s come out, each with the objects
+//! it will apply. The cluster path is built like Flux's root `flux-system`
+//! Kustomization; every Flux `Kustomization` found in a unit's output becomes a unit of
+//! its own, recursively. Rendering a unit follows Flux's kustomize-controller:
+//!
+//! 1. `spec.path` is resolved against the repository root;
+//! 2. Flux's kustomization generator runs in memory: if the directory has no
+//!    `kustomization.yaml`, one listing every manifest (and every sub-directory holding
+//!    a kustomization) is generated; then `targetNamespace`, `namePrefix`,
+//!    `nameSuffix`, `patches`, `images` and `components` are merged into it;
+//! 3. kustomize builds it (through a [`Renderer`], so this crate stays pure);
+//! 4. `commonMetadata` labels and annotations are set on every object;
+//! 5. `postBuild.substitute`/`substituteFrom` variables are substituted (ConfigMaps and
+//!    Secrets are looked up among the rendered objects of the repository first, then in
+//!    the cluster through a [`ClusterLookup`]).
+//!
+//! A unit that fails to render is reported with its error; the others still render.
+
+mod duration;
+mod error;
+mod generator;
+mod spec;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use capstan_graph::UnitId;
+use capstan_vfs::FileSystem;
+use serde_json::Value;
+
+pub use duration::parse_duration;
+pub use error::{did_you_mean, Location, UnitError};
+pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
+pub use spec::{HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP, SOURCE_GROUP};
+
+/// Annotation or label that turns substitution off for one object.
+pub const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
+
+/// Builds a kustomization directory. Implemented with capstan's kustomize engine by the
+/// caller; tests may use anything.
+pub trait Renderer: Send + Sync {
+    /// `kustomize build dir`, with files read from `fs`.
+    fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String>;
+}
+
+/// Reads ConfigMaps and Secrets from the live cluster for `substituteFrom`.
+pub trait ClusterLookup: Send + Sync {
+    /// The object, `Ok(None)` if it does not exist.
+    fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, String>;
+}
+
+/// No cluster: every lookup finds nothing (offline `capstan build`).
+pub struct NoCluster;
+
+impl ClusterLookup for NoCluster {
+    fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<Value>, String> {
+        Ok(None)
+    }
+}
+
+/// Where to start and how to behave.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The cluster's directory in the repository, e.g. `clusters/staging`.
+    pub cluster_path: String,
+    /// Name and namespace of the root unit when the repository does not declare one
+    /// (Flux bootstrap calls it `flux-system/flux-system`).
+    pub root_name: String,
+    pub root_namespace: String,
+    /// Unset variables with no default are errors (default) or empty strings.
+    pub substitution: capstan_subst::Mode,
+}
+
+impl LoadOptions {
+    pub fn new(cluster_path: impl Into<String>) -> Self {
+        LoadOptions {
+            cluster_path: cluster_path.into(),
+            root_name: "flux-system".into(),
+            root_namespace: "flux-system".into(),
+            substitution: capstan_subst::Mode::Strict,
+        }
+    }
+}
+
+/// A unit before rendering.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub id: UnitId,
+    pub spec: KustomizationSpec,
+    /// The unit whose output declared this one (`None` for the root).
+    pub parent: Option<UnitId>,
+    /// The declaring object as rendered (the root's is synthesised).
+    pub object: Value,
+    /// The directory of the unit that declared this one, to find its file in errors.
+    pub declared_in: Option<PathBuf>,
+}
+
+/// A unit and the objects it applies.
+#[derive(Debug, Clone)]
+pub struct RenderedUnit {
+    pub unit: Unit,
+    /// Objects to apply, in kustomize's output order.
+    pub objects: Vec<Value>,
+    /// Flux toolkit objects found in the output (Kustomizations, HelmReleases,
+    /// sources): capstan acts on them instead of applying them.
+    pub consumed: Vec<Value>,
+}
+
+/// What became of a unit.
+#[derive(Debug, Clone)]
+pub enum UnitOutcome {
+    Rendered(RenderedUnit),
+    Failed { unit: Unit, error: UnitError },
+}
+
+impl UnitOutcome {
+    pub fn unit(&self) -> &Unit {
+        match self {
+            UnitOutcome::Rendered(r) => &r.unit,
+            UnitOutcome::Failed { unit, .. } => unit,
+        }
+    }
+    pub fn id(&self) -> &UnitId {
+        &self.unit().id
+    }
+}
+
+/// Everything read for one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterUnits {
+    /// In discovery order (root first).
+    pub units: Vec<UnitOutcome>,
+    /// Problems that are not any one unit's (e.g. a missing cluster path).
+    pub errors: Vec<UnitError>,
+    /// Non-fatal notes (e.g. HelmReleases not handled yet).
+    pub warnings: Vec<String>,
+}
+
+impl ClusterUnits {
+    pub fn get(&self, id: &UnitId) -> Option<&UnitOutcome> {
+        self.units.iter().find(|u| u.id() == id)
+    }
+    pub fn failed(&self) -> impl Iterator<Item = (&Unit, &UnitError)> {
+        self.units.iter().filter_map(|u| match u {
+            UnitOutcome::Failed { unit, error } => Some((unit, error)),
+            _ => None,
+        })
+    }
+    pub fn rendered(&self) -> impl Iterator<Item = &RenderedUnit> {
+        self.units.iter().filter_map(|u| match u {
+            UnitOutcome::Rendered(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// Is this object a Flux toolkit object capstan consumes rather than applies?
+pub fn is_toolkit_object(obj: &Value) -> bool {
+    let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let group = capstan_graph::group_of(api);
+    group == KUSTOMIZE_GROUP || group == HELM_GROUP || group == SOURCE_GROUP
+}
+
+fn kind_of(obj: &Value) -> &str {
+    obj.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata").and_then(|m| m.get(key)).and_then(Value::as_str)
+}
+
+/// Read and render every unit of a cluster.
+pub fn load(fs: &dyn FileSystem, renderer: &dyn Renderer, cluster: &dyn ClusterLookup, opts: &LoadOptions) -> ClusterUnits {
+    Loader { fs, renderer, cluster, opts }.run()
+}
+
+struct Loader<'a> {
+    fs: &'a dyn FileSystem,
+    renderer: &'a dyn Renderer,
+    cluster: &'a dyn ClusterLookup,
+    opts: &'a LoadOptions,
+}
+
+impl Loader<'_> {
+    fn run(&self) -> ClusterUnits {
+        let mut out = ClusterUnits::default();
+        let root_dir = capstan_vfs::join(Path::new("/"), &self.opts.cluster_path);
+        if !self.fs.is_dir(&root_dir) {
+            let mut e = UnitError::new(None, format!("cluster path `{}` is not a directory in the repository", self.opts.cluster_path));
+            if let Some(h) = self.suggest_dir(&root_dir) {
+                e = e.hint(format!("did you mean `{h}`?"));
+            }
+            out.errors.push(e);
+            return out;
+        }
+        let root_id = UnitId::new("Kustomization", self.opts.root_namespace.clone(), self.opts.root_name.clone());
+        let root_spec = KustomizationSpec::parse(
+            &serde_json::json!({"apiVersion": format!("{KUSTOMIZE_GROUP}/v1"), "kind": "Kustomization", "spec": {"path": self.opts.cluster_path, "prune": true}}),
+            &root_id,
+        )
+        .expect("synthetic root spec is valid");
+        let root_object = serde_json::json!({
+            "apiVersion": format!("{KUSTOMIZE_GROUP}/v1"), "kind": "Kustomization",
+            "metadata": {"name": root_id.name, "namespace": root_id.namespace},
+            "spec": {"path": self.opts.cluster_path, "prune": true},
+        });
+        let mut queue: VecDeque<Unit> = VecDeque::new();
+        queue.push_back(Unit { id: root_id.clone(), spec: root_spec, parent: None, object: root_object, declared_in: None });
+        let mut seen: HashSet<UnitId> = HashSet::new();
+        seen.insert(root_id);
+        // ConfigMaps/Secrets rendered so far, for substituteFrom.
+        let mut repo_objects: HashMap<(String, String, String), Value> = HashMap::new();
+        let mut deferred_rounds = 0usize;
+        let mut root_redeclared = false;
+
+        while let Some(unit) = queue.pop_front() {
+            // substituteFrom: wait until every referenced object has been rendered, as
+            // long as other units may still produce it.
+            let vars = match self.collect_vars(&unit, &repo_objects, deferred_rounds >= queue.len() + 1) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    deferred_rounds += 1;
+                    queue.push_back(unit);
+                    continue;
+                }
+                Err(e) => {
+                    out.units.push(UnitOutcome::Failed { unit, error: e });
+                    continue;
+                }
+            };
+            deferred_rounds = 0;
+            match self.render(&unit, &vars) {
+                Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
+                Ok(objects) => {
+                    let mut applied = Vec::with_capacity(objects.len());
+                    let mut consumed = Vec::new();
+                    let mut children = Vec::new();
+                    let mut failed: Option<UnitError> = None;
+                    for obj in objects {
+                        if !is_toolkit_object(&obj) {
+                            let kind = kind_of(&obj);
+                            if kind == "ConfigMap" || kind == "Secret" {
+                                let key = (kind.to_string(), meta_str(&obj, "namespace").unwrap_or("default").to_string(), meta_str(&obj, "name").unwrap_or("").to_string());
+                                repo_objects.insert(key, obj.clone());
+                            }
+                            applied.push(obj);
+                            continue;
+                        }
+                        let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                        if capstan_graph::group_of(api) == KUSTOMIZE_GROUP && kind_of(&obj) == "Kustomization" {
+                            match self.child_unit(&unit, &obj) {
+                                Ok(child) => children.push(child),
+                                Err(e) => {
+                                    failed.get_or_insert(e);
+                                }
+                            }
+                        } else if capstan_graph::group_of(api) == HELM_GROUP && kind_of(&obj) == "HelmRelease" {
+                            out.warnings.push(format!(
+                                "HelmRelease {}/{} (declared by {}): Helm releases are not rendered yet; skipped",
+                                meta_str(&obj, "namespace").unwrap_or("default"),
+                                meta_str(&obj, "name").unwrap_or(""),
+                                unit.id
+                            ));
+                        }
+                        consumed.push(obj);
+                    }
+                    if let Some(error) = failed {
+                        out.units.push(UnitOutcome::Failed { unit, error });
+                        continue;
+                    }
+                    let mut rendered = RenderedUnit { unit, objects: applied, consumed };
+                    for child in children {
+                        // A repository that declares its own root (Flux bootstrap's
+                        // flux-system Kustomization pointing at the cluster path) renames
+                        // the synthetic root instead of rendering it twice.
+                        if rendered.unit.parent.is_none()
+                            && !root_redeclared
+                            && normalize_rel(&child.spec.path) == normalize_rel(&rendered.unit.spec.path)
+                        {
+                            root_redeclared = true;
+                            seen.remove(&rendered.unit.id);
+                            seen.insert(child.id.clone());
+                            rendered.unit.id = child.id.clone();
+                            rendered.unit.spec = child.spec.clone();
+                            rendered.unit.object = child.object.clone();
+                            continue;
+                        }
+                        if !seen.insert(child.id.clone()) {
+                            out.errors.push(
+                                UnitError::new(Some(child.id.clone()), format!("declared twice (again by {})", rendered.unit.id))
+                                    .at(locate(self.fs, &unit_dir(&rendered.unit), "Kustomization", &child.id.name))
+                                    .hint("every Kustomization needs a unique namespace/name"),
+                            );
+                            continue;
+                        }
+                        queue.push_back(child);
+                    }
+                    out.units.push(UnitOutcome::Rendered(rendered));
+                }
+            }
+        }
+        out
+    }
+
+    fn suggest_dir(&self, dir: &Path) -> Option<String> {
+        let parent = dir.parent()?;
+        let name = dir.file_name()?.to_string_lossy().into_owned();
+        let entries = self.fs.read_dir(parent).ok()?;
+        let dirs: Vec<String> = entries.into_iter().filter(|e| self.fs.is_dir(&parent.join(e))).collect();
+        did_you_mean(&name, dirs.iter().map(String::as_str)).map(|m| parent.join(m).to_string_lossy().trim_start_matches('/').to_string())
+    }
+
+    fn child_unit(&self, parent: &Unit, obj: &Value) -> Result<Unit, UnitError> {
+        let name = meta_str(obj, "name").unwrap_or("").to_string();
+        let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
+        let id = UnitId::new("Kustomization", namespace, name.clone());
+        let spec = KustomizationSpec::parse(obj, &id).map_err(|e| e.at(locate_recursive(self.fs, &unit_dir(parent), "Kustomization", &name).unwrap_or_default()))?;
+        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)) })
+    }
+
+    /// The variables for a unit; `Ok(None)` to defer until more of the repository
+    /// has rendered. With `last_chance`, missing objects are looked up in the cluster.
+    fn collect_vars(&self, unit: &Unit, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<BTreeMap<String, String>>, UnitError> {
+        let mut vars = BTreeMap::new();
+        for (i, r) in unit.spec.substitute_from.iter().enumerate() {
+            let key = (r.kind.clone(), unit.id.namespace.clone(), r.name.clone());
+            let obj = match repo.get(&key) {
+                Some(o) => Some(o.clone()),
+                None if !last_chance => return Ok(None),
+                None => self.cluster.get(&r.kind, &unit.id.namespace, &r.name).map_err(|e| {
+                    UnitError::new(Some(unit.id.clone()), format!("looking up {} {}/{}: {e}", r.kind, unit.id.namespace, r.name)).field(format!("spec.postBuild.substituteFrom[{i}]"))
+                })?,
+            };
+            let Some(obj) = obj else {
+                if r.optional {
+                    continue;
+                }
+                return Err(UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("{} {}/{} was found neither in the repository nor in the cluster", r.kind, unit.id.namespace, r.name),
+                )
+                .field(format!("spec.postBuild.substituteFrom[{i}]"))
+                .hint("create it, or mark the reference `optional: true`"));
+            };
+            let data = obj.get("data").and_then(Value::as_object);
+            for (k, v) in data.into_iter().flatten() {
+                let s = v.as_str().unwrap_or_default();
+                let value = if r.kind == "Secret" {
+                    use base64::Engine;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| {
+                        UnitError::new(Some(unit.id.clone()), format!("Secret {}/{} key {k}: data is not valid base64", unit.id.namespace, r.name))
+                            .field(format!("spec.postBuild.substituteFrom[{i}]"))
+                    })?;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    s.to_string()
+                };
+                vars.insert(k.clone(), value.replace('\n', ""));
+            }
+            if r.kind == "Secret" {
+                for (k, v) in obj.get("stringData").and_then(Value::as_object).into_iter().flatten() {
+                    vars.insert(k.clone(), v.as_str().unwrap_or_default().replace('\n', ""));
+                }
+            }
+        }
+        capstan_subst::validate_names(vars.keys()).map_err(|e| UnitError::new(Some(unit.id.clone()), e.to_string()).field("spec.postBuild.substituteFrom"))?;
+        for (k, v) in &unit.spec.substitute {
+            vars.insert(k.clone(), v.replace('\n', ""));
+        }
+        Ok(Some(vars))
+    }
+
+    fn render(&self, unit: &Unit, vars: &BTreeMap<String, String>) -> Result<Vec<Value>, UnitError> {
+        let dir = unit_dir(unit);
+        if !self.fs.exists(&dir) {
+            let mut e = UnitError::new(Some(unit.id.clone()), format!("`{}` does not exist in the repository", unit.spec.path)).field("spec.path");
+            if let Some(h) = self.suggest_dir(&dir) {
+                e = e.hint(format!("did you mean `./{h}`?"));
+            }
+            return Err(self.with_origin(unit, e));
+        }
+        if !self.fs.is_dir(&dir) {
+            return Err(self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("`{}` is not a directory", unit.spec.path)).field("spec.path")));
+        }
+        let overlay = generator::flux_kustomization(self.fs, &dir, &unit.spec).map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
+        let mut objects = self
+            .renderer
+            .build(&overlay, &dir)
+            .map_err(|e| UnitError::new(Some(unit.id.clone()), format!("kustomize build {} failed: {e}", unit.spec.path)))?;
+        if !unit.spec.common_labels.is_empty() || !unit.spec.common_annotations.is_empty() {
+            for obj in &mut objects {
+                set_common_metadata(obj, &unit.spec.common_labels, &unit.spec.common_annotations);
+            }
+        }
+        if unit.spec.substitutes() {
+            for obj in &mut objects {
+                substitute_object(obj, vars, self.opts.substitution).map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
+            }
+        }
+        Ok(objects)
+    }
+
+    fn with_origin(&self, unit: &Unit, e: UnitError) -> UnitError {
+        if e.location.file.is_some() {
+            return e;
+        }
+        match &unit.declared_in {
+            None => e,
+            Some(dir) => {
+                let loc = locate_recursive(self.fs, dir, "Kustomization", &unit.id.name).unwrap_or_default();
+                e.at(loc)
+            }
+        }
+    }
+}
+
+/// The directory a unit builds.
+pub fn unit_dir(unit: &Unit) -> PathBuf {
+    capstan_vfs::join(Path::new("/"), &unit.spec.path)
+}
+
+fn normalize_rel(p: &str) -> PathBuf {
+    capstan_vfs::join(Path::new("/"), p)
+}
+
+/// An error raised while generating or substituting, before the unit is attached.
+#[derive(Debug)]
+pub struct Partial(pub UnitError);
+
+impl Partial {
+    pub fn unit(mut self, id: UnitId) -> UnitError {
+        self.0.unit = Some(id);
+        self.0
+    }
+}
+
+fn set_common_metadata(obj: &mut Value, labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) {
+    let Some(map) = obj.as_object_mut() else { return };
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    let Some(meta) = meta.as_object_mut() else { return };
+    for (field, values) in [("labels", labels), ("annotations", annotations)] {
+        if values.is_empty() {
+            continue;
+        }
+        let m = meta.entry(field).or_insert_with(|| Value::Object(Default::default()));
+        if !m.is_object() {
+            *m = Value::Object(Default::default());
+        }
+        let m = m.as_object_mut().unwrap();
+        for (k, v) in values {
+            m.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+}
+
+fn substitution_disabled(obj: &Value) -> bool {
+    ["labels", "annotations"].iter().any(|f| obj.get("metadata").and_then(|m| m.get(*f)).and_then(|m| m.get(SUBSTITUTE_ANNOTATION)).and_then(Value::as_str) == Some("disabled"))
+}
+
+/// Substitute variables in one object through its YAML text, as Flux does (so that
+/// `replicas: ${count}` becomes a number).
+fn substitute_object(obj: &mut Value, vars: &BTreeMap<String, String>, mode: capstan_subst::Mode) -> Result<(), Partial> {
+    if substitution_disabled(obj) {
+        return Ok(());
+    }
+    let describe = || format!("{} {}", kind_of(obj), meta_str(obj, "name").unwrap_or(""));
+    let text = capstan_yaml::emit_document(&capstan_yaml::from_json(obj));
+    if !capstan_subst::has_references(&text) {
+        return Ok(());
+    }
+    let out = capstan_subst::substitute(&text, vars, mode).map_err(|e| {
+        let mut err = UnitError::new(None, format!("post-build substitution in {}: {e}", describe()));
+        if let capstan_subst::SubstError::Unset { name, .. } = &e {
+            err = err.field("spec.postBuild").hint(format!("set `{name}` in spec.postBuild.substitute or a substituteFrom source, or give a default: ${{{name}:=value}}"));
+        }
+        Partial(err)
+    })?;
+    let docs = capstan_yaml::parse_documents(&out, "substituted").map_err(|e| Partial(UnitError::new(None, format!("{} is not valid YAML after substitution: {e}", describe())).field("spec.postBuild")))?;
+    match docs.as_slice() {
+        [doc] => {
+            *obj = capstan_yaml::to_json(doc);
+            Ok(())
+        }
+        _ => Err(Partial(UnitError::new(None, format!("{} became {} documents after substitution", describe(), docs.len())).field("spec.postBuild"))),
+    }
+}
+
+/// Find the file and document declaring `kind`/`name` in one directory (not recursive).
+pub fn locate(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str) -> Location {
+    locate_in(fs, dir, kind, name, false).unwrap_or_default()
+}
+
+/// Find the file and document declaring `kind`/`name` anywhere below `dir`.
+pub fn locate_recursive(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str) -> Option<Location> {
+    locate_in(fs, dir, kind, name, true)
+}
+
+fn locate_in(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str, recursive: bool) -> Option<Location> {
+    let entries = fs.read_dir(dir).ok()?;
+    for e in &entries {
+        let p = dir.join(e);
+        if fs.is_dir(&p) {
+            continue;
+        }
+        if !(e.ends_with(".yaml") || e.ends_with(".yml")) {
+            continue;
+        }
+        let Ok(text) = fs.read_to_string(&p) else { continue };
+        if !text.contains(name) {
+            continue;
+        }
+        let Ok(docs) = capstan_yaml::parse_documents(&text, &p.to_string_lossy()) else { continue };
+        for (i, d) in docs.iter().enumerate() {
+            let j = capstan_yaml::to_json(d);
+            if kind_of(&j) == kind && meta_str(&j, "name") == Some(name) {
+                return Some(Location {
+                    file: Some(p),
+                    document: Some(i + 1),
+                    object: Some(format!("{kind} {}/{name}", meta_str(&j, "namespace").unwrap_or("default"))),
+                    field: None,
+                });
+            }
+        }
+    }
+    if recursive {
+        for e in &entries {
+            let p = dir.join(e);
+            if fs.is_dir(&p) {
+                if let Some(l) = locate_in(fs, &p, kind, name, true) {
+                    return Some(l);
+                }
+            }
+        }
+    }
+    None
+}
