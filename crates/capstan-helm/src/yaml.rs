@@ -1,0 +1,339 @@
+//! YAML → [`Val`] the way Helm reads values (`sigs.k8s.io/yaml`: go-yaml v2's YAML 1.1
+//! resolution, then JSON, so every number becomes a float64).
+
+use crate::value::{Map, Val};
+use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
+use std::collections::HashMap;
+
+/// A YAML error with Helm-like text.
+#[derive(Debug, Clone)]
+pub struct YamlError(pub String);
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How numbers are kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Numbers {
+    /// All numbers become float64 (values files, as through JSON).
+    Json,
+    /// Integers stay int64 (go-yaml straight into interface{}).
+    Native,
+    /// Every non-null scalar stays a string with its source text (decoding into Go
+    /// string fields, as for Chart.yaml).
+    Text,
+}
+
+/// Parses the first document of `src` (an empty document is `Null`).
+pub fn parse(src: &str, numbers: Numbers) -> Result<Val, YamlError> {
+    let mut docs = parse_all(src, numbers)?;
+    if docs.is_empty() {
+        Ok(Val::Null)
+    } else {
+        Ok(docs.swap_remove(0))
+    }
+}
+
+/// Parses a values file: a map (empty/null document gives an empty map).
+pub fn parse_values(src: &str) -> Result<Map, YamlError> {
+    match parse(src, Numbers::Json)? {
+        Val::Null => Ok(Map::new()),
+        Val::Map(m) => Ok(m),
+        other => Err(YamlError(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn json_kind(v: &Val) -> &'static str {
+    match v {
+        Val::List(_) => "array",
+        Val::Str(_) => "string",
+        Val::Bool(_) => "bool",
+        Val::Int(_) | Val::Float(_) => "number",
+        _ => "value",
+    }
+}
+
+/// Parses every document.
+pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
+    let mut b = Builder { numbers, anchors: HashMap::new(), parser: Parser::new_from_str(src) };
+    let mut docs = Vec::new();
+    loop {
+        match b.next()? {
+            None => break,
+            Some(Event::StreamStart) | Some(Event::DocumentEnd) => {}
+            Some(Event::StreamEnd) => break,
+            Some(Event::DocumentStart(_)) => {
+                let ev = b.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                match ev {
+                    Event::DocumentEnd => docs.push(Val::Null),
+                    ev => {
+                        let v = b.node(ev)?;
+                        docs.push(v);
+                    }
+                }
+            }
+            Some(_) => return Err(YamlError("yaml: unexpected event".into())),
+        }
+    }
+    Ok(docs)
+}
+
+struct Builder<'a> {
+    numbers: Numbers,
+    anchors: HashMap<usize, Val>,
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+}
+
+impl<'a> Builder<'a> {
+    fn next(&mut self) -> Result<Option<Event<'a>>, YamlError> {
+        match self.parser.next_event() {
+            None => Ok(None),
+            Some(Ok((ev, _))) => Ok(Some(ev)),
+            Some(Err(e)) => Err(YamlError(format!("yaml: line {}: {}", e.marker().line(), e.info()))),
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>) -> Result<Val, YamlError> {
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let v = resolve_scalar(&text, style, tag.as_deref(), self.numbers);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| YamlError("yaml: unknown anchor referenced".into())),
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let ev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(ev)?);
+                }
+                let v = Val::List(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut m = Map::new();
+                let mut merges: Vec<Val> = Vec::new();
+                loop {
+                    let ev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    if matches!(ev, Event::MappingEnd) {
+                        break;
+                    }
+                    let is_merge = matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+                    let key = self.node(ev)?;
+                    let vev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    let val = self.node(vev)?;
+                    if is_merge {
+                        merges.push(val);
+                        continue;
+                    }
+                    m.insert(key_string(&key), val);
+                }
+                // merge keys: explicit keys win, earlier merges win over later ones
+                for mv in merges {
+                    let list = match mv {
+                        Val::List(l) => l,
+                        other => vec![other],
+                    };
+                    for item in list {
+                        if let Val::Map(src) = item {
+                            for (k, v) in src {
+                                m.entry(k).or_insert(v);
+                            }
+                        }
+                    }
+                }
+                let v = Val::Map(m);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            _ => Err(YamlError("yaml: unexpected event".into())),
+        }
+    }
+}
+
+fn key_string(k: &Val) -> String {
+    match k {
+        Val::Str(s) => s.clone(),
+        Val::Null => "null".into(),
+        Val::Bool(b) => b.to_string(),
+        Val::Int(i) => i.to_string(),
+        Val::Float(f) => crate::value::format_float_g(*f),
+        other => other.go_fmt(),
+    }
+}
+
+/// go-yaml v2's resolution of a scalar.
+pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, numbers: Numbers) -> Val {
+    if let Some(tag) = tag {
+        let t = if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" { tag.suffix.as_str() } else { "" };
+        match t {
+            "str" | "binary" | "timestamp" => return Val::Str(text.to_string()),
+            "null" => return Val::Null,
+            "bool" | "int" | "float" => {
+                let v = resolve_plain(text, numbers);
+                if !matches!(v, Val::Str(_)) {
+                    return v;
+                }
+                return Val::Str(text.to_string());
+            }
+            "map" | "seq" => {}
+            _ => {}
+        }
+        if style != ScalarStyle::Plain {
+            return Val::Str(text.to_string());
+        }
+    }
+    if style != ScalarStyle::Plain {
+        return Val::Str(text.to_string());
+    }
+    if numbers == Numbers::Text {
+        return match text {
+            "" | "~" | "null" | "Null" | "NULL" => Val::Null,
+            _ => Val::Str(text.to_string()),
+        };
+    }
+    resolve_plain(text, numbers)
+}
+
+fn resolve_plain(text: &str, numbers: Numbers) -> Val {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Val::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Val::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Val::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Val::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Val::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Val::Float(f64::NAN),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
+        return Val::Str(text.to_string());
+    }
+    let plain: String = text.chars().filter(|c| *c != '_').collect();
+    if let Some(i) = parse_go_int(&plain) {
+        return match numbers {
+            Numbers::Native => Val::Int(i),
+            _ => Val::Float(i as f64),
+        };
+    }
+    if is_yaml_float(&plain) {
+        if let Ok(f) = plain.parse::<f64>() {
+            return Val::Float(f);
+        }
+    }
+    Val::Str(text.to_string())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`.
+pub fn parse_go_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        (16, r)
+    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+        (2, r)
+    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+        (8, r)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, &body[1..])
+    } else {
+        (10, body)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let mag = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if mag > (i64::MAX as u64) + 1 {
+            return None;
+        }
+        Some((mag as i64).wrapping_neg())
+    } else {
+        i64::try_from(mag).ok()
+    }
+}
+
+fn is_yaml_float(s: &str) -> bool {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let start = i;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let d = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    } else {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        let d = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn values() {
+        let m = parse_values("a: 1\nb: yes\nc: '1'\nd: 0755\ne: 1.5\nf: ~\ng: [1, x]\nh: &x {k: v}\ni:\n  <<: *x\n  j: 2\n").unwrap();
+        assert_eq!(m["a"], Val::Float(1.0));
+        assert_eq!(m["b"], Val::Bool(true));
+        assert_eq!(m["c"], Val::Str("1".into()));
+        assert_eq!(m["d"], Val::Float(493.0));
+        assert_eq!(m["f"], Val::Null);
+        assert_eq!(m["i"].as_map().unwrap()["k"], Val::Str("v".into()));
+        assert!(parse_values("").unwrap().is_empty());
+    }
+}
