@@ -1,0 +1,1 @@
+//! Apply layer (work in progress).
