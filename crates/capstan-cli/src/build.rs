@@ -1,0 +1,96 @@
+//! `capstan build`: render a cluster's units without touching any cluster.
+
+use std::path::PathBuf;
+
+use capstan_engine::{render_cluster, to_yaml};
+use capstan_units::{LoadOptions, NoCluster, UnitOutcome};
+use clap::Args;
+
+use crate::{cluster_path, open_repo, EXIT_FAILURE};
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The repository (a working tree).
+    #[arg(default_value = ".")]
+    pub repo: PathBuf,
+    /// The cluster: its state is read from clusters/<NAME>.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// The cluster directory inside the repository, instead of clusters/<NAME>.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// Print only this unit (NAME or NAMESPACE/NAME).
+    #[arg(long, short = 'u')]
+    pub unit: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "yaml", value_parser = ["yaml", "json"])]
+    pub output: String,
+}
+
+pub fn run(args: BuildArgs) -> Result<u8, String> {
+    let fs = open_repo(&args.repo)?;
+    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let render = render_cluster(&fs, &NoCluster, &opts);
+    let mut failed = false;
+    for e in &render.units.errors {
+        eprintln!("error: {e}");
+        failed = true;
+    }
+    for w in &render.units.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Err(e) = &render.plan {
+        eprintln!("error: {e}");
+        failed = true;
+    }
+    let order: Vec<&capstan_graph::UnitId> = match &render.plan {
+        Ok(p) => p.order.iter().collect(),
+        Err(_) => render.units.units.iter().map(UnitOutcome::id).collect(),
+    };
+    let mut found = args.unit.is_none();
+    let mut out = String::new();
+    let mut json_units = Vec::new();
+    for id in order {
+        if let Some(want) = &args.unit {
+            if want != &id.name && want != &format!("{}/{}", id.namespace, id.name) {
+                continue;
+            }
+            found = true;
+        }
+        match render.units.get(id) {
+            Some(UnitOutcome::Rendered(r)) => {
+                if args.output == "json" {
+                    json_units.push(serde_json::json!({"unit": id.to_string(), "objects": r.objects}));
+                } else if !r.objects.is_empty() {
+                    out.push_str(&format!("# Unit: {id}\n"));
+                    out.push_str(&to_yaml(&r.objects));
+                    if !out.ends_with('\n') {
+                        out.push('\n');
+                    }
+                    out.push_str("---\n");
+                }
+            }
+            Some(UnitOutcome::Failed { error, .. }) => {
+                eprintln!("error: {error}");
+                failed = true;
+            }
+            None => {}
+        }
+    }
+    if let Some(u) = &args.unit {
+        if !found {
+            let names: Vec<String> = render.units.units.iter().map(|u| u.id().name.clone()).collect();
+            let mut msg = format!("no unit named {u}");
+            if let Some(m) = capstan_units::did_you_mean(u, names.iter().map(String::as_str)) {
+                msg.push_str(&format!("\n  = hint: did you mean {m}?"));
+            }
+            return Err(msg);
+        }
+    }
+    if args.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&json_units).unwrap_or_default());
+    } else {
+        print!("{}", out.strip_suffix("---\n").unwrap_or(&out));
+    }
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}

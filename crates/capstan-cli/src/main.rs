@@ -1,0 +1,64 @@
+//! `capstan`: GitOps for fleets of Kubernetes clusters.
+//!
+//! Exit codes: 0 success; 1 drift found (`diff`); 2 failure (bad input, render or apply
+//! errors, usage errors).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod build;
+mod kustomize;
+
+/// Exit code for drift found by `capstan diff`.
+pub const EXIT_DRIFT: u8 = 1;
+/// Exit code for failures.
+pub const EXIT_FAILURE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "capstan", version, about = "GitOps for fleets of Kubernetes clusters", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the rendered objects of every unit of a cluster (no cluster needed).
+    Build(build::BuildArgs),
+    /// kustomize, natively.
+    Kustomize {
+        #[command(subcommand)]
+        command: kustomize::KustomizeCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Kustomize { command } => kustomize::run(command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The repository root and the cluster directory inside it.
+pub fn open_repo(path: &Path) -> Result<capstan_vfs::DiskFs, String> {
+    capstan_vfs::DiskFs::new(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `--cluster NAME` means `clusters/NAME` unless `--path` says otherwise.
+pub fn cluster_path(cluster: &Option<String>, path: &Option<PathBuf>) -> Result<String, String> {
+    match (path, cluster) {
+        (Some(p), _) => Ok(p.to_string_lossy().trim_start_matches("./").to_string()),
+        (None, Some(c)) => Ok(format!("clusters/{c}")),
+        (None, None) => Err("name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path".into()),
+    }
+}
