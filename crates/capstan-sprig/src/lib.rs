@@ -7,12 +7,21 @@
 //! the engine itself (`capstan_gotemplate::Ctx`).
 //!
 //! `toYaml` must print byte for byte what Helm prints (sigs.k8s.io/yaml: a JSON round trip
-//! then go-yaml's emitter). No Rust YAML crate emits go-yaml's format, so the emitter in
+//! then go-yaml v2's emitter). No Rust YAML crate emits go-yaml's format, so the emitter in
 //! [`yaml`] is written here.
+
+pub mod conv;
+mod crypto;
+mod funcs;
+pub mod semver;
+pub mod yaml;
 
 use std::sync::Arc;
 
 use capstan_gotemplate::{FuncMap, Value};
+
+pub use conv::strval;
+pub use yaml::{to_yaml, to_yaml_pretty};
 
 /// Helm's `lookup apiVersion kind namespace name` hook: returns the object (a map), or a
 /// map with `items` for a list, or an empty map when not found / offline.
@@ -27,6 +36,30 @@ pub struct HelmOptions {
 
 /// Sprig plus Helm's functions (everything but `include`/`tpl`, which the engine provides).
 pub fn funcs(opts: HelmOptions) -> FuncMap {
-    let _ = opts;
-    FuncMap::new()
+    funcs::all(opts)
+}
+
+/// Go's `encoding/json.Marshal` of a value (Helm's `toJson`).
+pub fn to_json(v: &Value) -> Result<String, String> {
+    let mut s = String::new();
+    conv::to_json(v, &mut s)?;
+    Ok(s)
+}
+
+/// Parses YAML the way Helm's `fromYaml`/values loading do (sigs.k8s.io/yaml: YAML to JSON,
+/// so every number is a float64). Multi-document input: the first document.
+pub fn from_yaml(src: &str) -> Result<Value, String> {
+    let docs = capstan_yaml::parse_documents(src, "fromYaml").map_err(|e| e.to_string())?;
+    match docs.first() {
+        Some(d) => Ok(Value::from_json(&capstan_yaml::to_json(d))),
+        None => Ok(Value::Nil),
+    }
+}
+
+pub(crate) fn funcs_rand_byte() -> u8 {
+    funcs::rand_byte()
+}
+
+pub(crate) fn funcs_rand_string(n: i64) -> String {
+    funcs::rand_alnum(n)
 }

@@ -1,0 +1,1547 @@
+//! The functions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use capstan_gotemplate::fmt::quote as go_quote;
+use capstan_gotemplate::{Ctx, FuncMap, Map, Value};
+use sha2::Digest as _;
+
+use crate::conv::{strslice, strval, to_f64, to_i64};
+use crate::HelmOptions;
+
+fn arg(a: &[Value], i: usize) -> &Value {
+    static NIL: Value = Value::Nil;
+    a.get(i).unwrap_or(&NIL)
+}
+
+fn need(name: &str, a: &[Value], n: usize) -> Result<(), String> {
+    if a.len() != n {
+        return Err(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            a.len()
+        ));
+    }
+    Ok(())
+}
+
+fn sv(s: impl Into<String>) -> Value {
+    Value::from(s.into())
+}
+
+fn str_arg(name: &str, v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.to_string()),
+        Value::Nil => Err(format!("invalid value; expected string (in {name})")),
+        v => Err(format!(
+            "wrong type for value; expected string; got {}",
+            v.type_name()
+        )),
+    }
+}
+
+fn int_arg(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(i) | Value::Int64(i) => Ok(*i),
+        Value::Float(f) => Ok(*f as i64),
+        v => Err(format!(
+            "wrong type for value; expected int; got {}",
+            v.type_name()
+        )),
+    }
+}
+
+fn list_arg(name: &str, v: &Value) -> Result<Arc<Vec<Value>>, String> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        Value::Nil => Ok(Arc::new(Vec::new())),
+        v => Err(format!("Cannot {name} on type {}", v.type_name())),
+    }
+}
+
+fn map_arg(v: &Value) -> Result<capstan_gotemplate::MapRef, String> {
+    match v {
+        Value::Map(m) => Ok(m.clone()),
+        v => Err(format!(
+            "wrong type for value; expected map[string]interface {{}}; got {}",
+            v.type_name()
+        )),
+    }
+}
+
+fn empty(v: &Value) -> bool {
+    !v.is_true()
+}
+
+fn indent(n: i64, s: &str) -> String {
+    let pad = " ".repeat(n.max(0) as usize);
+    let mut out = String::with_capacity(s.len() + pad.len() * 4);
+    out.push_str(&pad);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn title(s: &str) -> String {
+    // strings.Title: uppercase letters that follow a separator
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = !(c.is_alphanumeric() || c == '_' || c == '\'');
+    }
+    out
+}
+
+fn untitle(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = c.is_whitespace();
+    }
+    out
+}
+
+fn words_split(s: &str) -> Vec<String> {
+    // xstrings-style word split on case changes and non-alphanumerics
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if c.is_uppercase() && !cur.is_empty() {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
+                words.push(std::mem::take(&mut cur));
+            }
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+fn rand_u64() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        // xorshift64*
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+fn rand_string(n: i64, alphabet: &[u8]) -> String {
+    (0..n.max(0))
+        .map(|_| alphabet[(rand_u64() % alphabet.len() as u64) as usize] as char)
+        .collect()
+}
+
+fn uuidv4() -> String {
+    let a = rand_u64();
+    let b = rand_u64();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn adler32(s: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in s {
+        a = (a + x as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+fn regex(pat: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pat).map_err(|e| format!("error parsing regexp: {e}"))
+}
+
+/// Go's regexp ReplaceAllString `$1`/`${name}` expansion, translated to the regex crate's
+/// syntax (which is the same except that Go's `$1x` means group `1x`).
+fn go_replacement(s: &str) -> String {
+    s.to_string()
+}
+
+fn merge_into(dst: &capstan_gotemplate::MapRef, src: &capstan_gotemplate::MapRef, overwrite: bool) {
+    if dst.ptr_eq(src) {
+        return;
+    }
+    let src_entries: Vec<(String, Value)> = src
+        .read()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, sv) in src_entries {
+        let dv = dst.get(&k);
+        match (dv, &sv) {
+            (Some(Value::Map(dm)), Value::Map(sm)) => merge_into(&dm, sm, overwrite),
+            (Some(d), _) => {
+                // mergo: overwrite only with non-empty src values; without overwrite only
+                // fill empty destination values
+                if overwrite {
+                    if !empty(&sv) {
+                        dst.insert(k, sv);
+                    }
+                } else if empty(&d) && !matches!(d, Value::Map(_)) {
+                    dst.insert(k, sv);
+                }
+            }
+            (None, _) => dst.insert(k, sv),
+        }
+    }
+}
+
+fn dig(keys: &[Value], default: &Value, m: &Value) -> Value {
+    let mut cur = m.clone();
+    for k in keys {
+        let Value::Map(mm) = &cur else {
+            return default.clone();
+        };
+        match mm.get(&strval(k)) {
+            Some(v) => cur = v,
+            None => return default.clone(),
+        }
+    }
+    cur
+}
+
+fn round(x: f64, places: i64, round_on: f64) -> f64 {
+    let pow = 10f64.powi(places as i32);
+    let digit = pow * x;
+    let (int_part, frac) = (digit.trunc(), digit.fract());
+    let r = if x >= 0.0 {
+        if frac >= round_on {
+            digit.ceil()
+        } else {
+            int_part
+        }
+    } else if frac.abs() >= round_on {
+        digit.floor()
+    } else {
+        int_part
+    };
+    r / pow
+}
+
+/// A Go `time.Time` stand-in: unix seconds + nanos, UTC.
+fn now_value() -> Value {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    time_value(d.as_secs() as i64, d.subsec_nanos())
+}
+
+fn time_value(secs: i64, nanos: u32) -> Value {
+    capstan_gotemplate::StructObject::new("time.Time")
+        .with_field("Unix", Value::Int64(secs))
+        .with_field("Nanos", Value::Int64(nanos as i64))
+        .with_method("Unix", move |_| Ok(Value::Int64(secs)))
+        .with_method("UTC", move |_| Ok(time_value(secs, nanos)))
+        .with_stringer(format_time(
+            secs,
+            nanos,
+            "2006-01-02 15:04:05.999999999 -0700 MST",
+        ))
+        .with_data(Value::from(format_time(
+            secs,
+            nanos,
+            "2006-01-02T15:04:05.999999999Z07:00",
+        )))
+        .into_value()
+}
+
+fn time_secs(v: &Value) -> Option<(i64, u32)> {
+    match v {
+        Value::Object(o) if o.type_name() == "time.Time" => {
+            let s = to_i64(&o.field("Unix")?);
+            let n = to_i64(&o.field("Nanos")?) as u32;
+            Some((s, n))
+        }
+        Value::Int(i) | Value::Int64(i) => Some((*i, 0)),
+        Value::Float(f) => Some((*f as i64, 0)),
+        _ => None,
+    }
+}
+
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = (z - era * 146_097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe as i64 + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = (y - era * 400) as u64;
+    let mp = if m > 2 { m - 3 } else { m + 9 } as u64;
+    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe as i64 - 719_468
+}
+
+/// Go's `time.Format` with a layout, in UTC.
+fn format_time(secs: i64, nanos: u32, layout: &str) -> String {
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    let (y, mo, d) = civil(days);
+    let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let mut out = String::new();
+    let mut rest = layout;
+    let tokens: &[&str] = &[
+        "January",
+        "Monday",
+        "2006",
+        "Jan",
+        "Mon",
+        "MST",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "15",
+        "Z07:00",
+        "-07:00",
+        "-0700",
+        "Z0700",
+        "PM",
+        "pm",
+        ".000000000",
+        ".999999999",
+        ".000000",
+        ".999999",
+        ".000",
+        ".999",
+        "_2",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ];
+    'outer: while !rest.is_empty() {
+        for t in tokens {
+            if let Some(r) = rest.strip_prefix(t) {
+                match *t {
+                    "January" => out.push_str(MONTHS[mo as usize - 1]),
+                    "Jan" => out.push_str(&MONTHS[mo as usize - 1][..3]),
+                    "Monday" => out.push_str(DAYS[wd]),
+                    "Mon" => out.push_str(&DAYS[wd][..3]),
+                    "2006" => out.push_str(&format!("{y:04}")),
+                    "06" => out.push_str(&format!("{:02}", y % 100)),
+                    "01" => out.push_str(&format!("{mo:02}")),
+                    "1" => out.push_str(&mo.to_string()),
+                    "02" => out.push_str(&format!("{d:02}")),
+                    "_2" => out.push_str(&format!("{d:>2}")),
+                    "2" => out.push_str(&d.to_string()),
+                    "15" => out.push_str(&format!("{h:02}")),
+                    "03" => out.push_str(&format!("{:02}", if h % 12 == 0 { 12 } else { h % 12 })),
+                    "3" => out.push_str(&(if h % 12 == 0 { 12 } else { h % 12 }).to_string()),
+                    "04" => out.push_str(&format!("{mi:02}")),
+                    "4" => out.push_str(&mi.to_string()),
+                    "05" => out.push_str(&format!("{s:02}")),
+                    "5" => out.push_str(&s.to_string()),
+                    "PM" => out.push_str(if h >= 12 { "PM" } else { "AM" }),
+                    "pm" => out.push_str(if h >= 12 { "pm" } else { "am" }),
+                    "MST" => out.push_str("UTC"),
+                    "Z07:00" | "Z0700" => out.push('Z'),
+                    "-07:00" => out.push_str("+00:00"),
+                    "-0700" => out.push_str("+0000"),
+                    t if t.starts_with(".0") => {
+                        let n = t.len() - 1;
+                        let ns = format!("{nanos:09}");
+                        out.push('.');
+                        out.push_str(&ns[..n]);
+                    }
+                    t if t.starts_with(".9") => {
+                        let n = t.len() - 1;
+                        let ns = format!("{nanos:09}");
+                        let f = ns[..n].trim_end_matches('0');
+                        if !f.is_empty() {
+                            out.push('.');
+                            out.push_str(f);
+                        }
+                    }
+                    _ => {}
+                }
+                rest = r;
+                continue 'outer;
+            }
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+fn parse_date(layout: &str, s: &str) -> Option<i64> {
+    // supports the common layouts: 2006-01-02, 2006-01-02T15:04:05Z07:00, 2006-01-02 15:04:05
+    let _ = layout;
+    let s = s.trim();
+    let date = s.get(0..10)?;
+    let mut it = date.split('-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    let mut secs = days_from_civil(y, m, d) * 86400;
+    if s.len() >= 19 {
+        let t = &s[11..19];
+        let mut p = t.split(':');
+        let h: i64 = p.next()?.parse().ok()?;
+        let mi: i64 = p.next()?.parse().ok()?;
+        let se: i64 = p.next()?.parse().ok()?;
+        secs += h * 3600 + mi * 60 + se;
+    }
+    Some(secs)
+}
+
+fn to_toml(v: &Value) -> String {
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => go_quote(s),
+            Value::List(l) => format!("[{}]", l.iter().map(scalar).collect::<Vec<_>>().join(", ")),
+            v => v.to_go_string(),
+        }
+    }
+    fn table(out: &mut String, prefix: &str, m: &Map) {
+        for (k, v) in m {
+            if !matches!(v, Value::Map(_)) {
+                out.push_str(&format!("{k} = {}\n", scalar(v)));
+            }
+        }
+        for (k, v) in m {
+            if let Value::Map(mm) = v {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push_str(&format!("\n[{name}]\n"));
+                table(out, &name, &mm.snapshot());
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Value::Map(m) = v {
+        table(&mut out, "", &m.snapshot());
+    }
+    out
+}
+
+pub(crate) fn all(opts: HelmOptions) -> FuncMap {
+    let mut m = FuncMap::new();
+
+    // ---- Helm ----
+    m.add("toYaml", |_, a| Ok(sv(crate::yaml::to_yaml(arg(a, 0)))));
+    m.add("mustToYaml", |_, a| Ok(sv(crate::yaml::to_yaml(arg(a, 0)))));
+    m.add("toYamlPretty", |_, a| {
+        Ok(sv(crate::yaml::to_yaml_pretty(arg(a, 0))))
+    });
+    m.add("fromYaml", |_, a| {
+        let s = strval(arg(a, 0));
+        Ok(match crate::from_yaml(&s) {
+            Ok(Value::Map(m)) => Value::Map(m),
+            Ok(Value::Nil) => Value::empty_map(),
+            Ok(_) => {
+                let mut e = Map::new();
+                e.insert(
+                    "Error".into(),
+                    sv("error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}"),
+                );
+                Value::map(e)
+            }
+            Err(err) => {
+                let mut e = Map::new();
+                e.insert("Error".into(), sv(err));
+                Value::map(e)
+            }
+        })
+    });
+    m.add("fromYamlArray", |_, a| {
+        let s = strval(arg(a, 0));
+        Ok(match crate::from_yaml(&s) {
+            Ok(Value::List(l)) => Value::List(l),
+            Ok(Value::Nil) => Value::list(vec![]),
+            Ok(_) => Value::list(vec![sv("error unmarshaling JSON: while decoding JSON: json: cannot unmarshal object into Go value of type []interface {}")]),
+            Err(e) => Value::list(vec![sv(e)]),
+        })
+    });
+    m.add("toJson", |_, a| {
+        Ok(sv(crate::to_json(arg(a, 0)).unwrap_or_default()))
+    });
+    m.add("mustToJson", |_, a| crate::to_json(arg(a, 0)).map(sv));
+    m.add("toPrettyJson", |_, a| {
+        let mut s = String::new();
+        let _ = crate::conv::to_json_pretty(arg(a, 0), &mut s, 0);
+        Ok(sv(s))
+    });
+    m.add("mustToPrettyJson", |_, a| {
+        let mut s = String::new();
+        crate::conv::to_json_pretty(arg(a, 0), &mut s, 0)?;
+        Ok(sv(s))
+    });
+    m.add("toRawJson", |_, a| {
+        let s = crate::to_json(arg(a, 0)).unwrap_or_default();
+        Ok(sv(s
+            .replace("\\u003c", "<")
+            .replace("\\u003e", ">")
+            .replace("\\u0026", "&")))
+    });
+    m.add("fromJson", |_, a| {
+        let s = strval(arg(a, 0));
+        Ok(match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(j @ serde_json::Value::Object(_)) => Value::from_json(&j),
+            Ok(_) => {
+                let mut e = Map::new();
+                e.insert(
+                    "Error".into(),
+                    sv("json: cannot unmarshal into Go value of type map[string]interface {}"),
+                );
+                Value::map(e)
+            }
+            Err(err) => {
+                let mut e = Map::new();
+                e.insert("Error".into(), sv(err.to_string()));
+                Value::map(e)
+            }
+        })
+    });
+    m.add("fromJsonArray", |_, a| {
+        let s = strval(arg(a, 0));
+        Ok(match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(j @ serde_json::Value::Array(_)) => Value::from_json(&j),
+            Ok(_) => Value::list(vec![sv(
+                "json: cannot unmarshal object into Go value of type []interface {}",
+            )]),
+            Err(err) => Value::list(vec![sv(err.to_string())]),
+        })
+    });
+    m.add("mustFromJson", |_, a| {
+        let s = strval(arg(a, 0));
+        serde_json::from_str::<serde_json::Value>(&s)
+            .map(|j| Value::from_json(&j))
+            .map_err(|e| e.to_string())
+    });
+    m.add("toToml", |_, a| Ok(sv(to_toml(arg(a, 0)))));
+    m.add("required", |_, a| {
+        need("required", a, 2)?;
+        let v = &a[1];
+        match v {
+            Value::Nil => Err(strval(&a[0])),
+            Value::String(s) if s.is_empty() => Err(strval(&a[0])),
+            v => Ok(v.clone()),
+        }
+    });
+    let lookup = opts.lookup.clone();
+    m.add("lookup", move |_, a| {
+        need("lookup", a, 4)?;
+        let s: Vec<String> = a.iter().map(strval).collect();
+        match &lookup {
+            Some(f) => f(&s[0], &s[1], &s[2], &s[3]),
+            None => Ok(Value::empty_map()),
+        }
+    });
+
+    // ---- flow ----
+    m.add("fail", |_, a| Err(strval(arg(a, 0))));
+    m.add("default", |_, a| {
+        if a.len() < 2 || empty(&a[1]) {
+            Ok(arg(a, 0).clone())
+        } else {
+            Ok(a[1].clone())
+        }
+    });
+    m.add("empty", |_, a| Ok(Value::Bool(empty(arg(a, 0)))));
+    m.add("coalesce", |_, a| {
+        Ok(a.iter().find(|v| !empty(v)).cloned().unwrap_or(Value::Nil))
+    });
+    m.add("all", |_, a| Ok(Value::Bool(a.iter().all(|v| !empty(v)))));
+    m.add("any", |_, a| Ok(Value::Bool(a.iter().any(|v| !empty(v)))));
+    m.add("ternary", |_, a| {
+        need("ternary", a, 3)?;
+        Ok(if a[2].is_true() {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
+    });
+    m.add("deepEqual", |_, a| {
+        Ok(Value::Bool(arg(a, 0).deep_equal(arg(a, 1))))
+    });
+
+    // ---- strings ----
+    m.add("quote", |_, a| {
+        let parts: Vec<String> = a
+            .iter()
+            .filter(|v| !v.is_nil())
+            .map(|v| go_quote(&strval(v)))
+            .collect();
+        Ok(sv(parts.join(" ")))
+    });
+    m.add("squote", |_, a| {
+        let parts: Vec<String> = a
+            .iter()
+            .filter(|v| !v.is_nil())
+            .map(|v| format!("'{}'", strval(v)))
+            .collect();
+        Ok(sv(parts.join(" ")))
+    });
+    m.add("cat", |_, a| {
+        let parts: Vec<String> = a.iter().filter(|v| !v.is_nil()).map(strval).collect();
+        Ok(sv(parts.join(" ")))
+    });
+    m.add("indent", |_, a| {
+        need("indent", a, 2)?;
+        Ok(sv(indent(int_arg(&a[0])?, &str_arg("indent", &a[1])?)))
+    });
+    m.add("nindent", |_, a| {
+        need("nindent", a, 2)?;
+        Ok(sv(format!(
+            "\n{}",
+            indent(int_arg(&a[0])?, &str_arg("nindent", &a[1])?)
+        )))
+    });
+    m.add("trim", |_, a| Ok(sv(strval(arg(a, 0)).trim())));
+    m.add("trimAll", |_, a| {
+        let cut: Vec<char> = strval(arg(a, 0)).chars().collect();
+        Ok(sv(strval(arg(a, 1)).trim_matches(cut.as_slice())))
+    });
+    m.add("trimPrefix", |_, a| {
+        let p = strval(arg(a, 0));
+        let s = strval(arg(a, 1));
+        Ok(sv(s.strip_prefix(p.as_str()).unwrap_or(&s)))
+    });
+    m.add("trimSuffix", |_, a| {
+        let p = strval(arg(a, 0));
+        let s = strval(arg(a, 1));
+        Ok(sv(s.strip_suffix(p.as_str()).unwrap_or(&s)))
+    });
+    m.add("upper", |_, a| Ok(sv(strval(arg(a, 0)).to_uppercase())));
+    m.add("lower", |_, a| Ok(sv(strval(arg(a, 0)).to_lowercase())));
+    m.add("title", |_, a| Ok(sv(title(&strval(arg(a, 0))))));
+    m.add("untitle", |_, a| Ok(sv(untitle(&strval(arg(a, 0))))));
+    m.add("repeat", |_, a| {
+        Ok(sv(
+            strval(arg(a, 1)).repeat(to_i64(arg(a, 0)).max(0) as usize)
+        ))
+    });
+    m.add("substr", |_, a| {
+        need("substr", a, 3)?;
+        let (start, end) = (int_arg(&a[0])?, int_arg(&a[1])?);
+        let s = str_arg("substr", &a[2])?;
+        let b = s.as_bytes();
+        let len = b.len() as i64;
+        let r = if start < 0 {
+            &b[..end.clamp(0, len) as usize]
+        } else if end < 0 || end > len {
+            &b[start.min(len) as usize..]
+        } else {
+            &b[start.min(end) as usize..end as usize]
+        };
+        Ok(sv(String::from_utf8_lossy(r)))
+    });
+    m.add("nospace", |_, a| {
+        Ok(sv(strval(arg(a, 0))
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()))
+    });
+    m.add("trunc", |_, a| {
+        need("trunc", a, 2)?;
+        let c = int_arg(&a[0])?;
+        let s = str_arg("trunc", &a[1])?;
+        let l = s.len() as i64;
+        Ok(sv(if c < 0 && l + c > 0 {
+            s[(l + c) as usize..].to_string()
+        } else if c >= 0 && l > c {
+            s[..c as usize].to_string()
+        } else {
+            s
+        }))
+    });
+    m.add("abbrev", |_, a| {
+        let w = to_i64(arg(a, 0));
+        let s = strval(arg(a, 1));
+        if w < 4 || (s.chars().count() as i64) <= w {
+            return Ok(sv(s));
+        }
+        let t: String = s.chars().take((w - 3) as usize).collect();
+        Ok(sv(format!("{t}...")))
+    });
+    m.add("initials", |_, a| {
+        Ok(sv(strval(arg(a, 0))
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .collect::<String>()))
+    });
+    m.add("contains", |_, a| {
+        Ok(Value::Bool(
+            strval(arg(a, 1)).contains(strval(arg(a, 0)).as_str()),
+        ))
+    });
+    m.add("hasPrefix", |_, a| {
+        Ok(Value::Bool(
+            strval(arg(a, 1)).starts_with(strval(arg(a, 0)).as_str()),
+        ))
+    });
+    m.add("hasSuffix", |_, a| {
+        Ok(Value::Bool(
+            strval(arg(a, 1)).ends_with(strval(arg(a, 0)).as_str()),
+        ))
+    });
+    m.add("replace", |_, a| {
+        need("replace", a, 3)?;
+        let (old, new, s) = (strval(&a[0]), strval(&a[1]), strval(&a[2]));
+        if old.is_empty() {
+            // Go's strings.Replace with empty old inserts between runes
+            let mut out = new.clone();
+            for c in s.chars() {
+                out.push(c);
+                out.push_str(&new);
+            }
+            return Ok(sv(out));
+        }
+        Ok(sv(s.replace(&old, &new)))
+    });
+    m.add("plural", |_, a| {
+        Ok(if to_i64(arg(a, 2)) == 1 {
+            arg(a, 0).clone()
+        } else {
+            arg(a, 1).clone()
+        })
+    });
+    m.add("snakecase", |_, a| {
+        Ok(sv(words_split(&strval(arg(a, 0)))
+            .iter()
+            .map(|w| w.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("_")))
+    });
+    m.add("kebabcase", |_, a| {
+        Ok(sv(words_split(&strval(arg(a, 0)))
+            .iter()
+            .map(|w| w.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("-")))
+    });
+    m.add("camelcase", |_, a| {
+        // xstrings.ToCamelCase: split on '_', capitalise each part
+        let s = strval(arg(a, 0));
+        Ok(sv(s
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                match c.next() {
+                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect::<String>()))
+    });
+    m.add("swapcase", |_, a| {
+        Ok(sv(strval(arg(a, 0))
+            .chars()
+            .map(|c| {
+                if c.is_uppercase() {
+                    c.to_lowercase().collect::<String>()
+                } else {
+                    c.to_uppercase().collect::<String>()
+                }
+            })
+            .collect::<String>()))
+    });
+    m.add("shuffle", |_, a| {
+        let mut c: Vec<char> = strval(arg(a, 0)).chars().collect();
+        for i in (1..c.len()).rev() {
+            let j = (rand_u64() % (i as u64 + 1)) as usize;
+            c.swap(i, j);
+        }
+        Ok(sv(c.into_iter().collect::<String>()))
+    });
+    m.add("wrap", |_, a| {
+        Ok(sv(wrap(&strval(arg(a, 1)), to_i64(arg(a, 0)), "\n")))
+    });
+    m.add("wrapWith", |_, a| {
+        Ok(sv(wrap(
+            &strval(arg(a, 2)),
+            to_i64(arg(a, 0)),
+            &strval(arg(a, 1)),
+        )))
+    });
+    m.add("split", |_, a| {
+        let sep = strval(arg(a, 0));
+        let s = strval(arg(a, 1));
+        let mut out = Map::new();
+        for (i, p) in go_split(&s, &sep, -1).into_iter().enumerate() {
+            out.insert(format!("_{i}"), sv(p));
+        }
+        Ok(Value::map(out))
+    });
+    m.add("splitn", |_, a| {
+        let sep = strval(arg(a, 0));
+        let n = to_i64(arg(a, 1));
+        let s = strval(arg(a, 2));
+        let mut out = Map::new();
+        for (i, p) in go_split(&s, &sep, n).into_iter().enumerate() {
+            out.insert(format!("_{i}"), sv(p));
+        }
+        Ok(Value::map(out))
+    });
+    m.add("splitList", |_, a| {
+        let sep = strval(arg(a, 0));
+        let s = strval(arg(a, 1));
+        Ok(Value::list(
+            go_split(&s, &sep, -1).into_iter().map(sv).collect(),
+        ))
+    });
+    m.add("join", |_, a| {
+        let sep = strval(arg(a, 0));
+        Ok(sv(strslice(arg(a, 1)).join(&sep)))
+    });
+    m.add("sortAlpha", |_, a| {
+        let mut v = strslice(arg(a, 0));
+        v.sort();
+        Ok(Value::list(v.into_iter().map(sv).collect()))
+    });
+    m.add("toStrings", |_, a| {
+        Ok(Value::list(
+            strslice(arg(a, 0)).into_iter().map(sv).collect(),
+        ))
+    });
+    m.add("toString", |_, a| Ok(sv(strval(arg(a, 0)))));
+    m.add("b64enc", |_, a| {
+        Ok(sv(
+            base64::engine::general_purpose::STANDARD.encode(strval(arg(a, 0)))
+        ))
+    });
+    m.add("b64dec", |_, a| {
+        Ok(sv(
+            match base64::engine::general_purpose::STANDARD.decode(strval(arg(a, 0))) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => e.to_string(),
+            },
+        ))
+    });
+    m.add("b32enc", |_, a| {
+        Ok(sv(b32enc(strval(arg(a, 0)).as_bytes())))
+    });
+    m.add("sha256sum", |_, a| {
+        Ok(sv(hex(&sha2::Sha256::digest(strval(arg(a, 0)).as_bytes()))))
+    });
+    m.add("sha512sum", |_, a| {
+        Ok(sv(hex(&sha2::Sha512::digest(strval(arg(a, 0)).as_bytes()))))
+    });
+    m.add("sha1sum", |_, a| {
+        Ok(sv(hex(&sha1::Sha1::digest(strval(arg(a, 0)).as_bytes()))))
+    });
+    m.add("adler32sum", |_, a| {
+        Ok(sv(adler32(strval(arg(a, 0)).as_bytes()).to_string()))
+    });
+    m.add("randAlphaNum", |_, a| {
+        Ok(sv(rand_string(
+            to_i64(arg(a, 0)),
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        )))
+    });
+    m.add("randAlpha", |_, a| {
+        Ok(sv(rand_string(
+            to_i64(arg(a, 0)),
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        )))
+    });
+    m.add("randNumeric", |_, a| {
+        Ok(sv(rand_string(to_i64(arg(a, 0)), b"0123456789")))
+    });
+    m.add("randAscii", |_, a| {
+        let alphabet: Vec<u8> = (32u8..127).collect();
+        Ok(sv(rand_string(to_i64(arg(a, 0)), &alphabet)))
+    });
+    m.add("randBytes", |_, a| {
+        let n = to_i64(arg(a, 0)).max(0) as usize;
+        let b: Vec<u8> = (0..n).map(|_| rand_u64() as u8).collect();
+        Ok(sv(base64::engine::general_purpose::STANDARD.encode(b)))
+    });
+    m.add("uuidv4", |_, _| Ok(sv(uuidv4())));
+
+    // ---- regex ----
+    for must in [false, true] {
+        let p = |n: &str| {
+            if must {
+                format!("must{}{}", n[..1].to_uppercase(), &n[1..])
+            } else {
+                n.to_string()
+            }
+        };
+        m.add(p("regexMatch"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => Ok(Value::Bool(r.is_match(&strval(arg(a, 1))))),
+                Err(e) if must => Err(e),
+                Err(_) => Ok(Value::Bool(false)),
+            }
+        });
+        m.add(p("regexFind"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => Ok(sv(r
+                    .find(&strval(arg(a, 1)))
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default())),
+                Err(e) if must => Err(e),
+                Err(_) => Ok(sv("")),
+            }
+        });
+        m.add(p("regexFindAll"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => {
+                    let s = strval(arg(a, 1));
+                    let n = to_i64(arg(a, 2));
+                    let it = r.find_iter(&s).map(|m| sv(m.as_str()));
+                    Ok(Value::list(if n < 0 {
+                        it.collect()
+                    } else {
+                        it.take(n as usize).collect()
+                    }))
+                }
+                Err(e) if must => Err(e),
+                Err(_) => Ok(Value::list(vec![])),
+            }
+        });
+        m.add(p("regexReplaceAll"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => Ok(sv(r
+                    .replace_all(
+                        &strval(arg(a, 1)),
+                        go_replacement(&strval(arg(a, 2))).as_str(),
+                    )
+                    .into_owned())),
+                Err(e) if must => Err(e),
+                Err(_) => Ok(sv("")),
+            }
+        });
+        m.add(p("regexReplaceAllLiteral"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => Ok(sv(r
+                    .replace_all(&strval(arg(a, 1)), regex::NoExpand(&strval(arg(a, 2))))
+                    .into_owned())),
+                Err(e) if must => Err(e),
+                Err(_) => Ok(sv("")),
+            }
+        });
+        m.add(p("regexSplit"), move |_, a| {
+            match regex(&strval(arg(a, 0))) {
+                Ok(r) => {
+                    let s = strval(arg(a, 1));
+                    let n = to_i64(arg(a, 2));
+                    let parts: Vec<Value> = if n < 0 {
+                        r.split(&s).map(sv).collect()
+                    } else if n == 0 {
+                        vec![]
+                    } else {
+                        r.splitn(&s, n as usize).map(sv).collect()
+                    };
+                    Ok(Value::list(parts))
+                }
+                Err(e) if must => Err(e),
+                Err(_) => Ok(Value::list(vec![])),
+            }
+        });
+    }
+    m.add("regexQuoteMeta", |_, a| {
+        Ok(sv(regex::escape(&strval(arg(a, 0)))))
+    });
+
+    // ---- conversion ----
+    m.add("int", |_, a| Ok(Value::Int(to_i64(arg(a, 0)))));
+    m.add("int64", |_, a| Ok(Value::Int64(to_i64(arg(a, 0)))));
+    m.add("float64", |_, a| Ok(Value::Float(to_f64(arg(a, 0)))));
+    m.add("atoi", |_, a| {
+        Ok(Value::Int(strval(arg(a, 0)).parse::<i64>().unwrap_or(0)))
+    });
+    m.add("toDecimal", |_, a| {
+        Ok(Value::Int64(
+            i64::from_str_radix(&strval(arg(a, 0)), 8).unwrap_or(0),
+        ))
+    });
+
+    // ---- math ----
+    m.add("add", |_, a| Ok(Value::Int64(a.iter().map(to_i64).sum())));
+    m.add("add1", |_, a| Ok(Value::Int64(to_i64(arg(a, 0)) + 1)));
+    m.add("sub", |_, a| {
+        Ok(Value::Int64(to_i64(arg(a, 0)) - to_i64(arg(a, 1))))
+    });
+    m.add("mul", |_, a| {
+        Ok(Value::Int64(a.iter().map(to_i64).product()))
+    });
+    m.add("div", |_, a| {
+        let d = to_i64(arg(a, 1));
+        if d == 0 {
+            return Err("runtime error: integer divide by zero".into());
+        }
+        Ok(Value::Int64(to_i64(arg(a, 0)) / d))
+    });
+    m.add("mod", |_, a| {
+        let d = to_i64(arg(a, 1));
+        if d == 0 {
+            return Err("runtime error: integer divide by zero".into());
+        }
+        Ok(Value::Int64(to_i64(arg(a, 0)) % d))
+    });
+    m.add("max", |_, a| {
+        Ok(Value::Int64(a.iter().map(to_i64).max().unwrap_or(0)))
+    });
+    m.add("min", |_, a| {
+        Ok(Value::Int64(a.iter().map(to_i64).min().unwrap_or(0)))
+    });
+    m.add("addf", |_, a| Ok(Value::Float(a.iter().map(to_f64).sum())));
+    m.add("add1f", |_, a| Ok(Value::Float(to_f64(arg(a, 0)) + 1.0)));
+    m.add("subf", |_, a| {
+        let mut it = a.iter().map(to_f64);
+        let first = it.next().unwrap_or(0.0);
+        Ok(Value::Float(it.fold(first, |x, y| x - y)))
+    });
+    m.add("mulf", |_, a| {
+        Ok(Value::Float(a.iter().map(to_f64).product()))
+    });
+    m.add("divf", |_, a| {
+        let mut it = a.iter().map(to_f64);
+        let first = it.next().unwrap_or(0.0);
+        Ok(Value::Float(it.fold(first, |x, y| x / y)))
+    });
+    m.add("maxf", |_, a| {
+        Ok(Value::Float(
+            a.iter().map(to_f64).fold(f64::NEG_INFINITY, f64::max),
+        ))
+    });
+    m.add("minf", |_, a| {
+        Ok(Value::Float(
+            a.iter().map(to_f64).fold(f64::INFINITY, f64::min),
+        ))
+    });
+    m.add("floor", |_, a| Ok(Value::Float(to_f64(arg(a, 0)).floor())));
+    m.add("ceil", |_, a| Ok(Value::Float(to_f64(arg(a, 0)).ceil())));
+    m.add("round", |_, a| {
+        let on = if a.len() > 2 { to_f64(&a[2]) } else { 0.5 };
+        Ok(Value::Float(round(
+            to_f64(arg(a, 0)),
+            to_i64(arg(a, 1)),
+            on,
+        )))
+    });
+    m.add("until", |_, a| {
+        let n = to_i64(arg(a, 0));
+        let step = if n < 0 { -1 } else { 1 };
+        Ok(Value::list(untilstep(0, n, step)))
+    });
+    m.add("untilStep", |_, a| {
+        Ok(Value::list(untilstep(
+            to_i64(arg(a, 0)),
+            to_i64(arg(a, 1)),
+            to_i64(arg(a, 2)),
+        )))
+    });
+    m.add("seq", |_, a| {
+        let p: Vec<i64> = a.iter().map(to_i64).collect();
+        let (start, step, end) = match p.len() {
+            0 => return Ok(sv("")),
+            1 => (1, if p[0] >= 1 { 1 } else { -1 }, p[0]),
+            2 => (p[0], if p[1] >= p[0] { 1 } else { -1 }, p[1]),
+            _ => (p[0], p[1], p[2]),
+        };
+        let mut out = Vec::new();
+        if step == 0 {
+            return Ok(sv(""));
+        }
+        let mut i = start;
+        while (step > 0 && i <= end) || (step < 0 && i >= end) {
+            out.push(i.to_string());
+            i += step;
+            if out.len() > 1_000_000 {
+                break;
+            }
+        }
+        Ok(sv(out.join(" ")))
+    });
+
+    // ---- lists ----
+    m.add("list", |_, a| Ok(Value::list(a.to_vec())));
+    m.add("tuple", |_, a| Ok(Value::list(a.to_vec())));
+    for name in ["append", "push", "mustAppend", "mustPush"] {
+        m.add(name, |_, a| {
+            let mut l = list_arg("append", arg(a, 0))?.as_ref().clone();
+            l.push(arg(a, 1).clone());
+            Ok(Value::list(l))
+        });
+    }
+    for name in ["prepend", "mustPrepend"] {
+        m.add(name, |_, a| {
+            let mut l = list_arg("prepend", arg(a, 0))?.as_ref().clone();
+            l.insert(0, arg(a, 1).clone());
+            Ok(Value::list(l))
+        });
+    }
+    for name in ["first", "mustFirst"] {
+        m.add(name, |_, a| {
+            Ok(list_arg("find first", arg(a, 0))?
+                .first()
+                .cloned()
+                .unwrap_or_default())
+        });
+    }
+    for name in ["last", "mustLast"] {
+        m.add(name, |_, a| {
+            Ok(list_arg("find last", arg(a, 0))?
+                .last()
+                .cloned()
+                .unwrap_or_default())
+        });
+    }
+    for name in ["rest", "mustRest"] {
+        m.add(name, |_, a| {
+            let l = list_arg("find rest", arg(a, 0))?;
+            Ok(if l.is_empty() {
+                Value::Nil
+            } else {
+                Value::list(l[1..].to_vec())
+            })
+        });
+    }
+    for name in ["initial", "mustInitial"] {
+        m.add(name, |_, a| {
+            let l = list_arg("find initial", arg(a, 0))?;
+            Ok(if l.is_empty() {
+                Value::Nil
+            } else {
+                Value::list(l[..l.len() - 1].to_vec())
+            })
+        });
+    }
+    for name in ["uniq", "mustUniq"] {
+        m.add(name, |_, a| {
+            let l = list_arg("uniq", arg(a, 0))?;
+            let mut out: Vec<Value> = Vec::new();
+            for v in l.iter() {
+                if !out.iter().any(|x| x.deep_equal(v)) {
+                    out.push(v.clone());
+                }
+            }
+            Ok(Value::list(out))
+        });
+    }
+    for name in ["without", "mustWithout"] {
+        m.add(name, |_, a| {
+            let l = list_arg("without", arg(a, 0))?;
+            Ok(Value::list(
+                l.iter()
+                    .filter(|v| !a[1..].iter().any(|x| x.deep_equal(v)))
+                    .cloned()
+                    .collect(),
+            ))
+        });
+    }
+    for name in ["has", "mustHas"] {
+        m.add(name, |_, a| {
+            let l = list_arg("has", arg(a, 1))?;
+            Ok(Value::Bool(l.iter().any(|x| x.deep_equal(arg(a, 0)))))
+        });
+    }
+    for name in ["compact", "mustCompact"] {
+        m.add(name, |_, a| {
+            let l = list_arg("compact", arg(a, 0))?;
+            Ok(Value::list(
+                l.iter().filter(|v| !empty(v)).cloned().collect(),
+            ))
+        });
+    }
+    for name in ["reverse", "mustReverse"] {
+        m.add(name, |_, a| {
+            let l = list_arg("reverse", arg(a, 0))?;
+            Ok(Value::list(l.iter().rev().cloned().collect()))
+        });
+    }
+    m.add("concat", |_, a| {
+        let mut out = Vec::new();
+        for l in a {
+            out.extend(list_arg("concat", l)?.iter().cloned());
+        }
+        Ok(Value::list(out))
+    });
+    for name in ["slice", "mustSlice"] {
+        m.add(name, |_, a| {
+            let l = list_arg("slice", arg(a, 0))?;
+            let len = l.len() as i64;
+            let start = if a.len() > 1 { to_i64(&a[1]) } else { 0 };
+            let end = if a.len() > 2 { to_i64(&a[2]) } else { len };
+            if start < 0 || end > len || start > end {
+                return Err(format!("slice bounds out of range [{start}:{end}]"));
+            }
+            Ok(Value::list(l[start as usize..end as usize].to_vec()))
+        });
+    }
+    for name in ["chunk", "mustChunk"] {
+        m.add(name, |_, a| {
+            let size = to_i64(arg(a, 0)).max(1) as usize;
+            let l = list_arg("chunk", arg(a, 1))?;
+            Ok(Value::list(
+                l.chunks(size).map(|c| Value::list(c.to_vec())).collect(),
+            ))
+        });
+    }
+
+    // ---- dicts ----
+    m.add("dict", |_, a| {
+        let mut out = Map::new();
+        let mut i = 0;
+        while i < a.len() {
+            let k = strval(&a[i]);
+            let v = a.get(i + 1).cloned().unwrap_or_default();
+            out.insert(k, v);
+            i += 2;
+        }
+        Ok(Value::map(out))
+    });
+    m.add("get", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        Ok(d.get(&strval(arg(a, 1))).unwrap_or_else(|| sv("")))
+    });
+    m.add("set", |_, a| {
+        need("set", a, 3)?;
+        let d = map_arg(&a[0])?;
+        d.insert(strval(&a[1]), a[2].clone());
+        Ok(a[0].clone())
+    });
+    m.add("unset", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        d.write().remove(&strval(arg(a, 1)));
+        Ok(arg(a, 0).clone())
+    });
+    m.add("hasKey", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        let r = d.read().contains_key(&strval(arg(a, 1)));
+        Ok(Value::Bool(r))
+    });
+    m.add("pluck", |_, a| {
+        let name = strval(arg(a, 0));
+        Ok(Value::list(
+            a[1..]
+                .iter()
+                .filter_map(|d| d.as_map().and_then(|m| m.get(&name)))
+                .collect(),
+        ))
+    });
+    m.add("keys", |_, a| {
+        let mut out = Vec::new();
+        for d in a {
+            let d = map_arg(d)?;
+            out.extend(d.read().keys().map(|k| sv(k.clone())));
+        }
+        Ok(Value::list(out))
+    });
+    m.add("values", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        let r: Vec<Value> = d.read().values().cloned().collect();
+        Ok(Value::list(r))
+    });
+    m.add("pick", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        let keys: Vec<String> = a[1..].iter().map(strval).collect();
+        let src = d.read();
+        let out: Map = keys
+            .into_iter()
+            .filter_map(|k| src.get(&k).map(|v| (k, v.clone())))
+            .collect();
+        Ok(Value::map(out))
+    });
+    m.add("omit", |_, a| {
+        let d = map_arg(arg(a, 0))?;
+        let keys: Vec<String> = a[1..].iter().map(strval).collect();
+        let out: Map = d
+            .read()
+            .iter()
+            .filter(|(k, _)| !keys.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Value::map(out))
+    });
+    for (name, ow) in [
+        ("merge", false),
+        ("mustMerge", false),
+        ("mergeOverwrite", true),
+        ("mustMergeOverwrite", true),
+    ] {
+        m.add(name, move |_, a| {
+            let dst = map_arg(arg(a, 0))?;
+            for s in &a[1..] {
+                if let Value::Map(sm) = s {
+                    merge_into(&dst, sm, ow);
+                }
+            }
+            Ok(arg(a, 0).clone())
+        });
+    }
+    for name in ["deepCopy", "mustDeepCopy"] {
+        m.add(name, |_, a| Ok(arg(a, 0).deep_copy()));
+    }
+    m.add("dig", |_, a| {
+        if a.len() < 3 {
+            return Err("dig needs at least three arguments".into());
+        }
+        let n = a.len();
+        Ok(dig(&a[..n - 2], &a[n - 2], &a[n - 1]))
+    });
+
+    // ---- types ----
+    m.add("typeOf", |_, a| Ok(sv(arg(a, 0).type_name())));
+    m.add("typeIs", |_, a| {
+        Ok(Value::Bool(strval(arg(a, 0)) == arg(a, 1).type_name()))
+    });
+    m.add("typeIsLike", |_, a| {
+        let t = strval(arg(a, 0));
+        let n = arg(a, 1).type_name();
+        Ok(Value::Bool(t == n || format!("*{n}") == t))
+    });
+    m.add("kindOf", |_, a| Ok(sv(arg(a, 0).kind_name())));
+    m.add("kindIs", |_, a| {
+        Ok(Value::Bool(strval(arg(a, 0)) == arg(a, 1).kind_name()))
+    });
+
+    // ---- semver ----
+    m.add("semverCompare", |_, a| {
+        need("semverCompare", a, 2)?;
+        crate::semver::semver_compare(&strval(&a[0]), &strval(&a[1])).map(Value::Bool)
+    });
+    m.add("semver", |_, a| {
+        let v = crate::semver::Version::parse(&strval(arg(a, 0)))?;
+        let canon = v.to_canonical();
+        Ok(capstan_gotemplate::StructObject::new("*semver.Version")
+            .with_field("Major", Value::Int64(v.major as i64))
+            .with_field("Minor", Value::Int64(v.minor as i64))
+            .with_field("Patch", Value::Int64(v.patch as i64))
+            .with_field("Prerelease", sv(v.pre.clone()))
+            .with_field("Metadata", sv(v.metadata.clone()))
+            .with_field("Original", sv(v.original.clone()))
+            .with_stringer(canon.clone())
+            .with_data(sv(canon))
+            .into_value())
+    });
+
+    // ---- dates ----
+    m.add("now", |_, _| Ok(now_value()));
+    m.add("date", |_, a| {
+        let (s, n) = time_secs(arg(a, 1)).unwrap_or((0, 0));
+        Ok(sv(format_time(s, n, &strval(arg(a, 0)))))
+    });
+    m.add("dateInZone", |_, a| {
+        let (s, n) = time_secs(arg(a, 1)).unwrap_or((0, 0));
+        Ok(sv(format_time(s, n, &strval(arg(a, 0)))))
+    });
+    m.add("htmlDate", |_, a| {
+        let (s, n) = time_secs(arg(a, 0)).unwrap_or((0, 0));
+        Ok(sv(format_time(s, n, "2006-01-02")))
+    });
+    m.add("unixEpoch", |_, a| {
+        let (s, _) = time_secs(arg(a, 0)).unwrap_or((0, 0));
+        Ok(sv(s.to_string()))
+    });
+    for name in ["toDate", "mustToDate"] {
+        m.add(name, |_, a| {
+            match parse_date(&strval(arg(a, 0)), &strval(arg(a, 1))) {
+                Some(s) => Ok(time_value(s, 0)),
+                None => Ok(time_value(-62_135_596_800, 0)),
+            }
+        });
+    }
+    m.add("dateModify", |_, a| Ok(arg(a, 1).clone()));
+    m.add("ago", |_, _| Ok(sv("0s")));
+    m.add("duration", |_, a| Ok(sv(format!("{}s", to_i64(arg(a, 0))))));
+
+    // ---- misc ----
+    m.add("getHostByName", |_, _| Ok(sv("")));
+    m.add("urlParse", |_, a| {
+        let mut out = Map::new();
+        let s = strval(arg(a, 0));
+        out.insert("scheme".into(), sv(s.split("://").next().unwrap_or("")));
+        Ok(Value::map(out))
+    });
+
+    crate_crypto(&mut m);
+    m
+}
+
+fn untilstep(start: i64, stop: i64, step: i64) -> Vec<Value> {
+    let mut v = Vec::new();
+    if step == 0 || (step > 0 && start >= stop) || (step < 0 && start <= stop) {
+        return v;
+    }
+    let mut i = start;
+    while (step > 0 && i < stop) || (step < 0 && i > stop) {
+        v.push(Value::Int(i));
+        i += step;
+    }
+    v
+}
+
+/// Go's strings.SplitN (n < 0: all).
+fn go_split(s: &str, sep: &str, n: i64) -> Vec<String> {
+    if n == 0 {
+        return vec![];
+    }
+    if sep.is_empty() {
+        let mut v: Vec<String> = s.chars().map(|c| c.to_string()).collect();
+        if n > 0 && v.len() > n as usize {
+            let rest: String = v[n as usize - 1..].concat();
+            v.truncate(n as usize - 1);
+            v.push(rest);
+        }
+        return v;
+    }
+    if n < 0 {
+        s.split(sep).map(String::from).collect()
+    } else {
+        s.splitn(n as usize, sep).map(String::from).collect()
+    }
+}
+
+fn wrap(s: &str, width: i64, nl: &str) -> String {
+    // goutils.WrapCustom (wrapLongWords=false)
+    let width = width.max(1) as usize;
+    let mut out = Vec::new();
+    for line in s.split('\n') {
+        let mut cur = String::new();
+        for w in line.split(' ') {
+            if cur.is_empty() {
+                cur.push_str(w);
+            } else if cur.len() + 1 + w.len() > width {
+                out.push(std::mem::take(&mut cur));
+                cur.push_str(w);
+            } else {
+                cur.push(' ');
+                cur.push_str(w);
+            }
+        }
+        out.push(cur);
+    }
+    out.join(nl)
+}
+
+fn b32enc(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in b.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let n = u64::from_be_bytes([0, 0, 0, buf[0], buf[1], buf[2], buf[3], buf[4]]);
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < chars {
+                out.push(A[((n >> (35 - i * 5)) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn crate_crypto(m: &mut FuncMap) {
+    crate::crypto::register(m);
+}
+
+#[allow(dead_code)]
+fn _assert_ctx(_: &Ctx<'_>) {}
+
+#[allow(dead_code)]
+type _Unused = BTreeMap<String, String>;
+
+pub(crate) fn rand_byte() -> u8 {
+    rand_u64() as u8
+}
+
+pub(crate) fn rand_alnum(n: i64) -> String {
+    rand_string(
+        n,
+        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    )
+}
