@@ -1,0 +1,739 @@
+//! The build pipeline: kustomize's KustTarget (accumulate resources, components,
+//! generators, transformers; then hashes, name references and vars at the top).
+
+use std::path::{Path, PathBuf};
+
+use capstan_vfs::{join, normalize, FileSystem};
+use capstan_yaml::Node;
+
+use crate::error::{kerr, Result};
+use crate::fieldspec::TransformerConfig;
+use crate::kustfile::{self, Kustomization};
+use crate::resource::{Behavior, Resource};
+use crate::{
+    generators, json6902, nameref, order, replacements, smp, transformers, vars, BuildOptions,
+    LoadRestrictor, Reorder,
+};
+
+pub(crate) struct Ctx<'a> {
+    pub fs: &'a dyn FileSystem,
+    pub opts: &'a BuildOptions,
+    /// Directories being built (cycle detection).
+    pub stack: Vec<PathBuf>,
+}
+
+#[derive(Default)]
+pub(crate) struct Acc {
+    pub resources: Vec<Resource>,
+    pub config: TransformerConfig,
+    pub vars: Vec<Node>,
+}
+
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            resources: Vec::new(),
+            config: TransformerConfig::builtin(),
+            vars: Vec::new(),
+        }
+    }
+    pub fn append(&mut self, r: Resource) -> Result<()> {
+        let id = r.id();
+        if self.resources.iter().any(|x| x.id() == id) {
+            return Err(kerr!(
+                "may not add resource with an already registered id: {id}"
+            ));
+        }
+        self.resources.push(r);
+        Ok(())
+    }
+}
+
+pub(crate) fn build_resources(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+) -> Result<Vec<Resource>> {
+    let root = normalize(root);
+    if !fs.is_dir(&root) {
+        return Err(kerr!(
+            "must build at directory: not a valid directory: '{}'",
+            root.display()
+        ));
+    }
+    let k = kustfile::load(fs, &root)?;
+    if k.kind() == "Component" {
+        return Err(kerr!(
+            "expected kind != 'Component' for path '{}'",
+            root.display()
+        ));
+    }
+    let mut ctx = Ctx {
+        fs,
+        opts,
+        stack: vec![root.clone()],
+    };
+    let mut acc = Acc::new();
+    accumulate_target(&mut ctx, &k, &mut acc)?;
+    generators::add_hashes(&mut acc.resources)?;
+    nameref::fix(&mut acc.resources, &acc.config)?;
+    vars::resolve(&mut acc)?;
+    for r in acc.resources.iter_mut() {
+        transformers::strip_internal(&mut r.node);
+    }
+    let mut res = acc.resources;
+    let sort = k.get("sortOptions");
+    match (opts.reorder, sort) {
+        (Reorder::Legacy, _) => order::legacy_sort(&mut res, None),
+        (_, Some(so)) => {
+            let o = so.str_at(&["order"]).unwrap_or("");
+            match o {
+                "legacy" => order::legacy_sort(&mut res, so.get("legacySortOptions")),
+                "fifo" => {
+                    if so.get("legacySortOptions").is_some_and(|n| !n.is_null()) {
+                        return Err(kerr!("the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'"));
+                    }
+                }
+                _ => {
+                    return Err(kerr!(
+                        "the field 'sortOptions.order' must be one of [fifo, legacy]"
+                    ))
+                }
+            }
+        }
+        (Reorder::Unspecified, None) => order::legacy_sort(&mut res, None),
+        (Reorder::None, None) => {}
+    }
+    Ok(res)
+}
+
+pub(crate) fn check_file(ctx: &Ctx, dir: &Path, path: &Path) -> Result<()> {
+    if ctx.opts.load_restrictor == LoadRestrictor::RootOnly {
+        let real = ctx
+            .fs
+            .real_path(path)
+            .unwrap_or_else(|_| path.to_path_buf());
+        let rdir = ctx.fs.real_path(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if !real.starts_with(&rdir) {
+            return Err(kerr!(
+                "security; file '{}' is not in or below '{}'",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Read a file of the kustomization in `dir` (load restrictions applied).
+pub(crate) fn read_file(ctx: &Ctx, dir: &Path, rel: &str) -> Result<(PathBuf, String)> {
+    let path = join(dir, rel);
+    check_file(ctx, dir, &path)?;
+    if ctx.fs.is_dir(&path) {
+        return Err(kerr!("'{}' must resolve to a file", path.display()));
+    }
+    let text = ctx
+        .fs
+        .read_to_string(&path)
+        .map_err(|e| kerr!("{}: {e}", path.display()))?;
+    Ok((path, text))
+}
+
+/// Resources from YAML text (lists flattened, empty documents skipped).
+pub(crate) fn resources_from_text(text: &str, source: &str) -> Result<Vec<Resource>> {
+    let docs = capstan_yaml::parse_documents(text, source)?;
+    let mut out = Vec::new();
+    for d in docs {
+        push_doc(d, source, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn push_doc(d: Node, source: &str, out: &mut Vec<Resource>) -> Result<()> {
+    match d {
+        Node::Scalar(s) if s.is_null() => Ok(()),
+        Node::Mapping(ref m) if m.is_empty() => Ok(()),
+        Node::Mapping(_) => {
+            let kind = d.str_at(&["kind"]).unwrap_or("").to_string();
+            if kind.ends_with("List") {
+                if let Some(items) = d.get("items").and_then(|i| i.as_sequence()) {
+                    for it in items.clone() {
+                        push_doc(it, source, out)?;
+                    }
+                    return Ok(());
+                }
+            }
+            if kind.is_empty() {
+                return Err(kerr!(
+                    "{source}: missing Resource metadata: kind is required"
+                ));
+            }
+            out.push(Resource::new(d));
+            Ok(())
+        }
+        Node::Sequence(items) => {
+            for it in items {
+                push_doc(it, source, out)?;
+            }
+            Ok(())
+        }
+        Node::Scalar(_) => Err(kerr!("{source}: expected a YAML object, got a scalar")),
+    }
+}
+
+fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    for entry in k.strings("resources")? {
+        let path = join(&k.dir, &entry);
+        if ctx.fs.is_dir(&path) {
+            let sub = accumulate_directory(ctx, &path, false).map_err(|e| {
+                e.context(format!("accumulating resources from '{entry}'"))
+                    .context("accumulating resources")
+            })?;
+            for r in sub.resources {
+                acc.append(r)
+                    .map_err(|e| e.context("accumulating resources"))?;
+            }
+            acc.config.merge(&sub.config);
+            for v in sub.vars {
+                add_var(acc, v)?;
+            }
+        } else if ctx.fs.is_file(&path) {
+            check_file(ctx, &k.dir, &path).map_err(|e| {
+                e.context(format!("accumulating resources from '{entry}'"))
+                    .context("accumulating resources")
+            })?;
+            let text = ctx
+                .fs
+                .read_to_string(&path)
+                .map_err(|e| kerr!("{}: {e}", path.display()))?;
+            let rs = resources_from_text(&text, &path.display().to_string()).map_err(|e| {
+                e.context(format!("accumulating resources from '{entry}'"))
+                    .context("accumulating resources")
+            })?;
+            for r in rs {
+                acc.append(r)
+                    .map_err(|e| e.context("accumulating resources"))?;
+            }
+        } else if entry.contains("://")
+            || entry.starts_with("github.com/")
+            || entry.starts_with("git@")
+        {
+            return Err(kerr!("accumulating resources: accumulation err='accumulating resources from '{entry}': remote resources are not supported (no network)'"));
+        } else {
+            return Err(kerr!(
+                "accumulating resources: accumulation err='accumulating resources from '{entry}': open {}: no such file or directory': must build at directory: not a valid directory: evalsymlink failure on '{}' : lstat {}: no such file or directory",
+                path.display(),
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn add_var(acc: &mut Acc, v: Node) -> Result<()> {
+    let name = v.str_at(&["name"]).unwrap_or("").to_string();
+    if acc
+        .vars
+        .iter()
+        .any(|x| x.str_at(&["name"]) == Some(name.as_str()))
+    {
+        return Err(kerr!("var '{name}' already encountered"));
+    }
+    acc.vars.push(v);
+    Ok(())
+}
+
+fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Acc> {
+    if ctx.stack.iter().any(|d| d == dir) {
+        return Err(kerr!(
+            "cycle detected: '{}' is already being built",
+            dir.display()
+        ));
+    }
+    let k = kustfile::load(ctx.fs, dir)?;
+    if !component && k.kind() == "Component" {
+        return Err(kerr!(
+            "expected kind != 'Component' for path '{}'",
+            dir.display()
+        ));
+    }
+    ctx.stack.push(dir.to_path_buf());
+    let mut acc = Acc::new();
+    let r = accumulate_target(ctx, &k, &mut acc);
+    ctx.stack.pop();
+    r?;
+    Ok(acc)
+}
+
+pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    accumulate_resources(ctx, k, acc)?;
+    for c in k.strings("configurations")? {
+        let (path, text) = read_file(ctx, &k.dir, &c)?;
+        for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
+            let tc = TransformerConfig::from_node(&d)?;
+            acc.config.merge(&tc);
+        }
+    }
+    for c in k.strings("crds")? {
+        let (path, text) = read_file(ctx, &k.dir, &c)?;
+        nameref::config_from_crds(&text, &path.display().to_string(), &mut acc.config)?;
+    }
+    for c in k.strings("components")? {
+        let dir = join(&k.dir, &c);
+        if !ctx.fs.is_dir(&dir) {
+            return Err(kerr!(
+                "accumulating components: must build at directory: '{}'",
+                dir.display()
+            ));
+        }
+        let ck = kustfile::load(ctx.fs, &dir).map_err(|e| e.context("accumulating components"))?;
+        if ck.kind() != "Component" {
+            return Err(kerr!(
+                "accumulating components: accumulateDirectory: \"expected kind 'Component' for path '{}' but got '{}'\"",
+                dir.display(),
+                ck.kind()
+            ));
+        }
+        ctx.stack.push(dir.clone());
+        let r = accumulate_target(ctx, &ck, acc);
+        ctx.stack.pop();
+        r.map_err(|e| e.context("accumulating components"))?;
+    }
+    run_generators(ctx, k, acc)?;
+    run_transformers(ctx, k, acc)?;
+    for v in k.seq("vars").to_vec() {
+        add_var(acc, v)?;
+    }
+    Ok(())
+}
+
+fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let opts = k.get("generatorOptions").cloned();
+    let mut generated = Vec::new();
+    for g in k.seq("configMapGenerator") {
+        generated.push(generators::config_map(ctx, &k.dir, g, opts.as_ref())?);
+    }
+    for g in k.seq("secretGenerator") {
+        generated.push(generators::secret(ctx, &k.dir, g, opts.as_ref())?);
+    }
+    for r in generated {
+        merge_generated(acc, r)?;
+    }
+    for entry in k.seq("generators").to_vec() {
+        for cfg in plugin_configs(ctx, k, &entry)? {
+            let rs = generators::builtin_generator(ctx, &k.dir, &cfg)?;
+            for r in rs {
+                merge_generated(acc, r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn merge_generated(acc: &mut Acc, r: Resource) -> Result<()> {
+    match r.behavior {
+        Behavior::Create => acc.append(r),
+        Behavior::Merge | Behavior::Replace => {
+            let mut id = r.id();
+            id.namespace = r.namespace().to_string();
+            let idx: Vec<usize> = acc
+                .resources
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.matches_any_id(&id))
+                .map(|(i, _)| i)
+                .collect();
+            if idx.len() != 1 {
+                return Err(kerr!("id {} does not exist; cannot merge or replace", id));
+            }
+            let old = &mut acc.resources[idx[0]];
+            generators::merge_into(old, r);
+            Ok(())
+        }
+    }
+}
+
+/// Plugin configuration documents for a `generators`/`transformers` entry: a file path
+/// (possibly a directory with a kustomization) or an inline document.
+pub(crate) fn plugin_configs(ctx: &mut Ctx, k: &Kustomization, entry: &Node) -> Result<Vec<Node>> {
+    match entry {
+        Node::Scalar(s) => {
+            let path = join(&k.dir, &s.value);
+            if ctx.fs.is_dir(&path) {
+                let sub = accumulate_directory(ctx, &path, false)?;
+                return Ok(sub.resources.into_iter().map(|r| r.node).collect());
+            }
+            let (p, text) = read_file(ctx, &k.dir, &s.value)?;
+            Ok(
+                capstan_yaml::parse_documents(&text, &p.display().to_string())?
+                    .into_iter()
+                    .filter(|d| !d.is_null())
+                    .collect(),
+            )
+        }
+        Node::Mapping(_) => Ok(vec![entry.clone()]),
+        _ => Ok(vec![]),
+    }
+}
+
+pub(crate) fn accumulate_patches_only(
+    ctx: &mut Ctx,
+    k: &Kustomization,
+    acc: &mut Acc,
+) -> Result<()> {
+    for p in k.seq("patchesStrategicMerge").to_vec() {
+        let (text, src) = match &p {
+            Node::Scalar(s) => {
+                let path = join(&k.dir, &s.value);
+                if ctx.fs.is_file(&path) || !s.value.contains('\n') && !s.value.contains(':') {
+                    let (path, text) = read_file(ctx, &k.dir, &s.value)?;
+                    (text, path.display().to_string())
+                } else {
+                    (s.value.clone(), "patchesStrategicMerge".to_string())
+                }
+            }
+            other => (
+                capstan_yaml::emit_document(other),
+                "patchesStrategicMerge".to_string(),
+            ),
+        };
+        let docs: Vec<Node> = capstan_yaml::parse_documents(&text, &src)?
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .collect();
+        if docs.is_empty() {
+            return Err(kerr!("patch appears to be empty; {src}"));
+        }
+        for d in docs {
+            apply_smp_by_id(&mut acc.resources, &d)?;
+        }
+    }
+    for p in k.seq("patches").to_vec() {
+        apply_patch_entry(ctx, k, acc, &p)?;
+    }
+    Ok(())
+}
+
+fn run_transformers(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    accumulate_patches_only(ctx, k, acc)?;
+    transformers::namespace(k, acc)?;
+    transformers::prefix_suffix(k, acc)?;
+    transformers::labels(k, acc)?;
+    transformers::annotations(k, acc)?;
+    for p in k.seq("patchesJson6902").to_vec() {
+        let target = p.get("target").cloned().unwrap_or_else(Node::mapping);
+        let ops = if let Some(path) = p.str_at(&["path"]) {
+            let (path, text) = read_file(ctx, &k.dir, path)?;
+            json6902::parse_ops(&text, &path.display().to_string())?
+        } else if let Some(pt) = p.str_at(&["patch"]) {
+            json6902::parse_ops(pt, "patchesJson6902")?
+        } else {
+            return Err(kerr!("patchesJson6902 entry needs a path or a patch"));
+        };
+        let sel = Selector::from_node(&target)?;
+        for r in acc.resources.iter_mut() {
+            if sel.matches(r) {
+                apply_json6902(r, &ops)?;
+            }
+        }
+    }
+    transformers::replicas(k, acc)?;
+    transformers::images(k, acc)?;
+    for r in k.seq("replacements").to_vec() {
+        let cfgs = if let Some(path) = r.str_at(&["path"]) {
+            let (path, text) = read_file(ctx, &k.dir, path)?;
+            let mut v = Vec::new();
+            for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
+                match d {
+                    Node::Sequence(s) => v.extend(s),
+                    Node::Mapping(_) => v.push(d),
+                    _ => {}
+                }
+            }
+            v
+        } else {
+            vec![r.clone()]
+        };
+        for c in cfgs {
+            replacements::apply(&mut acc.resources, &c)?;
+        }
+    }
+    for entry in k.seq("transformers").to_vec() {
+        for cfg in plugin_configs(ctx, k, &entry)? {
+            transformers::builtin_transformer(ctx, k, acc, &cfg)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
+    let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
+    json6902::apply(&mut r.node, ops)
+        .map_err(|e| e.context(format!("failed to apply json patch to {}", r.id())))?;
+    r.note_name_change(&old_name, &old_ns);
+    Ok(())
+}
+
+fn apply_smp_to(r: &mut Resource, patch: &Node) -> Result<()> {
+    let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
+    let mut patch = patch.clone();
+    // The patch's own name/namespace don't rename the target.
+    if let Some(m) = patch.get_mut("metadata").and_then(|m| m.as_mapping_mut()) {
+        m.insert("name", Node::string(old_name.clone()));
+        if m.contains_key("namespace") {
+            m.insert("namespace", Node::string(old_ns.clone()));
+        }
+    }
+    if patch.get("kind").is_some() && patch.str_at(&["kind"]) != Some(r.kind()) {
+        if let Some(m) = patch.as_mapping_mut() {
+            m.insert("kind", Node::string(r.kind()));
+            m.insert("apiVersion", Node::string(r.api_version()));
+        }
+    }
+    smp::merge(&mut r.node, &patch)?;
+    r.note_name_change(&old_name, &old_ns);
+    if r.node.is_null() {
+        r.node = Node::null();
+    }
+    Ok(())
+}
+
+fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node) -> Result<()> {
+    let tmp = Resource::new(patch.clone());
+    let id = tmp.id();
+    let idx: Vec<usize> = resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.matches_any_id(&id))
+        .map(|(i, _)| i)
+        .collect();
+    if idx.len() != 1 {
+        if idx.is_empty() {
+            return Err(kerr!("no resource matches strategic merge patch \"{}\": no matches for Id {id}; failed to find unique target for patch {id}", id));
+        }
+        return Err(kerr!(
+            "multiple matches for Id {id}; failed to find unique target for patch {id}"
+        ));
+    }
+    if is_delete_patch(patch) {
+        resources.remove(idx[0]);
+        return Ok(());
+    }
+    apply_smp_to(&mut resources[idx[0]], patch)
+}
+
+fn is_delete_patch(p: &Node) -> bool {
+    p.str_at(&["$patch"]) == Some("delete")
+}
+
+fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) -> Result<()> {
+    let text = if let Some(path) = p.str_at(&["path"]) {
+        read_file(ctx, &k.dir, path)?.1
+    } else if let Some(pt) = p.str_at(&["patch"]) {
+        pt.to_string()
+    } else {
+        return Err(kerr!(
+            "{}: patches entry must have a path or a patch",
+            k.file.display()
+        ));
+    };
+    let docs: Vec<Node> = capstan_yaml::parse_documents(&text, "patch")?
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect();
+    if docs.is_empty() {
+        return Err(kerr!("patch appears to be empty"));
+    }
+    let is_json = matches!(docs.first(), Some(Node::Sequence(_)));
+    let target = p.get("target").filter(|t| !t.is_null());
+    if is_json {
+        let Some(target) = target else {
+            return Err(kerr!(
+                "unable to apply patch: must specify a target for patch"
+            ));
+        };
+        let ops = json6902::parse_ops(&text, "patch")?;
+        let sel = Selector::from_node(target)?;
+        for r in acc.resources.iter_mut() {
+            if sel.matches(r) {
+                apply_json6902(r, &ops)?;
+            }
+        }
+        return Ok(());
+    }
+    match target {
+        None => {
+            for d in docs {
+                apply_smp_by_id(&mut acc.resources, &d)?;
+            }
+        }
+        Some(t) => {
+            let sel = Selector::from_node(t)?;
+            let mut i = 0;
+            while i < acc.resources.len() {
+                if sel.matches(&acc.resources[i]) {
+                    if docs.iter().any(is_delete_patch) {
+                        acc.resources.remove(i);
+                        continue;
+                    }
+                    for d in &docs {
+                        apply_smp_to(&mut acc.resources[i], d)?;
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A patch target / replacement selector.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Selector {
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub kind: Option<regex::Regex>,
+    pub name: Option<regex::Regex>,
+    pub namespace: Option<regex::Regex>,
+    pub label_selector: Option<String>,
+    pub annotation_selector: Option<String>,
+}
+
+fn anchored(p: &str) -> Result<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| kerr!("invalid regex '{p}': {e}"))
+}
+
+impl Selector {
+    pub fn from_node(n: &Node) -> Result<Selector> {
+        let s = |k: &str| n.str_at(&[k]).filter(|v| !v.is_empty()).map(str::to_string);
+        let (mut group, mut version) = (s("group"), s("version"));
+        if let Some(av) = s("apiVersion") {
+            let (g, v) = crate::resource::split_api_version(&av);
+            group = Some(g);
+            version = Some(v);
+        }
+        Ok(Selector {
+            group,
+            version,
+            kind: s("kind").map(|k| anchored(&k)).transpose()?,
+            name: s("name").map(|k| anchored(&k)).transpose()?,
+            namespace: s("namespace").map(|k| anchored(&k)).transpose()?,
+            label_selector: s("labelSelector"),
+            annotation_selector: s("annotationSelector"),
+        })
+    }
+    pub fn matches(&self, r: &Resource) -> bool {
+        let (g, v) = crate::resource::split_api_version(r.api_version());
+        if let Some(x) = &self.group {
+            if *x != g {
+                return false;
+            }
+        }
+        if let Some(x) = &self.version {
+            if *x != v {
+                return false;
+            }
+        }
+        if let Some(k) = &self.kind {
+            if !k.is_match(r.kind()) && !k.is_match(&r.orig_kind) {
+                return false;
+            }
+        }
+        let orig = r.orig_id();
+        if let Some(n) = &self.name {
+            if !n.is_match(r.name()) && !n.is_match(&orig.name) {
+                return false;
+            }
+        }
+        if let Some(ns) = &self.namespace {
+            let eff = |s: &str| {
+                if s.is_empty() {
+                    "default".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            if !ns.is_match(&eff(r.namespace()))
+                && !ns.is_match(&eff(&orig.namespace))
+                && !ns.is_match(r.namespace())
+            {
+                return false;
+            }
+        }
+        if let Some(ls) = &self.label_selector {
+            if !match_label_selector(ls, r.labels()) {
+                return false;
+            }
+        }
+        if let Some(ls) = &self.annotation_selector {
+            if !match_label_selector(ls, r.annotations()) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Kubernetes label selector syntax (`a=b,c!=d,e in (f,g),!h,i`).
+pub(crate) fn match_label_selector(sel: &str, labels: Option<&capstan_yaml::Mapping>) -> bool {
+    let get = |k: &str| labels.and_then(|m| m.get(k)).and_then(|v| v.as_str());
+    // split on commas not inside parentheses
+    let mut terms = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for c in sel.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                cur.push(c)
+            }
+            ')' => {
+                depth -= 1;
+                cur.push(c)
+            }
+            ',' if depth == 0 => terms.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    terms.push(cur);
+    for t in terms {
+        let t = t.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let ok = if let Some((k, v)) = t.split_once("!=") {
+            get(k.trim()) != Some(v.trim())
+        } else if let Some((k, v)) = t.split_once("==") {
+            get(k.trim()) == Some(v.trim())
+        } else if let Some((k, v)) = t.split_once('=') {
+            get(k.trim()) == Some(v.trim())
+        } else if let Some(k) = t.strip_prefix('!') {
+            get(k.trim()).is_none()
+        } else if let Some((k, rest)) = t.split_once(" notin ") {
+            let vals: Vec<&str> = rest
+                .trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(str::trim)
+                .collect();
+            get(k.trim()).is_none_or(|v| !vals.contains(&v))
+        } else if let Some((k, rest)) = t.split_once(" in ") {
+            let vals: Vec<&str> = rest
+                .trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(str::trim)
+                .collect();
+            get(k.trim()).is_some_and(|v| vals.contains(&v))
+        } else {
+            get(t).is_some()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}

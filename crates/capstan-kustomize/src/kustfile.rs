@@ -1,0 +1,110 @@
+//! Finding and reading kustomization files.
+
+use std::path::{Path, PathBuf};
+
+use capstan_vfs::FileSystem;
+use capstan_yaml::Node;
+
+use crate::error::{kerr, Result};
+
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// A parsed kustomization (or component) and where it lives.
+#[derive(Debug, Clone)]
+pub struct Kustomization {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub node: Node,
+}
+
+impl Kustomization {
+    pub fn kind(&self) -> &str {
+        self.node.str_at(&["kind"]).unwrap_or("Kustomization")
+    }
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.node.get(key).filter(|n| !n.is_null())
+    }
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|n| n.as_str())
+    }
+    /// A list of strings (`resources`, `components`, ...).
+    pub fn strings(&self, key: &str) -> Result<Vec<String>> {
+        match self.get(key) {
+            None => Ok(vec![]),
+            Some(Node::Sequence(s)) => Ok(s
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()),
+            Some(_) => Err(kerr!(
+                "{}: field '{key}' must be a list of strings",
+                self.file.display()
+            )),
+        }
+    }
+    pub fn seq(&self, key: &str) -> &[Node] {
+        match self.get(key) {
+            Some(Node::Sequence(s)) => s,
+            _ => &[],
+        }
+    }
+}
+
+/// Load the kustomization in `dir`.
+pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
+    let found: Vec<PathBuf> = FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| fs.is_file(p))
+        .collect();
+    if found.len() > 1 {
+        return Err(kerr!(
+            "Found multiple kustomization files under: {}",
+            dir.display()
+        ));
+    }
+    let Some(file) = found.into_iter().next() else {
+        return Err(kerr!(
+            "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory '{}'",
+            dir.display()
+        ));
+    };
+    let text = fs
+        .read_to_string(&file)
+        .map_err(|e| kerr!("{}: {e}", file.display()))?;
+    let docs = capstan_yaml::parse_documents(&text, &file.display().to_string())?;
+    let mut node = docs
+        .into_iter()
+        .find(|d| !d.is_null())
+        .unwrap_or_else(Node::mapping);
+    if !matches!(node, Node::Mapping(_)) {
+        return Err(kerr!("{}: kustomization must be a mapping", file.display()));
+    }
+    fix_legacy(&mut node);
+    Ok(Kustomization {
+        dir: dir.to_path_buf(),
+        file,
+        node,
+    })
+}
+
+/// kustomize's `FixKustomization`: move deprecated fields to their successors.
+fn fix_legacy(node: &mut Node) {
+    let m = node.as_mapping_mut().unwrap();
+    if let Some(Node::Sequence(bases)) = m.remove("bases") {
+        let res = m.entry_or_insert_with("resources", || Node::Sequence(vec![]));
+        if res.is_null() {
+            *res = Node::Sequence(vec![]);
+        }
+        if let Some(s) = res.as_sequence_mut() {
+            s.extend(bases);
+        }
+    }
+    if let Some(tags) = m.remove("imageTags") {
+        if let Some(t) = tags.as_sequence() {
+            let images = m.entry_or_insert_with("images", || Node::Sequence(vec![]));
+            if let Some(s) = images.as_sequence_mut() {
+                s.extend(t.iter().cloned());
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Name reference fix-ups (kustomize's nameReference transformer, run once at the end).
+
+use capstan_yaml::Node;
+
+use crate::error::{kerr, Result};
+use crate::fieldspec::{apply_path, TransformerConfig};
+use crate::resource::{is_cluster_scoped, Resource};
+
+struct Cand {
+    names: Vec<(String, String)>,
+    name: String,
+    ns: String,
+    id: String,
+}
+
+fn eff(ns: &str) -> &str {
+    if ns.is_empty() {
+        "default"
+    } else {
+        ns
+    }
+}
+
+/// Find the one candidate named `v` (in namespace `ns` if given).
+fn select<'a>(
+    cands: &'a [Cand],
+    v: &str,
+    ns: Option<&str>,
+    cluster: bool,
+) -> Result<Option<&'a Cand>> {
+    let matching: Vec<&Cand> = cands
+        .iter()
+        .filter(|c| c.names.iter().any(|(n, _)| n == v))
+        .collect();
+    if matching.is_empty() {
+        return Ok(None);
+    }
+    let filtered: Vec<&Cand> = if cluster {
+        matching.clone()
+    } else {
+        match ns {
+            Some(ns) => matching
+                .iter()
+                .copied()
+                .filter(|c| {
+                    c.names.iter().any(|(n, cns)| n == v && eff(cns) == eff(ns))
+                        || eff(&c.ns) == eff(ns)
+                })
+                .collect(),
+            None => matching.clone(),
+        }
+    };
+    match filtered.len() {
+        0 => Ok(None),
+        1 => Ok(Some(filtered[0])),
+        _ => {
+            // Prefer candidates whose current name is still v (not renamed) only if unique.
+            let ids: Vec<String> = filtered.iter().map(|c| c.id.clone()).collect();
+            Err(kerr!(
+                "found multiple possible referrals: {}",
+                ids.join(", ")
+            ))
+        }
+    }
+}
+
+pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()> {
+    for nr in &config.name_reference {
+        let cands: Vec<Cand> = resources
+            .iter()
+            .filter(|r| r.kind() == nr.kind && (nr.group.is_empty() || r.group() == nr.group))
+            .map(|r| Cand {
+                names: r.all_names(),
+                name: r.name().to_string(),
+                ns: r.namespace().to_string(),
+                id: r.id().to_string(),
+            })
+            .collect();
+        if cands.is_empty()
+            || cands
+                .iter()
+                .all(|c| c.names.iter().all(|(n, ns)| *n == c.name && *ns == c.ns))
+        {
+            continue;
+        }
+        let ref_cluster = is_cluster_scoped(&nr.kind);
+        for r in resources.iter_mut() {
+            let referrer_ns = r.namespace().to_string();
+            let referrer_cluster = is_cluster_scoped(r.kind());
+            let role_kind = r.node.str_at(&["roleRef", "kind"]).map(str::to_string);
+            for fs in &nr.field_specs {
+                if !fs.matches(r) {
+                    continue;
+                }
+                if fs.path == ["roleRef", "name"] && role_kind.as_deref() != Some(nr.kind.as_str())
+                {
+                    continue;
+                }
+                let ns_filter = if referrer_cluster {
+                    None
+                } else {
+                    Some(referrer_ns.as_str())
+                };
+                let mut err = None;
+                apply_path(&mut r.node, &fs.path, false, &mut |n| {
+                    match n {
+                        Node::Scalar(s) if !s.is_null() => {
+                            match select(&cands, &s.value, ns_filter, ref_cluster) {
+                                Ok(Some(c)) => *n = Node::string(c.name.clone()),
+                                Ok(None) => {}
+                                Err(e) => err = Some(e),
+                            }
+                        }
+                        Node::Mapping(m) => {
+                            // subjects / webhook service: {kind?, name, namespace}
+                            if let Some(k) = m.get("kind").and_then(|k| k.as_str()) {
+                                if k != nr.kind {
+                                    return Ok(());
+                                }
+                            }
+                            let Some(name) =
+                                m.get("name").and_then(|v| v.as_str()).map(str::to_string)
+                            else {
+                                return Ok(());
+                            };
+                            let ns = m
+                                .get("namespace")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_string);
+                            let filt = ns.as_deref().or(ns_filter);
+                            match select(&cands, &name, filt, ref_cluster) {
+                                Ok(Some(c)) => {
+                                    m.insert("name", Node::string(c.name.clone()));
+                                    if ns.is_some() && !c.ns.is_empty() {
+                                        m.insert("namespace", Node::string(c.ns.clone()));
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(e) => err = Some(e),
+                            }
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Name references declared by CRD schemas (`x-kubernetes-object-ref-*`); not supported
+/// beyond parsing the files.
+pub fn config_from_crds(text: &str, source: &str, _config: &mut TransformerConfig) -> Result<()> {
+    capstan_yaml::parse_documents(text, source)?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Resources and their ids.
+
+use std::fmt;
+
+use capstan_yaml::{Mapping, Node};
+
+/// A resource id as kustomize prints it: `Kind.version.group/name.namespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ResId {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+impl fmt::Display for ResId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = if self.version.is_empty() {
+            "[noVer]"
+        } else {
+            &self.version
+        };
+        let g = if self.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.group
+        };
+        let ns = if self.namespace.is_empty() {
+            "[noNs]"
+        } else {
+            &self.namespace
+        };
+        write!(f, "{}.{}.{}/{}.{}", self.kind, v, g, self.name, ns)
+    }
+}
+
+impl ResId {
+    pub fn gvk_string(&self) -> String {
+        let v = if self.version.is_empty() {
+            "[noVer]"
+        } else {
+            &self.version
+        };
+        let g = if self.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.group
+        };
+        format!("{}.{}.{}", self.kind, v, g)
+    }
+}
+
+/// What a generated resource does to an existing one of the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behavior {
+    #[default]
+    Create,
+    Merge,
+    Replace,
+}
+
+/// One resource with kustomize's bookkeeping: its original id and name history (for
+/// name reference fix-ups and patch targeting) and generator options.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub node: Node,
+    /// (name, namespace) before each rename, oldest first.
+    pub(crate) prev: Vec<(String, String)>,
+    pub(crate) orig_kind: String,
+    pub(crate) behavior: Behavior,
+    pub(crate) needs_hash: bool,
+    /// Names of kustomizations this resource passed through don't matter; the root
+    /// directory it was loaded in does for `configurations`.
+    pub(crate) generated: bool,
+}
+
+pub fn split_api_version(av: &str) -> (String, String) {
+    match av.rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), av.to_string()),
+    }
+}
+
+impl Resource {
+    pub fn new(node: Node) -> Resource {
+        let orig_kind = node.str_at(&["kind"]).unwrap_or("").to_string();
+        Resource {
+            node,
+            prev: Vec::new(),
+            orig_kind,
+            behavior: Behavior::Create,
+            needs_hash: false,
+            generated: false,
+        }
+    }
+    pub fn kind(&self) -> &str {
+        self.node.str_at(&["kind"]).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.node.str_at(&["apiVersion"]).unwrap_or("")
+    }
+    pub fn group(&self) -> String {
+        split_api_version(self.api_version()).0
+    }
+    pub fn name(&self) -> &str {
+        self.node.str_at(&["metadata", "name"]).unwrap_or("")
+    }
+    pub fn namespace(&self) -> &str {
+        self.node.str_at(&["metadata", "namespace"]).unwrap_or("")
+    }
+    pub fn id(&self) -> ResId {
+        let (group, version) = split_api_version(self.api_version());
+        ResId {
+            group,
+            version,
+            kind: self.kind().to_string(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
+    }
+    /// The id the resource was loaded with.
+    pub fn orig_id(&self) -> ResId {
+        let mut id = self.id();
+        id.kind = self.orig_kind.clone();
+        if let Some((n, ns)) = self.prev.first() {
+            id.name = n.clone();
+            id.namespace = ns.clone();
+        }
+        id
+    }
+    /// All (name, namespace) pairs this resource had, oldest first, current last.
+    pub fn all_names(&self) -> Vec<(String, String)> {
+        let mut v = self.prev.clone();
+        v.push((self.name().to_string(), self.namespace().to_string()));
+        v
+    }
+    fn record(&mut self) {
+        let cur = (self.name().to_string(), self.namespace().to_string());
+        self.prev.push(cur);
+    }
+    pub fn set_name(&mut self, name: &str) {
+        if name == self.name() {
+            return;
+        }
+        self.record();
+        self.node
+            .ensure_mapping_path(&["metadata"])
+            .insert("name", Node::string(name));
+    }
+    pub fn set_namespace(&mut self, ns: &str) {
+        if ns == self.namespace() {
+            return;
+        }
+        self.record();
+        self.node
+            .ensure_mapping_path(&["metadata"])
+            .insert("namespace", Node::string(ns));
+    }
+    /// Record the current id as a previous one (before a patch may change it).
+    pub fn note_name_change(&mut self, old_name: &str, old_ns: &str) {
+        if old_name != self.name() || old_ns != self.namespace() {
+            self.prev.push((old_name.to_string(), old_ns.to_string()));
+        }
+    }
+    pub fn labels(&self) -> Option<&Mapping> {
+        self.node.get_path(&["metadata", "labels"])?.as_mapping()
+    }
+    pub fn annotations(&self) -> Option<&Mapping> {
+        self.node
+            .get_path(&["metadata", "annotations"])?
+            .as_mapping()
+    }
+    /// Whether an id (kind/group/version/name/namespace) names this resource now or
+    /// before (kustomize's `GetMatchingResourcesByAnyId` with `Equals`).
+    pub fn matches_any_id(&self, id: &ResId) -> bool {
+        let me = self.id();
+        if id.kind != me.kind && id.kind != self.orig_kind {
+            return false;
+        }
+        if !id.group.is_empty() && id.group != me.group {
+            return false;
+        }
+        if !id.version.is_empty() && !me.version.is_empty() && id.version != me.version {
+            return false;
+        }
+        let ns_eq = |a: &str, b: &str| {
+            let a = if a.is_empty() { "default" } else { a };
+            let b = if b.is_empty() { "default" } else { b };
+            a == b
+        };
+        self.all_names()
+            .iter()
+            .any(|(n, ns)| *n == id.name && ns_eq(ns, &id.namespace))
+    }
+}
+
+/// Cluster-scoped kinds of the builtin schema (the namespace transformer skips them).
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Namespace"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "CustomResourceDefinition"
+            | "PersistentVolume"
+            | "StorageClass"
+            | "PriorityClass"
+            | "ValidatingWebhookConfiguration"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "MutatingAdmissionPolicy"
+            | "MutatingAdmissionPolicyBinding"
+            | "APIService"
+            | "Node"
+            | "ComponentStatus"
+            | "CertificateSigningRequest"
+            | "IngressClass"
+            | "RuntimeClass"
+            | "CSIDriver"
+            | "CSINode"
+            | "VolumeAttachment"
+            | "PodSecurityPolicy"
+            | "TokenReview"
+            | "SelfSubjectAccessReview"
+            | "SelfSubjectRulesReview"
+            | "SubjectAccessReview"
+            | "FlowSchema"
+            | "PriorityLevelConfiguration"
+            | "StorageVersion"
+            | "ClusterTrustBundle"
+            | "DeviceClass"
+            | "IPAddress"
+            | "ServiceCIDR"
+    )
+}

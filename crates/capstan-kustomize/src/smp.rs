@@ -1,0 +1,300 @@
+//! Strategic merge patch over [`capstan_yaml::Node`], as kustomize (kyaml merge2) applies
+//! it: maps merge recursively, `null` deletes, lists of objects merge by their merge key
+//! (Kubernetes' `patchMergeKey`, or the associative keys kyaml infers for unknown types),
+//! other lists are replaced; directives `$patch: delete|replace|merge`,
+//! `$setElementOrder/<field>`, `$retainKeys`, `$deleteFromPrimitiveList/<field>`.
+
+use capstan_yaml::{Mapping, Node};
+
+use crate::error::Result;
+
+/// The associative keys kyaml tries, in order, for lists without a schema.
+const ASSOCIATIVE_KEYS: [&str; 7] = [
+    "mountPath",
+    "devicePath",
+    "ip",
+    "type",
+    "topologyKey",
+    "name",
+    "containerPort",
+];
+
+/// Lists of primitives that Kubernetes merges (patchStrategy: merge) rather than replaces.
+const MERGED_PRIMITIVE_LISTS: [&str; 1] = ["finalizers"];
+
+/// The merge key of the list at `field` given the elements of both sides.
+#[allow(clippy::collapsible_match)]
+pub fn merge_key(field: &str, dst: &[Node], patch: &[Node]) -> Option<&'static str> {
+    let all_maps = dst
+        .iter()
+        .chain(patch.iter())
+        .all(|n| matches!(n, Node::Mapping(_)));
+    if !all_maps {
+        return None;
+    }
+    let has = |k: &str| {
+        dst.iter()
+            .chain(patch.iter())
+            .filter(|n| n.str_at(&["$patch"]).is_none() || n.get(k).is_some())
+            .all(|n| n.get(k).is_some())
+    };
+    match field {
+        "ports" => {
+            if has("containerPort") {
+                return Some("containerPort");
+            }
+            if has("port") {
+                return Some("port");
+            }
+        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets" => {
+            if has("name") {
+                return Some("name");
+            }
+        }
+        "volumeMounts" => return Some("mountPath"),
+        "volumeDevices" => return Some("devicePath"),
+        "hostAliases" => return Some("ip"),
+        "conditions" => return Some("type"),
+        "topologySpreadConstraints" => return Some("topologyKey"),
+        // Atomic lists in the Kubernetes schema.
+        "args" | "command" | "tolerations" | "envFrom" | "subjects" | "rules" | "webhooks"
+        | "egress" | "ingress" => return None,
+        _ => {}
+    }
+    ASSOCIATIVE_KEYS.into_iter().find(|&k| has(k))
+}
+
+/// Apply `patch` to `dst` in place. A top-level `$patch: delete` makes `dst` null.
+pub fn merge(dst: &mut Node, patch: &Node) -> Result<()> {
+    merge_value(dst, patch, "");
+    Ok(())
+}
+
+fn directive(n: &Node) -> Option<&str> {
+    n.str_at(&["$patch"])
+}
+
+/// A patch value with directives and nulls removed (what lands when nothing is there).
+pub fn clean(n: &Node) -> Node {
+    match n {
+        Node::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, v) in &m.entries {
+                if k.starts_with('$') || v.is_null() {
+                    continue;
+                }
+                out.entries.push((k.clone(), clean(v)));
+            }
+            Node::Mapping(out)
+        }
+        Node::Sequence(s) => Node::Sequence(
+            s.iter()
+                .filter(|x| !matches!(directive(x), Some("delete")))
+                .map(clean)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn merge_value(dst: &mut Node, patch: &Node, field: &str) {
+    match (&mut *dst, patch) {
+        (Node::Mapping(d), Node::Mapping(p)) => {
+            match p.get("$patch").and_then(|v| v.as_str()) {
+                Some("delete") => {
+                    *dst = Node::null();
+                    return;
+                }
+                Some("replace") => {
+                    *dst = clean(patch);
+                    return;
+                }
+                _ => {}
+            }
+            merge_mapping(d, p);
+        }
+        (Node::Sequence(d), Node::Sequence(p)) => {
+            merge_list(d, p, field);
+        }
+        (_, p) => {
+            *dst = clean(p);
+        }
+    }
+}
+
+fn merge_mapping(d: &mut Mapping, p: &Mapping) {
+    let mut retain: Option<Vec<String>> = None;
+    let mut orders: Vec<(String, &Vec<Node>)> = Vec::new();
+    for (k, v) in &p.entries {
+        if k == "$patch" {
+            continue;
+        }
+        if k == "$retainKeys" {
+            if let Some(s) = v.as_sequence() {
+                retain = Some(
+                    s.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                );
+            }
+            continue;
+        }
+        if let Some(f) = k.strip_prefix("$setElementOrder/") {
+            if let Some(s) = v.as_sequence() {
+                orders.push((f.to_string(), s));
+            }
+            continue;
+        }
+        if let Some(f) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(s), Some(Node::Sequence(list))) = (v.as_sequence(), d.get_mut(f)) {
+                list.retain(|x| !s.iter().any(|y| y.as_str() == x.as_str()));
+            }
+            continue;
+        }
+        if k.starts_with('$') {
+            continue;
+        }
+        if v.is_null() {
+            d.remove(k);
+            continue;
+        }
+        match d.get_mut(k) {
+            Some(existing) if !existing.is_null() => {
+                merge_value(existing, v, k);
+                if existing.is_null() {
+                    d.remove(k);
+                }
+            }
+            Some(existing) => {
+                if directive(v) == Some("delete") {
+                    d.remove(k);
+                } else {
+                    *existing = clean(v);
+                }
+            }
+            None => {
+                if directive(v) != Some("delete") {
+                    d.entries.push((k.clone(), clean(v)));
+                }
+            }
+        }
+    }
+    for (f, order) in orders {
+        if let Some(Node::Sequence(list)) = d.get_mut(&f) {
+            set_element_order(list, order);
+        }
+    }
+    if let Some(keys) = retain {
+        d.entries.retain(|(k, _)| keys.iter().any(|x| x == k));
+    }
+}
+
+fn set_element_order(list: &mut Vec<Node>, order: &[Node]) {
+    let key = order
+        .first()
+        .and_then(|o| o.as_mapping())
+        .and_then(|m| m.entries.first().map(|(k, _)| k.clone()));
+    let val_of = |n: &Node| -> Option<String> {
+        match &key {
+            Some(k) => n.get(k).and_then(|v| v.as_str()).map(str::to_string),
+            None => n.as_str().map(str::to_string),
+        }
+    };
+    let wanted: Vec<String> = order.iter().filter_map(&val_of).collect();
+    let mut items: Vec<Option<Node>> = std::mem::take(list).into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for w in &wanted {
+        if let Some(slot) = items
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|n| val_of(n).as_deref() == Some(w)))
+        {
+            out.push(slot.take().unwrap());
+        }
+    }
+    out.extend(items.into_iter().flatten());
+    *list = out;
+}
+
+fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
+    // `- $patch: replace` in the list replaces it with the other elements.
+    if p.iter()
+        .any(|x| directive(x) == Some("replace") && x.as_mapping().is_some_and(|m| m.len() == 1))
+    {
+        *d = p
+            .iter()
+            .filter(|x| directive(x) != Some("replace"))
+            .map(clean)
+            .collect();
+        return;
+    }
+    let Some(key) = merge_key(field, d, p) else {
+        if MERGED_PRIMITIVE_LISTS.contains(&field) {
+            for x in p {
+                if !d.contains(x) {
+                    d.push(x.clone());
+                }
+            }
+            return;
+        }
+        *d = p.iter().map(clean).collect();
+        return;
+    };
+    for item in p {
+        let kv = item.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let pos = kv.as_ref().and_then(|kv| {
+            d.iter()
+                .position(|x| x.get(key).and_then(|v| v.as_str()) == Some(kv.as_str()))
+        });
+        match (directive(item), pos) {
+            (Some("delete"), Some(i)) => {
+                d.remove(i);
+            }
+            (Some("delete"), None) => {}
+            (_, Some(i)) => {
+                merge_value(&mut d[i], item, "");
+            }
+            (_, None) => d.push(clean(item)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn y(s: &str) -> Node {
+        capstan_yaml::parse_documents(s, "").unwrap().remove(0)
+    }
+    fn out(n: &Node) -> String {
+        capstan_yaml::emit_document(n)
+    }
+
+    #[test]
+    fn merges_containers_by_name() {
+        let mut d =
+            y("spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
+        let p = y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n");
+        merge(&mut d, &p).unwrap();
+        assert_eq!(out(&d), "spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: z\n  - name: c\n    image: w\n");
+    }
+
+    #[test]
+    fn delete_and_replace_directives() {
+        let mut d = y("a:\n  b: 1\n  c: 2\nl:\n- name: x\n- name: y\n");
+        let p = y("a:\n  $patch: replace\n  z: 1\nl:\n- name: x\n  $patch: delete\n");
+        merge(&mut d, &p).unwrap();
+        assert_eq!(out(&d), "a:\n  z: 1\nl:\n- name: y\n");
+    }
+
+    #[test]
+    fn null_deletes() {
+        let mut d = y("a: 1\nb: 2\n");
+        merge(&mut d, &y("a: null\n")).unwrap();
+        assert_eq!(out(&d), "b: 2\n");
+    }
+}

@@ -1,0 +1,470 @@
+//! The builtin transformers: namespace, prefix/suffix, labels, annotations, replicas,
+//! images, and builtin transformer plugin configs.
+
+use capstan_yaml::{Mapping, Node, Scalar, ScalarStyle, Tag};
+
+use crate::accumulate::{apply_json6902, merge_generated, plugin_configs, Acc, Ctx, Selector};
+use crate::error::{kerr, Result};
+use crate::fieldspec::{apply_path, FieldSpec};
+use crate::kustfile::Kustomization;
+use crate::resource::{is_cluster_scoped, Resource};
+use crate::{json6902, replacements, smp};
+
+/// Remove bookkeeping annotations before output (none are stored in the tree today).
+pub fn strip_internal(_n: &mut Node) {}
+
+fn string_map(n: Option<&Node>) -> Vec<(String, String)> {
+    match n {
+        Some(Node::Mapping(m)) => m
+            .entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn fieldspecs(n: Option<&Node>) -> Result<Option<Vec<FieldSpec>>> {
+    match n {
+        Some(Node::Sequence(s)) => Ok(Some(
+            s.iter().map(FieldSpec::from_node).collect::<Result<_>>()?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+pub fn namespace(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let Some(ns) = k.str("namespace") else {
+        return Ok(());
+    };
+    let fss = acc.config.namespace.clone();
+    set_namespace(acc, ns, &fss, false, "defaultOnly")
+}
+
+pub fn set_namespace(
+    acc: &mut Acc,
+    ns: &str,
+    fss: &[FieldSpec],
+    unset_only: bool,
+    subjects_mode: &str,
+) -> Result<()> {
+    if ns.is_empty() {
+        return Ok(());
+    }
+    for r in acc.resources.iter_mut() {
+        let kind = r.kind().to_string();
+        for fs in fss {
+            if !fs.matches(r) {
+                continue;
+            }
+            let p: Vec<&str> = fs.path.iter().map(String::as_str).collect();
+            if p == ["metadata", "namespace"] {
+                if is_cluster_scoped(&kind) {
+                    continue;
+                }
+                if unset_only && !r.namespace().is_empty() {
+                    continue;
+                }
+                r.set_namespace(ns);
+            } else if p == ["subjects"] {
+                if let Some(Node::Sequence(subs)) = r.node.get_mut("subjects") {
+                    for s in subs.iter_mut() {
+                        let set = match subjects_mode {
+                            "none" => false,
+                            "allServiceAccounts" => s.str_at(&["kind"]) == Some("ServiceAccount"),
+                            _ => s.str_at(&["name"]) == Some("default"),
+                        };
+                        if set {
+                            if let Some(m) = s.as_mapping_mut() {
+                                m.insert("namespace", Node::string(ns));
+                            }
+                        }
+                    }
+                }
+            } else {
+                apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
+                    *n = Node::string(ns);
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn prefix_suffix(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let prefix = k.str("namePrefix").unwrap_or("").to_string();
+    let suffix = k.str("nameSuffix").unwrap_or("").to_string();
+    if !prefix.is_empty() {
+        let fss = acc.config.name_prefix.clone();
+        apply_prefix_suffix(acc, &prefix, "", &fss)?;
+    }
+    if !suffix.is_empty() {
+        let fss = acc.config.name_suffix.clone();
+        apply_prefix_suffix(acc, "", &suffix, &fss)?;
+    }
+    Ok(())
+}
+
+fn skip_prefix(r: &Resource) -> bool {
+    matches!(
+        r.orig_kind.as_str(),
+        "CustomResourceDefinition" | "Namespace"
+    ) || (r.kind() == "APIService" && r.group() == "apiregistration.k8s.io")
+}
+
+pub fn apply_prefix_suffix(
+    acc: &mut Acc,
+    prefix: &str,
+    suffix: &str,
+    fss: &[FieldSpec],
+) -> Result<()> {
+    for r in acc.resources.iter_mut() {
+        if skip_prefix(r) {
+            continue;
+        }
+        for fs in fss {
+            if !fs.matches(r) {
+                continue;
+            }
+            if fs.path == ["metadata", "name"] {
+                let n = format!("{prefix}{}{suffix}", r.name());
+                r.set_name(&n);
+            } else {
+                apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
+                    if let Some(s) = n.as_str() {
+                        *n = Node::string(format!("{prefix}{s}{suffix}"));
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_pairs(r: &mut Resource, pairs: &[(String, String)], fss: &[FieldSpec]) -> Result<()> {
+    for fs in fss {
+        if !fs.matches(r) {
+            continue;
+        }
+        apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
+            if n.is_null() {
+                *n = Node::mapping();
+            }
+            if let Some(m) = n.as_mapping_mut() {
+                for (k, v) in pairs {
+                    m.insert(k.clone(), Node::string(v.clone()));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+pub fn labels(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let common = string_map(k.get("commonLabels"));
+    if !common.is_empty() {
+        let fss = acc.config.common_labels.clone();
+        for r in acc.resources.iter_mut() {
+            add_pairs(r, &common, &fss)?;
+        }
+    }
+    for l in k.seq("labels").to_vec() {
+        let pairs = string_map(l.get("pairs"));
+        let sel = l.str_at(&["includeSelectors"]) == Some("true");
+        let tmpl = l.str_at(&["includeTemplates"]) == Some("true");
+        let mut fss = if sel {
+            acc.config.common_labels.clone()
+        } else if tmpl {
+            acc.config.template_labels.clone()
+        } else {
+            vec![FieldSpec::new("", "", "metadata/labels", true)]
+        };
+        if let Some(extra) = fieldspecs(l.get("fields"))? {
+            fss.extend(extra);
+        }
+        for r in acc.resources.iter_mut() {
+            add_pairs(r, &pairs, &fss)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn annotations(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let common = string_map(k.get("commonAnnotations"));
+    if common.is_empty() {
+        return Ok(());
+    }
+    let fss = acc.config.common_annotations.clone();
+    for r in acc.resources.iter_mut() {
+        add_pairs(r, &common, &fss)?;
+    }
+    Ok(())
+}
+
+fn int_node(s: &str) -> Node {
+    Node::Scalar(Scalar {
+        value: s.to_string(),
+        style: ScalarStyle::Any,
+        tag: Tag::Int,
+    })
+}
+
+pub fn replicas(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    for rep in k.seq("replicas").to_vec() {
+        let fss = acc.config.replicas.clone();
+        apply_replica(acc, &rep, &fss)?;
+    }
+    Ok(())
+}
+
+fn apply_replica(acc: &mut Acc, rep: &Node, fss: &[FieldSpec]) -> Result<()> {
+    let name = rep.str_at(&["name"]).unwrap_or("");
+    let count = rep
+        .get("count")
+        .and_then(|c| c.as_str())
+        .unwrap_or("0")
+        .to_string();
+    for r in acc.resources.iter_mut() {
+        if !r.all_names().iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        for fs in fss {
+            if fs.matches(r) {
+                apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
+                    *n = int_node(&count);
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Split an image reference into name, tag and digest.
+pub fn split_image(s: &str) -> (String, String, String) {
+    let (rest, digest) = match s.split_once('@') {
+        Some((a, d)) => (a, d.to_string()),
+        None => (s, String::new()),
+    };
+    let slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match rest[slash..].rfind(':') {
+        Some(i) => (
+            rest[..slash + i].to_string(),
+            rest[slash + i + 1..].to_string(),
+            digest,
+        ),
+        None => (rest.to_string(), String::new(), digest),
+    }
+}
+
+fn update_image(value: &str, img: &Node) -> Option<String> {
+    let want = img.str_at(&["name"]).unwrap_or("");
+    let (mut name, mut tag, mut digest) = split_image(value);
+    if name != want {
+        return None;
+    }
+    let s = |k: &str| {
+        img.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (new_name, new_tag, new_digest) = (s("newName"), s("newTag"), s("digest"));
+    if !new_name.is_empty() {
+        name = new_name;
+    }
+    if !new_tag.is_empty() && !new_digest.is_empty() {
+        tag = new_tag;
+        digest = new_digest;
+    } else if !new_tag.is_empty() {
+        tag = new_tag;
+        digest.clear();
+    } else if !new_digest.is_empty() {
+        tag.clear();
+        digest = new_digest;
+    }
+    if !tag.is_empty() {
+        name = format!("{name}:{tag}");
+    }
+    if !digest.is_empty() {
+        name = format!("{name}@{digest}");
+    }
+    Some(name)
+}
+
+fn walk_containers(n: &mut Node, img: &Node) {
+    match n {
+        Node::Mapping(m) => {
+            for (k, v) in m.entries.iter_mut() {
+                if (k == "containers" || k == "initContainers") && matches!(v, Node::Sequence(_)) {
+                    if let Node::Sequence(items) = v {
+                        for it in items.iter_mut() {
+                            if let Some(Node::Scalar(s)) = it.get_mut("image") {
+                                if let Some(new) = update_image(&s.value, img) {
+                                    *s = Scalar::string(new);
+                                }
+                            }
+                        }
+                    }
+                }
+                walk_containers(v, img);
+            }
+        }
+        Node::Sequence(s) => s.iter_mut().for_each(|x| walk_containers(x, img)),
+        _ => {}
+    }
+}
+
+pub fn images(k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    for img in k.seq("images").to_vec() {
+        let fss = acc.config.images.clone();
+        apply_image(acc, &img, &fss)?;
+    }
+    Ok(())
+}
+
+fn apply_image(acc: &mut Acc, img: &Node, fss: &[FieldSpec]) -> Result<()> {
+    for r in acc.resources.iter_mut() {
+        walk_containers(&mut r.node, img);
+        for fs in fss {
+            if fs.matches(r) {
+                apply_path(&mut r.node, &fs.path, false, &mut |n| {
+                    if let Some(v) = n.as_str() {
+                        if let Some(new) = update_image(v, img) {
+                            *n = Node::string(new);
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run a builtin transformer given as a plugin configuration (`transformers:` entry).
+pub fn builtin_transformer(
+    ctx: &mut Ctx,
+    k: &Kustomization,
+    acc: &mut Acc,
+    cfg: &Node,
+) -> Result<()> {
+    let kind = cfg.str_at(&["kind"]).unwrap_or("");
+    let fss = fieldspecs(cfg.get("fieldSpecs"))?;
+    match kind {
+        "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
+            let p = cfg.str_at(&["prefix"]).unwrap_or("");
+            let s = cfg.str_at(&["suffix"]).unwrap_or("");
+            let fss = fss.unwrap_or_else(|| vec![FieldSpec::new("", "", "metadata/name", false)]);
+            apply_prefix_suffix(acc, p, s, &fss)
+        }
+        "LabelTransformer" => {
+            let pairs = string_map(cfg.get("labels"));
+            let fss = fss.unwrap_or_default();
+            for r in acc.resources.iter_mut() {
+                add_pairs(r, &pairs, &fss)?;
+            }
+            Ok(())
+        }
+        "AnnotationsTransformer" => {
+            let pairs = string_map(cfg.get("annotations"));
+            let fss = fss.unwrap_or_default();
+            for r in acc.resources.iter_mut() {
+                add_pairs(r, &pairs, &fss)?;
+            }
+            Ok(())
+        }
+        "NamespaceTransformer" => {
+            let ns = cfg
+                .str_at(&["metadata", "namespace"])
+                .unwrap_or("")
+                .to_string();
+            let fss = fss.unwrap_or_else(|| acc.config.namespace.clone());
+            let unset_only = cfg.str_at(&["unsetOnly"]) == Some("true");
+            let mode = cfg
+                .str_at(&["setRoleBindingSubjects"])
+                .unwrap_or("defaultOnly")
+                .to_string();
+            set_namespace(acc, &ns, &fss, unset_only, &mode)
+        }
+        "ImageTagTransformer" => {
+            let img = cfg.get("imageTag").cloned().unwrap_or_else(Node::mapping);
+            apply_image(acc, &img, &fss.unwrap_or_default())
+        }
+        "ReplicaCountTransformer" => {
+            let rep = cfg.get("replica").cloned().unwrap_or_else(Node::mapping);
+            let fss = fss.unwrap_or_else(|| acc.config.replicas.clone());
+            apply_replica(acc, &rep, &fss)
+        }
+        "ReplacementTransformer" => {
+            for r in cfg
+                .get("replacements")
+                .and_then(|r| r.as_sequence())
+                .cloned()
+                .unwrap_or_default()
+            {
+                replacements::apply(&mut acc.resources, &r)?;
+            }
+            Ok(())
+        }
+        "PatchTransformer" => {
+            let mut entry = Mapping::new();
+            for key in ["path", "patch", "target", "options"] {
+                if let Some(v) = cfg.get(key) {
+                    entry.insert(key, v.clone());
+                }
+            }
+            let mut kk = k.clone();
+            kk.node = Node::Mapping(Mapping {
+                entries: vec![("patches".into(), Node::Sequence(vec![Node::Mapping(entry)]))],
+            });
+            crate::accumulate::accumulate_patches_only(ctx, &kk, acc)
+        }
+        "PatchStrategicMergeTransformer" => {
+            let mut list = Vec::new();
+            if let Some(Node::Sequence(paths)) = cfg.get("paths") {
+                list.extend(paths.iter().cloned());
+            }
+            if let Some(p) = cfg.get("patches") {
+                list.push(p.clone());
+            }
+            let mut kk = k.clone();
+            kk.node = Node::Mapping(Mapping {
+                entries: vec![("patchesStrategicMerge".into(), Node::Sequence(list))],
+            });
+            crate::accumulate::accumulate_patches_only(ctx, &kk, acc)
+        }
+        "PatchJson6902Transformer" => {
+            let target = cfg.get("target").cloned().unwrap_or_else(Node::mapping);
+            let ops = if let Some(p) = cfg.str_at(&["path"]) {
+                let (path, text) = crate::accumulate::read_file(ctx, &k.dir, p)?;
+                json6902::parse_ops(&text, &path.display().to_string())?
+            } else if let Some(p) = cfg.str_at(&["jsonOp"]) {
+                json6902::parse_ops(p, "jsonOp")?
+            } else {
+                vec![]
+            };
+            let sel = Selector::from_node(&target)?;
+            for r in acc.resources.iter_mut() {
+                if sel.matches(r) {
+                    apply_json6902(r, &ops)?;
+                }
+            }
+            Ok(())
+        }
+        "ConfigMapGenerator" | "SecretGenerator" => {
+            for r in crate::generators::builtin_generator(ctx, &k.dir, cfg)? {
+                merge_generated(acc, r)?;
+            }
+            Ok(())
+        }
+        _ => {
+            let r = Resource::new(cfg.clone());
+            let _ = (plugin_configs, smp::clean);
+            Err(kerr!("unable to load builtin {}", r.id().gvk_string()))
+        }
+    }
+}

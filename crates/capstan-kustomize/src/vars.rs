@@ -1,0 +1,117 @@
+//! `vars`: `$(NAME)` substitution in the varReference fields.
+
+use capstan_yaml::Node;
+
+use crate::accumulate::Acc;
+use crate::error::{kerr, Result};
+use crate::fieldspec::apply_path;
+use crate::replacements::{lookup, split_field_path};
+use crate::resource::ResId;
+
+fn substitute(s: &str, vals: &[(String, String)], used: &mut Vec<String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(j) => {
+                let name = &after[..j];
+                match vals.iter().find(|(n, _)| n == name) {
+                    Some((_, v)) => {
+                        out.push_str(v);
+                        used.push(name.to_string());
+                    }
+                    None => {
+                        out.push_str(&rest[i..i + 2 + j + 1]);
+                    }
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    // $$ escapes are left as they are.
+    out
+}
+
+pub fn resolve(acc: &mut Acc) -> Result<()> {
+    if acc.vars.is_empty() {
+        return Ok(());
+    }
+    let mut vals = Vec::new();
+    for v in &acc.vars {
+        let name = v.str_at(&["name"]).unwrap_or("").to_string();
+        let kind = v.str_at(&["objref", "kind"]).unwrap_or("");
+        let oname = v.str_at(&["objref", "name"]).unwrap_or("");
+        let av = v.str_at(&["objref", "apiVersion"]).unwrap_or("");
+        let ns = v.str_at(&["objref", "namespace"]).unwrap_or("");
+        let (group, version) = crate::resource::split_api_version(av);
+        let id = ResId {
+            group,
+            version,
+            kind: kind.into(),
+            name: oname.into(),
+            namespace: ns.into(),
+        };
+        let matches: Vec<_> = acc
+            .resources
+            .iter()
+            .filter(|r| {
+                r.kind() == kind
+                    && r.all_names()
+                        .iter()
+                        .any(|(n, rns)| n == oname && (ns.is_empty() || rns == ns))
+                    && (id.group.is_empty() || r.group() == id.group)
+            })
+            .collect();
+        if matches.len() != 1 {
+            return Err(kerr!("var '{name}' cannot be mapped to a field in the set of known resources ({} matches for {id})", matches.len()));
+        }
+        let fp = v
+            .str_at(&["fieldref", "fieldpath"])
+            .unwrap_or("metadata.name");
+        let path = split_field_path(fp);
+        let val = lookup(&matches[0].node, &path).first().map(|n| match n {
+            Node::Scalar(s) => s.value.clone(),
+            other => capstan_yaml::emit_document(other).trim_end().to_string(),
+        });
+        let Some(val) = val else {
+            return Err(kerr!(
+                "field specified in var '{name}' ({fp}) not found in corresponding resource"
+            ));
+        };
+        vals.push((name, val));
+    }
+    let fss = acc.config.var_reference.clone();
+    let mut used = Vec::new();
+    for r in acc.resources.iter_mut() {
+        for fs in &fss {
+            if !fs.matches(r) {
+                continue;
+            }
+            apply_path(&mut r.node, &fs.path, false, &mut |n| {
+                walk(n, &vals, &mut used);
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn walk(n: &mut Node, vals: &[(String, String)], used: &mut Vec<String>) {
+    match n {
+        Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str && s.value.contains("$(") => {
+            let new = substitute(&s.value, vals, used);
+            // A whole-value reference takes the referenced value as a string.
+            *n = Node::string(new);
+        }
+        Node::Mapping(m) => m.entries.iter_mut().for_each(|(_, v)| walk(v, vals, used)),
+        Node::Sequence(s) => s.iter_mut().for_each(|v| walk(v, vals, used)),
+        _ => {}
+    }
+}
