@@ -1,1 +1,62 @@
-//! Apply layer (work in progress).
+//! capstan's apply layer: server-side apply of rendered units, with dry-run plans and diffs,
+//! an inventory per unit, pruning, and kstatus health waits.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! # async fn t(client: kube::Client, objects: Vec<serde_json::Value>) -> Result<(), capstan_apply::ApplyError> {
+//! use capstan_apply::{Applier, ApplyOptions, ApplyUnit, UnitRef};
+//! let applier = Applier::new(client);
+//! let mut unit = ApplyUnit::new(UnitRef::new("Kustomization", "flux-system", "apps"), objects);
+//! unit.wait = true;
+//! let plan = applier.plan(&unit).await?;          // dry run: Create/Update(diff)/Unchanged/Replace/Prune
+//! let opts = ApplyOptions::with_events(|e| println!("{} {}: {}", e.unit, e.object, e.action));
+//! let result = applier.apply(&unit, &opts).await?; // apply, prune, store inventory, wait
+//! # let _ = (plan, result); Ok(()) }
+//! ```
+//!
+//! # Design
+//!
+//! * **Server-side apply** with field manager `capstan` and `force=true` (conflicts are taken
+//!   over, as Flux does), as `PATCH application/apply-patch+yaml` through `kube` dynamic APIs.
+//! * **Idempotency**: every object is first applied with `dryRun=All`; when the result equals
+//!   the live object (ignoring managedFields, resourceVersion, generation, uid,
+//!   creationTimestamp and status), nothing is written. A second apply of an unchanged unit
+//!   sends GETs and dry-run PATCHes only, and no write (the inventory is only written when it
+//!   changes).
+//! * **Order**: stage one applies Namespaces and CustomResourceDefinitions, waits until the
+//!   CRDs are Established and refreshes discovery; then everything else in kustomize's kind
+//!   order (ServiceAccounts, Roles, ClusterRoles, ..., ConfigMaps, Secrets, Services,
+//!   workloads, custom resources, webhooks last), then by namespace and name.
+//! * **Defaults** for old servers: `protocol: TCP` is filled in container ports and Service
+//!   ports (list-map keys that server-side apply on 1.20 requires).
+//! * **Namespaces**: namespaced objects go to `target_namespace` when set, else keep theirs,
+//!   else `default`; cluster-scoped objects lose any namespace.
+//! * **Ownership labels**: every applied object gets `capstan.io/kind` (lowercased unit kind),
+//!   `capstan.io/namespace` and `capstan.io/name` (the equivalent of Flux's
+//!   `kustomize.toolkit.fluxcd.io/name`/`namespace`). Prune never deletes an object whose labels
+//!   name another unit (it moved).
+//! * **Immutable fields**: a dry run failing with an immutable-field error plans as
+//!   [`PlanOp::Replace`]; apply fails with [`ApplyError::Immutable`] unless the unit has
+//!   `force`, in which case the object is deleted, awaited, and created again.
+//! * **Inventory**: a ConfigMap per unit in `capstan-system` (see [`inventory`]).
+//! * **Prune**: after the whole new set applied, objects of the previous inventory that are not
+//!   rendered anymore are deleted (background propagation, reverse apply order), except those
+//!   annotated `kustomize.toolkit.fluxcd.io/prune: disabled` (or `capstan.io/prune: disabled`).
+//!   Objects that were never in the inventory are never deleted.
+//! * **Health**: with `wait`, every applied object is polled until Current (see
+//!   `capstan-health`); without `wait`, only `health_checks` are. A Failed object ends the wait
+//!   early ([`ApplyOptions::fail_fast`]); a timeout reports every object that is not ready and
+//!   why.
+//! * **Retries**: transient errors (connection errors, 429, 5xx, 409 Conflict) are retried with
+//!   exponential backoff ([`Applier::with_retry`]).
+//! * **Secrets**: values of `data`/`stringData` are masked as `***` in diffs; objects are never
+//!   put in logs or errors.
+
+mod applier;
+pub mod inventory;
+pub mod objects;
+mod types;
+
+pub use applier::{Applier, FIELD_MANAGER};
+pub use types::*;

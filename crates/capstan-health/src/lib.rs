@@ -18,7 +18,7 @@
 use serde_json::Value;
 
 /// The kstatus status of an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// The object is fully reconciled: its actual state matches the desired state.
     Current,
@@ -52,7 +52,7 @@ impl std::fmt::Display for Status {
 }
 
 /// A status with a human-readable explanation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Health {
     /// The status.
     pub status: Status,

@@ -1,0 +1,878 @@
+//! The [`Applier`]: plan, apply, prune, wait, delete.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use kube::Client;
+use serde_json::Value;
+
+use capstan_health::{Health, Status};
+
+use crate::inventory::{inventory_ref, Inventory, INVENTORY_NAMESPACE};
+use crate::objects::{
+    diff, is_cluster_definition, is_immutable_error, order_key, prune_disabled, same_content,
+    set_native_defaults, set_owner_labels, LABEL_KIND, LABEL_NAME, LABEL_NAMESPACE,
+};
+use crate::types::{
+    Action, ApplyError, ApplyEvent, ApplyOptions, ApplyUnit, ObjectRef, ObjectResult, PlanOp,
+    PlannedChange, UnitPlan, UnitRef, UnitResult,
+};
+
+/// The field manager capstan applies with.
+pub const FIELD_MANAGER: &str = "capstan";
+
+/// A resolved resource: its API description and whether it is namespaced.
+#[derive(Clone, Debug)]
+struct Resolved {
+    ar: ApiResource,
+    namespaced: bool,
+}
+
+/// A rendered object ready to apply.
+#[derive(Clone, Debug)]
+struct Prepared {
+    r: ObjectRef,
+    obj: Value,
+    /// `None` while the kind is only known from a CRD of the same unit that is not installed yet.
+    res: Option<Resolved>,
+}
+
+/// Applies units to one cluster. Cheap to share (`&Applier` everywhere); holds a discovery cache.
+pub struct Applier {
+    client: Client,
+    field_manager: String,
+    inventory_namespace: String,
+    cache: Mutex<HashMap<(String, String, String), Resolved>>,
+    retry_attempts: u32,
+    retry_base: Duration,
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("field_manager", &self.field_manager)
+            .field("inventory_namespace", &self.inventory_namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => {
+            matches!(s.code, 429 | 500 | 502 | 503 | 504)
+                || (s.code == 409 && s.reason == "Conflict")
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+fn to_value(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+fn emit(opts: &ApplyOptions, unit: &UnitRef, object: &ObjectRef, action: Action) {
+    if let Some(f) = &opts.on_event {
+        f(&ApplyEvent {
+            unit: unit.clone(),
+            object: object.clone(),
+            action,
+        });
+    }
+}
+
+impl Applier {
+    /// An applier using `client`, field manager `capstan` and inventories in `capstan-system`.
+    pub fn new(client: Client) -> Self {
+        Applier {
+            client,
+            field_manager: FIELD_MANAGER.to_string(),
+            inventory_namespace: INVENTORY_NAMESPACE.to_string(),
+            cache: Mutex::new(HashMap::new()),
+            retry_attempts: 6,
+            retry_base: Duration::from_millis(200),
+        }
+    }
+
+    /// Uses another namespace for the inventory ConfigMaps (default `capstan-system`).
+    pub fn with_inventory_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.inventory_namespace = namespace.into();
+        self
+    }
+
+    /// Sets the retry policy for transient errors (connection errors, 429, 5xx, 409 Conflict):
+    /// up to `attempts` tries with exponential backoff starting at `base` (capped at 5 s).
+    pub fn with_retry(mut self, attempts: u32, base: Duration) -> Self {
+        self.retry_attempts = attempts.max(1);
+        self.retry_base = base;
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Forgets everything discovery learned (call after CRDs were installed by someone else).
+    pub fn refresh_discovery(&self) {
+        self.cache.lock().expect("discovery cache").clear();
+    }
+
+    async fn retry<T, F, Fut>(&self, mut f: F) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let mut delay = self.retry_base;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.retry_attempts && is_transient(&e) => {
+                    tracing::debug!(attempt, error = %e, "transient error, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Resolves a kind through discovery (cached). `Ok(None)` when the server does not know it.
+    async fn resolve(&self, r: &ObjectRef) -> Result<Option<Resolved>, ApplyError> {
+        let key = (r.group.clone(), r.version.clone(), r.kind.clone());
+        if let Some(hit) = self.cache.lock().expect("discovery cache").get(&key) {
+            return Ok(Some(hit.clone()));
+        }
+        let result = if r.version.is_empty() {
+            self.retry(|| kube::discovery::group(&self.client, &r.group))
+                .await
+                .map(|g| g.recommended_kind(&r.kind))
+        } else {
+            let gvk = GroupVersionKind::gvk(&r.group, &r.version, &r.kind);
+            self.retry(|| kube::discovery::pinned_kind(&self.client, &gvk))
+                .await
+                .map(Some)
+        };
+        match result {
+            Ok(Some((ar, caps))) => {
+                let res = Resolved {
+                    ar,
+                    namespaced: caps.scope == Scope::Namespaced,
+                };
+                self.cache
+                    .lock()
+                    .expect("discovery cache")
+                    .insert(key, res.clone());
+                Ok(Some(res))
+            }
+            Ok(None) => Ok(None),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) if api_code(&e) == Some(404) => Ok(None),
+            Err(e) => Err(ApplyError::Api {
+                object: r.clone(),
+                operation: "discovery",
+                source: e,
+            }),
+        }
+    }
+
+    fn api(&self, res: &Resolved, namespace: &str) -> Api<DynamicObject> {
+        if res.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &res.ar)
+        } else {
+            Api::all_with(self.client.clone(), &res.ar)
+        }
+    }
+
+    /// Validates, resolves, namespaces, defaults and labels the unit's objects; sorted in apply
+    /// order.
+    async fn prepare(&self, unit: &ApplyUnit) -> Result<Vec<Prepared>, ApplyError> {
+        let mut out = Vec::with_capacity(unit.objects.len());
+        for (index, obj) in unit.objects.iter().enumerate() {
+            let Some(mut r) = ObjectRef::from_object(obj) else {
+                return Err(ApplyError::InvalidObject {
+                    unit: unit.id.clone(),
+                    index,
+                    reason: "apiVersion, kind and metadata.name are required".into(),
+                });
+            };
+            let mut obj = obj.clone();
+            let res = self.resolve(&r).await?;
+            let namespaced = match &res {
+                Some(res) => res.namespaced,
+                None => match crd_scope_in_unit(unit, &r) {
+                    Some(namespaced) => namespaced,
+                    None => {
+                        return Err(ApplyError::UnknownKind {
+                            kind: r.kind.clone(),
+                            api_version: r.api_version(),
+                            object: r,
+                        })
+                    }
+                },
+            };
+            let meta = obj
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .expect("metadata checked by ObjectRef::from_object");
+            if namespaced {
+                let ns = unit
+                    .target_namespace
+                    .clone()
+                    .or_else(|| (!r.namespace.is_empty()).then(|| r.namespace.clone()))
+                    .unwrap_or_else(|| "default".to_string());
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+                r.namespace = ns;
+            } else {
+                meta.remove("namespace");
+                r.namespace.clear();
+            }
+            set_native_defaults(&mut obj);
+            set_owner_labels(&mut obj, &unit.id);
+            out.push(Prepared { r, obj, res });
+        }
+        out.sort_by_key(|p| order_key(&p.r));
+        Ok(out)
+    }
+
+    async fn get_live(
+        &self,
+        api: &Api<DynamicObject>,
+        r: &ObjectRef,
+    ) -> Result<Option<Value>, ApplyError> {
+        self.retry(|| api.get_opt(&r.name))
+            .await
+            .map(|o| o.as_ref().map(to_value))
+            .map_err(|source| ApplyError::Api {
+                object: r.clone(),
+                operation: "get",
+                source,
+            })
+    }
+
+    /// Reads the stored inventory of a unit (empty when none is stored).
+    pub async fn inventory(&self, unit: &UnitRef) -> Result<Vec<ObjectRef>, ApplyError> {
+        Ok(self.load_inventory(unit).await?.refs())
+    }
+
+    async fn load_inventory(&self, unit: &UnitRef) -> Result<Inventory, ApplyError> {
+        let r = self.inventory_ref(unit);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.inventory_namespace,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap")),
+        );
+        let Some(cm) = self.get_live(&api, &r).await? else {
+            return Ok(Inventory::default());
+        };
+        match cm.pointer("/data/entries").and_then(Value::as_str) {
+            None => Ok(Inventory::default()),
+            Some(text) => Inventory::decode(text).map_err(|reason| ApplyError::Inventory {
+                unit: unit.clone(),
+                reason,
+            }),
+        }
+    }
+
+    fn inventory_ref(&self, unit: &UnitRef) -> ObjectRef {
+        let mut r = inventory_ref(unit);
+        r.namespace = self.inventory_namespace.clone();
+        r
+    }
+
+    fn configmap_api(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.inventory_namespace,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap")),
+        )
+    }
+
+    /// Writes the inventory when it differs from `previous`.
+    async fn store_inventory(
+        &self,
+        unit: &UnitRef,
+        previous: &Inventory,
+        inv: &Inventory,
+    ) -> Result<(), ApplyError> {
+        if inv == previous {
+            return Ok(());
+        }
+        let r = self.inventory_ref(unit);
+        self.ensure_inventory_namespace().await?;
+        let mut cm = inv.to_configmap(unit);
+        cm["metadata"]["namespace"] = Value::String(self.inventory_namespace.clone());
+        let api = self.configmap_api();
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let patch = Patch::Apply(&cm);
+        self.retry(|| api.patch(&r.name, &pp, &patch))
+            .await
+            .map_err(|source| ApplyError::Api {
+                object: r.clone(),
+                operation: "apply inventory",
+                source,
+            })?;
+        Ok(())
+    }
+
+    async fn ensure_inventory_namespace(&self) -> Result<(), ApplyError> {
+        let res = Resolved {
+            ar: ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Namespace")),
+            namespaced: false,
+        };
+        let api = self.api(&res, "");
+        let r = ObjectRef::new("v1", "Namespace", "", &self.inventory_namespace);
+        if self.get_live(&api, &r).await?.is_some() {
+            return Ok(());
+        }
+        let ns = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": self.inventory_namespace, "labels": {"app.kubernetes.io/managed-by": "capstan"}}
+        });
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let patch = Patch::Apply(&ns);
+        self.retry(|| api.patch(&r.name, &pp, &patch))
+            .await
+            .map_err(|source| ApplyError::Api {
+                object: r.clone(),
+                operation: "apply",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Computes what [`Applier::apply`] would do, without changing anything (server-side dry
+    /// runs with `dryRun=All`).
+    pub async fn plan(&self, unit: &ApplyUnit) -> Result<UnitPlan, ApplyError> {
+        let old = self.load_inventory(&unit.id).await?;
+        let prepared = self.prepare(unit).await?;
+        let mut changes = Vec::new();
+        for p in &prepared {
+            let change = match &p.res {
+                None => PlannedChange {
+                    object: p.r.clone(),
+                    op: PlanOp::Create,
+                    diff: diff(&p.r, None, &p.obj),
+                },
+                Some(res) => self.plan_one(p, res).await?,
+            };
+            changes.push(change);
+        }
+        if unit.prune {
+            let new = Inventory::from_refs(prepared.iter().map(|p| &p.r));
+            let mut gone: Vec<ObjectRef> = old
+                .refs()
+                .into_iter()
+                .filter(|r| !new.contains(r))
+                .collect();
+            gone.sort_by_key(order_key);
+            gone.reverse();
+            for r in gone {
+                changes.push(PlannedChange {
+                    object: r,
+                    op: PlanOp::Prune,
+                    diff: None,
+                });
+            }
+        }
+        Ok(UnitPlan {
+            unit: unit.id.clone(),
+            changes,
+        })
+    }
+
+    async fn plan_one(&self, p: &Prepared, res: &Resolved) -> Result<PlannedChange, ApplyError> {
+        let api = self.api(res, &p.r.namespace);
+        let live = self.get_live(&api, &p.r).await?;
+        let pp = PatchParams::apply(&self.field_manager).force().dry_run();
+        let patch = Patch::Apply(&p.obj);
+        let dry = self.retry(|| api.patch(&p.r.name, &pp, &patch)).await;
+        let change = |op, diff| PlannedChange {
+            object: p.r.clone(),
+            op,
+            diff,
+        };
+        match dry {
+            Ok(dry) => {
+                let dry = to_value(&dry);
+                match &live {
+                    Some(l) if same_content(l, &dry) => Ok(change(PlanOp::Unchanged, None)),
+                    Some(l) => Ok(change(PlanOp::Update, diff(&p.r, Some(l), &dry))),
+                    None => Ok(change(PlanOp::Create, diff(&p.r, None, &dry))),
+                }
+            }
+            Err(kube::Error::Api(s)) if is_immutable_error(s.code, &s.message) => Ok(change(
+                PlanOp::Replace {
+                    reason: s.message.clone(),
+                },
+                None,
+            )),
+            // The namespace (or CRD) it needs is created by the same unit.
+            Err(e) if live.is_none() && api_code(&e) == Some(404) => {
+                Ok(change(PlanOp::Create, diff(&p.r, None, &p.obj)))
+            }
+            Err(source) => Err(ApplyError::Api {
+                object: p.r.clone(),
+                operation: "dry-run apply",
+                source,
+            }),
+        }
+    }
+
+    /// Applies a unit: stage one (Namespaces, CRDs), wait for CRDs, then the rest in kind order;
+    /// skips objects whose dry-run equals the live object; replaces on immutable changes when
+    /// `force`; prunes objects that left the unit; stores the inventory; waits for health.
+    pub async fn apply(
+        &self,
+        unit: &ApplyUnit,
+        opts: &ApplyOptions,
+    ) -> Result<UnitResult, ApplyError> {
+        let old = self.load_inventory(&unit.id).await?;
+        let mut prepared = self.prepare(unit).await?;
+        let new_inv = Inventory::from_refs(prepared.iter().map(|p| &p.r));
+        let mut result = UnitResult::default();
+
+        // Whatever is applied is recorded, even when a later object fails.
+        let mut applied = old.clone();
+        let outcome = self
+            .apply_all(unit, opts, &mut prepared, &mut result, &mut applied)
+            .await;
+        if let Err(e) = outcome {
+            if let Err(store) = self.store_inventory(&unit.id, &old, &applied).await {
+                tracing::warn!(error = %store, "cannot record the partially applied inventory");
+            }
+            return Err(e);
+        }
+
+        // Prune only after the whole new set applied.
+        let mut final_inv = new_inv.clone();
+        if unit.prune {
+            let mut gone: Vec<ObjectRef> = old
+                .refs()
+                .into_iter()
+                .filter(|r| !new_inv.contains(r))
+                .collect();
+            gone.sort_by_key(order_key);
+            gone.reverse();
+            for r in gone {
+                match self.prune_one(&unit.id, &r).await {
+                    Ok(action) => {
+                        emit(opts, &unit.id, &r, action.clone());
+                        result.pruned.push(ObjectResult { object: r, action });
+                    }
+                    Err(e) => {
+                        final_inv.insert(r);
+                        if let Err(store) = self.store_inventory(&unit.id, &old, &final_inv).await {
+                            tracing::warn!(error = %store, "cannot record the inventory");
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.store_inventory(&unit.id, &old, &final_inv).await?;
+        result.inventory = final_inv.refs();
+
+        // Health.
+        let targets: Vec<ObjectRef> = if unit.wait {
+            prepared.iter().map(|p| p.r.clone()).collect()
+        } else {
+            unit.health_checks.clone()
+        };
+        if !targets.is_empty() {
+            result.health = self
+                .wait_healthy(&unit.id, &targets, unit.timeout, opts)
+                .await?;
+        }
+        Ok(result)
+    }
+
+    async fn apply_all(
+        &self,
+        unit: &ApplyUnit,
+        opts: &ApplyOptions,
+        prepared: &mut [Prepared],
+        result: &mut UnitResult,
+        applied: &mut Inventory,
+    ) -> Result<(), ApplyError> {
+        let split = prepared
+            .iter()
+            .filter(|p| is_cluster_definition(&p.r))
+            .count();
+        // Stage one sorts first (Namespace and CustomResourceDefinition rank first).
+        prepared.sort_by_key(|p| (!is_cluster_definition(&p.r), order_key(&p.r)));
+        let mut crds = Vec::new();
+        for p in prepared[..split].iter() {
+            let res = p.res.clone().ok_or_else(|| ApplyError::UnknownKind {
+                object: p.r.clone(),
+                kind: p.r.kind.clone(),
+                api_version: p.r.api_version(),
+            })?;
+            let action = self.apply_one(unit, p, &res).await?;
+            applied.insert(p.r.clone());
+            emit(opts, &unit.id, &p.r, action.clone());
+            result.objects.push(ObjectResult {
+                object: p.r.clone(),
+                action,
+            });
+            if p.r.kind == "CustomResourceDefinition" {
+                crds.push((p.r.clone(), res));
+            }
+        }
+        if !crds.is_empty() {
+            self.wait_crds(&crds, unit.timeout).await?;
+        }
+        let deadline = Instant::now() + unit.timeout;
+        for p in prepared[split..].iter_mut() {
+            if p.res.is_none() {
+                // Defined by a CRD of this unit: discovery must see it now.
+                self.refresh_discovery();
+                loop {
+                    if let Some(res) = self.resolve(&p.r).await? {
+                        p.res = Some(res);
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(ApplyError::UnknownKind {
+                            object: p.r.clone(),
+                            kind: p.r.kind.clone(),
+                            api_version: p.r.api_version(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            let res = p.res.clone().expect("resolved above");
+            let action = self.apply_one(unit, p, &res).await?;
+            applied.insert(p.r.clone());
+            emit(opts, &unit.id, &p.r, action.clone());
+            result.objects.push(ObjectResult {
+                object: p.r.clone(),
+                action,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one object; sends no write when the dry run equals the live object.
+    async fn apply_one(
+        &self,
+        unit: &ApplyUnit,
+        p: &Prepared,
+        res: &Resolved,
+    ) -> Result<Action, ApplyError> {
+        let api = self.api(res, &p.r.namespace);
+        let live = self.get_live(&api, &p.r).await?;
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let dry_pp = pp.clone().dry_run();
+        let patch = Patch::Apply(&p.obj);
+        let background = DeleteParams::background();
+        let api_err = |operation: &'static str| {
+            let object = p.r.clone();
+            move |source| ApplyError::Api {
+                object,
+                operation,
+                source,
+            }
+        };
+        match self.retry(|| api.patch(&p.r.name, &dry_pp, &patch)).await {
+            Ok(dry) => {
+                if let Some(l) = &live {
+                    if same_content(l, &to_value(&dry)) {
+                        return Ok(Action::Unchanged);
+                    }
+                }
+                self.retry(|| api.patch(&p.r.name, &pp, &patch))
+                    .await
+                    .map_err(api_err("apply"))?;
+                Ok(if live.is_some() {
+                    Action::Configured
+                } else {
+                    Action::Created
+                })
+            }
+            Err(kube::Error::Api(s)) if is_immutable_error(s.code, &s.message) => {
+                if !unit.force {
+                    return Err(ApplyError::Immutable {
+                        object: p.r.clone(),
+                        message: s.message.clone(),
+                    });
+                }
+                tracing::info!(object = %p.r, "immutable field changed; recreating");
+                self.retry(|| api.delete(&p.r.name, &background))
+                    .await
+                    .map_err(api_err("delete"))?;
+                let deadline = Instant::now() + unit.timeout;
+                while self.get_live(&api, &p.r).await?.is_some() {
+                    if Instant::now() >= deadline {
+                        return Err(ApplyError::DeleteTimeout {
+                            object: p.r.clone(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                self.retry(|| api.patch(&p.r.name, &pp, &patch))
+                    .await
+                    .map_err(api_err("apply"))?;
+                Ok(Action::Replaced)
+            }
+            Err(e) => Err(api_err("dry-run apply")(e)),
+        }
+    }
+
+    async fn wait_crds(
+        &self,
+        crds: &[(ObjectRef, Resolved)],
+        timeout: Duration,
+    ) -> Result<(), ApplyError> {
+        let deadline = Instant::now() + timeout;
+        for (r, res) in crds {
+            let api = self.api(res, "");
+            loop {
+                let live = self.get_live(&api, r).await?;
+                let health = capstan_health::compute_opt(live.as_ref());
+                match health.status {
+                    Status::Current => break,
+                    Status::Failed => {
+                        return Err(ApplyError::HealthFailed {
+                            failed: vec![(r.clone(), health)],
+                        })
+                    }
+                    _ if Instant::now() >= deadline => {
+                        return Err(ApplyError::HealthTimeout {
+                            timeout,
+                            not_ready: vec![(r.clone(), health)],
+                        })
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        self.refresh_discovery();
+        Ok(())
+    }
+
+    /// Prunes one object of the old inventory.
+    async fn prune_one(&self, unit: &UnitRef, r: &ObjectRef) -> Result<Action, ApplyError> {
+        let Some(res) = self.resolve(r).await? else {
+            // The kind is gone (its CRD was removed): so are its objects.
+            return Ok(Action::PruneSkipped);
+        };
+        let api = self.api(&res, &r.namespace);
+        let Some(live) = self.get_live(&api, r).await? else {
+            return Ok(Action::PruneSkipped);
+        };
+        if prune_disabled(&live) || owned_by_other_unit(&live, unit) {
+            return Ok(Action::PruneSkipped);
+        }
+        if live
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Ok(Action::Pruned);
+        }
+        let background = DeleteParams::background();
+        match self.retry(|| api.delete(&r.name, &background)).await {
+            Ok(_) => Ok(Action::Pruned),
+            Err(e) if api_code(&e) == Some(404) => Ok(Action::PruneSkipped),
+            Err(source) => Err(ApplyError::Api {
+                object: r.clone(),
+                operation: "delete",
+                source,
+            }),
+        }
+    }
+
+    /// Health of one object (NotFound when it or its kind does not exist).
+    pub async fn health(&self, r: &ObjectRef) -> Result<Health, ApplyError> {
+        let Some(res) = self.resolve(r).await? else {
+            return Ok(Health::not_found());
+        };
+        let api = self.api(&res, &r.namespace);
+        let live = self.get_live(&api, r).await?;
+        Ok(capstan_health::compute_opt(live.as_ref()))
+    }
+
+    /// Polls until every target is Current, one is Failed (with `fail_fast`), or `timeout`.
+    pub async fn wait_healthy(
+        &self,
+        unit: &UnitRef,
+        targets: &[ObjectRef],
+        timeout: Duration,
+        opts: &ApplyOptions,
+    ) -> Result<Vec<(ObjectRef, Health)>, ApplyError> {
+        let deadline = Instant::now() + timeout;
+        let mut last: HashMap<String, Health> = HashMap::new();
+        loop {
+            let mut all = Vec::with_capacity(targets.len());
+            for r in targets {
+                let h = match last.get(&r.id()) {
+                    Some(h) if h.is_current() => h.clone(),
+                    _ => self.health(r).await?,
+                };
+                if last.get(&r.id()) != Some(&h) {
+                    let action = match h.status {
+                        Status::Current => Action::Healthy,
+                        Status::Failed => Action::Unhealthy(h.message.clone()),
+                        _ => Action::Waiting(format!("{}: {}", h.status, h.message)),
+                    };
+                    emit(opts, unit, r, action);
+                    last.insert(r.id(), h.clone());
+                }
+                all.push((r.clone(), h));
+            }
+            if all.iter().all(|(_, h)| h.is_current()) {
+                return Ok(all);
+            }
+            let failed: Vec<_> = all
+                .iter()
+                .filter(|(_, h)| h.status == Status::Failed)
+                .cloned()
+                .collect();
+            if opts.fail_fast && !failed.is_empty() {
+                return Err(ApplyError::HealthFailed { failed });
+            }
+            if Instant::now() >= deadline {
+                let not_ready: Vec<_> = all.into_iter().filter(|(_, h)| !h.is_current()).collect();
+                for (r, h) in &not_ready {
+                    emit(opts, unit, r, Action::Unhealthy(h.to_string()));
+                }
+                return Err(ApplyError::HealthTimeout { timeout, not_ready });
+            }
+            tokio::time::sleep(opts.poll_interval).await;
+        }
+    }
+
+    /// Uninstalls a unit: deletes every object of its inventory in reverse apply order
+    /// (objects annotated `prune: disabled` are kept), then the inventory itself.
+    pub async fn delete_unit(
+        &self,
+        unit: &UnitRef,
+        opts: &ApplyOptions,
+    ) -> Result<UnitResult, ApplyError> {
+        let inv = self.load_inventory(unit).await?;
+        let mut refs = inv.refs();
+        refs.sort_by_key(order_key);
+        refs.reverse();
+        let mut result = UnitResult::default();
+        let mut remaining = inv.clone();
+        for r in refs {
+            let action = match self.prune_one(unit, &r).await {
+                Ok(Action::Pruned) => Action::Deleted,
+                Ok(other) => other,
+                Err(e) => {
+                    if let Err(store) = self.store_inventory(unit, &inv, &remaining).await {
+                        tracing::warn!(error = %store, "cannot record the inventory");
+                    }
+                    return Err(e);
+                }
+            };
+            remaining.remove(&r);
+            emit(opts, unit, &r, action.clone());
+            result.objects.push(ObjectResult { object: r, action });
+        }
+        let inv_ref = self.inventory_ref(unit);
+        let api = self.configmap_api();
+        let background = DeleteParams::background();
+        match self.retry(|| api.delete(&inv_ref.name, &background)).await {
+            Ok(_) => {}
+            Err(e) if api_code(&e) == Some(404) => {}
+            Err(source) => {
+                return Err(ApplyError::Api {
+                    object: inv_ref,
+                    operation: "delete inventory",
+                    source,
+                })
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Scope of a kind defined by a CRD of the unit: `Some(true)` for namespaced.
+fn crd_scope_in_unit(unit: &ApplyUnit, r: &ObjectRef) -> Option<bool> {
+    unit.objects.iter().find_map(|o| {
+        let is_crd = o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            && o.get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"));
+        if !is_crd {
+            return None;
+        }
+        let spec = o.get("spec")?;
+        if spec.get("group").and_then(Value::as_str) != Some(r.group.as_str())
+            || spec.pointer("/names/kind").and_then(Value::as_str) != Some(r.kind.as_str())
+        {
+            return None;
+        }
+        Some(spec.get("scope").and_then(Value::as_str) != Some("Cluster"))
+    })
+}
+
+/// True when the object's capstan labels name a different unit (it moved to another unit).
+fn owned_by_other_unit(obj: &Value, unit: &UnitRef) -> bool {
+    let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) else {
+        return false;
+    };
+    let get = |k: &str| labels.get(k).and_then(Value::as_str);
+    match (get(LABEL_KIND), get(LABEL_NAMESPACE), get(LABEL_NAME)) {
+        (Some(k), Some(ns), Some(n)) => {
+            k != unit.kind.to_lowercase() || ns != unit.namespace || n != unit.name
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn crd_scope_lookup() {
+        let unit = ApplyUnit::new(
+            UnitRef::new("Kustomization", "flux-system", "x"),
+            vec![
+                json!({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+                "metadata":{"name":"widgets.example.com"},
+                "spec":{"group":"example.com","scope":"Cluster","names":{"kind":"Widget","plural":"widgets"}}}),
+            ],
+        );
+        assert_eq!(
+            crd_scope_in_unit(&unit, &ObjectRef::new("example.com/v1", "Widget", "", "w")),
+            Some(false)
+        );
+        assert_eq!(
+            crd_scope_in_unit(&unit, &ObjectRef::new("example.com/v1", "Gadget", "", "w")),
+            None
+        );
+    }
+
+    #[test]
+    fn other_unit_ownership() {
+        let u = UnitRef::new("Kustomization", "flux-system", "apps");
+        let mut o = json!({"metadata":{"name":"x"}});
+        assert!(!owned_by_other_unit(&o, &u));
+        set_owner_labels(&mut o, &u);
+        assert!(!owned_by_other_unit(&o, &u));
+        set_owner_labels(
+            &mut o,
+            &UnitRef::new("Kustomization", "flux-system", "infra"),
+        );
+        assert!(owned_by_other_unit(&o, &u));
+    }
+}

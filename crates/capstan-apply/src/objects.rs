@@ -1,0 +1,452 @@
+//! Pure helpers on objects: ordering, defaults, normalisation for comparison, secret masking,
+//! YAML diffs, immutable-error detection.
+
+use serde_json::{Map, Value};
+
+use crate::types::ObjectRef;
+
+/// Label keys capstan puts on every applied object (the equivalent of Flux's
+/// `kustomize.toolkit.fluxcd.io/name` and `/namespace` labels).
+pub const LABEL_KIND: &str = "capstan.io/kind";
+/// See [`LABEL_KIND`].
+pub const LABEL_NAMESPACE: &str = "capstan.io/namespace";
+/// See [`LABEL_KIND`].
+pub const LABEL_NAME: &str = "capstan.io/name";
+
+/// Annotations that exclude an object from pruning (value `disabled`).
+pub const PRUNE_ANNOTATIONS: &[&str] = &["kustomize.toolkit.fluxcd.io/prune", "capstan.io/prune"];
+
+/// Kinds applied first, in this order (kustomize's legacy order, as used by Flux).
+const ORDER_FIRST: &[&str] = &[
+    "Namespace",
+    "ResourceQuota",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "PodSecurityPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "Service",
+    "LimitRange",
+    "PriorityClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "CronJob",
+    "Job",
+    "PodDisruptionBudget",
+];
+
+/// Kinds applied last.
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Sort rank of a kind: known kinds first in [`ORDER_FIRST`] order, unknown kinds (custom
+/// resources) after them, webhooks last.
+pub fn kind_rank(kind: &str) -> usize {
+    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
+        return i;
+    }
+    if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
+        return ORDER_FIRST.len() + 1 + i;
+    }
+    ORDER_FIRST.len()
+}
+
+/// Stage-one kinds (applied and waited for before everything else).
+pub fn is_cluster_definition(r: &ObjectRef) -> bool {
+    (r.group.is_empty() && r.kind == "Namespace")
+        || (r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition")
+}
+
+/// Sort key giving the stable apply order.
+pub fn order_key(r: &ObjectRef) -> (usize, String, String, String) {
+    (
+        kind_rank(&r.kind),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+/// Fills defaults that server-side apply on old API servers needs because they are list-map
+/// keys: `protocol: TCP` of container ports and Service ports (as Flux's
+/// `SetNativeKindsDefaults`).
+pub fn set_native_defaults(obj: &mut Value) {
+    let group_kind = {
+        let r = ObjectRef::from_object(obj);
+        r.map(|r| (r.group, r.kind))
+    };
+    let Some((group, kind)) = group_kind else {
+        return;
+    };
+    let pod_spec_path: Option<&str> = match (group.as_str(), kind.as_str()) {
+        ("", "Pod") => Some("/spec"),
+        ("", "ReplicationController")
+        | ("apps", "Deployment")
+        | ("apps", "StatefulSet")
+        | ("apps", "DaemonSet")
+        | ("apps", "ReplicaSet")
+        | ("batch", "Job") => Some("/spec/template/spec"),
+        ("batch", "CronJob") => Some("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    };
+    if let Some(path) = pod_spec_path {
+        if let Some(spec) = obj.pointer_mut(path) {
+            for key in ["containers", "initContainers", "ephemeralContainers"] {
+                if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
+                    for c in list {
+                        default_protocol(c.get_mut("ports"));
+                    }
+                }
+            }
+        }
+    }
+    if group.is_empty() && kind == "Service" {
+        default_protocol(obj.pointer_mut("/spec/ports"));
+    }
+}
+
+fn default_protocol(ports: Option<&mut Value>) {
+    if let Some(list) = ports.and_then(Value::as_array_mut) {
+        for p in list {
+            if let Some(m) = p.as_object_mut() {
+                if !m.get("protocol").is_some_and(|v| v.is_string()) {
+                    m.insert("protocol".into(), Value::String("TCP".into()));
+                }
+            }
+        }
+    }
+}
+
+/// Adds the ownership labels of the unit to `metadata.labels`.
+pub fn set_owner_labels(obj: &mut Value, unit: &crate::UnitRef) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    let labels = labels.as_object_mut().expect("labels object");
+    labels.insert(LABEL_KIND.into(), Value::String(unit.kind.to_lowercase()));
+    labels.insert(
+        LABEL_NAMESPACE.into(),
+        Value::String(unit.namespace.clone()),
+    );
+    labels.insert(LABEL_NAME.into(), Value::String(unit.name.clone()));
+}
+
+/// Removes server-populated fields that must not count as drift: managedFields,
+/// resourceVersion, generation, uid, creationTimestamp, selfLink and `status`.
+pub fn strip_server_fields(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "managedFields",
+                "resourceVersion",
+                "generation",
+                "uid",
+                "creationTimestamp",
+                "selfLink",
+            ] {
+                meta.remove(k);
+            }
+            if meta
+                .get("annotations")
+                .and_then(Value::as_object)
+                .is_some_and(|a| a.is_empty())
+            {
+                meta.remove("annotations");
+            }
+        }
+    }
+    v
+}
+
+/// True when `dry_run` (the result of a server-side dry-run apply) equals `live` once server
+/// fields are stripped: applying would change nothing.
+pub fn same_content(live: &Value, dry_run: &Value) -> bool {
+    strip_server_fields(live) == strip_server_fields(dry_run)
+}
+
+fn is_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// Replaces every Secret value (`data`, `stringData`) by `***`. Non-Secrets are returned as is.
+pub fn mask_secret(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if is_secret(obj) {
+        for key in ["data", "stringData"] {
+            if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
+                for val in m.values_mut() {
+                    *val = Value::String("***".into());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Masks the Secret values of both sides of a diff; values that differ are shown as
+/// `*** (before)` and `*** (after)` so the diff still says which keys changed.
+pub fn mask_secret_pair(before: Option<&Value>, after: &Value) -> (Option<Value>, Value) {
+    if !is_secret(after) && !before.is_some_and(is_secret) {
+        return (before.cloned(), after.clone());
+    }
+    let mut b = before.map(mask_secret);
+    let mut a = mask_secret(after);
+    for key in ["data", "stringData"] {
+        let orig_b = before.and_then(|o| o.get(key)).and_then(Value::as_object);
+        let orig_a = after.get(key).and_then(Value::as_object);
+        if let (Some(ob), Some(oa)) = (orig_b, orig_a) {
+            for (k, va) in oa {
+                if ob.get(k).is_some_and(|vb| vb != va) {
+                    if let Some(m) = b
+                        .as_mut()
+                        .and_then(|b| b.get_mut(key))
+                        .and_then(Value::as_object_mut)
+                    {
+                        m.insert(k.clone(), Value::String("*** (before)".into()));
+                    }
+                    if let Some(m) = a.get_mut(key).and_then(Value::as_object_mut) {
+                        m.insert(k.clone(), Value::String("*** (after)".into()));
+                    }
+                }
+            }
+        }
+    }
+    (b, a)
+}
+
+/// Recursively sorts object keys (so YAML output does not depend on map ordering).
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical(&m[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Renders an object as YAML (keys sorted).
+pub fn to_yaml(v: &Value) -> String {
+    serde_yaml::to_string(&canonical(v)).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+}
+
+/// Unified diff between the live object (`None` when absent) and the merged object, both
+/// stripped of server fields and with Secret values masked. `None` when they are equal.
+pub fn diff(object: &ObjectRef, live: Option<&Value>, merged: &Value) -> Option<String> {
+    let live = live.map(strip_server_fields);
+    let merged = strip_server_fields(merged);
+    let (live, merged) = mask_secret_pair(live.as_ref(), &merged);
+    let old = live.as_ref().map(to_yaml).unwrap_or_default();
+    let new = to_yaml(&merged);
+    if old == new {
+        return None;
+    }
+    let text = similar::TextDiff::from_lines(&old, &new);
+    let out = text
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{object}"), &format!("merged/{object}"))
+        .to_string();
+    Some(out)
+}
+
+/// Whether an API error says that an immutable field changed (Flux's `IsImmutableError`).
+pub fn is_immutable_error(code: u16, message: &str) -> bool {
+    if code != 422 {
+        return false;
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "field is immutable",
+        "cannot change roleref",
+        "may not change once set",
+        "updates to statefulset spec for fields other than",
+        "updates to parameters are forbidden",
+        "is immutable",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// True when the object carries a prune-disabling annotation.
+pub fn prune_disabled(obj: &Value) -> bool {
+    PRUNE_ANNOTATIONS.iter().any(|a| {
+        obj.pointer("/metadata/annotations")
+            .and_then(|m| m.get(*a))
+            .and_then(Value::as_str)
+            == Some("disabled")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ordering() {
+        assert!(kind_rank("Namespace") < kind_rank("CustomResourceDefinition"));
+        assert!(kind_rank("ClusterRole") < kind_rank("ConfigMap"));
+        assert!(kind_rank("ConfigMap") < kind_rank("Service"));
+        assert!(kind_rank("Service") < kind_rank("Deployment"));
+        assert!(kind_rank("Deployment") < kind_rank("Widget"));
+        assert!(kind_rank("Widget") < kind_rank("ValidatingWebhookConfiguration"));
+        let mut refs = [
+            ObjectRef::new("apps/v1", "Deployment", "a", "x"),
+            ObjectRef::new("v1", "Service", "a", "x"),
+            ObjectRef::new("v1", "Namespace", "", "a"),
+            ObjectRef::new("v1", "ConfigMap", "a", "b"),
+            ObjectRef::new("v1", "ConfigMap", "a", "a"),
+        ];
+        refs.sort_by_key(order_key);
+        let names: Vec<String> = refs
+            .iter()
+            .map(|r| format!("{}:{}", r.kind, r.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Namespace:a",
+                "ConfigMap:a",
+                "ConfigMap:b",
+                "Service:x",
+                "Deployment:x"
+            ]
+        );
+        assert!(is_cluster_definition(&ObjectRef::new(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "x"
+        )));
+    }
+
+    #[test]
+    fn defaults() {
+        let mut d = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+            "spec":{"template":{"spec":{"containers":[{"name":"c","ports":[{"containerPort":80},{"containerPort":53,"protocol":"UDP"}]}]}}}});
+        set_native_defaults(&mut d);
+        assert_eq!(
+            d.pointer("/spec/template/spec/containers/0/ports/0/protocol"),
+            Some(&json!("TCP"))
+        );
+        assert_eq!(
+            d.pointer("/spec/template/spec/containers/0/ports/1/protocol"),
+            Some(&json!("UDP"))
+        );
+        let mut s = json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":80}]}});
+        set_native_defaults(&mut s);
+        assert_eq!(s.pointer("/spec/ports/0/protocol"), Some(&json!("TCP")));
+        let mut cj = json!({"apiVersion":"batch/v1beta1","kind":"CronJob","metadata":{"name":"c"},
+            "spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[{"name":"i","ports":[{"containerPort":1}]}]}}}}}});
+        set_native_defaults(&mut cj);
+        assert_eq!(
+            cj.pointer("/spec/jobTemplate/spec/template/spec/initContainers/0/ports/0/protocol"),
+            Some(&json!("TCP"))
+        );
+    }
+
+    #[test]
+    fn labels() {
+        let mut o = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}});
+        set_owner_labels(
+            &mut o,
+            &crate::UnitRef::new("Kustomization", "flux-system", "apps"),
+        );
+        assert_eq!(
+            o.pointer("/metadata/labels"),
+            Some(
+                &json!({"capstan.io/kind":"kustomization","capstan.io/namespace":"flux-system","capstan.io/name":"apps"})
+            )
+        );
+    }
+
+    #[test]
+    fn comparison_ignores_server_fields() {
+        let live = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"5","uid":"u",
+            "managedFields":[{"manager":"x"}],"creationTimestamp":"t"},"data":{"a":"1"}});
+        let dry = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"6","uid":"u",
+            "managedFields":[{"manager":"capstan"}],"creationTimestamp":"t"},"data":{"a":"1"}});
+        assert!(same_content(&live, &dry));
+        let dry2 =
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"2"}});
+        assert!(!same_content(&live, &dry2));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_diffs() {
+        let r = ObjectRef::new("v1", "Secret", "ns", "s");
+        let live = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"a":"c2VjcmV0MQ==","b":"c2FtZQ=="}});
+        let new = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"a":"c2VjcmV0Mg==","b":"c2FtZQ=="},"stringData":{"c":"plain"}});
+        let d = diff(&r, Some(&live), &new).expect("diff");
+        assert!(!d.contains("c2VjcmV0"), "{d}");
+        assert!(!d.contains("c2FtZQ"), "{d}");
+        assert!(!d.contains("plain"), "{d}");
+        assert!(
+            d.contains("*** (before)") && d.contains("*** (after)"),
+            "{d}"
+        );
+        let created = diff(&r, None, &new).expect("diff");
+        assert!(
+            !created.contains("c2VjcmV0") && !created.contains("plain"),
+            "{created}"
+        );
+    }
+
+    #[test]
+    fn diff_of_configmap() {
+        let r = ObjectRef::new("v1", "ConfigMap", "ns", "c");
+        let live = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"1"},"data":{"a":"1"}});
+        let new = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"2"},"data":{"a":"2"}});
+        let d = diff(&r, Some(&live), &new).expect("diff");
+        assert!(d.contains("-  a: '1'") && d.contains("+  a: '2'"), "{d}");
+        assert!(!d.contains("resourceVersion"));
+        assert!(diff(&r, Some(&live), &live).is_none());
+    }
+
+    #[test]
+    fn immutable_errors() {
+        assert!(is_immutable_error(
+            422,
+            "Service \"s\" is invalid: spec.clusterIP: Invalid value: \"10.96.0.9\": field is immutable"
+        ));
+        assert!(is_immutable_error(422, "Job.batch \"j\" is invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable"));
+        assert!(!is_immutable_error(422, "spec.replicas: Invalid value: -1"));
+        assert!(!is_immutable_error(409, "field is immutable"));
+    }
+
+    #[test]
+    fn prune_annotation() {
+        assert!(prune_disabled(
+            &json!({"metadata":{"annotations":{"kustomize.toolkit.fluxcd.io/prune":"disabled"}}})
+        ));
+        assert!(!prune_disabled(&json!({"metadata":{}})));
+    }
+}

@@ -1,0 +1,356 @@
+//! Apply tests against a real API server (skipped when the test bed is not installed).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capstan_apply::{
+    Action, Applier, ApplyError, ApplyEvent, ApplyOptions, ApplyUnit, ObjectRef, PlanOp, UnitRef,
+};
+use capstan_testbed::TestCluster;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{json, Value};
+
+fn unit(name: &str, objects: Vec<Value>) -> ApplyUnit {
+    let mut u = ApplyUnit::new(UnitRef::new("Kustomization", "flux-system", name), objects);
+    u.timeout = Duration::from_secs(30);
+    u
+}
+
+fn cm(ns: &str, name: &str, data: Value) -> Value {
+    json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":ns},"data":data})
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":name}})
+}
+
+fn deployment(ns: &str, name: &str) -> Value {
+    json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":name,"namespace":ns},
+        "spec":{"replicas":1,"selector":{"matchLabels":{"app":name}},
+            "template":{"metadata":{"labels":{"app":name}},
+                "spec":{"containers":[{"name":"web","image":"nginx:1.19","ports":[{"containerPort":80}]}]}}}})
+}
+
+fn crd() -> Value {
+    json!({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+        "metadata":{"name":"widgets.example.com"},
+        "spec":{"group":"example.com","scope":"Namespaced",
+            "names":{"kind":"Widget","plural":"widgets","singular":"widget","listKind":"WidgetList"},
+            "versions":[{"name":"v1","served":true,"storage":true,
+                "schema":{"openAPIV3Schema":{"type":"object","properties":{
+                    "spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}})
+}
+
+fn actions(r: &capstan_apply::UnitResult) -> Vec<(String, Action)> {
+    r.objects
+        .iter()
+        .map(|o| (o.object.to_string(), o.action.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn crd_and_custom_resource_in_one_unit() {
+    let Some(cluster) = TestCluster::start("apply-crd") else {
+        return;
+    };
+    let applier = Applier::new(cluster.client().await);
+    let widget = json!({"apiVersion":"example.com/v1","kind":"Widget",
+        "metadata":{"name":"w1","namespace":"widgets"},"spec":{"size":3}});
+    // Deliberately out of order: the CR comes first.
+    let u = unit("widgets", vec![widget, crd(), namespace("widgets")]);
+
+    let plan = applier.plan(&u).await.expect("plan");
+    assert!(
+        plan.changes.iter().all(|c| c.op == PlanOp::Create),
+        "{plan:#?}"
+    );
+
+    let events = Arc::new(Mutex::new(Vec::<ApplyEvent>::new()));
+    let sink = events.clone();
+    let opts = ApplyOptions::with_events(move |e| sink.lock().unwrap().push(e.clone()));
+    let result = applier.apply(&u, &opts).await.expect("first apply");
+    assert_eq!(
+        actions(&result),
+        vec![
+            ("Namespace/widgets".to_string(), Action::Created),
+            (
+                "CustomResourceDefinition/widgets.example.com".to_string(),
+                Action::Created
+            ),
+            ("Widget/widgets/w1".to_string(), Action::Created),
+        ]
+    );
+    assert_eq!(events.lock().unwrap().len(), 3);
+    assert_eq!(result.inventory.len(), 3);
+
+    let health = applier
+        .health(&ObjectRef::new("example.com/v1", "Widget", "widgets", "w1"))
+        .await
+        .unwrap();
+    assert!(health.is_current(), "{health}");
+
+    let again = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("second apply");
+    assert!(again.is_unchanged(), "{:?}", actions(&again));
+}
+
+#[tokio::test]
+async fn prune_respects_inventory_and_annotations() {
+    let Some(cluster) = TestCluster::start("apply-prune") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let applier = Applier::new(client.clone());
+    let mut keep = cm("default", "keep", json!({"k":"v"}));
+    keep["metadata"]["annotations"] = json!({"kustomize.toolkit.fluxcd.io/prune":"disabled"});
+    let first = unit(
+        "apps",
+        vec![
+            cm("default", "a", json!({"x":"1"})),
+            cm("default", "b", json!({"x":"2"})),
+            keep,
+        ],
+    );
+    applier
+        .apply(&first, &ApplyOptions::default())
+        .await
+        .expect("apply");
+
+    // Created by someone else, not in any inventory.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let foreign = cm("default", "foreign", json!({"y":"1"}));
+    cms.patch(
+        "foreign",
+        &PatchParams::apply("kubectl").force(),
+        &Patch::Apply(&foreign),
+    )
+    .await
+    .expect("foreign object");
+
+    let second = unit("apps", vec![cm("default", "a", json!({"x":"1"}))]);
+    let plan = applier.plan(&second).await.unwrap();
+    let prunes: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.op == PlanOp::Prune)
+        .map(|c| c.object.to_string())
+        .collect();
+    assert_eq!(prunes, ["ConfigMap/default/keep", "ConfigMap/default/b"]);
+
+    let result = applier
+        .apply(&second, &ApplyOptions::default())
+        .await
+        .expect("apply 2");
+    let pruned: Vec<(String, Action)> = result
+        .pruned
+        .iter()
+        .map(|o| (o.object.name.clone(), o.action.clone()))
+        .collect();
+    assert!(
+        pruned.contains(&("b".to_string(), Action::Pruned)),
+        "{pruned:?}"
+    );
+    assert!(
+        pruned.contains(&("keep".to_string(), Action::PruneSkipped)),
+        "{pruned:?}"
+    );
+    assert!(cms.get_opt("b").await.unwrap().is_none(), "b is pruned");
+    assert!(
+        cms.get_opt("keep").await.unwrap().is_some(),
+        "keep survives"
+    );
+    assert!(
+        cms.get_opt("foreign").await.unwrap().is_some(),
+        "foreign survives"
+    );
+    assert!(cms.get_opt("a").await.unwrap().is_some());
+    let inv = applier.inventory(&second.id).await.unwrap();
+    assert_eq!(inv.len(), 1, "{inv:?}");
+
+    // Uninstall: deletes what the inventory lists, and the inventory.
+    let deleted = applier
+        .delete_unit(&second.id, &ApplyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(deleted.objects.len(), 1);
+    assert_eq!(deleted.objects[0].action, Action::Deleted);
+    assert!(cms.get_opt("a").await.unwrap().is_none());
+    assert!(cms.get_opt("foreign").await.unwrap().is_some());
+    assert!(applier.inventory(&second.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn immutable_change_needs_force() {
+    let Some(cluster) = TestCluster::start("apply-immutable") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let applier = Applier::new(client.clone());
+    let svc = |ip: &str| {
+        json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},
+            "spec":{"clusterIP":ip,"selector":{"app":"web"},"ports":[{"port":80}]}})
+    };
+    applier
+        .apply(
+            &unit("svc", vec![svc("10.96.0.50")]),
+            &ApplyOptions::default(),
+        )
+        .await
+        .expect("create");
+
+    let mut changed = unit("svc", vec![svc("10.96.0.51")]);
+    let plan = applier.plan(&changed).await.unwrap();
+    assert!(
+        matches!(&plan.changes[0].op, PlanOp::Replace { reason } if reason.contains("immutable")),
+        "{plan:#?}"
+    );
+    let err = applier
+        .apply(&changed, &ApplyOptions::default())
+        .await
+        .expect_err("immutable change without force");
+    assert!(matches!(err, ApplyError::Immutable { .. }), "{err}");
+
+    changed.force = true;
+    let result = applier
+        .apply(&changed, &ApplyOptions::default())
+        .await
+        .expect("forced");
+    assert_eq!(result.objects[0].action, Action::Replaced);
+    let services: Api<Service> = Api::namespaced(client, "default");
+    let live = services.get("web").await.unwrap();
+    assert_eq!(live.spec.unwrap().cluster_ip.as_deref(), Some("10.96.0.51"));
+}
+
+#[tokio::test]
+async fn reapply_sends_no_writes() {
+    let Some(cluster) = TestCluster::start("apply-idempotent") else {
+        return;
+    };
+    let (client, counter) = cluster.counting_client().await;
+    let applier = Applier::new(client);
+    let objects = vec![
+        namespace("shop"),
+        json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"shop","namespace":"shop"}}),
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"shop-reader"},
+            "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}]}),
+        cm("shop", "settings", json!({"color":"blue"})),
+        json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","namespace":"shop"},
+            "stringData":{"password":"hunter2"}}),
+        json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},
+            "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}),
+        deployment("shop", "web"),
+    ];
+    let u = unit("shop", objects);
+    let first = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("first");
+    assert!(first.objects.iter().all(|o| o.action == Action::Created));
+    assert!(!counter.writes().is_empty());
+
+    counter.reset();
+    let second = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("second");
+    assert!(second.is_unchanged(), "{:?}", actions(&second));
+    assert!(
+        counter.writes().is_empty(),
+        "unexpected writes: {:#?}",
+        counter.writes()
+    );
+    let plan = applier.plan(&u).await.unwrap();
+    assert!(!plan.has_changes(), "{plan:#?}");
+
+    // A changed secret: the plan shows the key changed, never the value.
+    let mut changed = u.clone();
+    changed.objects[4]["stringData"]["password"] = json!("correct-horse");
+    let plan = applier.plan(&changed).await.unwrap();
+    let secret = plan
+        .changes
+        .iter()
+        .find(|c| c.object.kind == "Secret")
+        .unwrap();
+    assert_eq!(secret.op, PlanOp::Update);
+    let diff = secret.diff.clone().unwrap();
+    assert!(
+        !diff.contains("hunter2") && !diff.contains("correct-horse"),
+        "{diff}"
+    );
+    assert!(!diff.contains("aHVudGVyMg"), "{diff}"); // base64 of hunter2
+    assert!(diff.contains("***"), "{diff}");
+}
+
+#[tokio::test]
+async fn deployment_health_wait_and_timeout() {
+    let Some(cluster) = TestCluster::start("apply-health") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let applier = Arc::new(Applier::new(client.clone()));
+
+    // No controller runs: without a status the wait times out and names the object.
+    let mut slow = unit("slow", vec![deployment("default", "slow")]);
+    slow.wait = true;
+    slow.timeout = Duration::from_secs(2);
+    let err = applier
+        .apply(&slow, &ApplyOptions::default())
+        .await
+        .expect_err("times out");
+    match &err {
+        ApplyError::HealthTimeout { not_ready, .. } => {
+            assert_eq!(not_ready.len(), 1);
+            assert_eq!(not_ready[0].0.to_string(), "Deployment/default/slow");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("Deployment/default/slow"), "{err}");
+
+    // The test plays the controller: once the status says ready, the wait succeeds.
+    let mut web = unit("web", vec![deployment("default", "web")]);
+    web.wait = true;
+    web.timeout = Duration::from_secs(30);
+    let task = {
+        let applier = applier.clone();
+        let web = web.clone();
+        tokio::spawn(async move {
+            let opts = ApplyOptions {
+                poll_interval: Duration::from_millis(200),
+                ..Default::default()
+            };
+            applier.apply(&web, &opts).await
+        })
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client, "default");
+    let mut generation = None;
+    for _ in 0..100 {
+        if let Some(d) = deployments.get_opt("web").await.unwrap() {
+            generation = d.metadata.generation;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!task.is_finished(), "must wait for the status");
+    let status = json!({"status":{"observedGeneration":generation.unwrap(),"replicas":1,"updatedReplicas":1,
+        "readyReplicas":1,"availableReplicas":1,"conditions":[
+            {"type":"Available","status":"True","reason":"MinimumReplicasAvailable","message":"ok",
+             "lastUpdateTime":"2021-01-01T00:00:00Z","lastTransitionTime":"2021-01-01T00:00:00Z"},
+            {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable","message":"ok",
+             "lastUpdateTime":"2021-01-01T00:00:00Z","lastTransitionTime":"2021-01-01T00:00:00Z"}]}});
+    deployments
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status patch");
+    let result = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("apply finishes")
+        .unwrap()
+        .expect("healthy");
+    assert_eq!(result.health.len(), 1);
+    assert!(result.health[0].1.is_current(), "{:?}", result.health);
+}
