@@ -626,6 +626,8 @@ impl Parser<'_> {
     fn operand(&mut self) -> PResult<Arg> {
         let term = self.term()?;
         let mut fields: Vec<Arc<str>> = Vec::new();
+        // Go positions a chained node at its first chained field.
+        let chain_pos = self.peek().map(|i| i.pos).unwrap_or(term.pos);
         while let Some(Item {
             tok: Tok::Field(f),
             space: false,
@@ -638,7 +640,7 @@ impl Parser<'_> {
         if fields.is_empty() {
             return Ok(term);
         }
-        let pos = term.pos;
+        let pos = chain_pos;
         Ok(match term.kind {
             ArgKind::Field(mut fs) => {
                 fs.extend(fields);
