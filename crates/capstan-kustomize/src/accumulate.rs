@@ -358,6 +358,9 @@ pub(crate) fn merge_generated(acc: &mut Acc, r: Resource) -> Result<()> {
 /// (possibly a directory with a kustomization) or an inline document.
 pub(crate) fn plugin_configs(ctx: &mut Ctx, k: &Kustomization, entry: &Node) -> Result<Vec<Node>> {
     match entry {
+        Node::Scalar(s) if s.value.contains('\n') => {
+            Ok(capstan_yaml::parse_documents(&s.value, "inline plugin config")?.into_iter().filter(|d| !d.is_null()).collect())
+        }
         Node::Scalar(s) => {
             let path = join(&k.dir, &s.value);
             if ctx.fs.is_dir(&path) {
@@ -477,20 +480,8 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
 
 fn apply_smp_to(r: &mut Resource, patch: &Node) -> Result<()> {
     let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
-    let mut patch = patch.clone();
-    // The patch's own name/namespace don't rename the target.
-    if let Some(m) = patch.get_mut("metadata").and_then(|m| m.as_mapping_mut()) {
-        m.insert("name", Node::string(old_name.clone()));
-        if m.contains_key("namespace") {
-            m.insert("namespace", Node::string(old_ns.clone()));
-        }
-    }
-    if patch.get("kind").is_some() && patch.str_at(&["kind"]) != Some(r.kind()) {
-        if let Some(m) = patch.as_mapping_mut() {
-            m.insert("kind", Node::string(r.kind()));
-            m.insert("apiVersion", Node::string(r.api_version()));
-        }
-    }
+    let patch = patch.clone();
+    let patch = patch.clone();
     smp::merge(&mut r.node, &patch)?;
     r.note_name_change(&old_name, &old_ns);
     if r.node.is_null() {

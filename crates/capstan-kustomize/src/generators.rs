@@ -416,7 +416,8 @@ pub fn hash(n: &Node) -> String {
         "ConfigMap" | "Secret" => {
             let mut m = serde_json::Map::new();
             m.insert("kind".into(), Value::String(kind.into()));
-            m.insert("name".into(), Value::String(name));
+            let _ = name;
+            m.insert("name".into(), Value::String(String::new()));
             m.insert("data".into(), data_map(n, "data"));
             if kind == "ConfigMap" {
                 if let Value::Object(b) = data_map(n, "binaryData") {

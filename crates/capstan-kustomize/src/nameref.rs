@@ -7,6 +7,8 @@ use crate::fieldspec::{apply_path, TransformerConfig};
 use crate::resource::{is_cluster_scoped, Resource};
 
 struct Cand {
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
     names: Vec<(String, String)>,
     name: String,
     ns: String,
@@ -21,45 +23,42 @@ fn eff(ns: &str) -> &str {
     }
 }
 
-/// Find the one candidate named `v` (in namespace `ns` if given).
-fn select<'a>(
-    cands: &'a [Cand],
-    v: &str,
-    ns: Option<&str>,
-    cluster: bool,
-) -> Result<Option<&'a Cand>> {
-    let matching: Vec<&Cand> = cands
-        .iter()
-        .filter(|c| c.names.iter().any(|(n, _)| n == v))
-        .collect();
+fn same_ending(a: &[String], b: &[String]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.is_empty() {
+        return long.is_empty();
+    }
+    let diff = long.len() - short.len();
+    (0..short.len()).all(|i| long[i + diff] == short[i])
+}
+
+/// Find the one candidate named `v` (kustomize's selectReferral sieve).
+fn select<'a>(cands: &'a [Cand], v: &str, ns: Option<&str>, cluster: bool, referrer: (&[String], &[String])) -> Result<Option<&'a Cand>> {
+    let matching: Vec<&Cand> = cands.iter().filter(|c| c.names.iter().any(|(n, _)| n == v)).collect();
     if matching.is_empty() {
         return Ok(None);
     }
     let filtered: Vec<&Cand> = if cluster {
-        matching.clone()
+        matching
     } else {
         match ns {
-            Some(ns) => matching
-                .iter()
-                .copied()
-                .filter(|c| {
-                    c.names.iter().any(|(n, cns)| n == v && eff(cns) == eff(ns))
-                        || eff(&c.ns) == eff(ns)
-                })
-                .collect(),
-            None => matching.clone(),
+            Some(ns) => matching.into_iter().filter(|c| eff(&c.ns) == eff(ns)).collect(),
+            None => matching,
         }
     };
+    if filtered.len() == 1 {
+        return Ok(Some(filtered[0]));
+    }
+    let filtered: Vec<&Cand> = filtered.into_iter().filter(|c| same_ending(&c.prefixes, referrer.0) && same_ending(&c.suffixes, referrer.1)).collect();
     match filtered.len() {
         0 => Ok(None),
         1 => Ok(Some(filtered[0])),
         _ => {
-            // Prefer candidates whose current name is still v (not renamed) only if unique.
+            if filtered.iter().all(|c| c.name == filtered[0].name) {
+                return Ok(Some(filtered[0]));
+            }
             let ids: Vec<String> = filtered.iter().map(|c| c.id.clone()).collect();
-            Err(kerr!(
-                "found multiple possible referrals: {}",
-                ids.join(", ")
-            ))
+            Err(kerr!("found multiple possible referrals: {}", ids.join(", ")))
         }
     }
 }
@@ -70,6 +69,8 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
             .iter()
             .filter(|r| r.kind() == nr.kind && (nr.group.is_empty() || r.group() == nr.group))
             .map(|r| Cand {
+                prefixes: r.prefixes.clone(),
+                suffixes: r.suffixes.clone(),
                 names: r.all_names(),
                 name: r.name().to_string(),
                 ns: r.namespace().to_string(),
@@ -88,6 +89,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
             let referrer_ns = r.namespace().to_string();
             let referrer_cluster = is_cluster_scoped(r.kind());
             let role_kind = r.node.str_at(&["roleRef", "kind"]).map(str::to_string);
+            let (rp, rs) = (r.prefixes.clone(), r.suffixes.clone());
             for fs in &nr.field_specs {
                 if !fs.matches(r) {
                     continue;
@@ -105,7 +107,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                 apply_path(&mut r.node, &fs.path, false, &mut |n| {
                     match n {
                         Node::Scalar(s) if !s.is_null() => {
-                            match select(&cands, &s.value, ns_filter, ref_cluster) {
+                            match select(&cands, &s.value, ns_filter, ref_cluster, (&rp, &rs)) {
                                 Ok(Some(c)) => *n = Node::string(c.name.clone()),
                                 Ok(None) => {}
                                 Err(e) => err = Some(e),
@@ -128,7 +130,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                                 .and_then(|v| v.as_str())
                                 .map(str::to_string);
                             let filt = ns.as_deref().or(ns_filter);
-                            match select(&cands, &name, filt, ref_cluster) {
+                            match select(&cands, &name, filt, ref_cluster, (&rp, &rs)) {
                                 Ok(Some(c)) => {
                                     m.insert("name", Node::string(c.name.clone()));
                                     if ns.is_some() && !c.ns.is_empty() {

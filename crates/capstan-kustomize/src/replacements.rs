@@ -32,7 +32,26 @@ pub fn split_field_path(p: &str) -> Vec<String> {
     }
     out.push(cur);
     out.retain(|s| !s.is_empty());
-    out
+    // `containers[0]` / `ports[name=x]` written without a dot.
+    let mut res = Vec::new();
+    for s in out {
+        if !s.starts_with('[') {
+            if let Some(i) = s.find('[') {
+                if s.ends_with(']') {
+                    res.push(s[..i].to_string());
+                    let inner = &s[i..];
+                    if let Ok(n) = inner[1..inner.len() - 1].parse::<usize>() {
+                        res.push(n.to_string());
+                    } else {
+                        res.push(inner.to_string());
+                    }
+                    continue;
+                }
+            }
+        }
+        res.push(s);
+    }
+    res
 }
 
 fn seg_matches(item: &Node, seg: &str) -> bool {

@@ -73,6 +73,10 @@ pub struct Resource {
     /// Names of kustomizations this resource passed through don't matter; the root
     /// directory it was loaded in does for `configurations`.
     pub(crate) generated: bool,
+    /// Name prefixes and suffixes applied, in order (kustomize's nameReference uses them
+    /// to choose between candidates).
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) suffixes: Vec<String>,
 }
 
 pub fn split_api_version(av: &str) -> (String, String) {
@@ -92,6 +96,8 @@ impl Resource {
             behavior: Behavior::Create,
             needs_hash: false,
             generated: false,
+            prefixes: Vec::new(),
+            suffixes: Vec::new(),
         }
     }
     pub fn kind(&self) -> &str {

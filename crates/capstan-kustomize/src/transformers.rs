@@ -128,6 +128,12 @@ pub fn apply_prefix_suffix(
                 continue;
             }
             if fs.path == ["metadata", "name"] {
+                if !prefix.is_empty() {
+                    r.prefixes.push(prefix.to_string());
+                }
+                if !suffix.is_empty() {
+                    r.suffixes.push(suffix.to_string());
+                }
                 let n = format!("{prefix}{}{suffix}", r.name());
                 r.set_name(&n);
             } else {
