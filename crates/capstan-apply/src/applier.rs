@@ -843,6 +843,55 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn transient_errors() {
+        let api = |code: u16, reason: &str| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", reason).with_code(code),
+            ))
+        };
+        assert!(is_transient(&api(503, "ServiceUnavailable")));
+        assert!(is_transient(&api(429, "TooManyRequests")));
+        assert!(is_transient(&api(500, "InternalError")));
+        assert!(is_transient(&api(409, "Conflict")));
+        assert!(!is_transient(&api(409, "AlreadyExists")));
+        assert!(!is_transient(&api(422, "Invalid")));
+        assert!(!is_transient(&api(404, "NotFound")));
+    }
+
+    #[tokio::test]
+    async fn retry_backs_off_then_gives_up() {
+        // A client that is never used: retry only runs the closure.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let applier =
+            Applier::new(Client::try_from(config).unwrap()).with_retry(3, Duration::from_millis(1));
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let out: Result<(), kube::Error> = applier
+            .retry(|| async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(kube::Error::Api(Box::new(
+                    kube::core::Status::failure("busy", "ServiceUnavailable").with_code(503),
+                )))
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let out = applier
+            .retry(|| async {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n == 0 {
+                    Err(kube::Error::Api(Box::new(
+                        kube::core::Status::failure("busy", "TooManyRequests").with_code(429),
+                    )))
+                } else {
+                    Ok(n)
+                }
+            })
+            .await;
+        assert_eq!(out.unwrap(), 1);
+    }
+
+    #[test]
     fn crd_scope_lookup() {
         let unit = ApplyUnit::new(
             UnitRef::new("Kustomization", "flux-system", "x"),

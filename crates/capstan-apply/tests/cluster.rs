@@ -205,7 +205,8 @@ async fn immutable_change_needs_force() {
     let mut changed = unit("svc", vec![svc("10.96.0.51")]);
     let plan = applier.plan(&changed).await.unwrap();
     assert!(
-        matches!(&plan.changes[0].op, PlanOp::Replace { reason } if reason.contains("immutable")),
+        matches!(&plan.changes[0].op, PlanOp::Replace { reason }
+            if reason.contains("immutable") || reason.contains("may not change")),
         "{plan:#?}"
     );
     let err = applier
