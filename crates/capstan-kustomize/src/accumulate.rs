@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use capstan_vfs::{join, normalize, FileSystem};
 use capstan_yaml::Node;
 
-use crate::error::{kerr, Result};
+use crate::error::{kerr, KustomizeError, Result};
 use crate::fieldspec::TransformerConfig;
 use crate::kustfile::{self, Kustomization};
 use crate::resource::{Behavior, Resource};
@@ -199,15 +199,19 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
             }
         } else if ctx.fs.is_file(&path) {
             check_file(ctx, &k.dir, &path).map_err(|e| {
-                e.context(format!("accumulating resources from '{entry}'"))
-                    .context("accumulating resources")
+                KustomizeError::new(format!(
+                    "accumulation err='accumulating resources from '{entry}': {}'",
+                    e.message
+                ))
+                .context("accumulating resources")
             })?;
             let text = ctx
                 .fs
                 .read_to_string(&path)
                 .map_err(|e| kerr!("{}: {e}", path.display()))?;
             let rs = resources_from_text(&text, &path.display().to_string()).map_err(|e| {
-                e.context(format!("accumulating resources from '{entry}'"))
+                KustomizeError::new(format!("MalformedYAMLError: {}", e.message))
+                    .context(format!("accumulating resources from '{entry}'"))
                     .context("accumulating resources")
             })?;
             for r in rs {
@@ -221,7 +225,8 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
             return Err(kerr!("accumulating resources: accumulation err='accumulating resources from '{entry}': remote resources are not supported (no network)'"));
         } else {
             return Err(kerr!(
-                "accumulating resources: accumulation err='accumulating resources from '{entry}': open {}: no such file or directory': must build at directory: not a valid directory: evalsymlink failure on '{}' : lstat {}: no such file or directory",
+                "accumulating resources: accumulation err='accumulating resources from '{entry}': evalsymlink failure on '{}' : lstat {}: no such file or directory': must build at directory: not a valid directory: evalsymlink failure on '{}' : lstat {}: no such file or directory",
+                path.display(),
                 path.display(),
                 path.display(),
                 path.display()
@@ -358,9 +363,13 @@ pub(crate) fn merge_generated(acc: &mut Acc, r: Resource) -> Result<()> {
 /// (possibly a directory with a kustomization) or an inline document.
 pub(crate) fn plugin_configs(ctx: &mut Ctx, k: &Kustomization, entry: &Node) -> Result<Vec<Node>> {
     match entry {
-        Node::Scalar(s) if s.value.contains('\n') => {
-            Ok(capstan_yaml::parse_documents(&s.value, "inline plugin config")?.into_iter().filter(|d| !d.is_null()).collect())
-        }
+        Node::Scalar(s) if s.value.contains('\n') => Ok(capstan_yaml::parse_documents(
+            &s.value,
+            "inline plugin config",
+        )?
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()),
         Node::Scalar(s) => {
             let path = join(&k.dir, &s.value);
             if ctx.fs.is_dir(&path) {
@@ -481,7 +490,36 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
 fn apply_smp_to(r: &mut Resource, patch: &Node) -> Result<()> {
     let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
     let patch = patch.clone();
-    let patch = patch.clone();
+    let mut patch = patch.clone();
+    // A patch naming the resource by an old name/namespace/kind doesn't rename it back.
+    let names = r.all_names();
+    let cur_kind = r.kind().to_string();
+    let orig_kind = r.orig_kind.clone();
+    let cur_av = r.api_version().to_string();
+    if let Some(m) = patch.get_mut("metadata").and_then(|m| m.as_mapping_mut()) {
+        if let Some(n) = m.get("name").and_then(|v| v.as_str()).map(str::to_string) {
+            if names.iter().any(|(x, _)| *x == n) {
+                m.insert("name", Node::string(old_name.clone()));
+            }
+        }
+        if let Some(n) = m
+            .get("namespace")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+        {
+            if names.iter().any(|(_, x)| *x == n) {
+                m.insert("namespace", Node::string(old_ns.clone()));
+            }
+        }
+    }
+    if let Some(k) = patch.str_at(&["kind"]).map(str::to_string) {
+        if k == orig_kind && k != cur_kind {
+            if let Some(m) = patch.as_mapping_mut() {
+                m.insert("kind", Node::string(cur_kind));
+                m.insert("apiVersion", Node::string(cur_av));
+            }
+        }
+    }
     smp::merge(&mut r.node, &patch)?;
     r.note_name_change(&old_name, &old_ns);
     if r.node.is_null() {

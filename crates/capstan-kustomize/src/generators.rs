@@ -10,6 +10,22 @@ use crate::accumulate::{read_file, Ctx};
 use crate::error::{kerr, Result};
 use crate::resource::{Behavior, Resource};
 
+/// kustomize's base64 with 70-character lines (each followed by a newline when the
+/// encoding is longer than one line).
+fn encode_base64(b: &[u8]) -> String {
+    let enc = base64::engine::general_purpose::STANDARD.encode(b);
+    let lines = enc.len() / 70 + 1;
+    if lines <= 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + lines);
+    for chunk in enc.as_bytes().chunks(70) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
 fn remove_quotes(s: &str) -> &str {
     let b = s.as_bytes();
     if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') {
@@ -186,10 +202,7 @@ pub fn config_map(ctx: &Ctx, dir: &Path, g: &Node, global: Option<&Node>) -> Res
                 data.insert(k, Node::string(s));
             }
             Err(e) => {
-                bin.insert(
-                    k,
-                    Node::string(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
-                );
+                bin.insert(k, Node::string(encode_base64(&e.into_bytes())));
             }
         }
     }
@@ -225,10 +238,7 @@ pub fn secret(ctx: &Ctx, dir: &Path, g: &Node, global: Option<&Node>) -> Result<
     root.insert("metadata", Node::Mapping(meta(g, &o)));
     let mut data = Mapping::new();
     for (k, v) in pairs {
-        data.insert(
-            k,
-            Node::string(base64::engine::general_purpose::STANDARD.encode(v)),
-        );
+        data.insert(k, Node::string(encode_base64(&v)));
     }
     if !data.is_empty() {
         root.insert("data", Node::Mapping(data));

@@ -33,8 +33,17 @@ fn same_ending(a: &[String], b: &[String]) -> bool {
 }
 
 /// Find the one candidate named `v` (kustomize's selectReferral sieve).
-fn select<'a>(cands: &'a [Cand], v: &str, ns: Option<&str>, cluster: bool, referrer: (&[String], &[String])) -> Result<Option<&'a Cand>> {
-    let matching: Vec<&Cand> = cands.iter().filter(|c| c.names.iter().any(|(n, _)| n == v)).collect();
+fn select<'a>(
+    cands: &'a [Cand],
+    v: &str,
+    ns: Option<&str>,
+    cluster: bool,
+    referrer: (&[String], &[String]),
+) -> Result<Option<&'a Cand>> {
+    let matching: Vec<&Cand> = cands
+        .iter()
+        .filter(|c| c.names.iter().any(|(n, _)| n == v))
+        .collect();
     if matching.is_empty() {
         return Ok(None);
     }
@@ -42,14 +51,20 @@ fn select<'a>(cands: &'a [Cand], v: &str, ns: Option<&str>, cluster: bool, refer
         matching
     } else {
         match ns {
-            Some(ns) => matching.into_iter().filter(|c| eff(&c.ns) == eff(ns)).collect(),
+            Some(ns) => matching
+                .into_iter()
+                .filter(|c| eff(&c.ns) == eff(ns))
+                .collect(),
             None => matching,
         }
     };
     if filtered.len() == 1 {
         return Ok(Some(filtered[0]));
     }
-    let filtered: Vec<&Cand> = filtered.into_iter().filter(|c| same_ending(&c.prefixes, referrer.0) && same_ending(&c.suffixes, referrer.1)).collect();
+    let filtered: Vec<&Cand> = filtered
+        .into_iter()
+        .filter(|c| same_ending(&c.prefixes, referrer.0) && same_ending(&c.suffixes, referrer.1))
+        .collect();
     match filtered.len() {
         0 => Ok(None),
         1 => Ok(Some(filtered[0])),
@@ -58,7 +73,10 @@ fn select<'a>(cands: &'a [Cand], v: &str, ns: Option<&str>, cluster: bool, refer
                 return Ok(Some(filtered[0]));
             }
             let ids: Vec<String> = filtered.iter().map(|c| c.id.clone()).collect();
-            Err(kerr!("found multiple possible referrals: {}", ids.join(", ")))
+            Err(kerr!(
+                "found multiple possible referrals: {}",
+                ids.join(", ")
+            ))
         }
     }
 }

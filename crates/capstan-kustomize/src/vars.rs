@@ -44,6 +44,7 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
         return Ok(());
     }
     let mut vals = Vec::new();
+    let mut typed: Vec<(String, capstan_yaml::Scalar)> = Vec::new();
     for v in &acc.vars {
         let name = v.str_at(&["name"]).unwrap_or("").to_string();
         let kind = v.str_at(&["objref", "kind"]).unwrap_or("");
@@ -77,15 +78,19 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
             .unwrap_or("metadata.name");
         let path = split_field_path(fp);
         let val = lookup(&matches[0].node, &path).first().map(|n| match n {
-            Node::Scalar(s) => s.value.clone(),
-            other => capstan_yaml::emit_document(other).trim_end().to_string(),
+            Node::Scalar(s) => ((*s).clone(), s.value.clone()),
+            other => (
+                capstan_yaml::Scalar::string(""),
+                capstan_yaml::emit_document(other).trim_end().to_string(),
+            ),
         });
         let Some(val) = val else {
             return Err(kerr!(
                 "field specified in var '{name}' ({fp}) not found in corresponding resource"
             ));
         };
-        vals.push((name, val));
+        typed.push((name.clone(), val.0));
+        vals.push((name, val.1));
     }
     let fss = acc.config.var_reference.clone();
     let mut used = Vec::new();
@@ -95,7 +100,7 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
                 continue;
             }
             apply_path(&mut r.node, &fs.path, false, &mut |n| {
-                walk(n, &vals, &mut used);
+                walk(n, &vals, &typed, &mut used);
                 Ok(())
             })?;
         }
@@ -103,15 +108,36 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
     Ok(())
 }
 
-fn walk(n: &mut Node, vals: &[(String, String)], used: &mut Vec<String>) {
+fn walk(
+    n: &mut Node,
+    vals: &[(String, String)],
+    typed: &[(String, capstan_yaml::Scalar)],
+    used: &mut Vec<String>,
+) {
     match n {
+        Node::Scalar(s)
+            if s.tag == capstan_yaml::Tag::Str
+                && s.value.starts_with("$(")
+                && s.value.ends_with(')')
+                && typed
+                    .iter()
+                    .any(|(k, _)| s.value[2..s.value.len() - 1] == **k) =>
+        {
+            let name = s.value[2..s.value.len() - 1].to_string();
+            let t = typed.iter().find(|(k, _)| *k == name).unwrap().1.clone();
+            used.push(name);
+            *n = Node::Scalar(t);
+        }
         Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str && s.value.contains("$(") => {
             let new = substitute(&s.value, vals, used);
             // A whole-value reference takes the referenced value as a string.
             *n = Node::string(new);
         }
-        Node::Mapping(m) => m.entries.iter_mut().for_each(|(_, v)| walk(v, vals, used)),
-        Node::Sequence(s) => s.iter_mut().for_each(|v| walk(v, vals, used)),
+        Node::Mapping(m) => m
+            .entries
+            .iter_mut()
+            .for_each(|(_, v)| walk(v, vals, typed, used)),
+        Node::Sequence(s) => s.iter_mut().for_each(|v| walk(v, vals, typed, used)),
         _ => {}
     }
 }
