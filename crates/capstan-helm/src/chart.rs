@@ -78,7 +78,11 @@ impl Chart {
     pub fn crd_objects(&self, full_path: &str) -> Vec<(String, &ChartFile)> {
         let mut out = Vec::new();
         for f in &self.files {
-            if f.name.starts_with("crds/") && (f.name.ends_with(".yaml") || f.name.ends_with(".yml") || f.name.ends_with(".json")) {
+            if f.name.starts_with("crds/")
+                && (f.name.ends_with(".yaml")
+                    || f.name.ends_with(".yml")
+                    || f.name.ends_with(".json"))
+            {
                 out.push((format!("{}/{}", full_path, f.name), f));
             }
         }
@@ -97,7 +101,10 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Chart, HelmError> {
         let data = fs.read(path).map_err(|e| HelmError::Load(e.to_string()))?;
         load_archive(&data)
     } else {
-        Err(HelmError::Load(format!("path {:?} not found", path.display().to_string())))
+        Err(HelmError::Load(format!(
+            "path {:?} not found",
+            path.display().to_string()
+        )))
     }
 }
 
@@ -112,11 +119,27 @@ pub fn load_dir(fs: &dyn FileSystem, root: &Path) -> Result<Chart, HelmError> {
     load_files(files)
 }
 
-fn walk(fs: &dyn FileSystem, root: &Path, rel: &str, ignore: &Rules, out: &mut Vec<ChartFile>) -> Result<(), HelmError> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
-    let entries = fs.read_dir(&dir).map_err(|e| HelmError::Load(format!("{}: {e}", dir.display())))?;
+fn walk(
+    fs: &dyn FileSystem,
+    root: &Path,
+    rel: &str,
+    ignore: &Rules,
+    out: &mut Vec<ChartFile>,
+) -> Result<(), HelmError> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let entries = fs
+        .read_dir(&dir)
+        .map_err(|e| HelmError::Load(format!("{}: {e}", dir.display())))?;
     for name in entries {
-        let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let r = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         let p = root.join(&r);
         if fs.is_dir(&p) {
             if ignore.ignore(&r, true) {
@@ -127,7 +150,9 @@ fn walk(fs: &dyn FileSystem, root: &Path, rel: &str, ignore: &Rules, out: &mut V
             if ignore.ignore(&r, false) {
                 continue;
             }
-            let data = fs.read(&p).map_err(|e| HelmError::Load(format!("{}: {e}", p.display())))?;
+            let data = fs
+                .read(&p)
+                .map_err(|e| HelmError::Load(format!("{}: {e}", p.display())))?;
             out.push(ChartFile { name: r, data });
         }
     }
@@ -139,14 +164,21 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, HelmError> {
     let gz = flate2::read::GzDecoder::new(data);
     let mut ar = tar::Archive::new(gz);
     let mut files: Vec<ChartFile> = Vec::new();
-    let entries = ar.entries().map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
         let et = entry.header().entry_type();
         if !(et.is_file()) {
             continue;
         }
-        let name = entry.path().map_err(|e| HelmError::Load(e.to_string()))?.to_string_lossy().replace('\\', "/");
+        let name = entry
+            .path()
+            .map_err(|e| HelmError::Load(e.to_string()))?
+            .to_string_lossy()
+            .replace('\\', "/");
         let parts: Vec<&str> = name.split('/').collect();
         if parts.len() < 2 || parts[0] == "pax_global_header" {
             continue;
@@ -156,7 +188,9 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, HelmError> {
             continue;
         }
         let mut buf = Vec::new();
-        entry.read_to_end(&mut buf).map_err(|e| HelmError::Load(e.to_string()))?;
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| HelmError::Load(e.to_string()))?;
         // a later entry with the same name replaces an earlier one
         files.retain(|f| f.name != n);
         files.push(ChartFile { name: n, data: buf });
@@ -187,7 +221,9 @@ fn sbool(v: Option<&Val>) -> bool {
 }
 
 fn parse_dependencies(v: Option<&Val>) -> Vec<Dependency> {
-    let Some(Val::List(l)) = v else { return Vec::new() };
+    let Some(Val::List(l)) = v else {
+        return Vec::new();
+    };
     l.iter()
         .filter_map(|d| d.as_map())
         .map(|d| Dependency {
@@ -208,7 +244,8 @@ fn parse_dependencies(v: Option<&Val>) -> Vec<Dependency> {
 
 /// Parses Chart.yaml.
 pub fn parse_metadata(text: &str) -> Result<Metadata, HelmError> {
-    let v = yaml::parse(text, Numbers::Text).map_err(|e| HelmError::Load(format!("cannot load Chart.yaml: {e}")))?;
+    let v = yaml::parse(text, Numbers::Text)
+        .map_err(|e| HelmError::Load(format!("cannot load Chart.yaml: {e}")))?;
     let m = match v {
         Val::Map(m) => m,
         Val::Null => Map::new(),
@@ -259,13 +296,17 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
         } else if name == "Chart.lock" || name == "requirements.lock" {
         } else if name == "values.yaml" {
             let text = String::from_utf8_lossy(&f.data);
-            c.values = yaml::parse_values(&text).map_err(|e| HelmError::Load(format!("cannot load values.yaml: {e}")))?;
+            c.values = yaml::parse_values(&text)
+                .map_err(|e| HelmError::Load(format!("cannot load values.yaml: {e}")))?;
         } else if name == "values.schema.json" {
             c.schema = Some(f.data);
         } else if name == "requirements.yaml" {
             let text = String::from_utf8_lossy(&f.data);
-            let v = yaml::parse(&text, Numbers::Text).map_err(|e| HelmError::Load(format!("cannot load requirements.yaml: {e}")))?;
-            requirements = Some(parse_dependencies(v.as_map().and_then(|m| m.get("dependencies"))));
+            let v = yaml::parse(&text, Numbers::Text)
+                .map_err(|e| HelmError::Load(format!("cannot load requirements.yaml: {e}")))?;
+            requirements = Some(parse_dependencies(
+                v.as_map().and_then(|m| m.get("dependencies")),
+            ));
             c.files.push(f);
         } else if name.starts_with("templates/") {
             c.templates.push(f);
@@ -278,7 +319,10 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
                 continue;
             }
             let sc = cname.split('/').next().unwrap_or(cname).to_string();
-            subcharts.entry(sc).or_default().push(ChartFile { name: cname.to_string(), data: f.data });
+            subcharts.entry(sc).or_default().push(ChartFile {
+                name: cname.to_string(),
+                data: f.data,
+            });
         } else {
             c.files.push(f);
         }
@@ -294,16 +338,29 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
     validate_metadata(&c.metadata)?;
     for (n, files) in subcharts {
         let sc = if n.ends_with(".tgz") {
-            let Some(f) = files.into_iter().find(|f| f.name == n) else { continue };
+            let Some(f) = files.into_iter().find(|f| f.name == n) else {
+                continue;
+            };
             load_archive(&f.data)
         } else {
             let buff: Vec<ChartFile> = files
                 .into_iter()
-                .filter_map(|f| f.name.split_once('/').map(|(_, rest)| ChartFile { name: rest.to_string(), data: f.data }))
+                .filter_map(|f| {
+                    f.name.split_once('/').map(|(_, rest)| ChartFile {
+                        name: rest.to_string(),
+                        data: f.data,
+                    })
+                })
                 .collect();
             load_files(buff)
         };
-        let sc = sc.map_err(|e| HelmError::Load(format!("error unpacking subchart {n} in {}: {}", c.metadata.name, e.inner())))?;
+        let sc = sc.map_err(|e| {
+            HelmError::Load(format!(
+                "error unpacking subchart {n} in {}: {}",
+                c.metadata.name,
+                e.inner()
+            ))
+        })?;
         c.dependencies.push(sc);
     }
     Ok(c)
@@ -324,16 +381,25 @@ fn validate_metadata(md: &Metadata) -> Result<(), HelmError> {
         return err("chart.metadata.version is required".into());
     }
     if crate::semver::Version::parse(&md.version).is_none() {
-        return err(format!("chart.metadata.version {:?} is invalid", md.version));
+        return err(format!(
+            "chart.metadata.version {:?} is invalid",
+            md.version
+        ));
     }
     if !(md.chart_type.is_empty() || md.chart_type == "application" || md.chart_type == "library") {
         return err("chart.metadata.type must be application or library".into());
     }
     let mut seen = std::collections::HashSet::new();
     for d in &md.dependencies {
-        let key = if d.alias.is_empty() { &d.name } else { &d.alias };
+        let key = if d.alias.is_empty() {
+            &d.name
+        } else {
+            &d.alias
+        };
         if !seen.insert(key.clone()) {
-            return err(format!("more than one dependency with name or alias {key:?}"));
+            return err(format!(
+                "more than one dependency with name or alias {key:?}"
+            ));
         }
     }
     Ok(())

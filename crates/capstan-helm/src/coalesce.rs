@@ -30,12 +30,24 @@ pub fn merge_values(chart: &Chart, vals: &Map, warn: &mut Warnings) -> Result<Ma
     Ok(dest)
 }
 
-fn coalesce(ch: &Chart, dest: &mut Map, prefix: &str, merge: bool, warn: &mut Warnings) -> Result<(), String> {
+fn coalesce(
+    ch: &Chart,
+    dest: &mut Map,
+    prefix: &str,
+    merge: bool,
+    warn: &mut Warnings,
+) -> Result<(), String> {
     coalesce_chart_values(ch, dest, prefix, merge, warn);
     coalesce_deps(ch, dest, prefix, merge, warn)
 }
 
-fn coalesce_deps(ch: &Chart, dest: &mut Map, prefix: &str, merge: bool, warn: &mut Warnings) -> Result<(), String> {
+fn coalesce_deps(
+    ch: &Chart,
+    dest: &mut Map,
+    prefix: &str,
+    merge: bool,
+    warn: &mut Warnings,
+) -> Result<(), String> {
     for sub in &ch.dependencies {
         let name = sub.name().to_string();
         match dest.get(&name) {
@@ -65,7 +77,9 @@ fn coalesce_globals(dest: &mut Map, src: &Map, prefix: &str, warn: &mut Warnings
         None => Map::new(),
         Some(Val::Map(m)) => m.clone(),
         Some(_) => {
-            warn.push("warning: skipping globals because destination global is not a table.".into());
+            warn.push(
+                "warning: skipping globals because destination global is not a table.".into(),
+            );
             return;
         }
     };
@@ -91,7 +105,9 @@ fn coalesce_globals(dest: &mut Map, src: &Map, prefix: &str, warn: &mut Warnings
                     dg.insert(key, Val::Map(vv));
                 }
                 Some(_) => {
-                    warn.push(format!("Conflict: cannot merge map onto non-map for {key:?}. Skipping."));
+                    warn.push(format!(
+                        "Conflict: cannot merge map onto non-map for {key:?}. Skipping."
+                    ));
                 }
             }
         } else if dg.get(&key).is_some_and(Val::is_table) {
@@ -130,10 +146,18 @@ fn coalesce_chart_values(ch: &Chart, v: &mut Map, prefix: &str, merge: bool, war
                         if !merge && !prefix.is_empty() {
                             clean_nil_values(&mut src);
                         }
-                        coalesce_tables_full_key(dest, &mut src, &concat_prefix(&sub_prefix, &key), merge, warn);
+                        coalesce_tables_full_key(
+                            dest,
+                            &mut src,
+                            &concat_prefix(&sub_prefix, &key),
+                            merge,
+                            warn,
+                        );
                     }
                     Val::Null => {}
-                    _ => warn.push(format!("warning: skipped value for {sub_prefix}.{key}: Not a table.")),
+                    _ => warn.push(format!(
+                        "warning: skipped value for {sub_prefix}.{key}: Not a table."
+                    )),
                 }
             }
         } else {
@@ -161,8 +185,18 @@ pub fn merge_tables(dst: &mut Map, src: &mut Map, warn: &mut Warnings) {
     coalesce_tables_full_key(dst, src, "", true, warn)
 }
 
-fn coalesce_tables_full_key(dst: &mut Map, src: &mut Map, prefix: &str, merge: bool, warn: &mut Warnings) {
-    let src_non_nil: std::collections::HashSet<String> = src.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
+fn coalesce_tables_full_key(
+    dst: &mut Map,
+    src: &mut Map,
+    prefix: &str,
+    merge: bool,
+    warn: &mut Warnings,
+) {
+    let src_non_nil: std::collections::HashSet<String> = src
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| k.clone())
+        .collect();
     for (key, val) in dst.iter() {
         if val.is_null() {
             src.insert(key.clone(), Val::Null);
@@ -186,10 +220,16 @@ fn coalesce_tables_full_key(dst: &mut Map, src: &mut Map, prefix: &str, merge: b
             if let Val::Map(dm) = dv {
                 coalesce_tables_full_key(dm, sv, &fullkey, merge, warn);
             } else {
-                warn.push(format!("warning: cannot overwrite table with non table for {fullkey} ({})", val.go_fmt()));
+                warn.push(format!(
+                    "warning: cannot overwrite table with non table for {fullkey} ({})",
+                    val.go_fmt()
+                ));
             }
         } else if dv.is_table() && !val.is_null() {
-            warn.push(format!("warning: destination for {fullkey} is a table. Ignoring non-table value ({})", val.go_fmt()));
+            warn.push(format!(
+                "warning: destination for {fullkey} is a table. Ignoring non-table value ({})",
+                val.go_fmt()
+            ));
         }
     }
 }

@@ -50,14 +50,21 @@ fn get_alias_dependency(charts: &[Chart], dep: &Dependency) -> Option<Chart> {
     None
 }
 
-fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str, warn: &mut Warnings) -> Result<(), HelmError> {
+fn process_dependency_enabled(
+    c: &mut Chart,
+    v: &Map,
+    path: &str,
+    warn: &mut Warnings,
+) -> Result<(), HelmError> {
     if c.metadata.dependencies.is_empty() {
         return Ok(());
     }
     let existing = std::mem::take(&mut c.dependencies);
     let mut chart_deps: Vec<Chart> = Vec::new();
     for e in &existing {
-        let listed = c.metadata.dependencies.iter().any(|req| e.name() == req.name && is_compatible_range(&req.version, &e.metadata.version));
+        let listed = c.metadata.dependencies.iter().any(|req| {
+            e.name() == req.name && is_compatible_range(&req.version, &e.metadata.version)
+        });
         if !listed {
             chart_deps.push(e.clone());
         }
@@ -77,7 +84,13 @@ fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str, warn: &mut War
     let cvals = coalesce_values(c, v, warn).map_err(HelmError::Values)?;
     process_dependency_tags(&mut c.metadata.dependencies, &cvals, warn);
     process_dependency_conditions(&mut c.metadata.dependencies, &cvals, path, warn);
-    let rm: HashSet<String> = c.metadata.dependencies.iter().filter(|r| !r.enabled).map(|r| r.name.clone()).collect();
+    let rm: HashSet<String> = c
+        .metadata
+        .dependencies
+        .iter()
+        .filter(|r| !r.enabled)
+        .map(|r| r.name.clone())
+        .collect();
     c.dependencies.retain(|n| !rm.contains(n.name()));
     c.metadata.dependencies.retain(|n| !rm.contains(&n.name));
     for t in c.dependencies.iter_mut() {
@@ -88,7 +101,9 @@ fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str, warn: &mut War
 }
 
 fn process_dependency_tags(reqs: &mut [Dependency], cvals: &Map, warn: &mut Warnings) {
-    let Some(vt) = table(cvals, "tags") else { return };
+    let Some(vt) = table(cvals, "tags") else {
+        return;
+    };
     for r in reqs.iter_mut() {
         let (mut has_true, mut has_false) = (false, false);
         for k in &r.tags {
@@ -102,13 +117,18 @@ fn process_dependency_tags(reqs: &mut [Dependency], cvals: &Map, warn: &mut Warn
         }
         if !has_true && has_false {
             r.enabled = false;
-        } else if has_true || (!has_true && !has_false) {
+        } else if has_true || !has_false {
             r.enabled = true;
         }
     }
 }
 
-fn process_dependency_conditions(reqs: &mut [Dependency], cvals: &Map, cpath: &str, warn: &mut Warnings) {
+fn process_dependency_conditions(
+    reqs: &mut [Dependency],
+    cvals: &Map,
+    cpath: &str,
+    warn: &mut Warnings,
+) {
     for r in reqs.iter_mut() {
         let cond = r.condition.trim().to_string();
         for c in cond.split(',') {
@@ -144,15 +164,26 @@ fn process_import_values(c: &mut Chart, merge: bool, warn: &mut Warnings) -> Res
         return Ok(());
     }
     let empty = Map::new();
-    let mut cvals = if merge { merge_values(c, &empty, warn) } else { coalesce_values(c, &empty, warn) }.map_err(HelmError::Values)?;
+    let mut cvals = if merge {
+        merge_values(c, &empty, warn)
+    } else {
+        coalesce_values(c, &empty, warn)
+    }
+    .map_err(HelmError::Values)?;
     let mut b = Map::new();
     for r in c.metadata.dependencies.iter_mut() {
         let mut outiv = Vec::new();
         for riv in &r.import_values {
             match riv {
                 Val::Map(iv) => {
-                    let child = iv.get("child").map(|v| v.go_fmt()).unwrap_or_else(|| "<nil>".into());
-                    let parent = iv.get("parent").map(|v| v.go_fmt()).unwrap_or_else(|| "<nil>".into());
+                    let child = iv
+                        .get("child")
+                        .map(|v| v.go_fmt())
+                        .unwrap_or_else(|| "<nil>".into());
+                    let parent = iv
+                        .get("parent")
+                        .map(|v| v.go_fmt())
+                        .unwrap_or_else(|| "<nil>".into());
                     let mut m = Map::new();
                     m.insert("child".into(), Val::Str(child.clone()));
                     m.insert("parent".into(), Val::Str(parent.clone()));
@@ -209,7 +240,11 @@ fn trim_nil_values(m: &mut Map) {
     }
 }
 
-fn process_dependency_import_values(c: &mut Chart, merge: bool, warn: &mut Warnings) -> Result<(), HelmError> {
+fn process_dependency_import_values(
+    c: &mut Chart,
+    merge: bool,
+    warn: &mut Warnings,
+) -> Result<(), HelmError> {
     for d in c.dependencies.iter_mut() {
         process_dependency_import_values(d, merge, warn)?;
     }

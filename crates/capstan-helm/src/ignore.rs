@@ -44,7 +44,11 @@ impl Rules {
             rule = r;
         }
         let rule = rule.strip_prefix('/').unwrap_or(rule);
-        self.patterns.push(Pattern { raw: rule.to_string(), negate, must_dir });
+        self.patterns.push(Pattern {
+            raw: rule.to_string(),
+            negate,
+            must_dir,
+        });
     }
 
     /// True if `path` (relative, `/`-separated) is ignored.

@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod coalesce;
 pub mod deps;
+pub mod engine;
 pub mod error;
 pub mod ignore;
 pub mod manifest;
@@ -20,3 +21,204 @@ pub mod yaml;
 pub use chart::{load, load_archive, load_dir, Chart, ChartFile, Dependency, Metadata};
 pub use error::HelmError;
 pub use value::{Map, Val};
+
+use capstan_vfs::FileSystem;
+use engine::{Capabilities, ReleaseInfo};
+use manifest::{Document, HookDoc};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What `helm template` takes besides the chart.
+#[derive(Debug, Clone)]
+pub struct TemplateOptions {
+    /// Release name (`RELEASE-NAME` by default, as `helm template` without a name).
+    pub release_name: String,
+    /// `-n`.
+    pub namespace: String,
+    /// Contents of `-f` files, in order.
+    pub values_yaml: Vec<String>,
+    /// `--set` expressions, in order.
+    pub set: Vec<String>,
+    /// `--set-string` expressions, in order.
+    pub set_string: Vec<String>,
+    /// `--kube-version`.
+    pub kube_version: Option<String>,
+    /// `--api-versions` (added to the default list).
+    pub api_versions: Vec<String>,
+    /// `--include-crds`.
+    pub include_crds: bool,
+    /// `--skip-tests`.
+    pub skip_tests: bool,
+    /// `--no-hooks`.
+    pub no_hooks: bool,
+    /// `--skip-schema-validation`.
+    pub skip_schema_validation: bool,
+    /// `--is-upgrade`.
+    pub is_upgrade: bool,
+}
+
+impl Default for TemplateOptions {
+    fn default() -> Self {
+        TemplateOptions {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            values_yaml: Vec::new(),
+            set: Vec::new(),
+            set_string: Vec::new(),
+            kube_version: None,
+            api_versions: Vec::new(),
+            include_crds: false,
+            skip_tests: false,
+            no_hooks: false,
+            skip_schema_validation: false,
+            is_upgrade: false,
+        }
+    }
+}
+
+/// The result of [`template`].
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// Exactly what `helm template` prints on stdout.
+    pub output: String,
+    /// Non-hook documents, in install order.
+    pub manifests: Vec<Document>,
+    /// Hook documents, in install order.
+    pub hooks: Vec<HookDoc>,
+    /// CRD files (`crds/`) of the chart and its subcharts: (full name, content).
+    pub crds: Vec<(String, String)>,
+    /// Rendered NOTES.txt of the root chart.
+    pub notes: String,
+    /// Warnings Helm logs on stderr (coalescing, dependencies).
+    pub warnings: Vec<String>,
+}
+
+/// Merges user values the way `helm template` does: `-f` files, then `--set`, then
+/// `--set-string`.
+pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
+    let mut base = Map::new();
+    for y in &opts.values_yaml {
+        let m = yaml::parse_values(y)
+            .map_err(|e| HelmError::Values(format!("failed to parse values: {e}")))?;
+        base = strvals::merge_maps(base, m);
+    }
+    for s in &opts.set {
+        strvals::parse_into(s, &mut base, false)
+            .map_err(|e| HelmError::Values(format!("failed parsing --set data: {e}")))?;
+    }
+    for s in &opts.set_string {
+        strvals::parse_into(s, &mut base, true)
+            .map_err(|e| HelmError::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    Ok(base)
+}
+
+/// Loads the chart at `chart_path` and renders it as `helm template` does.
+pub fn template(
+    fs: &dyn FileSystem,
+    chart_path: &Path,
+    opts: &TemplateOptions,
+) -> Result<Rendered, HelmError> {
+    let chart = load(fs, chart_path)?;
+    let vals = user_values(opts)?;
+    let mut caps = Capabilities::default();
+    if let Some(kv) = &opts.kube_version {
+        caps = caps.with_kube_version(kv)?;
+    }
+    caps.api_versions.extend(opts.api_versions.iter().cloned());
+    let release = ReleaseInfo {
+        name: opts.release_name.clone(),
+        namespace: opts.namespace.clone(),
+        revision: 1,
+        is_install: !opts.is_upgrade,
+        is_upgrade: opts.is_upgrade,
+    };
+    render_chart(chart, &vals, &release, &caps, opts)
+}
+
+/// Renders a loaded chart with user values (the install action's client-only path).
+pub fn render_chart(
+    mut chart: Chart,
+    vals: &Map,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    opts: &TemplateOptions,
+) -> Result<Rendered, HelmError> {
+    let mut warnings = Vec::new();
+    if !(chart.metadata.chart_type.is_empty() || chart.metadata.chart_type == "application") {
+        return Err(HelmError::Chart(format!(
+            "{} charts are not installable",
+            chart.metadata.chart_type
+        )));
+    }
+    if !chart.metadata.dependencies.is_empty() {
+        deps::check_dependencies(&chart)?;
+    }
+    deps::process_dependencies(&mut chart, vals, &mut warnings)?;
+    let values =
+        coalesce::coalesce_values(&chart, vals, &mut warnings).map_err(HelmError::Values)?;
+    if !opts.skip_schema_validation {
+        if let Err(e) = schema::validate(&chart, &values) {
+            return Err(HelmError::Schema(format!("values don't meet the specifications of the schema(s) in the following chart(s):\n{e}")));
+        }
+    }
+    if !chart.metadata.kube_version.is_empty() {
+        let kv = caps.normalized_kube_version();
+        if !semver::is_compatible_range(&chart.metadata.kube_version, &kv) {
+            return Err(HelmError::Chart(format!(
+                "chart requires kubeVersion: {} which is incompatible with Kubernetes {}",
+                chart.metadata.kube_version, kv
+            )));
+        }
+    }
+    let mut files = engine::render(&chart, &values, release, caps)?;
+    let notes_path = format!("{}/templates/NOTES.txt", chart.name());
+    let notes = files.get(&notes_path).cloned().unwrap_or_default();
+    files.retain(|k, _| !k.ends_with("NOTES.txt"));
+    let (hooks, manifests) = manifest::sort_manifests(&files)?;
+
+    let mut manifest_buf = String::new();
+    let mut crds = Vec::new();
+    for (name, f) in chart.crd_objects(chart.name()) {
+        crds.push((name, String::from_utf8_lossy(&f.data).into_owned()));
+    }
+    if opts.include_crds {
+        for (name, content) in &crds {
+            manifest_buf.push_str(&format!("---\n# Source: {name}\n{content}\n"));
+        }
+    }
+    for m in &manifests {
+        manifest_buf.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+    }
+    let mut output = manifest_buf.trim().to_string();
+    output.push('\n');
+    if !opts.no_hooks {
+        for h in &hooks {
+            if opts.skip_tests && h.is_test() {
+                continue;
+            }
+            output.push_str(&format!(
+                "---\n# Source: {}\n{}\n",
+                h.doc.source, h.doc.content
+            ));
+        }
+    }
+    Ok(Rendered {
+        output,
+        manifests,
+        hooks,
+        crds,
+        notes,
+        warnings,
+    })
+}
+
+/// Render files of a chart without splitting (name → rendered text), for tooling.
+pub fn render_files(
+    chart: &Chart,
+    values: &Map,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+) -> Result<BTreeMap<String, String>, HelmError> {
+    engine::render(chart, values, release, caps)
+}

@@ -14,7 +14,9 @@ pub struct Version {
 }
 
 fn valid_ident_list(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 impl Version {
@@ -50,7 +52,13 @@ impl Version {
             }
             nums[i] = p.parse().ok()?;
         }
-        Some(Version { major: nums[0], minor: nums[1], patch: nums[2], pre, build })
+        Some(Version {
+            major: nums[0],
+            minor: nums[1],
+            patch: nums[2],
+            pre,
+            build,
+        })
     }
 
     pub fn compare(&self, o: &Version) -> Ordering {
@@ -77,8 +85,14 @@ fn compare_pre(a: &str, b: &str) -> Ordering {
             (_, None) => return Ordering::Greater,
             (Some(x), Some(y)) => (*x, *y),
         };
-        let xn = x.parse::<u64>().ok().filter(|_| x.chars().all(|c| c.is_ascii_digit()));
-        let yn = y.parse::<u64>().ok().filter(|_| y.chars().all(|c| c.is_ascii_digit()));
+        let xn = x
+            .parse::<u64>()
+            .ok()
+            .filter(|_| x.chars().all(|c| c.is_ascii_digit()));
+        let yn = y
+            .parse::<u64>()
+            .ok()
+            .filter(|_| y.chars().all(|c| c.is_ascii_digit()));
         let o = match (xn, yn) {
             (Some(p), Some(q)) => p.cmp(&q),
             (Some(_), None) => Ordering::Less,
@@ -130,7 +144,13 @@ fn parse_one(c: &str) -> Option<Constraint> {
     }
     .to_string();
     if rest.is_empty() {
-        return Some(Constraint { op, con: Version::parse("0.0.0")?, dirty: true, minor_dirty: false, patch_dirty: false });
+        return Some(Constraint {
+            op,
+            con: Version::parse("0.0.0")?,
+            dirty: true,
+            minor_dirty: false,
+            patch_dirty: false,
+        });
     }
     let body = rest.strip_prefix('v').unwrap_or(rest);
     // split off prerelease/build from the core
@@ -157,7 +177,13 @@ fn parse_one(c: &str) -> Option<Constraint> {
         ver = body.to_string();
     }
     let con = Version::parse(&ver)?;
-    Some(Constraint { op, con, dirty, minor_dirty, patch_dirty })
+    Some(Constraint {
+        op,
+        con,
+        dirty,
+        minor_dirty,
+        patch_dirty,
+    })
 }
 
 impl Constraints {
@@ -194,7 +220,9 @@ impl Constraints {
     }
 
     pub fn check(&self, v: &Version) -> bool {
-        self.groups.iter().any(|g| g.iter().all(|c| check_one(c, v)))
+        self.groups
+            .iter()
+            .any(|g| g.iter().all(|c| check_one(c, v)))
     }
 }
 
@@ -225,7 +253,12 @@ fn check_one(c: &Constraint, v: &Version) -> bool {
         if cmp == Ordering::Less {
             return false;
         }
-        if c.con.major == 0 && c.con.minor == 0 && c.con.patch == 0 && !c.minor_dirty && !c.patch_dirty {
+        if c.con.major == 0
+            && c.con.minor == 0
+            && c.con.patch == 0
+            && !c.minor_dirty
+            && !c.patch_dirty
+        {
             return true;
         }
         if v.major != c.con.major {
@@ -300,8 +333,12 @@ fn check_one(c: &Constraint, v: &Version) -> bool {
 
 /// Helm's `IsCompatibleRange(constraint, version)`.
 pub fn is_compatible_range(constraint: &str, version: &str) -> bool {
-    let Some(v) = Version::parse(version) else { return false };
-    let Some(c) = Constraints::parse(constraint) else { return false };
+    let Some(v) = Version::parse(version) else {
+        return false;
+    };
+    let Some(c) = Constraints::parse(constraint) else {
+        return false;
+    };
     c.check(&v)
 }
 

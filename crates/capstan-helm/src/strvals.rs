@@ -5,7 +5,11 @@ use crate::value::{Map, Val};
 /// Parses `a.b=c,d[0]=e` into `dest`. `as_string` keeps every value a string.
 pub fn parse_into(s: &str, dest: &mut Map, as_string: bool) -> Result<(), String> {
     let chars: Vec<char> = s.chars().collect();
-    let mut p = Parser { sc: &chars, pos: 0, st: as_string };
+    let mut p = Parser {
+        sc: &chars,
+        pos: 0,
+        st: as_string,
+    };
     while p.pos < p.sc.len() {
         p.key(dest, 0)?;
     }
@@ -69,7 +73,10 @@ impl<'a> Parser<'a> {
 
     fn key(&mut self, data: &mut Map, depth: usize) -> Result<(), String> {
         if depth > 10_000 {
-            return Err("value name nested level is greater than maximum supported nested level of 10000".into());
+            return Err(
+                "value name nested level is greater than maximum supported nested level of 10000"
+                    .into(),
+            );
         }
         let (k, stop) = self.run_until(&['=', '[', ',', '.']);
         match stop {
@@ -81,7 +88,10 @@ impl<'a> Parser<'a> {
             }
             Some('[') => {
                 let (idx_s, _) = self.run_until(&[']']);
-                let i: usize = idx_s.trim().parse().map_err(|_| format!("failed to parse index: {idx_s}"))?;
+                let i: usize = idx_s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("failed to parse index: {idx_s}"))?;
                 let list = match data.remove(&k) {
                     Some(Val::List(l)) => l,
                     _ => Vec::new(),
@@ -127,9 +137,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn list_item(&mut self, mut list: Vec<Val>, i: usize, depth: usize) -> Result<Vec<Val>, String> {
+    fn list_item(
+        &mut self,
+        mut list: Vec<Val>,
+        i: usize,
+        depth: usize,
+    ) -> Result<Vec<Val>, String> {
         if i > 65536 {
-            return Err(format!("index of {i} is greater than maximum supported index of 65536"));
+            return Err(format!(
+                "index of {i} is greater than maximum supported index of 65536"
+            ));
         }
         while list.len() <= i {
             list.push(Val::Null);
@@ -155,7 +172,10 @@ impl<'a> Parser<'a> {
             }
             '[' => {
                 let (idx_s, _) = self.run_until(&[']']);
-                let j: usize = idx_s.trim().parse().map_err(|_| format!("failed to parse index: {idx_s}"))?;
+                let j: usize = idx_s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("failed to parse index: {idx_s}"))?;
                 let inner = match std::mem::replace(&mut list[i], Val::Null) {
                     Val::List(l) => l,
                     _ => Vec::new(),
@@ -194,7 +214,10 @@ mod tests {
         parse_into("a.b=1,c=true,d={x,y},e[1].f=z,g=0123,h=null", &mut m, false).unwrap();
         assert_eq!(m["a"].as_map().unwrap()["b"], Val::Int(1));
         assert_eq!(m["c"], Val::Bool(true));
-        assert_eq!(m["d"], Val::List(vec![Val::Str("x".into()), Val::Str("y".into())]));
+        assert_eq!(
+            m["d"],
+            Val::List(vec![Val::Str("x".into()), Val::Str("y".into())])
+        );
         assert_eq!(m["g"], Val::Str("0123".into()));
         assert_eq!(m["h"], Val::Null);
         let mut m = Map::new();

@@ -61,7 +61,11 @@ fn json_kind(v: &Val) -> &'static str {
 
 /// Parses every document.
 pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
-    let mut b = Builder { numbers, anchors: HashMap::new(), parser: Parser::new_from_str(src) };
+    let mut b = Builder {
+        numbers,
+        anchors: HashMap::new(),
+        parser: Parser::new_from_str(src),
+    };
     let mut docs = Vec::new();
     loop {
         match b.next()? {
@@ -69,7 +73,9 @@ pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
             Some(Event::StreamStart) | Some(Event::DocumentEnd) => {}
             Some(Event::StreamEnd) => break,
             Some(Event::DocumentStart(_)) => {
-                let ev = b.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                let ev = b
+                    .next()?
+                    .ok_or_else(|| YamlError("unexpected end".into()))?;
                 match ev {
                     Event::DocumentEnd => docs.push(Val::Null),
                     ev => {
@@ -95,7 +101,11 @@ impl<'a> Builder<'a> {
         match self.parser.next_event() {
             None => Ok(None),
             Some(Ok((ev, _))) => Ok(Some(ev)),
-            Some(Err(e)) => Err(YamlError(format!("yaml: line {}: {}", e.marker().line(), e.info()))),
+            Some(Err(e)) => Err(YamlError(format!(
+                "yaml: line {}: {}",
+                e.marker().line(),
+                e.info()
+            ))),
         }
     }
 
@@ -108,11 +118,17 @@ impl<'a> Builder<'a> {
                 }
                 Ok(v)
             }
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| YamlError("yaml: unknown anchor referenced".into())),
+            Event::Alias(id) => self
+                .anchors
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| YamlError("yaml: unknown anchor referenced".into())),
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
-                    let ev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    let ev = self
+                        .next()?
+                        .ok_or_else(|| YamlError("unexpected end".into()))?;
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
@@ -128,13 +144,18 @@ impl<'a> Builder<'a> {
                 let mut m = Map::new();
                 let mut merges: Vec<Val> = Vec::new();
                 loop {
-                    let ev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    let ev = self
+                        .next()?
+                        .ok_or_else(|| YamlError("unexpected end".into()))?;
                     if matches!(ev, Event::MappingEnd) {
                         break;
                     }
-                    let is_merge = matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+                    let is_merge =
+                        matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
                     let key = self.node(ev)?;
-                    let vev = self.next()?.ok_or_else(|| YamlError("unexpected end".into()))?;
+                    let vev = self
+                        .next()?
+                        .ok_or_else(|| YamlError("unexpected end".into()))?;
                     let val = self.node(vev)?;
                     if is_merge {
                         merges.push(val);
@@ -181,7 +202,11 @@ fn key_string(k: &Val) -> String {
 /// go-yaml v2's resolution of a scalar.
 pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, numbers: Numbers) -> Val {
     if let Some(tag) = tag {
-        let t = if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" { tag.suffix.as_str() } else { "" };
+        let t = if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
+            tag.suffix.as_str()
+        } else {
+            ""
+        };
         match t {
             "str" | "binary" | "timestamp" => return Val::Str(text.to_string()),
             "null" => return Val::Null,
@@ -214,8 +239,12 @@ pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, numbers
 fn resolve_plain(text: &str, numbers: Numbers) -> Val {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Val::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Val::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Val::Bool(false),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Val::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Val::Bool(false)
+        }
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Val::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Val::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Val::Float(f64::NAN),
@@ -250,17 +279,18 @@ pub fn parse_go_int(s: &str) -> Option<i64> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
