@@ -592,7 +592,10 @@ impl Applier {
         match self.retry(|| api.patch(&p.r.name, &dry_pp, &patch)).await {
             Ok(dry) => {
                 if let Some(l) = &live {
-                    if same_content(l, &to_value(&dry)) {
+                    // Skip the write when nothing would change and capstan already manages
+                    // the object (otherwise apply once to take ownership of the fields, so
+                    // that removing a field from the unit later removes it from the object).
+                    if same_content(l, &to_value(&dry)) && applied_by(l, &self.field_manager) {
                         return Ok(Action::Unchanged);
                     }
                 }
@@ -803,6 +806,18 @@ impl Applier {
     }
 }
 
+/// True when `manager` has an `Apply` entry in the object's managedFields.
+fn applied_by(obj: &Value, manager: &str) -> bool {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|e| {
+                e.get("manager").and_then(Value::as_str) == Some(manager)
+                    && e.get("operation").and_then(Value::as_str) == Some("Apply")
+            })
+        })
+}
+
 /// Scope of a kind defined by a CRD of the unit: `Some(true)` for namespaced.
 fn crd_scope_in_unit(unit: &ApplyUnit, r: &ObjectRef) -> Option<bool> {
     unit.objects.iter().find_map(|o| {
@@ -889,6 +904,16 @@ mod tests {
             })
             .await;
         assert_eq!(out.unwrap(), 1);
+    }
+
+    #[test]
+    fn field_manager_detection() {
+        let o = json!({"metadata":{"managedFields":[
+            {"manager":"kubectl","operation":"Apply"},
+            {"manager":"capstan","operation":"Update"}]}});
+        assert!(applied_by(&o, "kubectl"));
+        assert!(!applied_by(&o, "capstan"));
+        assert!(!applied_by(&json!({"metadata":{}}), "capstan"));
     }
 
     #[test]
