@@ -237,14 +237,14 @@ fn sprintf_verbs() {
         sprintf(
             "%.2f|%8.3f|%e|%g|%v",
             &[
-                Value::Float(3.14159),
+                Value::Float(3.25159),
                 Value::Float(2.5),
                 Value::Float(1234.5678),
                 Value::Float(0.000012),
                 Value::Float(1e21)
             ]
         ),
-        "3.14|   2.500|1.234568e+03|1.2e-05|1e+21"
+        "3.25|   2.500|1.234568e+03|1.2e-05|1e+21"
     );
     assert_eq!(
         sprintf("%t|%v|%s", &[Value::Bool(true), Value::Nil, Value::Nil]),
