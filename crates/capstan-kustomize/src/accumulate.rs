@@ -38,10 +38,17 @@ impl Acc {
         }
     }
     pub fn append(&mut self, r: Resource) -> Result<()> {
-        let id = r.id();
-        if self.resources.iter().any(|x| x.id() == id) {
+        let (kind, name, ns, av) = (r.kind(), r.name(), r.namespace(), r.api_version());
+        let g = |a: &str| a.rsplit_once('/').map(|x| x.0).unwrap_or("").to_string();
+        if self.resources.iter().any(|x| {
+            x.name() == name
+                && x.kind() == kind
+                && x.namespace() == ns
+                && g(x.api_version()) == g(av)
+        }) {
             return Err(kerr!(
-                "may not add resource with an already registered id: {id}"
+                "may not add resource with an already registered id: {}",
+                r.id()
             ));
         }
         self.resources.push(r);
