@@ -143,7 +143,7 @@ fn coalesce_chart_values(ch: &Chart, v: &mut Map, prefix: &str, merge: bool, war
                 match val {
                     Val::Map(mut src) => {
                         let merge = merge || is_child_chart(ch, &key);
-                        if !merge && !prefix.is_empty() {
+                        if !merge {
                             clean_nil_values(&mut src);
                         }
                         coalesce_tables_full_key(
@@ -162,7 +162,7 @@ fn coalesce_chart_values(ch: &Chart, v: &mut Map, prefix: &str, merge: bool, war
             }
         } else {
             let mut val = val;
-            if !merge && !prefix.is_empty() {
+            if !merge {
                 if val.is_null() {
                     continue;
                 }

@@ -7,8 +7,22 @@ use crate::value::{Map, Val};
 /// Validates `values` against one schema; `Err` holds Helm-style lines
 /// (`- at '/path': message`).
 pub fn validate_single(values: &Map, schema: &[u8]) -> Result<(), String> {
-    let schema_json: serde_json::Value =
+    let mut schema_json: serde_json::Value =
         serde_json::from_slice(schema).map_err(|e| format!("{e}"))?;
+    // Helm's validator falls back to its default draft for an unknown `$schema`.
+    if let Some(obj) = schema_json.as_object_mut() {
+        let known = obj
+            .get("$schema")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| {
+                ["draft-04", "draft-06", "draft-07", "2019-09", "2020-12"]
+                    .iter()
+                    .any(|d| s.contains(d))
+            });
+        if !known {
+            obj.remove("$schema");
+        }
+    }
     let validator = jsonschema::validator_for(&schema_json).map_err(|e| format!("{e}"))?;
     let instance = Val::Map(values.clone()).to_json();
     let mut lines = Vec::new();
