@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod kustomize;
+mod live;
 
 /// Exit code for drift found by `capstan diff`.
 pub const EXIT_DRIFT: u8 = 1;
@@ -27,6 +28,10 @@ struct Cli {
 enum Command {
     /// Print the rendered objects of every unit of a cluster (no cluster needed).
     Build(build::BuildArgs),
+    /// Show what `apply` would change on the live cluster (server-side dry run).
+    Diff(live::LiveArgs),
+    /// Apply every unit of a cluster in dependency order, prune, wait on health.
+    Apply(live::LiveArgs),
     /// kustomize, natively.
     Kustomize {
         #[command(subcommand)]
@@ -39,6 +44,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Kustomize { command } => kustomize::run(command),
+        Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(live::apply(args))),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -47,6 +54,10 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
 /// The repository root and the cluster directory inside it.

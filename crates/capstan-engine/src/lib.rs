@@ -114,3 +114,6 @@ pub fn to_yaml(objects: &[Value]) -> String {
 
 pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
+
+pub mod live;
+pub use live::{apply_unit, ApplyDriver, DiffDriver, KubeLookup};

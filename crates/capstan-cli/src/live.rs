@@ -1,0 +1,177 @@
+//! `capstan diff` and `capstan apply`: one cluster, from the working tree.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use capstan_apply::{Action, ApplyOptions, Applier, PlanOp};
+use capstan_engine::{execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus};
+use capstan_units::LoadOptions;
+use clap::Args;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::{cluster_path, open_repo, EXIT_DRIFT, EXIT_FAILURE};
+
+#[derive(Args)]
+pub struct LiveArgs {
+    /// The repository (a working tree).
+    #[arg(default_value = ".")]
+    pub repo: PathBuf,
+    /// The cluster: its state is read from clusters/<NAME>.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// The cluster directory inside the repository, instead of clusters/<NAME>.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// How many units run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+async fn client(args: &LiveArgs) -> Result<kube::Client, String> {
+    let opts = KubeConfigOptions { context: args.context.clone(), ..Default::default() };
+    let config = match &args.kubeconfig {
+        Some(p) => {
+            let kc = Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts).await
+        }
+        None => kube::Config::from_kubeconfig(&opts).await,
+    }
+    .map_err(|e| format!("kubeconfig: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+}
+
+fn report_render(render: &capstan_engine::ClusterRender) -> bool {
+    let mut bad = false;
+    for e in &render.units.errors {
+        eprintln!("error: {e}");
+        bad = true;
+    }
+    for (_, e) in render.units.failed() {
+        eprintln!("error: {e}");
+        bad = true;
+    }
+    for w in &render.units.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Ok(p) = &render.plan {
+        for w in &p.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    bad
+}
+
+pub async fn diff(args: LiveArgs) -> Result<u8, String> {
+    let fs = open_repo(&args.repo)?;
+    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let client = client(&args).await?;
+    let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
+    let mut failed = report_render(&render);
+    let applier = Applier::new(client);
+    let exec = execute(&DiffDriver { applier: &applier }, &render, &ExecuteOptions { concurrency: args.concurrency, ignore_dependencies: true }).await?;
+    let mut drift = false;
+    for id in &exec.order {
+        match &exec.status[id] {
+            UnitStatus::Done(plan) => {
+                for c in &plan.changes {
+                    let what = match &c.op {
+                        PlanOp::Unchanged => continue,
+                        PlanOp::Create => "create".to_string(),
+                        PlanOp::Update => "update".to_string(),
+                        PlanOp::Replace { reason } => format!("replace (needs force: {reason})"),
+                        PlanOp::Prune => "prune".to_string(),
+                    };
+                    drift = true;
+                    println!("► {id}: {} {what}", c.object);
+                    if let Some(d) = &c.diff {
+                        print!("{d}");
+                        if !d.ends_with('\n') {
+                            println!();
+                        }
+                    }
+                }
+            }
+            UnitStatus::Failed(e) => {
+                eprintln!("error: {id}: {e}");
+                failed = true;
+            }
+            UnitStatus::Blocked(why) => {
+                eprintln!("error: {id}: {why}");
+                failed = true;
+            }
+            UnitStatus::Suspended => eprintln!("{id}: suspended, not compared"),
+        }
+    }
+    Ok(if failed {
+        EXIT_FAILURE
+    } else if drift {
+        EXIT_DRIFT
+    } else {
+        0
+    })
+}
+
+pub async fn apply(args: LiveArgs) -> Result<u8, String> {
+    let started = Instant::now();
+    let fs = open_repo(&args.repo)?;
+    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let client = client(&args).await?;
+    let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
+    let render_failed = report_render(&render);
+    if let Err(e) = &render.plan {
+        eprintln!("error: {e}");
+        eprintln!("nothing was applied");
+        return Ok(EXIT_FAILURE);
+    }
+    let applier = Applier::new(client);
+    let options = ApplyOptions {
+        on_event: Some(Arc::new(|ev: &capstan_apply::ApplyEvent| {
+            if !matches!(ev.action, Action::Unchanged | Action::Waiting(_)) {
+                eprintln!("  {} {}: {}", ev.unit.name, ev.object, ev.action);
+            }
+        })),
+        ..Default::default()
+    };
+    let exec = execute(&ApplyDriver { applier: &applier, options }, &render, &ExecuteOptions { concurrency: args.concurrency, ignore_dependencies: false }).await?;
+    let mut failed = render_failed;
+    println!("{:<50} {:<10} {}", "UNIT", "STATUS", "DETAILS");
+    for id in &exec.order {
+        let (status, details) = match &exec.status[id] {
+            UnitStatus::Done(r) => {
+                let count = |a: &Action| r.objects.iter().filter(|o| &o.action == a).count();
+                let pruned = r.pruned.iter().filter(|o| o.action == Action::Pruned).count();
+                (
+                    "applied",
+                    format!(
+                        "{} objects: {} created, {} configured, {} replaced, {} unchanged, {} pruned",
+                        r.objects.len(),
+                        count(&Action::Created),
+                        count(&Action::Configured),
+                        count(&Action::Replaced),
+                        count(&Action::Unchanged),
+                        pruned
+                    ),
+                )
+            }
+            UnitStatus::Failed(e) => {
+                failed = true;
+                ("failed", e.clone())
+            }
+            UnitStatus::Blocked(why) => {
+                failed = true;
+                ("blocked", why.clone())
+            }
+            UnitStatus::Suspended => ("suspended", "spec.suspend is true".to_string()),
+        };
+        println!("{:<50} {:<10} {}", id.to_string(), status, details);
+    }
+    eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
