@@ -21,7 +21,7 @@ pub fn check_dependencies(c: &Chart) -> Result<(), HelmError> {
         Ok(())
     } else {
         Err(HelmError::Chart(format!(
-            "An error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
+            "chart dependencies are missing; run dependency update/build first: found in Chart.yaml, but missing in charts/ directory: {}",
             missing.join(", ")
         )))
     }

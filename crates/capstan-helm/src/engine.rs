@@ -702,6 +702,16 @@ pub fn format_error(e: &capstan_gotemplate::Error) -> String {
             );
         }
     }
+    if e.kind == ErrorKind::Exec {
+        for f in ["required", "fail"] {
+            if let Some(rest) = msg.strip_prefix(&format!("error calling {f}: ")) {
+                return format!(
+                    "execution error at ({}:{}:{}): {}",
+                    e.template, e.line, e.col, rest
+                );
+            }
+        }
+    }
     match e.kind {
         ErrorKind::Parse => format!("parse error at ({}:{}): {}", e.template, e.line, msg),
         ErrorKind::Exec => {

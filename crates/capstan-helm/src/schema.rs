@@ -76,11 +76,7 @@ fn quote(v: &serde_json::Value) -> String {
 
 fn enum_list(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        serde_json::Value::Array(a) => a.iter().map(quote).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
 }

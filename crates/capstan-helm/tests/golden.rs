@@ -1,0 +1,102 @@
+//! Fixture charts rendered and compared with goldens made by Helm v4.2.3's SDK (the
+//! conformance oracle): `tests/golden/<name>.yaml` (exact output, `.mask` lines may
+//! differ after their key) or `<name>.errkey` (every line must be in the error).
+
+use capstan_helm::{template, TemplateOptions};
+use capstan_vfs::DiskFs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn opts() -> TemplateOptions {
+    TemplateOptions {
+        kube_version: Some("v1.36.0".into()),
+        ..TemplateOptions::default()
+    }
+}
+
+fn check(name: &str, chart: &str, o: TemplateOptions) {
+    let fs = DiskFs::new(root()).unwrap();
+    let golden = root().join("golden");
+    let result = template(&fs, &Path::new("/charts").join(chart), &o);
+    let errkey = golden.join(format!("{name}.errkey"));
+    if errkey.exists() {
+        let err = match result {
+            Ok(r) => panic!("{name}: expected an error, got output:\n{}", r.output),
+            Err(e) => e.to_string(),
+        };
+        for line in std::fs::read_to_string(&errkey).unwrap().lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            assert!(err.contains(line), "{name}: error lacks {line:?}:\n{err}");
+        }
+        return;
+    }
+    let got = match result {
+        Ok(r) => r.output,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    let want = std::fs::read_to_string(golden.join(format!("{name}.yaml"))).unwrap();
+    let mask: Vec<usize> = std::fs::read_to_string(golden.join(format!("{name}.mask")))
+        .map(|m| {
+            m.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (gl, wl): (Vec<&str>, Vec<&str>) = (
+        got.trim_end().lines().collect(),
+        want.trim_end().lines().collect(),
+    );
+    for (i, w) in wl.iter().enumerate() {
+        let g = gl.get(i).copied().unwrap_or("<missing>");
+        if mask.contains(&(i + 1)) {
+            let key = w.find(": ").map(|p| &w[..p + 2]).unwrap_or("");
+            assert!(
+                g.starts_with(key),
+                "{name}: line {}: got {g:?}, want {w:?} (masked)",
+                i + 1
+            );
+        } else {
+            assert_eq!(g, *w, "{name}: line {}", i + 1);
+        }
+    }
+    assert_eq!(gl.len(), wl.len(), "{name}: line count");
+}
+
+#[test]
+fn features() {
+    check("features", "features", opts());
+}
+
+#[test]
+fn features_with_options() {
+    let o = TemplateOptions {
+        kube_version: Some("v1.29.3".into()),
+        include_crds: true,
+        skip_tests: true,
+        api_versions: vec!["example.com/v1".into()],
+        set: vec!["replicas=5,first.enabled=false,tags.extra=false,global.region=us".into()],
+        set_string: vec!["first.value=007".into()],
+        ..TemplateOptions::default()
+    };
+    check("features-opts", "features", o);
+}
+
+#[test]
+fn errors() {
+    for c in [
+        "err-fail",
+        "err-kubeversion",
+        "err-missing-dep",
+        "err-parse",
+        "err-required",
+        "err-schema",
+        "err-yaml",
+    ] {
+        check(c, c, opts());
+    }
+}
