@@ -222,3 +222,94 @@ pub fn render_files(
 ) -> Result<BTreeMap<String, String>, HelmError> {
     engine::render(chart, values, release, caps)
 }
+
+/// A hook's settings (from `helm.sh/hook*` annotations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// Events, e.g. `["pre-install", "pre-upgrade"]` (lower-cased; `test-success` is `test`).
+    pub phases: Vec<String>,
+    /// `helm.sh/hook-weight` (0 when absent or not an integer).
+    pub weight: i64,
+    /// `helm.sh/hook-delete-policy` entries.
+    pub delete_policies: Vec<String>,
+}
+
+/// A rendered object for the apply path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// `chart/templates/x.yaml` (or `chart/crds/x.yaml` for CRDs).
+    pub source: String,
+    /// Set for hook documents.
+    pub hook: Option<Hook>,
+    /// The object.
+    pub object: serde_json::Value,
+}
+
+fn doc_object(source: &str, content: &str) -> Result<Vec<serde_json::Value>, HelmError> {
+    let docs = yaml::parse_all(content, yaml::Numbers::Native)
+        .map_err(|e| HelmError::Manifest(format!("YAML parse error on {source}: {e}")))?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .map(|d| d.to_json())
+        .collect())
+}
+
+/// Renders a release for the apply path: CRDs from `crds/` first, then the manifests in
+/// install order, then the hooks in install order, each parsed into a JSON object.
+/// `values` are the user values (chart defaults are coalesced in).
+pub fn render_release(
+    chart: &Chart,
+    values: &Map,
+    release_name: &str,
+    namespace: &str,
+    capabilities: &Capabilities,
+) -> Result<Vec<Manifest>, HelmError> {
+    let release = ReleaseInfo {
+        name: release_name.into(),
+        namespace: namespace.into(),
+        revision: 1,
+        is_install: true,
+        is_upgrade: false,
+    };
+    let opts = TemplateOptions {
+        release_name: release_name.into(),
+        namespace: namespace.into(),
+        ..TemplateOptions::default()
+    };
+    let r = render_chart(chart.clone(), values, &release, capabilities, &opts)?;
+    let mut out = Vec::new();
+    for (name, content) in &r.crds {
+        for object in doc_object(name, content)? {
+            out.push(Manifest {
+                source: name.clone(),
+                hook: None,
+                object,
+            });
+        }
+    }
+    for m in &r.manifests {
+        for object in doc_object(&m.source, &m.content)? {
+            out.push(Manifest {
+                source: m.source.clone(),
+                hook: None,
+                object,
+            });
+        }
+    }
+    for h in &r.hooks {
+        let hook = Hook {
+            phases: h.events.clone(),
+            weight: h.weight,
+            delete_policies: h.delete_policies.clone(),
+        };
+        for object in doc_object(&h.doc.source, &h.doc.content)? {
+            out.push(Manifest {
+                source: h.doc.source.clone(),
+                hook: Some(hook.clone()),
+                object,
+            });
+        }
+    }
+    Ok(out)
+}

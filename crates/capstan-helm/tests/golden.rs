@@ -100,3 +100,32 @@ fn errors() {
         check(c, c, opts());
     }
 }
+
+#[test]
+fn render_release_objects() {
+    let fs = DiskFs::new(root()).unwrap();
+    let chart = capstan_helm::load(&fs, Path::new("/charts/features")).unwrap();
+    let caps = capstan_helm::engine::Capabilities::default();
+    let ms = capstan_helm::render_release(&chart, &capstan_helm::Map::new(), "rel", "ns1", &caps)
+        .unwrap();
+    assert_eq!(ms[0].object["kind"], "CustomResourceDefinition");
+    assert_eq!(ms[1].object["kind"], "Namespace");
+    let deploy = ms
+        .iter()
+        .find(|m| m.object["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(deploy.object["spec"]["replicas"], 3);
+    let hooks: Vec<_> = ms
+        .iter()
+        .filter_map(|m| {
+            m.hook
+                .as_ref()
+                .map(|h| (m.object["metadata"]["name"].as_str().unwrap(), h))
+        })
+        .collect();
+    assert_eq!(hooks.len(), 3);
+    let pre = hooks.iter().find(|(n, _)| *n == "pre").unwrap().1;
+    assert_eq!(pre.phases, vec!["pre-install", "pre-upgrade"]);
+    assert_eq!(pre.weight, 5);
+    assert_eq!(pre.delete_policies, vec!["before-hook-creation"]);
+}
