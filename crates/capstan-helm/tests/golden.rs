@@ -129,3 +129,13 @@ fn render_release_objects() {
     assert_eq!(pre.weight, 5);
     assert_eq!(pre.delete_policies, vec!["before-hook-creation"]);
 }
+
+#[test]
+fn edges() {
+    let o = TemplateOptions {
+        values_yaml: vec![std::fs::read_to_string(root().join("values/edges-user.yaml")).unwrap()],
+        set: vec!["global.midOn=true,nested.new=null".into()],
+        ..opts()
+    };
+    check("edges", "edges", o);
+}
