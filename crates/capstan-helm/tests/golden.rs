@@ -139,3 +139,9 @@ fn edges() {
     };
     check("edges", "edges", o);
 }
+
+#[test]
+fn legacy_v1_with_tgz_subchart() {
+    check("legacy-v1", "legacy-v1", opts());
+    check("packed-tgz", "legacy-v1/charts/packed-2.0.0.tgz", opts());
+}
