@@ -119,11 +119,15 @@ impl Capabilities {
             .chars()
             .take_while(|c| c.is_ascii_digit() || *c == '.')
             .collect();
-        let mut nums: Vec<&str> = core.split('.').filter(|s| !s.is_empty()).collect();
-        while nums.len() < 3 {
-            nums.push("0");
-        }
-        format!("v{}", nums[..3].join("."))
+        let nums: Vec<&str> = core.split('.').filter(|s| !s.is_empty()).collect();
+        format!(
+            "v{}",
+            nums.iter()
+                .map(|n| n.trim_start_matches('0').to_string())
+                .map(|n| if n.is_empty() { "0".to_string() } else { n })
+                .collect::<Vec<_>>()
+                .join(".")
+        )
     }
 
     fn major_minor(&self) -> (String, String) {

@@ -87,7 +87,7 @@ impl HookDoc {
 
 fn sep() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"(?:^|[\t\n\x0B\f\r ]*\n)---[\t\n\x0B\f\r ]*").unwrap())
+    RE.get_or_init(|| regex::Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").unwrap())
 }
 
 /// `SplitManifests`: the documents of a file, in order.
