@@ -202,7 +202,7 @@ impl Applier {
     /// order.
     async fn prepare(&self, unit: &ApplyUnit) -> Result<Vec<Prepared>, ApplyError> {
         let mut out = Vec::with_capacity(unit.objects.len());
-        for (index, obj) in unit.objects.iter().enumerate() {
+        for (index, obj) in flatten_lists(&unit.objects).into_iter().enumerate() {
             let Some(mut r) = ObjectRef::from_object(obj) else {
                 return Err(ApplyError::InvalidObject {
                     unit: unit.id.clone(),
@@ -806,6 +806,24 @@ impl Applier {
     }
 }
 
+/// Expands `v1/List` (and any `*List` kind with `items`) into its items.
+fn flatten_lists(objects: &[Value]) -> Vec<&Value> {
+    let mut out = Vec::with_capacity(objects.len());
+    for o in objects {
+        let is_list = o
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && o.get("items").is_some_and(Value::is_array)
+            && o.pointer("/metadata/name").is_none();
+        match o.get("items").and_then(Value::as_array) {
+            Some(items) if is_list => out.extend(flatten_lists(items)),
+            _ => out.push(o),
+        }
+    }
+    out
+}
+
 /// True when `manager` has an `Apply` entry in the object's managedFields.
 fn applied_by(obj: &Value, manager: &str) -> bool {
     obj.pointer("/metadata/managedFields")
@@ -904,6 +922,22 @@ mod tests {
             })
             .await;
         assert_eq!(out.unwrap(), 1);
+    }
+
+    #[test]
+    fn lists_are_flattened() {
+        let objs = vec![
+            json!({"apiVersion":"v1","kind":"List","items":[
+                {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},
+                {"apiVersion":"v1","kind":"ConfigMapList","items":[
+                    {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}]}]}),
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}),
+        ];
+        let names: Vec<&str> = flatten_lists(&objs)
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 
     #[test]

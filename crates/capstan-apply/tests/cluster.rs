@@ -355,3 +355,83 @@ async fn deployment_health_wait_and_timeout() {
     assert_eq!(result.health.len(), 1);
     assert!(result.health[0].1.is_current(), "{:?}", result.health);
 }
+
+#[tokio::test]
+async fn health_checks_target_namespace_and_fail_fast() {
+    let Some(cluster) = TestCluster::start("apply-checks") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let applier = Applier::new(client.clone());
+
+    // target_namespace moves namespaced objects; cluster-scoped ones keep no namespace.
+    let mut u = ApplyUnit::new(
+        UnitRef::new("HelmRelease", "apps", "podinfo"),
+        vec![
+            namespace("team"),
+            cm("elsewhere", "settings", json!({"a":"1"})),
+            deployment("", "podinfo"),
+        ],
+    );
+    u.target_namespace = Some("team".into());
+    u.timeout = Duration::from_secs(3);
+    u.health_checks = vec![ObjectRef::new("apps/v1", "Deployment", "team", "podinfo")];
+    let events = Arc::new(Mutex::new(Vec::<ApplyEvent>::new()));
+    let sink = events.clone();
+    let opts = ApplyOptions {
+        poll_interval: Duration::from_millis(100),
+        ..ApplyOptions::with_events(move |e| sink.lock().unwrap().push(e.clone()))
+    };
+
+    // Only the health check is waited for (wait is false), and it never becomes ready.
+    let err = applier
+        .apply(&u, &opts)
+        .await
+        .expect_err("health check times out");
+    assert_eq!(
+        err.not_ready()
+            .iter()
+            .map(|(o, _)| o.to_string())
+            .collect::<Vec<_>>(),
+        ["Deployment/team/podinfo"]
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let settings = cms
+        .get("settings")
+        .await
+        .expect("moved to the target namespace");
+    let labels = settings.metadata.labels.unwrap();
+    assert_eq!(labels["capstan.io/kind"], "helmrelease");
+    assert_eq!(labels["capstan.io/namespace"], "apps");
+    assert_eq!(labels["capstan.io/name"], "podinfo");
+    {
+        let events = events.lock().unwrap();
+        assert!(events
+            .iter()
+            .any(|e| e.object.kind == "Deployment" && e.action == Action::Created));
+        assert!(events
+            .iter()
+            .any(|e| e.object.kind == "Deployment" && matches!(e.action, Action::Waiting(_))));
+    }
+    // Objects applied before the failed wait are in the inventory.
+    assert_eq!(applier.inventory(&u.id).await.unwrap().len(), 3);
+
+    // A Failed object ends the wait early.
+    let deployments: Api<Deployment> = Api::namespaced(client, "team");
+    let status = json!({"status":{"observedGeneration":1,"conditions":[
+        {"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded","message":"too slow",
+         "lastUpdateTime":"2021-01-01T00:00:00Z","lastTransitionTime":"2021-01-01T00:00:00Z"}]}});
+    deployments
+        .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status patch");
+    u.timeout = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let err = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect_err("fails fast");
+    assert!(matches!(err, ApplyError::HealthFailed { .. }), "{err}");
+    assert!(err.to_string().contains("too slow"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
