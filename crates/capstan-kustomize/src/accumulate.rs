@@ -315,6 +315,9 @@ pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc)
     run_generators(ctx, k, acc)?;
     run_transformers(ctx, k, acc)?;
     for v in k.seq("vars").to_vec() {
+        vars::bind(acc, &v)?;
+    }
+    for v in k.seq("vars").to_vec() {
         add_var(acc, v)?;
     }
     Ok(())

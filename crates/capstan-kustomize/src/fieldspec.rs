@@ -471,7 +471,21 @@ fn builtin_var_reference() -> Vec<FieldSpec> {
             "initContainers/volumeMounts/mountPath",
             "volumes/nfs/server",
         ] {
-            v.push(FieldSpec::new(k, "", &format!("{base}/{p}"), false));
+            // kustomize's table has the CronJob volumes one level up.
+            let p = if k == "CronJob" && p == "volumes/nfs/server" {
+                "spec/jobTemplate/spec/template/volumes/nfs/server".to_string()
+            } else {
+                format!("{base}/{p}")
+            };
+            v.push(FieldSpec::new(k, "", &p, false));
+        }
+        if k == "Deployment" {
+            v.push(FieldSpec::new(
+                k,
+                "",
+                "spec/template/metadata/annotations",
+                false,
+            ));
         }
     }
     v.push(FieldSpec::new("Ingress", "", "spec/rules/host", false));

@@ -87,9 +87,55 @@ pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
     })
 }
 
+const FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "openapi",
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "patches",
+    "images",
+    "imageTags",
+    "replacements",
+    "replicas",
+    "vars",
+    "sortOptions",
+    "resources",
+    "components",
+    "crds",
+    "bases",
+    "configMapGenerator",
+    "secretGenerator",
+    "helmGlobals",
+    "helmCharts",
+    "helmChartInflationGenerator",
+    "generatorOptions",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "buildMetadata",
+];
+
 /// kustomize's `FixKustomization`: move deprecated fields to their successors.
 fn fix_legacy(node: &mut Node) {
     let m = node.as_mapping_mut().unwrap();
+    // sigs.k8s.io/yaml goes through encoding/json, which matches field names
+    // case-insensitively.
+    for (k, _) in m.entries.iter_mut() {
+        if let Some(f) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(k)) {
+            if *k != *f {
+                *k = f.to_string();
+            }
+        }
+    }
     if let Some(Node::Sequence(bases)) = m.remove("bases") {
         let res = m.entry_or_insert_with("resources", || Node::Sequence(vec![]));
         if res.is_null() {

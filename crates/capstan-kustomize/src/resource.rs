@@ -77,6 +77,8 @@ pub struct Resource {
     /// to choose between candidates).
     pub(crate) prefixes: Vec<String>,
     pub(crate) suffixes: Vec<String>,
+    /// Vars bound to this resource by the kustomization that declared them.
+    pub(crate) ref_vars: Vec<String>,
 }
 
 pub fn split_api_version(av: &str) -> (String, String) {
@@ -98,6 +100,7 @@ impl Resource {
             generated: false,
             prefixes: Vec::new(),
             suffixes: Vec::new(),
+            ref_vars: Vec::new(),
         }
     }
     pub fn kind(&self) -> &str {

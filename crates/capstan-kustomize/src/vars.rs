@@ -39,6 +39,67 @@ fn substitute(s: &str, vals: &[(String, String)], used: &mut Vec<String>) -> Str
     out
 }
 
+fn ns_eq(a: &str, b: &str) -> bool {
+    let a = if a.is_empty() { "default" } else { a };
+    let b = if b.is_empty() { "default" } else { b };
+    a == b
+}
+
+/// kustomize's `MergeVars`: bind a var to the one resource its objref names (by any of
+/// its ids) at the level that declares it.
+pub fn bind(acc: &mut Acc, v: &Node) -> Result<()> {
+    let name = v.str_at(&["name"]).unwrap_or("").to_string();
+    let kind = v.str_at(&["objref", "kind"]).unwrap_or("");
+    let oname = v.str_at(&["objref", "name"]).unwrap_or("");
+    let av = v.str_at(&["objref", "apiVersion"]).unwrap_or("");
+    let ns = v.str_at(&["objref", "namespace"]).unwrap_or("");
+    let (group, version) = crate::resource::split_api_version(av);
+    let (group, version) = match (
+        v.str_at(&["objref", "group"]),
+        v.str_at(&["objref", "version"]),
+    ) {
+        (Some(g), _) if av.is_empty() => (
+            g.to_string(),
+            v.str_at(&["objref", "version"]).unwrap_or("").to_string(),
+        ),
+        (None, Some(ver)) if av.is_empty() => (String::new(), ver.to_string()),
+        _ => (group, version),
+    };
+    let with_ns = !ns.is_empty() || crate::resource::is_cluster_scoped(kind);
+    let matched: Vec<usize> = acc
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let (rg, rv) = crate::resource::split_api_version(r.api_version());
+            (r.kind() == kind || r.orig_kind == kind)
+                && rg == group
+                && (version.is_empty() || rv.is_empty() || rv == version)
+                && r.all_names()
+                    .iter()
+                    .any(|(n, rns)| n == oname && (!with_ns || ns_eq(rns, ns)))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if matched.len() > 1 {
+        let id = ResId {
+            group,
+            version,
+            kind: kind.into(),
+            name: oname.into(),
+            namespace: ns.into(),
+        };
+        return Err(kerr!(
+            "found {} resId matches for var {{{name} {id} }} (unable to disambiguate)",
+            matched.len()
+        ));
+    }
+    if let Some(&i) = matched.first() {
+        acc.resources[i].ref_vars.push(name);
+    }
+    Ok(())
+}
+
 pub fn resolve(acc: &mut Acc) -> Result<()> {
     if acc.vars.is_empty() {
         return Ok(());
@@ -47,37 +108,16 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
     let mut typed: Vec<(String, capstan_yaml::Scalar)> = Vec::new();
     for v in &acc.vars {
         let name = v.str_at(&["name"]).unwrap_or("").to_string();
-        let kind = v.str_at(&["objref", "kind"]).unwrap_or("");
-        let oname = v.str_at(&["objref", "name"]).unwrap_or("");
-        let av = v.str_at(&["objref", "apiVersion"]).unwrap_or("");
-        let ns = v.str_at(&["objref", "namespace"]).unwrap_or("");
-        let (group, version) = crate::resource::split_api_version(av);
-        let id = ResId {
-            group,
-            version,
-            kind: kind.into(),
-            name: oname.into(),
-            namespace: ns.into(),
+        let Some(res) = acc.resources.iter().find(|r| r.ref_vars.contains(&name)) else {
+            return Err(kerr!(
+                "var '{name}' cannot be mapped to a field in the set of known resources"
+            ));
         };
-        let matches: Vec<_> = acc
-            .resources
-            .iter()
-            .filter(|r| {
-                r.kind() == kind
-                    && r.all_names()
-                        .iter()
-                        .any(|(n, rns)| n == oname && (ns.is_empty() || rns == ns))
-                    && (id.group.is_empty() || r.group() == id.group)
-            })
-            .collect();
-        if matches.len() != 1 {
-            return Err(kerr!("var '{name}' cannot be mapped to a field in the set of known resources ({} matches for {id})", matches.len()));
-        }
         let fp = v
             .str_at(&["fieldref", "fieldpath"])
             .unwrap_or("metadata.name");
         let path = split_field_path(fp);
-        let val = lookup(&matches[0].node, &path).first().map(|n| match n {
+        let val = lookup(&res.node, &path).first().map(|n| match n {
             Node::Scalar(s) => ((*s).clone(), s.value.clone()),
             other => (
                 capstan_yaml::Scalar::string(""),

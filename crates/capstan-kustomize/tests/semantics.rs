@@ -1,0 +1,58 @@
+//! Small in-memory cases for kustomize semantics fixed one by one.
+
+use std::path::Path;
+
+use capstan_kustomize::{build_to_string, BuildOptions, Reorder};
+use capstan_vfs::MemFs;
+
+fn run(fs: &MemFs, root: &str) -> Result<String, String> {
+    let opts = BuildOptions {
+        reorder: Reorder::None,
+        ..Default::default()
+    };
+    build_to_string(fs, Path::new(root), &opts).map_err(|e| e.to_string())
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod\nspec:\n  containers:\n  - name: c\n    image: i\n    env:\n    - name: SELF\n      value: $(SELF)\n";
+
+#[test]
+fn kustomization_fields_are_case_insensitive() {
+    let fs = MemFs::new().with("/a/pod.yaml", POD).with(
+        "/a/kustomization.yaml",
+        "nameprefix: p-\nresources:\n- pod.yaml\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("name: p-pod"), "{out}");
+}
+
+#[test]
+fn vars_bind_per_level() {
+    // The same base twice under different prefixes: the var is declared twice.
+    let base = "resources:\n- pod.yaml\nvars:\n- name: SELF\n  objref:\n    apiVersion: v1\n    kind: Pod\n    name: pod\n";
+    let fs = MemFs::new()
+        .with("/base/pod.yaml", POD)
+        .with("/base/kustomization.yaml", base)
+        .with(
+            "/o1/kustomization.yaml",
+            "namePrefix: a-\nresources:\n- ../base\n",
+        )
+        .with(
+            "/o2/kustomization.yaml",
+            "namePrefix: b-\nresources:\n- ../base\n",
+        )
+        .with("/top/kustomization.yaml", "resources:\n- ../o1\n- ../o2\n");
+    let err = run(&fs, "/top").unwrap_err();
+    assert!(err.contains("var 'SELF' already encountered"), "{err}");
+    // One level: the var follows the prefix.
+    let out = run(&fs, "/o1").unwrap();
+    assert!(out.contains("value: a-pod"), "{out}");
+}
+
+#[test]
+fn vars_in_template_annotations_of_deployments() {
+    let fs = MemFs::new()
+        .with("/a/d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n")
+        .with("/a/kustomization.yaml", "resources:\n- d.yaml\ncommonAnnotations:\n  who: $(NAME)\nvars:\n- name: NAME\n  objref:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: d\n");
+    let out = run(&fs, "/a").unwrap();
+    assert_eq!(out.matches("who: d").count(), 2, "{out}");
+}
