@@ -245,23 +245,47 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
         *d = p.iter().map(clean).collect();
         return;
     };
+    // kyaml merge2 with ListIncreaseDirection=Prepend (kustomize's patch filter): the
+    // patch's elements come first in patch order (merged into the matching element when
+    // there is one), then the elements only in the destination, in their order.
+    let key_of = |n: &Node| n.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let mut old: Vec<Option<Node>> = std::mem::take(d).into_iter().map(Some).collect();
+    let mut out: Vec<Node> = Vec::new();
     for item in p {
-        let kv = item.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let kv = key_of(item);
+        if let Some(kv) = &kv {
+            if out
+                .iter()
+                .any(|x| key_of(x).as_deref() == Some(kv.as_str()))
+            {
+                if let Some(x) = out
+                    .iter_mut()
+                    .find(|x| key_of(x).as_deref() == Some(kv.as_str()))
+                {
+                    merge_value(x, item, "");
+                }
+                continue;
+            }
+        }
         let pos = kv.as_ref().and_then(|kv| {
-            d.iter()
-                .position(|x| x.get(key).and_then(|v| v.as_str()) == Some(kv.as_str()))
+            old.iter()
+                .position(|x| x.as_ref().and_then(key_of).as_deref() == Some(kv.as_str()))
         });
         match (directive(item), pos) {
             (Some("delete"), Some(i)) => {
-                d.remove(i);
+                old[i] = None;
             }
             (Some("delete"), None) => {}
             (_, Some(i)) => {
-                merge_value(&mut d[i], item, "");
+                let mut x = old[i].take().unwrap();
+                merge_value(&mut x, item, "");
+                out.push(x);
             }
-            (_, None) => d.push(clean(item)),
+            (_, None) => out.push(clean(item)),
         }
     }
+    out.extend(old.into_iter().flatten());
+    *d = out;
 }
 
 #[cfg(test)]
@@ -280,7 +304,7 @@ mod tests {
             y("spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
         let p = y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n");
         merge(&mut d, &p).unwrap();
-        assert_eq!(out(&d), "spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: z\n  - name: c\n    image: w\n");
+        assert_eq!(out(&d), "spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n  - name: a\n    image: x\n");
     }
 
     #[test]

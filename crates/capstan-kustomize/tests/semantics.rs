@@ -56,3 +56,16 @@ fn vars_in_template_annotations_of_deployments() {
     let out = run(&fs, "/a").unwrap();
     assert_eq!(out.matches("who: d").count(), 2, "{out}");
 }
+
+#[test]
+fn patch_list_items_come_first() {
+    let fs = MemFs::new()
+        .with("/a/pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod\nspec:\n  containers:\n  - name: c\n    env:\n    - name: A\n      value: a\n")
+        .with("/a/p.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod\nspec:\n  containers:\n  - name: c\n    env:\n    - name: B\n      value: b\n")
+        .with("/a/kustomization.yaml", "resources:\n- pod.yaml\npatches:\n- path: p.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("- name: B\n      value: b\n    - name: A\n"),
+        "{out}"
+    );
+}
