@@ -199,8 +199,10 @@ impl Applier {
     }
 
     /// Validates, resolves, namespaces, defaults and labels the unit's objects; sorted in apply
-    /// order.
-    async fn prepare(&self, unit: &ApplyUnit) -> Result<Vec<Prepared>, ApplyError> {
+    /// order. With `lenient` (plans), kinds nobody defines yet are kept (another unit may
+    /// install their CRD first); they are namespaced when they carry a namespace or the unit
+    /// has a target namespace.
+    async fn prepare(&self, unit: &ApplyUnit, lenient: bool) -> Result<Vec<Prepared>, ApplyError> {
         let mut out = Vec::with_capacity(unit.objects.len());
         for (index, obj) in flatten_lists(&unit.objects).into_iter().enumerate() {
             let Some(mut r) = ObjectRef::from_object(obj) else {
@@ -216,6 +218,7 @@ impl Applier {
                 Some(res) => res.namespaced,
                 None => match crd_scope_in_unit(unit, &r) {
                     Some(namespaced) => namespaced,
+                    None if lenient => !r.namespace.is_empty() || unit.target_namespace.is_some(),
                     None => {
                         return Err(ApplyError::UnknownKind {
                             kind: r.kind.clone(),
@@ -359,7 +362,7 @@ impl Applier {
     /// runs with `dryRun=All`).
     pub async fn plan(&self, unit: &ApplyUnit) -> Result<UnitPlan, ApplyError> {
         let old = self.load_inventory(&unit.id).await?;
-        let prepared = self.prepare(unit).await?;
+        let prepared = self.prepare(unit, true).await?;
         let mut changes = Vec::new();
         for p in &prepared {
             let change = match &p.res {
@@ -382,11 +385,13 @@ impl Applier {
             gone.sort_by_key(order_key);
             gone.reverse();
             for r in gone {
-                changes.push(PlannedChange {
-                    object: r,
-                    op: PlanOp::Prune,
-                    diff: None,
-                });
+                if self.would_prune(&unit.id, &r).await? {
+                    changes.push(PlannedChange {
+                        object: r,
+                        op: PlanOp::Prune,
+                        diff: None,
+                    });
+                }
             }
         }
         Ok(UnitPlan {
@@ -442,7 +447,7 @@ impl Applier {
         opts: &ApplyOptions,
     ) -> Result<UnitResult, ApplyError> {
         let old = self.load_inventory(&unit.id).await?;
-        let mut prepared = self.prepare(unit).await?;
+        let mut prepared = self.prepare(unit, false).await?;
         let new_inv = Inventory::from_refs(prepared.iter().map(|p| &p.r));
         let mut result = UnitResult::default();
 
@@ -667,6 +672,18 @@ impl Applier {
         }
         self.refresh_discovery();
         Ok(())
+    }
+
+    /// Whether [`Applier::prune_one`] would delete the object.
+    async fn would_prune(&self, unit: &UnitRef, r: &ObjectRef) -> Result<bool, ApplyError> {
+        let Some(res) = self.resolve(r).await? else {
+            return Ok(false);
+        };
+        let api = self.api(&res, &r.namespace);
+        Ok(match self.get_live(&api, r).await? {
+            None => false,
+            Some(live) => !prune_disabled(&live) && !owned_by_other_unit(&live, unit),
+        })
     }
 
     /// Prunes one object of the old inventory.

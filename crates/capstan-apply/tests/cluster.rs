@@ -96,6 +96,19 @@ async fn crd_and_custom_resource_in_one_unit() {
         .await
         .expect("second apply");
     assert!(again.is_unchanged(), "{:?}", actions(&again));
+
+    // A kind nobody defines: plans as Create (another unit may bring the CRD), fails to apply.
+    let gadget = json!({"apiVersion":"example.com/v1","kind":"Gadget",
+        "metadata":{"name":"g","namespace":"widgets"}});
+    let orphan = unit("gadgets", vec![gadget]);
+    let plan = applier.plan(&orphan).await.expect("lenient plan");
+    assert_eq!(plan.changes[0].op, PlanOp::Create);
+    assert_eq!(plan.changes[0].object.namespace, "widgets");
+    let err = applier
+        .apply(&orphan, &ApplyOptions::default())
+        .await
+        .expect_err("unknown kind");
+    assert!(matches!(err, ApplyError::UnknownKind { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -139,7 +152,8 @@ async fn prune_respects_inventory_and_annotations() {
         .filter(|c| c.op == PlanOp::Prune)
         .map(|c| c.object.to_string())
         .collect();
-    assert_eq!(prunes, ["ConfigMap/default/keep", "ConfigMap/default/b"]);
+    // `keep` is annotated prune: disabled, so only `b` would go.
+    assert_eq!(prunes, ["ConfigMap/default/b"]);
 
     let result = applier
         .apply(&second, &ApplyOptions::default())
