@@ -60,3 +60,31 @@ mod types;
 
 pub use applier::{Applier, FIELD_MANAGER};
 pub use types::*;
+
+/// Builds a client from a kubeconfig file (`None`: `$KUBECONFIG` or `~/.kube/config`, then the
+/// in-cluster config) and an optional context name.
+pub async fn client_from_kubeconfig(
+    path: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, kube::Error> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match path {
+        Some(p) => {
+            let kc =
+                kube::config::Kubeconfig::read_from(p).map_err(kube::Error::InferKubeconfig)?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(kube::Error::InferKubeconfig)?
+        }
+        None if context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(kube::Error::InferKubeconfig)?,
+        None => kube::Config::infer()
+            .await
+            .map_err(kube::Error::InferConfig)?,
+    };
+    kube::Client::try_from(config)
+}

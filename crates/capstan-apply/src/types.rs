@@ -446,3 +446,85 @@ impl ApplyError {
         }
     }
 }
+
+impl fmt::Display for PlanOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanOp::Create => f.write_str("create"),
+            PlanOp::Update => f.write_str("update"),
+            PlanOp::Unchanged => f.write_str("unchanged"),
+            PlanOp::Replace { reason } => write!(f, "replace ({reason})"),
+            PlanOp::Prune => f.write_str("prune"),
+        }
+    }
+}
+
+/// Human-readable plan: one line per object that changes (`+` create, `~` update, `-/+`
+/// replace, `-` prune), each followed by its diff.
+impl fmt::Display for UnitPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.changes {
+            let sign = match c.op {
+                PlanOp::Unchanged => continue,
+                PlanOp::Create => "+",
+                PlanOp::Update => "~",
+                PlanOp::Replace { .. } => "-/+",
+                PlanOp::Prune => "-",
+            };
+            writeln!(f, "{sign} {} {} ({})", self.unit, c.object, c.op)?;
+            if let Some(d) = &c.diff {
+                f.write_str(d)?;
+                if !d.ends_with('\n') {
+                    f.write_str("\n")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_display() {
+        let plan = UnitPlan {
+            unit: UnitRef::new("Kustomization", "flux-system", "apps"),
+            changes: vec![
+                PlannedChange {
+                    object: ObjectRef::new("v1", "ConfigMap", "default", "a"),
+                    op: PlanOp::Update,
+                    diff: Some("--- live\n+++ merged\n-a\n+b\n".into()),
+                },
+                PlannedChange {
+                    object: ObjectRef::new("v1", "ConfigMap", "default", "same"),
+                    op: PlanOp::Unchanged,
+                    diff: None,
+                },
+                PlannedChange {
+                    object: ObjectRef::new("v1", "Namespace", "", "old"),
+                    op: PlanOp::Prune,
+                    diff: None,
+                },
+            ],
+        };
+        assert!(plan.has_changes());
+        let text = plan.to_string();
+        assert_eq!(
+            text,
+            "~ Kustomization/flux-system/apps ConfigMap/default/a (update)\n--- live\n+++ merged\n-a\n+b\n\
+             - Kustomization/flux-system/apps Namespace/old (prune)\n"
+        );
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        let r = ObjectRef::new("rbac.authorization.k8s.io/v1", "ClusterRole", "", "a.b-c");
+        assert_eq!(r.id(), "_a.b-c_rbac.authorization.k8s.io_ClusterRole");
+        assert_eq!(ObjectRef::parse_id(&r.id(), "v1"), Some(r.clone()));
+        assert_eq!(r.api_version(), "rbac.authorization.k8s.io/v1");
+        assert_eq!(r.to_string(), "ClusterRole/a.b-c");
+        assert!(ObjectRef::parse_id("a_b", "v1").is_none());
+    }
+}

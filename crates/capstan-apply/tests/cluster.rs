@@ -202,7 +202,9 @@ async fn immutable_change_needs_force() {
     let Some(cluster) = TestCluster::start("apply-immutable") else {
         return;
     };
-    let client = cluster.client().await;
+    let client = capstan_apply::client_from_kubeconfig(Some(cluster.kubeconfig_path()), None)
+        .await
+        .expect("client from kubeconfig");
     let applier = Applier::new(client.clone());
     let svc = |ip: &str| {
         json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},
