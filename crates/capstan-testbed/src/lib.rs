@@ -153,6 +153,30 @@ impl TestCluster {
         })
     }
 
+    /// One cluster shared by every test of this test binary (process), started on first use
+    /// and stopped when the process exits. Saves the start-up cost (several seconds per
+    /// cluster) for tests that can share: give each test its own namespaces and unit names.
+    /// Returns `None` (skip) under the same conditions as [`TestCluster::start`].
+    pub fn shared() -> Option<&'static TestCluster> {
+        static SHARED: std::sync::OnceLock<Option<TestCluster>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let cluster = TestCluster::start("shared")?;
+                SHARED_NAME
+                    .set((cluster.root.clone(), cluster.name.clone()))
+                    .expect("shared cluster registered once");
+                extern "C" {
+                    fn atexit(cb: extern "C" fn()) -> std::os::raw::c_int;
+                }
+                // SAFETY: registering a plain `extern "C" fn` with the C library's atexit.
+                unsafe {
+                    atexit(stop_shared);
+                }
+                Some(cluster)
+            })
+            .as_ref()
+    }
+
     /// The cluster's unique name.
     pub fn name(&self) -> &str {
         &self.name
@@ -185,6 +209,19 @@ impl TestCluster {
             .with_layer(&counter.layer())
             .build();
         (client, counter)
+    }
+}
+
+static SHARED_NAME: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some((root, name)) = SHARED_NAME.get() {
+        let _ = Command::new("bash")
+            .arg(root.join("scripts/test-cluster"))
+            .arg("down")
+            .arg(name)
+            .current_dir(root)
+            .output();
     }
 }
 
@@ -359,6 +396,17 @@ mod tests {
     #[test]
     fn workspace_root_has_script() {
         assert!(workspace_root().join("scripts/test-cluster").exists());
+    }
+
+    #[tokio::test]
+    async fn shared_cluster_is_reused() {
+        let Some(a) = TestCluster::shared() else {
+            return;
+        };
+        let b = TestCluster::shared().expect("still there");
+        assert_eq!(a.name(), b.name());
+        let ns: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(a.client().await);
+        assert!(ns.get_opt("default").await.unwrap().is_some());
     }
 
     #[tokio::test]
