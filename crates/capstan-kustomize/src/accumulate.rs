@@ -9,7 +9,7 @@ use capstan_yaml::Node;
 use crate::error::{kerr, KustomizeError, Result};
 use crate::fieldspec::TransformerConfig;
 use crate::kustfile::{self, Kustomization};
-use crate::resource::{Behavior, Resource};
+use crate::resource::{join_rel, Behavior, Origin, Resource};
 use crate::{
     generators, json6902, nameref, order, replacements, smp, transformers, vars, BuildOptions,
     LoadRestrictor, Reorder,
@@ -20,6 +20,30 @@ pub(crate) struct Ctx<'a> {
     pub opts: &'a BuildOptions,
     /// Directories being built (cycle detection).
     pub stack: Vec<PathBuf>,
+    /// With `buildMetadata` at the top: the path of the kustomization being built,
+    /// relative to the top one (kustomize's `kt.origin`).
+    pub origin: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// The origin of a file `rel` of the current kustomization.
+    pub fn origin_of(&self, rel: &str) -> Option<Origin> {
+        self.origin.as_ref().map(|o| Origin {
+            path: join_rel(o, rel),
+            ..Default::default()
+        })
+    }
+    /// The origin of a builtin generator/transformer of kustomization `k`.
+    pub fn builtin_origin(&self, k: &Kustomization, kind: &str) -> Option<Origin> {
+        let file = k
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        self.origin
+            .as_ref()
+            .map(|o| Origin::builtin(join_rel(o, &file), kind))
+    }
 }
 
 #[derive(Default)]
@@ -75,18 +99,40 @@ pub(crate) fn build_resources(
             root.display()
         ));
     }
+    let meta: Vec<String> = k.strings("buildMetadata").unwrap_or_default();
     let mut ctx = Ctx {
         fs,
         opts,
         stack: vec![root.clone()],
+        origin: (!meta.is_empty()).then(String::new),
     };
     let mut acc = Acc::new();
     accumulate_target(&mut ctx, &k, &mut acc)?;
     generators::add_hashes(&mut acc.resources)?;
     nameref::fix(&mut acc.resources, &acc.config)?;
     vars::resolve(&mut acc)?;
+    let origin_annos = meta.iter().any(|m| m == "originAnnotations");
+    let transformer_annos = meta.iter().any(|m| m == "transformerAnnotations");
     for r in acc.resources.iter_mut() {
         transformers::strip_internal(&mut r.node);
+        if origin_annos {
+            if let Some(o) = &r.origin {
+                let v = capstan_yaml::emit_document(&o.to_node());
+                r.node
+                    .ensure_mapping_path(&["metadata", "annotations"])
+                    .insert("config.kubernetes.io/origin", Node::string(v));
+            }
+        }
+        if transformer_annos && !r.transformations.is_empty() {
+            let seq = Node::Sequence(r.transformations.iter().map(Origin::to_node).collect());
+            let v = capstan_yaml::emit_document(&seq);
+            r.node
+                .ensure_mapping_path(&["metadata", "annotations"])
+                .insert(
+                    "alpha.config.kubernetes.io/transformations",
+                    Node::string(v),
+                );
+        }
     }
     let mut res = acc.resources;
     let sort = k.get("sortOptions");
@@ -192,7 +238,11 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
     for entry in k.strings("resources")? {
         let path = join(&k.dir, &entry);
         if ctx.fs.is_dir(&path) {
-            let sub = accumulate_directory(ctx, &path, false).map_err(|e| {
+            let saved = ctx.origin.clone();
+            ctx.origin = saved.as_ref().map(|o| join_rel(o, &entry));
+            let sub = accumulate_directory(ctx, &path, false);
+            ctx.origin = saved;
+            let sub = sub.map_err(|e| {
                 e.context(format!("accumulating resources from '{entry}'"))
                     .context("accumulating resources")
             })?;
@@ -221,7 +271,8 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
                     .context(format!("accumulating resources from '{entry}'"))
                     .context("accumulating resources")
             })?;
-            for r in rs {
+            for mut r in rs {
+                r.origin = ctx.origin_of(&entry);
                 acc.append(r)
                     .map_err(|e| e.context("accumulating resources"))?;
             }
@@ -308,7 +359,10 @@ pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc)
             ));
         }
         ctx.stack.push(dir.clone());
+        let saved = ctx.origin.clone();
+        ctx.origin = saved.as_ref().map(|o| join_rel(o, &c));
         let r = accumulate_target(ctx, &ck, acc);
+        ctx.origin = saved;
         ctx.stack.pop();
         r.map_err(|e| e.context("accumulating components"))?;
     }
@@ -327,18 +381,41 @@ fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()>
     let opts = k.get("generatorOptions").cloned();
     let mut generated = Vec::new();
     for g in k.seq("configMapGenerator") {
-        generated.push(generators::config_map(ctx, &k.dir, g, opts.as_ref())?);
+        let mut r = generators::config_map(ctx, &k.dir, g, opts.as_ref())?;
+        r.origin = ctx.builtin_origin(k, "ConfigMapGenerator");
+        generated.push(r);
     }
     for g in k.seq("secretGenerator") {
-        generated.push(generators::secret(ctx, &k.dir, g, opts.as_ref())?);
+        let mut r = generators::secret(ctx, &k.dir, g, opts.as_ref())?;
+        r.origin = ctx.builtin_origin(k, "SecretGenerator");
+        generated.push(r);
     }
     for r in generated {
         merge_generated(acc, r)?;
     }
     for entry in k.seq("generators").to_vec() {
+        let cfg_in = match &entry {
+            Node::Scalar(s) if !s.value.contains('\n') => ctx.origin_of(&s.value),
+            _ => ctx.builtin_origin(k, ""),
+        };
         for cfg in plugin_configs(ctx, k, &entry)? {
             let rs = generators::builtin_generator(ctx, &k.dir, &cfg)?;
-            for r in rs {
+            let origin = cfg_in.as_ref().map(|o| Origin {
+                path: String::new(),
+                configured_in: if o.path.is_empty() {
+                    o.configured_in.clone()
+                } else {
+                    o.path.clone()
+                },
+                by_api_version: cfg.str_at(&["apiVersion"]).unwrap_or("").into(),
+                by_kind: cfg.str_at(&["kind"]).unwrap_or("").into(),
+                by_name: cfg.str_at(&["metadata", "name"]).unwrap_or("").into(),
+                by_namespace: cfg.str_at(&["metadata", "namespace"]).unwrap_or("").into(),
+            });
+            for mut r in rs {
+                if r.origin.is_none() {
+                    r.origin = origin.clone();
+                }
                 merge_generated(acc, r)?;
             }
         }
@@ -437,7 +514,75 @@ pub(crate) fn accumulate_patches_only(
     Ok(())
 }
 
+/// The builtin transformers a kustomization configures, in kustomize's order (for
+/// `transformerAnnotations`).
+fn builtin_transformer_kinds(k: &Kustomization) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let nonempty = |key: &str| match k.get(key) {
+        Some(Node::Sequence(s)) => s.len(),
+        Some(Node::Mapping(m)) => usize::from(!m.is_empty()),
+        Some(Node::Scalar(s)) => usize::from(!s.value.is_empty()),
+        None => 0,
+    };
+    if nonempty("patchesStrategicMerge") > 0 {
+        v.push("PatchStrategicMergeTransformer");
+    }
+    v.extend(std::iter::repeat_n("PatchTransformer", nonempty("patches")));
+    if nonempty("namespace") > 0 {
+        v.push("NamespaceTransformer");
+    }
+    if nonempty("namePrefix") > 0 {
+        v.push("PrefixTransformer");
+    }
+    if nonempty("nameSuffix") > 0 {
+        v.push("SuffixTransformer");
+    }
+    v.extend(std::iter::repeat_n(
+        "LabelTransformer",
+        nonempty("commonLabels") + nonempty("labels"),
+    ));
+    if nonempty("commonAnnotations") > 0 {
+        v.push("AnnotationsTransformer");
+    }
+    v.extend(std::iter::repeat_n(
+        "PatchJson6902Transformer",
+        nonempty("patchesJson6902"),
+    ));
+    v.extend(std::iter::repeat_n(
+        "ReplicaCountTransformer",
+        nonempty("replicas"),
+    ));
+    v.extend(std::iter::repeat_n(
+        "ImageTagTransformer",
+        nonempty("images"),
+    ));
+    if nonempty("replacements") > 0 {
+        v.push("ReplacementTransformer");
+    }
+    v
+}
+
 fn run_transformers(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    run_transformers_inner(ctx, k, acc)?;
+    if ctx.origin.is_some() {
+        let origins: Vec<Origin> = builtin_transformer_kinds(k)
+            .into_iter()
+            .filter_map(|kind| ctx.builtin_origin(k, kind))
+            .collect();
+        for r in acc.resources.iter_mut() {
+            for o in &origins {
+                if r.origin.is_none() {
+                    r.origin = Some(o.clone());
+                } else {
+                    r.transformations.push(o.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_transformers_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
     accumulate_patches_only(ctx, k, acc)?;
     transformers::namespace(k, acc)?;
     transformers::prefix_suffix(k, acc)?;

@@ -269,10 +269,15 @@ pub fn builtin_generator(ctx: &mut Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Re
     let kind = cfg.str_at(&["kind"]).unwrap_or("");
     let mut g = cfg.clone();
     if let Some(m) = g.as_mapping_mut() {
-        let name = cfg.str_at(&["metadata", "name"]).unwrap_or("").to_string();
-        m.insert("name", Node::string(name));
-        if let Some(ns) = cfg.str_at(&["metadata", "namespace"]) {
-            m.insert("namespace", Node::string(ns));
+        // The generator's own `name`/`namespace` win over the config's metadata.
+        if cfg.str_at(&["name"]).is_none_or(str::is_empty) {
+            let name = cfg.str_at(&["metadata", "name"]).unwrap_or("").to_string();
+            m.insert("name", Node::string(name));
+        }
+        if cfg.str_at(&["namespace"]).is_none_or(str::is_empty) {
+            if let Some(ns) = cfg.str_at(&["metadata", "namespace"]) {
+                m.insert("namespace", Node::string(ns));
+            }
         }
     }
     match kind {
@@ -303,6 +308,9 @@ pub fn builtin_generator(ctx: &mut Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Re
 /// Merge or replace a generated resource into the existing one.
 pub fn merge_into(old: &mut Resource, new: Resource) {
     let replace = new.behavior == Behavior::Replace;
+    if new.origin.is_some() {
+        old.origin = new.origin.clone();
+    }
     for field in ["data", "binaryData"] {
         let newv = new.node.get(field).cloned();
         let om = old.node.as_mapping_mut().unwrap();

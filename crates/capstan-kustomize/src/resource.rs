@@ -79,6 +79,81 @@ pub struct Resource {
     pub(crate) suffixes: Vec<String>,
     /// Vars bound to this resource by the kustomization that declared them.
     pub(crate) ref_vars: Vec<String>,
+    /// Where the resource came from (kustomize's `config.kubernetes.io/origin`), kept
+    /// while `buildMetadata` asks for it.
+    pub(crate) origin: Option<Origin>,
+    /// Transformers that ran over it (`alpha.config.kubernetes.io/transformations`).
+    pub(crate) transformations: Vec<Origin>,
+}
+
+/// kustomize's `resource.Origin`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Origin {
+    pub path: String,
+    pub configured_in: String,
+    pub by_api_version: String,
+    pub by_kind: String,
+    pub by_name: String,
+    pub by_namespace: String,
+}
+
+impl Origin {
+    pub fn to_node(&self) -> Node {
+        let mut m = Mapping::new();
+        if !self.path.is_empty() {
+            m.insert("path", Node::string(self.path.clone()));
+        }
+        if !self.configured_in.is_empty() {
+            m.insert("configuredIn", Node::string(self.configured_in.clone()));
+        }
+        let mut by = Mapping::new();
+        for (k, v) in [
+            ("apiVersion", &self.by_api_version),
+            ("kind", &self.by_kind),
+            ("name", &self.by_name),
+            ("namespace", &self.by_namespace),
+        ] {
+            if !v.is_empty() {
+                by.insert(k, Node::string(v.clone()));
+            }
+        }
+        if !by.is_empty() {
+            m.insert("configuredBy", Node::Mapping(by));
+        }
+        Node::Mapping(m)
+    }
+    /// A builtin generator or transformer configured by the kustomization file `file`.
+    pub fn builtin(file: String, kind: &str) -> Origin {
+        Origin {
+            configured_in: file,
+            by_api_version: "builtin".into(),
+            by_kind: kind.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `filepath.Join` of relative paths (cleaned; `..` kept at the front).
+pub fn join_rel(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in base.split('/').chain(rel.split('/')) {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else {
+                    parts.push("..");
+                }
+            }
+            x => parts.push(x),
+        }
+    }
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
 }
 
 pub fn split_api_version(av: &str) -> (String, String) {
@@ -101,6 +176,8 @@ impl Resource {
             prefixes: Vec::new(),
             suffixes: Vec::new(),
             ref_vars: Vec::new(),
+            origin: None,
+            transformations: Vec::new(),
         }
     }
     pub fn kind(&self) -> &str {

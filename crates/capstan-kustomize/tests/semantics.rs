@@ -69,3 +69,30 @@ fn patch_list_items_come_first() {
         "{out}"
     );
 }
+
+#[test]
+fn build_metadata_origin_and_transformer_annotations() {
+    let fs = MemFs::new()
+        .with("/base/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n")
+        .with("/base/kustomization.yaml", "namePrefix: b-\nresources:\n- svc.yaml\n")
+        .with("/top/kustomization.yaml", "resources:\n- ../base\nconfigMapGenerator:\n- name: cm\n  literals:\n  - a=b\nbuildMetadata: [originAnnotations, transformerAnnotations]\n");
+    let out = run(&fs, "/top").unwrap();
+    assert!(
+        out.contains("config.kubernetes.io/origin: |\n      path: ../base/svc.yaml\n"),
+        "{out}"
+    );
+    assert!(out.contains("alpha.config.kubernetes.io/transformations: |\n      - configuredIn: ../base/kustomization.yaml\n        configuredBy:\n          apiVersion: builtin\n          kind: PrefixTransformer\n"), "{out}");
+    assert!(out.contains("config.kubernetes.io/origin: |\n      configuredIn: kustomization.yaml\n      configuredBy:\n        apiVersion: builtin\n        kind: ConfigMapGenerator\n"), "{out}");
+    // Without buildMetadata nothing is added.
+    let fs = fs.with("/top/kustomization.yaml", "resources:\n- ../base\n");
+    assert!(!run(&fs, "/top").unwrap().contains("annotations"));
+}
+
+#[test]
+fn generator_config_name_wins_over_metadata() {
+    let fs = MemFs::new()
+        .with("/a/g.yaml", "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata:\n  name: ignored\nname: bob\nliterals:\n- a=b\n")
+        .with("/a/kustomization.yaml", "generators:\n- g.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("name: bob-"), "{out}");
+}
