@@ -109,6 +109,24 @@ async fn crd_and_custom_resource_in_one_unit() {
         .await
         .expect_err("unknown kind");
     assert!(matches!(err, ApplyError::UnknownKind { .. }), "{err}");
+
+    // Uninstall in reverse order: the custom resource before its CRD, the namespace last.
+    let deleted = applier
+        .delete_unit(&u.id, &ApplyOptions::default())
+        .await
+        .expect("delete unit");
+    assert_eq!(
+        actions(&deleted),
+        vec![
+            ("Widget/widgets/w1".to_string(), Action::Deleted),
+            (
+                "CustomResourceDefinition/widgets.example.com".to_string(),
+                Action::Deleted
+            ),
+            ("Namespace/widgets".to_string(), Action::Deleted),
+        ]
+    );
+    assert!(applier.inventory(&u.id).await.unwrap().is_empty());
 }
 
 #[tokio::test]
