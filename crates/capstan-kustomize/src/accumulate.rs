@@ -505,7 +505,7 @@ pub(crate) fn accumulate_patches_only(
             return Err(kerr!("patch appears to be empty; {src}"));
         }
         for d in docs {
-            apply_smp_by_id(&mut acc.resources, &d)?;
+            apply_smp_by_id(&mut acc.resources, &d, (false, false))?;
         }
     }
     for p in k.seq("patches").to_vec() {
@@ -642,48 +642,49 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
     Ok(())
 }
 
-fn apply_smp_to(r: &mut Resource, patch: &Node) -> Result<()> {
-    let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
-    let patch = patch.clone();
+/// kustomize's `Resource.ApplySmPatch` (as `resWrangler.ApplySmPatch` calls it): the
+/// patch takes the target's apiVersion; afterwards kind and name are restored unless
+/// the patch entry allows changing them, and the namespace always is.
+fn apply_smp_to(r: &mut Resource, patch: &Node, allow: (bool, bool)) -> Result<()> {
+    let (old_kind, old_name, old_ns) = (
+        r.kind().to_string(),
+        r.name().to_string(),
+        r.namespace().to_string(),
+    );
     let mut patch = patch.clone();
-    // A patch naming the resource by an old name/namespace/kind doesn't rename it back.
-    let names = r.all_names();
-    let cur_kind = r.kind().to_string();
-    let orig_kind = r.orig_kind.clone();
-    let cur_av = r.api_version().to_string();
-    if let Some(m) = patch.get_mut("metadata").and_then(|m| m.as_mapping_mut()) {
-        if let Some(n) = m.get("name").and_then(|v| v.as_str()).map(str::to_string) {
-            if names.iter().any(|(x, _)| *x == n) {
-                m.insert("name", Node::string(old_name.clone()));
-            }
-        }
-        if let Some(n) = m
-            .get("namespace")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-        {
-            if names.iter().any(|(_, x)| *x == n) {
-                m.insert("namespace", Node::string(old_ns.clone()));
-            }
-        }
-    }
-    if let Some(k) = patch.str_at(&["kind"]).map(str::to_string) {
-        if k == orig_kind && k != cur_kind {
-            if let Some(m) = patch.as_mapping_mut() {
-                m.insert("kind", Node::string(cur_kind));
-                m.insert("apiVersion", Node::string(cur_av));
-            }
+    let av = r.api_version().to_string();
+    if let Some(m) = patch.as_mapping_mut() {
+        if !av.is_empty() {
+            m.insert("apiVersion", Node::string(av));
         }
     }
     smp::merge(&mut r.node, &patch)?;
-    r.note_name_change(&old_name, &old_ns);
     if r.node.is_null() {
         r.node = Node::null();
+        return Ok(());
     }
+    let (allow_name, allow_kind) = allow;
+    if !allow_kind {
+        if let Some(m) = r.node.as_mapping_mut() {
+            m.insert("kind", Node::string(old_kind.clone()));
+        }
+    }
+    if !allow_name {
+        r.node
+            .ensure_mapping_path(&["metadata"])
+            .insert("name", Node::string(old_name.clone()));
+    }
+    let md = r.node.ensure_mapping_path(&["metadata"]);
+    if old_ns.is_empty() {
+        md.remove("namespace");
+    } else {
+        md.insert("namespace", Node::string(old_ns.clone()));
+    }
+    r.note_id_change(&old_kind, &old_name, &old_ns);
     Ok(())
 }
 
-fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node) -> Result<()> {
+fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node, allow: (bool, bool)) -> Result<()> {
     let tmp = Resource::new(patch.clone());
     let id = tmp.id();
     let idx: Vec<usize> = resources
@@ -704,7 +705,7 @@ fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node) -> Result<()> {
         resources.remove(idx[0]);
         return Ok(());
     }
-    apply_smp_to(&mut resources[idx[0]], patch)
+    apply_smp_to(&mut resources[idx[0]], patch, allow)
 }
 
 fn is_delete_patch(p: &Node) -> bool {
@@ -730,6 +731,13 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
         return Err(kerr!("patch appears to be empty"));
     }
     let is_json = matches!(docs.first(), Some(Node::Sequence(_)));
+    let opt = |k: &str| {
+        p.get("options")
+            .and_then(|o| o.get(k))
+            .and_then(|v| v.as_str())
+            == Some("true")
+    };
+    let allow = (opt("allowNameChange"), opt("allowKindChange"));
     let target = p.get("target").filter(|t| !t.is_null());
     if is_json {
         let Some(target) = target else {
@@ -749,7 +757,7 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
     match target {
         None => {
             for d in docs {
-                apply_smp_by_id(&mut acc.resources, &d)?;
+                apply_smp_by_id(&mut acc.resources, &d, (false, false))?;
             }
         }
         Some(t) => {
@@ -762,7 +770,7 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
                         continue;
                     }
                     for d in &docs {
-                        apply_smp_to(&mut acc.resources[i], d)?;
+                        apply_smp_to(&mut acc.resources[i], d, allow)?;
                     }
                 }
                 i += 1;

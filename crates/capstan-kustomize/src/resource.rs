@@ -67,6 +67,8 @@ pub struct Resource {
     pub node: Node,
     /// (name, namespace) before each rename, oldest first.
     pub(crate) prev: Vec<(String, String)>,
+    /// The kind at each entry of `prev`.
+    pub(crate) prev_kinds: Vec<String>,
     pub(crate) orig_kind: String,
     pub(crate) behavior: Behavior,
     pub(crate) needs_hash: bool,
@@ -169,6 +171,7 @@ impl Resource {
         Resource {
             node,
             prev: Vec::new(),
+            prev_kinds: Vec::new(),
             orig_kind,
             behavior: Behavior::Create,
             needs_hash: false,
@@ -224,6 +227,7 @@ impl Resource {
     fn record(&mut self) {
         let cur = (self.name().to_string(), self.namespace().to_string());
         self.prev.push(cur);
+        self.prev_kinds.push(self.kind().to_string());
     }
     pub fn set_name(&mut self, name: &str) {
         if name == self.name() {
@@ -247,6 +251,14 @@ impl Resource {
     pub fn note_name_change(&mut self, old_name: &str, old_ns: &str) {
         if old_name != self.name() || old_ns != self.namespace() {
             self.prev.push((old_name.to_string(), old_ns.to_string()));
+            self.prev_kinds.push(self.kind().to_string());
+        }
+    }
+    /// Record an id (kind, name, namespace) the resource had before a change.
+    pub fn note_id_change(&mut self, old_kind: &str, old_name: &str, old_ns: &str) {
+        if old_kind != self.kind() || old_name != self.name() || old_ns != self.namespace() {
+            self.prev.push((old_name.to_string(), old_ns.to_string()));
+            self.prev_kinds.push(old_kind.to_string());
         }
     }
     pub fn labels(&self) -> Option<&Mapping> {
@@ -275,9 +287,13 @@ impl Resource {
             let b = if b.is_empty() { "default" } else { b };
             a == b
         };
-        self.all_names()
-            .iter()
-            .any(|(n, ns)| *n == id.name && ns_eq(ns, &id.namespace))
+        if me.kind == id.kind && me.name == id.name && ns_eq(&me.namespace, &id.namespace) {
+            return true;
+        }
+        self.prev.iter().enumerate().any(|(i, (n, ns))| {
+            let k = self.prev_kinds.get(i).unwrap_or(&self.orig_kind);
+            *k == id.kind && *n == id.name && ns_eq(ns, &id.namespace)
+        })
     }
 }
 

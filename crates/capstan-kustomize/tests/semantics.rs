@@ -96,3 +96,32 @@ fn generator_config_name_wins_over_metadata() {
     let out = run(&fs, "/a").unwrap();
     assert!(out.contains("name: bob-"), "{out}");
 }
+
+#[test]
+fn targeted_patch_keeps_gvkn_unless_allowed() {
+    let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: x\n";
+    let fs = MemFs::new().with("/a/r.yaml", dep).with(
+        "/a/kustomization.yaml",
+        "resources:\n- r.yaml\npatches:\n- target:\n    name: x\n  patch: |-\n    kind: StatefulSet\n    metadata:\n      name: other\n      annotations:\n        k: v\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    k: v\n  name: x\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("kind: Deployment\nmetadata:\n  annotations:\n    k: v\n  name: x\n"),
+        "{out}"
+    );
+    let fs = fs.with(
+        "/a/kustomization.yaml",
+        "resources:\n- r.yaml\npatches:\n- target:\n    kind: Deployment\n  options:\n    allowNameChange: true\n    allowKindChange: true\n  patch: |-\n    kind: StatefulSet\n    metadata:\n      name: other\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("kind: StatefulSet\nmetadata:\n  name: other\n"),
+        "{out}"
+    );
+}
