@@ -153,6 +153,8 @@ pub struct TransformerConfig {
     pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
+    /// Extra fields for the `labels:` entries (`labels` in a configurations file).
+    pub labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
     pub name_reference: Vec<NameRef>,
     pub var_reference: Vec<FieldSpec>,
@@ -175,6 +177,7 @@ impl TransformerConfig {
             (&mut self.namespace, &o.namespace),
             (&mut self.common_labels, &o.common_labels),
             (&mut self.template_labels, &o.template_labels),
+            (&mut self.labels, &o.labels),
             (&mut self.common_annotations, &o.common_annotations),
             (&mut self.var_reference, &o.var_reference),
             (&mut self.images, &o.images),
@@ -217,6 +220,7 @@ impl TransformerConfig {
         c.namespace = list(m, "namespace")?;
         c.common_labels = list(m, "commonLabels")?;
         c.template_labels = list(m, "templateLabels")?;
+        c.labels = list(m, "labels")?;
         c.common_annotations = list(m, "commonAnnotations")?;
         c.var_reference = list(m, "varReference")?;
         c.images = list(m, "images")?;

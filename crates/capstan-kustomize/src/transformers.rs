@@ -181,6 +181,7 @@ pub fn labels(k: &Kustomization, acc: &mut Acc) -> Result<()> {
         let pairs = string_map(l.get("pairs"));
         let sel = l.str_at(&["includeSelectors"]) == Some("true");
         let tmpl = l.str_at(&["includeTemplates"]) == Some("true");
+        let vct = l.str_at(&["includeVolumeClaimTemplates"]) == Some("true");
         let mut fss = if sel {
             acc.config.common_labels.clone()
         } else if tmpl {
@@ -188,6 +189,19 @@ pub fn labels(k: &Kustomization, acc: &mut Acc) -> Result<()> {
         } else {
             vec![FieldSpec::new("", "", "metadata/labels", true)]
         };
+        for fs in &acc.config.labels {
+            if !fss.contains(fs) {
+                fss.push(fs.clone());
+            }
+        }
+        if vct {
+            fss.push(FieldSpec::new(
+                "StatefulSet",
+                "apps",
+                "spec/volumeClaimTemplates/metadata/labels",
+                true,
+            ));
+        }
         if let Some(extra) = fieldspecs(l.get("fields"))? {
             fss.extend(extra);
         }

@@ -125,3 +125,21 @@ fn targeted_patch_keeps_gvkn_unless_allowed() {
         "{out}"
     );
 }
+
+#[test]
+fn labels_fields_from_configurations_and_claim_templates() {
+    let fs = MemFs::new()
+        .with("/a/cr.yaml", "apiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: t\n")
+        .with("/a/sts.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: s\nspec:\n  volumeClaimTemplates:\n  - metadata:\n      name: d\n")
+        .with("/a/cfg.yaml", "labels:\n- path: spec/sel/labels\n  create: true\n  kind: Thing\n")
+        .with("/a/kustomization.yaml", "configurations:\n- cfg.yaml\nresources:\n- cr.yaml\n- sts.yaml\nlabels:\n- pairs:\n    a: b\n  includeVolumeClaimTemplates: true\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("spec:\n  sel:\n    labels:\n      a: b\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  - metadata:\n      labels:\n        a: b\n      name: d\n"),
+        "{out}"
+    );
+}
