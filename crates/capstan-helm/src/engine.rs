@@ -174,7 +174,8 @@ impl Capabilities {
                 let want = args.first().and_then(|a| a.as_str()).unwrap_or("");
                 Ok(Value::Bool(apis.iter().any(|a| a == want)))
             })
-            .with_data(apis_list)
+            .with_data(apis_list.clone())
+            .with_method(ITEMS_METHOD, move |_| Ok(apis_list.clone()))
             .with_stringer(format!("[{}]", self.api_versions.join(" ")))
             .into_value();
         let mut hdata = Map::new();
@@ -355,7 +356,7 @@ impl Object for Files {
     fn has_method(&self, name: &str) -> bool {
         matches!(
             name,
-            "Get" | "GetBytes" | "Glob" | "AsConfig" | "AsSecrets" | "Lines"
+            "Get" | "GetBytes" | "Glob" | "AsConfig" | "AsSecrets" | "Lines" | ITEMS_METHOD
         )
     }
     fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
@@ -395,6 +396,7 @@ impl Object for Files {
                 }
                 Ok(Value::str(&yaml_string_map(&self.as_map(base64))))
             }
+            ITEMS_METHOD => Ok(self.to_data()),
             "Lines" => {
                 let n = arg_str(args, 0);
                 match self.files.get(&n) {
@@ -412,7 +414,12 @@ impl Object for Files {
         })
     }
     fn to_data(&self) -> Value {
-        self.as_map(|b| String::from_utf8_lossy(b).into_owned())
+        Value::map(
+            self.files
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::str(&String::from_utf8_lossy(v))))
+                .collect(),
+        )
     }
     fn go_string(&self) -> String {
         let mut s = String::from("map[");
@@ -607,6 +614,52 @@ fn yaml_scalar_value(s: &str, indent: usize) -> String {
     }
 }
 
+/// A method of capstan's `.Files` and `.Capabilities.APIVersions` objects returning
+/// their entries as a plain map/list, used by [`rewrite_ranges`].
+pub const ITEMS_METHOD: &str = "CapstanItems";
+
+/// True when the template engine can `range` over an object (a Go map or slice type
+/// with methods, such as `.Files.Glob` results) by itself.
+fn engine_ranges_objects() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        let mut set = TemplateSet::new(capstan_gotemplate::FuncMap::new());
+        if set
+            .add("probe", "{{ range $k, $v := . }}{{ $k }}{{ end }}")
+            .is_err()
+        {
+            return false;
+        }
+        let mut files = BTreeMap::new();
+        files.insert("a".to_string(), b"x".to_vec());
+        matches!(
+            set.execute("probe", &Files::new_value(files)).as_deref(),
+            Ok("a")
+        )
+    })
+}
+
+/// Until the engine ranges over objects: `range ... := .Files.Glob "x"` and
+/// `range .Capabilities.APIVersions` become `range ... := (.Files.Glob "x").CapstanItems`,
+/// which ranges over the same entries (Go ranges over the underlying map or slice).
+fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    if !(src.contains("Files.Glob") || src.contains("Capabilities.APIVersions"))
+        || engine_ranges_objects()
+    {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(\{\{-?\s*range\s+(?:\$\w*\s*(?:,\s*\$\w*\s*)?:?=\s*)?)([^|{}]*?(?:Files\.Glob|Capabilities\.APIVersions)[^|{}]*?)(\s*-?\}\})",
+        )
+        .unwrap()
+    });
+    re.replace_all(src, |c: &regex::Captures| {
+        format!("{}({}).{}{}", &c[1], c[2].trim_end(), ITEMS_METHOD, &c[3])
+    })
+}
+
 struct Renderable {
     src: String,
     data: MapRef,
@@ -755,7 +808,7 @@ pub fn render(
     let mut keys: Vec<String> = templates.keys().cloned().collect();
     sort_templates(&mut keys);
     for k in &keys {
-        set.add(k, &templates[k].src)
+        set.add(k, &rewrite_ranges(&templates[k].src))
             .map_err(|e| HelmError::Render(format_error(&e)))?;
     }
     let mut state = ExecState::default();

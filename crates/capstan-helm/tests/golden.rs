@@ -145,3 +145,8 @@ fn legacy_v1_with_tgz_subchart() {
     check("legacy-v1", "legacy-v1", opts());
     check("packed-tgz", "legacy-v1/charts/packed-2.0.0.tgz", opts());
 }
+
+#[test]
+fn ranges_over_files_and_api_versions() {
+    check("ranges", "ranges", opts());
+}
