@@ -1538,10 +1538,3 @@ type _Unused = BTreeMap<String, String>;
 pub(crate) fn rand_byte() -> u8 {
     rand_u64() as u8
 }
-
-pub(crate) fn rand_alnum(n: i64) -> String {
-    rand_string(
-        n,
-        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-    )
-}

@@ -12,6 +12,7 @@
 
 pub mod conv;
 mod crypto;
+mod der;
 mod funcs;
 pub mod semver;
 pub mod yaml;
@@ -58,8 +59,4 @@ pub fn from_yaml(src: &str) -> Result<Value, String> {
 
 pub(crate) fn funcs_rand_byte() -> u8 {
     funcs::rand_byte()
-}
-
-pub(crate) fn funcs_rand_string(n: i64) -> String {
-    funcs::rand_alnum(n)
 }
