@@ -473,14 +473,20 @@ impl Applier {
                 .collect();
             gone.sort_by_key(order_key);
             gone.reverse();
-            for r in gone {
-                match self.prune_one(&unit.id, &r).await {
+            for (i, r) in gone.iter().enumerate() {
+                match self.prune_one(&unit.id, r).await {
                     Ok(action) => {
-                        emit(opts, &unit.id, &r, action.clone());
-                        result.pruned.push(ObjectResult { object: r, action });
+                        emit(opts, &unit.id, r, action.clone());
+                        result.pruned.push(ObjectResult {
+                            object: r.clone(),
+                            action,
+                        });
                     }
                     Err(e) => {
-                        final_inv.insert(r);
+                        // Keep tracking this object and the ones not attempted yet.
+                        for rest in &gone[i..] {
+                            final_inv.insert(rest.clone());
+                        }
                         if let Err(store) = self.store_inventory(&unit.id, &old, &final_inv).await {
                             tracing::warn!(error = %store, "cannot record the inventory");
                         }
