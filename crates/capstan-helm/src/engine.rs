@@ -9,7 +9,7 @@ use capstan_gotemplate::{
     ExecState, Map, MapRef, Object, Options, StructObject, TemplateSet, Value,
 };
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The cluster Helm renders for.
 #[derive(Debug, Clone)]
@@ -744,6 +744,35 @@ fn sort_templates(names: &mut [String]) {
     });
 }
 
+/// One level of Helm v4's error trace, then the nested include levels.
+fn trace(location: &str, executing: &str, context: &str, msg: &str) -> String {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?s)^template: (.+?): executing "((?:[^"\\]|\\.)*)" at <(.*?)>: (.*)$"#,
+        )
+        .unwrap()
+    });
+    let mut out = format!("{location}\n  executing {executing:?} at <{context}>:\n    ");
+    match msg
+        .strip_prefix("error calling ")
+        .and_then(|r| r.split_once(": "))
+    {
+        Some((f, tail)) => {
+            out.push_str(&format!("error calling {f}:\n"));
+            match re.captures(tail) {
+                Some(c) if f == "include" => {
+                    let name = c[2].replace("\\\"", "\"");
+                    out.push_str(&trace(&c[1], &name, &c[3], &c[4]));
+                }
+                _ => out.push_str(tail),
+            }
+        }
+        None => out.push_str(msg),
+    }
+    out
+}
+
 /// Formats a template error the way Helm v4 prints it.
 pub fn format_error(e: &capstan_gotemplate::Error) -> String {
     use capstan_gotemplate::ErrorKind;
@@ -772,16 +801,15 @@ pub fn format_error(e: &capstan_gotemplate::Error) -> String {
     match e.kind {
         ErrorKind::Parse => format!("parse error at ({}:{}): {}", e.template, e.line, msg),
         ErrorKind::Exec => {
-            let body = match msg.strip_prefix("error calling ") {
-                Some(rest) => match rest.split_once(": ") {
-                    Some((f, tail)) => format!("error calling {f}:\n{tail}"),
-                    None => msg.clone(),
-                },
-                None => msg.clone(),
-            };
-            format!(
-                "{}:{}:{}\n  executing {:?} at <{}>:\n    {}",
-                e.template, e.line, e.col, e.executing, e.context, body
+            if msg.starts_with("error calling tpl: ") {
+                // Helm prints tpl failures as Go's plain error chain
+                return e.to_string();
+            }
+            trace(
+                &format!("{}:{}:{}", e.template, e.line, e.col),
+                &e.executing,
+                &e.context,
+                msg,
             )
         }
         ErrorKind::Other => msg.clone(),

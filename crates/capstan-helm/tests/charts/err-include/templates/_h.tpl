@@ -1,0 +1,6 @@
+{{- define "a" -}}
+x: {{ include "b" . }}
+{{- end -}}
+{{- define "b" -}}
+{{ .Values.missing.deep }}
+{{- end -}}
