@@ -436,7 +436,13 @@ pub fn hash(n: &Node) -> String {
             m.insert("kind".into(), Value::String(kind.into()));
             let _ = name;
             m.insert("name".into(), Value::String(String::new()));
-            m.insert("data".into(), data_map(n, "data"));
+            // kustomize's hasher reads a missing `data` as the empty string.
+            let data = if n.get("data").is_some_and(|d| !d.is_null()) {
+                data_map(n, "data")
+            } else {
+                Value::String(String::new())
+            };
+            m.insert("data".into(), data);
             if kind == "ConfigMap" {
                 if let Value::Object(b) = data_map(n, "binaryData") {
                     if !b.is_empty() {

@@ -25,8 +25,9 @@ fn eff(ns: &str) -> &str {
 
 fn same_ending(a: &[String], b: &[String]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    // An empty list (no prefix/suffix at all) is compatible with any.
     if short.is_empty() {
-        return long.is_empty();
+        return true;
     }
     let diff = long.len() - short.len();
     (0..short.len()).all(|i| long[i + diff] == short[i])

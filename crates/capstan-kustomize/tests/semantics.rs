@@ -143,3 +143,18 @@ fn labels_fields_from_configurations_and_claim_templates() {
         "{out}"
     );
 }
+
+#[test]
+fn empty_configmap_hash_and_refs_across_prefix_and_suffix_levels() {
+    let fs = MemFs::new()
+        .with("/common/svc/d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        envFrom:\n        - configMapRef:\n            name: cm\n")
+        .with("/common/svc/kustomization.yaml", "nameSuffix: -api\nresources:\n- d.yaml\n")
+        .with("/common/kustomization.yaml", "resources:\n- svc\nconfigMapGenerator:\n- name: cm\n")
+        .with("/a/kustomization.yaml", "namePrefix: a-\nresources:\n- ../common\n")
+        .with("/b/kustomization.yaml", "namePrefix: b-\nresources:\n- ../common\n")
+        .with("/kustomization.yaml", "resources:\n- a\n- b\n");
+    let out = run(&fs, "/").unwrap();
+    // kustomize hashes a ConfigMap without data as `"data":""`.
+    assert!(out.contains("            name: a-cm-6ct58987ht\n"), "{out}");
+    assert!(out.contains("            name: b-cm-6ct58987ht\n"), "{out}");
+}
