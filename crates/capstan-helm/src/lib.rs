@@ -37,10 +37,14 @@ pub struct TemplateOptions {
     pub namespace: String,
     /// Contents of `-f` files, in order.
     pub values_yaml: Vec<String>,
+    /// `--set-json` expressions, in order.
+    pub set_json: Vec<String>,
     /// `--set` expressions, in order.
     pub set: Vec<String>,
     /// `--set-string` expressions, in order.
     pub set_string: Vec<String>,
+    /// `--set-literal` expressions, in order.
+    pub set_literal: Vec<String>,
     /// `--kube-version`.
     pub kube_version: Option<String>,
     /// `--api-versions` (added to the default list).
@@ -63,8 +67,10 @@ impl Default for TemplateOptions {
             release_name: "release-name".into(),
             namespace: "default".into(),
             values_yaml: Vec::new(),
+            set_json: Vec::new(),
             set: Vec::new(),
             set_string: Vec::new(),
+            set_literal: Vec::new(),
             kube_version: None,
             api_versions: Vec::new(),
             include_crds: false,
@@ -93,14 +99,18 @@ pub struct Rendered {
     pub warnings: Vec<String>,
 }
 
-/// Merges user values the way `helm template` does: `-f` files, then `--set`, then
-/// `--set-string`.
+/// Merges user values the way `helm template` does: `-f` files, then `--set-json`,
+/// `--set`, `--set-string`, `--set-literal`.
 pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
     let mut base = Map::new();
     for y in &opts.values_yaml {
         let m = yaml::parse_values(y)
             .map_err(|e| HelmError::Values(format!("failed to parse values: {e}")))?;
         base = strvals::merge_maps(base, m);
+    }
+    for s in &opts.set_json {
+        strvals::parse_with(s, &mut base, strvals::Mode::Json)
+            .map_err(|e| HelmError::Values(format!("failed parsing --set-json data {s}: {e}")))?;
     }
     for s in &opts.set {
         strvals::parse_into(s, &mut base, false)
@@ -109,6 +119,10 @@ pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
     for s in &opts.set_string {
         strvals::parse_into(s, &mut base, true)
             .map_err(|e| HelmError::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    for s in &opts.set_literal {
+        strvals::parse_with(s, &mut base, strvals::Mode::Literal)
+            .map_err(|e| HelmError::Values(format!("failed parsing --set-literal data: {e}")))?;
     }
     Ok(base)
 }

@@ -4,11 +4,30 @@ use crate::value::{Map, Val};
 
 /// Parses `a.b=c,d[0]=e` into `dest`. `as_string` keeps every value a string.
 pub fn parse_into(s: &str, dest: &mut Map, as_string: bool) -> Result<(), String> {
+    parse_with(s, dest, if as_string { Mode::Str } else { Mode::Typed })
+}
+
+/// How `--set`-style values are read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// `--set`: typed scalars, `{a,b}` lists.
+    Typed,
+    /// `--set-string`.
+    Str,
+    /// `--set-json`: each value is a JSON document.
+    Json,
+    /// `--set-literal`: the whole rest is the value, verbatim.
+    Literal,
+}
+
+/// Parses `s` into `dest` in the given mode.
+pub fn parse_with(s: &str, dest: &mut Map, mode: Mode) -> Result<(), String> {
     let chars: Vec<char> = s.chars().collect();
     let mut p = Parser {
         sc: &chars,
         pos: 0,
-        st: as_string,
+        st: mode == Mode::Str,
+        mode,
     };
     while p.pos < p.sc.len() {
         p.key(dest, 0)?;
@@ -20,6 +39,20 @@ struct Parser<'a> {
     sc: &'a [char],
     pos: usize,
     st: bool,
+    mode: Mode,
+}
+
+fn json_to_val(v: serde_json::Value) -> Val {
+    match v {
+        serde_json::Value::Null => Val::Null,
+        serde_json::Value::Bool(b) => Val::Bool(b),
+        serde_json::Value::Number(n) => Val::Float(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Val::Str(s),
+        serde_json::Value::Array(a) => Val::List(a.into_iter().map(json_to_val).collect()),
+        serde_json::Value::Object(o) => {
+            Val::Map(o.into_iter().map(|(k, v)| (k, json_to_val(v))).collect())
+        }
+    }
 }
 
 fn typed_val(v: &str, st: bool) -> Val {
@@ -71,6 +104,30 @@ impl<'a> Parser<'a> {
         (out, None)
     }
 
+    /// Reads a value in Json/Literal mode (the caller handles the other modes).
+    fn special_value(&mut self) -> Result<Val, String> {
+        let rest: String = self.sc[self.pos..].iter().collect();
+        if self.mode == Mode::Literal {
+            self.pos = self.sc.len();
+            return Ok(Val::Str(rest));
+        }
+        let mut de = serde_json::Deserializer::from_str(&rest).into_iter::<serde_json::Value>();
+        let v = match de.next() {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("failed to parse json value: {e}")),
+            None => return Err("failed to parse json value: unexpected end of JSON input".into()),
+        };
+        let used = rest[..de.byte_offset()].chars().count();
+        self.pos += used;
+        while self.pos < self.sc.len() && self.sc[self.pos].is_whitespace() {
+            self.pos += 1;
+        }
+        if self.pos < self.sc.len() && self.sc[self.pos] == ',' {
+            self.pos += 1;
+        }
+        Ok(json_to_val(v))
+    }
+
     fn key(&mut self, data: &mut Map, depth: usize) -> Result<(), String> {
         if depth > 10_000 {
             return Err(
@@ -101,6 +158,11 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             Some('=') => {
+                if matches!(self.mode, Mode::Json | Mode::Literal) {
+                    let v = self.special_value()?;
+                    data.insert(k, v);
+                    return Ok(());
+                }
                 if self.pos < self.sc.len() && self.sc[self.pos] == '{' {
                     self.pos += 1;
                     let mut items = Vec::new();
@@ -158,8 +220,12 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         match c {
             '=' => {
-                let (v, _) = self.run_until(&[',']);
-                list[i] = typed_val(&v, self.st);
+                if matches!(self.mode, Mode::Json | Mode::Literal) {
+                    list[i] = self.special_value()?;
+                } else {
+                    let (v, _) = self.run_until(&[',']);
+                    list[i] = typed_val(&v, self.st);
+                }
             }
             '.' => {
                 let mut inner = match std::mem::replace(&mut list[i], Val::Null) {
@@ -223,5 +289,15 @@ mod tests {
         let mut m = Map::new();
         parse_into("a=1", &mut m, true).unwrap();
         assert_eq!(m["a"], Val::Str("1".into()));
+        let mut m = Map::new();
+        parse_with(r#"a.b={"x":[1,2]},c="s""#, &mut m, Mode::Json).unwrap();
+        assert_eq!(m["c"], Val::Str("s".into()));
+        assert_eq!(
+            m["a"].as_map().unwrap()["b"].as_map().unwrap()["x"],
+            Val::List(vec![Val::Float(1.0), Val::Float(2.0)])
+        );
+        let mut m = Map::new();
+        parse_with("a=x,y=z", &mut m, Mode::Literal).unwrap();
+        assert_eq!(m["a"], Val::Str("x,y=z".into()));
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: capstan-helm-template [NAME] CHART [-n NS] [-f values.yaml]... [--set k=v]... [--set-string k=v]... \
+        "usage: capstan-helm-template [NAME] CHART [-n NS] [-f values.yaml]... [--set k=v]... [--set-string k=v]... [--set-json k=json]... [--set-literal k=v]... \
          [--kube-version V] [--api-versions X]... [--include-crds] [--skip-tests] [--no-hooks] [--skip-schema-validation]"
     );
     std::process::exit(2)
@@ -39,6 +39,8 @@ fn main() -> ExitCode {
             "-f" | "--values" => values_files.push(take(&mut i, "values")),
             "--set" => opts.set.push(take(&mut i, "set")),
             "--set-string" => opts.set_string.push(take(&mut i, "set-string")),
+            "--set-json" => opts.set_json.push(take(&mut i, "set-json")),
+            "--set-literal" => opts.set_literal.push(take(&mut i, "set-literal")),
             "--kube-version" => opts.kube_version = Some(take(&mut i, "kube-version")),
             "-a" | "--api-versions" => {
                 let v = take(&mut i, "api-versions");
