@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::{stream, StreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
@@ -15,8 +16,8 @@ use capstan_health::{Health, Status};
 
 use crate::inventory::{inventory_ref, Inventory, INVENTORY_NAMESPACE};
 use crate::objects::{
-    diff, is_cluster_definition, is_immutable_error, order_key, prune_disabled, same_content,
-    set_native_defaults, set_owner_labels, LABEL_KIND, LABEL_NAME, LABEL_NAMESPACE,
+    diff, is_cluster_definition, is_immutable_error, kind_rank, order_key, prune_disabled,
+    same_content, set_native_defaults, set_owner_labels, LABEL_KIND, LABEL_NAME, LABEL_NAMESPACE,
 };
 use crate::types::{
     Action, ApplyError, ApplyEvent, ApplyOptions, ApplyUnit, ObjectRef, ObjectResult, PlanOp,
@@ -50,6 +51,7 @@ pub struct Applier {
     cache: Mutex<HashMap<(String, String, String), Resolved>>,
     retry_attempts: u32,
     retry_base: Duration,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for Applier {
@@ -103,6 +105,7 @@ impl Applier {
             cache: Mutex::new(HashMap::new()),
             retry_attempts: 6,
             retry_base: Duration::from_millis(200),
+            concurrency: 8,
         }
     }
 
@@ -117,6 +120,13 @@ impl Applier {
     pub fn with_retry(mut self, attempts: u32, base: Duration) -> Self {
         self.retry_attempts = attempts.max(1);
         self.retry_base = base;
+        self
+    }
+
+    /// How many objects of the same kind rank are applied (or health-checked) at once
+    /// (default 8; 1 applies strictly one after the other).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
         self
     }
 
@@ -526,57 +536,106 @@ impl Applier {
             .count();
         // Stage one sorts first (Namespace and CustomResourceDefinition rank first).
         prepared.sort_by_key(|p| (!is_cluster_definition(&p.r), order_key(&p.r)));
-        let mut crds = Vec::new();
-        for p in prepared[..split].iter() {
-            let res = p.res.clone().ok_or_else(|| ApplyError::UnknownKind {
+        let (stage_one, rest) = prepared.split_at_mut(split);
+        if let Some(p) = stage_one.iter().find(|p| p.res.is_none()) {
+            return Err(ApplyError::UnknownKind {
                 object: p.r.clone(),
                 kind: p.r.kind.clone(),
                 api_version: p.r.api_version(),
-            })?;
-            let action = self.apply_one(unit, p, &res).await?;
-            applied.insert(p.r.clone());
-            emit(opts, &unit.id, &p.r, action.clone());
-            result.objects.push(ObjectResult {
-                object: p.r.clone(),
-                action,
             });
-            if p.r.kind == "CustomResourceDefinition" {
-                crds.push((p.r.clone(), res));
-            }
         }
+        self.apply_groups(unit, opts, stage_one, result, applied)
+            .await?;
+        let crds: Vec<(ObjectRef, Resolved)> = stage_one
+            .iter()
+            .filter(|p| p.r.kind == "CustomResourceDefinition")
+            .filter_map(|p| p.res.clone().map(|res| (p.r.clone(), res)))
+            .collect();
         if !crds.is_empty() {
             self.wait_crds(&crds, unit.timeout).await?;
         }
+        // Kinds defined by CRDs of this unit: discovery must see them now.
         let deadline = Instant::now() + unit.timeout;
-        for p in prepared[split..].iter_mut() {
-            if p.res.is_none() {
-                // Defined by a CRD of this unit: discovery must see it now.
+        for p in rest.iter_mut().filter(|p| p.res.is_none()) {
+            loop {
+                if let Some(res) = self.resolve(&p.r).await? {
+                    p.res = Some(res);
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(ApplyError::UnknownKind {
+                        object: p.r.clone(),
+                        kind: p.r.kind.clone(),
+                        api_version: p.r.api_version(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 self.refresh_discovery();
-                loop {
-                    if let Some(res) = self.resolve(&p.r).await? {
-                        p.res = Some(res);
-                        break;
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(ApplyError::UnknownKind {
+            }
+        }
+        self.apply_groups(unit, opts, rest, result, applied).await
+    }
+
+    /// Applies objects (already resolved and sorted) group by group: a group is a run of
+    /// objects of the same kind rank, applied concurrently (at most `concurrency` at a time);
+    /// the next group starts when the previous one succeeded.
+    async fn apply_groups(
+        &self,
+        unit: &ApplyUnit,
+        opts: &ApplyOptions,
+        items: &[Prepared],
+        result: &mut UnitResult,
+        applied: &mut Inventory,
+    ) -> Result<(), ApplyError> {
+        let mut start = 0;
+        while start < items.len() {
+            let rank = kind_rank(&items[start].r.kind);
+            let len = items[start..]
+                .iter()
+                .take_while(|p| kind_rank(&p.r.kind) == rank)
+                .count();
+            let group = &items[start..start + len];
+            let futures: Vec<_> = group
+                .iter()
+                .map(|p| self.apply_and_emit(unit, opts, p))
+                .collect();
+            let outcomes: Vec<Result<Action, ApplyError>> = stream::iter(futures)
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+            let mut first_error = None;
+            for (p, outcome) in group.iter().zip(outcomes) {
+                match outcome {
+                    Ok(action) => {
+                        applied.insert(p.r.clone());
+                        result.objects.push(ObjectResult {
                             object: p.r.clone(),
-                            kind: p.r.kind.clone(),
-                            api_version: p.r.api_version(),
+                            action,
                         });
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
-            let res = p.res.clone().expect("resolved above");
-            let action = self.apply_one(unit, p, &res).await?;
-            applied.insert(p.r.clone());
-            emit(opts, &unit.id, &p.r, action.clone());
-            result.objects.push(ObjectResult {
-                object: p.r.clone(),
-                action,
-            });
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            start += len;
         }
         Ok(())
+    }
+
+    async fn apply_and_emit(
+        &self,
+        unit: &ApplyUnit,
+        opts: &ApplyOptions,
+        p: &Prepared,
+    ) -> Result<Action, ApplyError> {
+        let res = p.res.as_ref().expect("resolved before applying");
+        let action = self.apply_one(unit, p, res).await?;
+        emit(opts, &unit.id, &p.r, action.clone());
+        Ok(action)
     }
 
     /// Applies one object; sends no write when the dry run equals the live object.
@@ -744,12 +803,25 @@ impl Applier {
         let deadline = Instant::now() + timeout;
         let mut last: HashMap<String, Health> = HashMap::new();
         loop {
+            let futures: Vec<_> = targets
+                .iter()
+                .map(|r| {
+                    let known = last.get(&r.id()).filter(|h| h.is_current()).cloned();
+                    async move {
+                        match known {
+                            Some(h) => Ok(h),
+                            None => self.health(r).await,
+                        }
+                    }
+                })
+                .collect();
+            let healths: Vec<Result<Health, ApplyError>> = stream::iter(futures)
+                .buffered(self.concurrency)
+                .collect()
+                .await;
             let mut all = Vec::with_capacity(targets.len());
-            for r in targets {
-                let h = match last.get(&r.id()) {
-                    Some(h) if h.is_current() => h.clone(),
-                    _ => self.health(r).await?,
-                };
+            for (r, h) in targets.iter().zip(healths) {
+                let h = h?;
                 if last.get(&r.id()) != Some(&h) {
                     let action = match h.status {
                         Status::Current => Action::Healthy,

@@ -279,6 +279,9 @@ async fn reapply_sends_no_writes() {
             "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}),
         deployment("shop", "web"),
     ];
+    let mut objects = objects;
+    // Many objects of one kind: applied concurrently.
+    objects.extend((0..20).map(|i| cm("shop", &format!("cm-{i}"), json!({"i": i.to_string()}))));
     let u = unit("shop", objects);
     let first = applier
         .apply(&u, &ApplyOptions::default())
