@@ -127,12 +127,26 @@ pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
     Ok(base)
 }
 
+/// Helm's release name rule (DNS-1123 subdomain, at most 53 characters).
+pub fn validate_release_name(name: &str) -> Result<(), HelmError> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    const PAT: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    let re = RE.get_or_init(|| regex::Regex::new(PAT).unwrap());
+    if name.is_empty() || name.len() > 53 || !re.is_match(name) {
+        return Err(HelmError::Values(format!(
+            "release name check failed: release name {name:?}: invalid release name, must match regex {PAT} and the length must not be longer than 53"
+        )));
+    }
+    Ok(())
+}
+
 /// Loads the chart at `chart_path` and renders it as `helm template` does.
 pub fn template(
     fs: &dyn FileSystem,
     chart_path: &Path,
     opts: &TemplateOptions,
 ) -> Result<Rendered, HelmError> {
+    validate_release_name(&opts.release_name)?;
     let chart = load(fs, chart_path)?;
     let vals = user_values(opts)?;
     let mut caps = Capabilities::default();
