@@ -1,0 +1,139 @@
+//! # capstan-source
+//!
+//! Fetches Flux sources into a local, content-addressed cache, with read-only
+//! access to the remotes:
+//!
+//! * [`GitRepositorySpec`] (`source.toolkit.fluxcd.io/v1` GitRepository) via
+//!   gitoxide: http(s) with basic or bearer auth, ssh (identity + known_hosts,
+//!   through the system `ssh`), `git://`, `file://` and paths. Materialised at
+//!   `<cache>/git/<url-hash>/<commit>/` (or `<commit>-<ignore-hash>/` when
+//!   `spec.ignore` is set), published atomically (temp dir + rename).
+//! * Helm HTTP repositories ([`HelmRepositorySpec`]): `index.yaml`, version
+//!   by semver constraint, chart `.tgz` cached by digest under `<cache>/helm/`.
+//! * [`OciRepositorySpec`]: Flux artifacts (one tar+gzip layer) under `<cache>/oci/`.
+//!
+//! Credentials come from a Secret's `data`, read by the caller
+//! ([`GitAuth::from_secret_data`], [`HttpAuth::from_secret_data`]). They never
+//! appear in errors, logs or `Debug` output.
+//!
+//! ```no_run
+//! # async fn f(obj: serde_json::Value) -> Result<(), capstan_source::SourceError> {
+//! let cache = capstan_source::SourceCache::new("/var/cache/capstan");
+//! let spec = capstan_source::GitRepositorySpec::from_object(&obj)?;
+//! let artifact = cache.fetch_git(&spec, None).await?;
+//! println!("{} at {}", artifact.revision, artifact.path.display());
+//! # Ok(()) }
+//! ```
+
+mod constraint;
+mod error;
+mod git;
+mod helm;
+mod oci;
+mod sourceignore;
+mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use constraint::{parse_version, Constraint};
+pub use error::{redact_url, ErrorKind, SourceError};
+pub use git::{GitAuth, GitRef, GitRepositorySpec};
+pub use helm::{HelmChart, HelmRepositorySpec, HttpAuth};
+pub use oci::{OciRef, OciRepositorySpec};
+pub use sourceignore::{IgnoreRules, EXCLUDE_DEFAULT, EXCLUDE_VCS, IGNORE_FILE};
+pub use store::{sha256_digest, Artifact};
+
+/// The local cache of fetched sources. Cheap to clone; fetches of the same
+/// remote are serialised, different remotes proceed in parallel.
+#[derive(Clone, Debug)]
+pub struct SourceCache {
+    root: PathBuf,
+    insecure_http_credentials: bool,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl SourceCache {
+    /// A cache rooted at `root` (created on first fetch).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SourceCache {
+            root: root.into(),
+            insecure_http_credentials: false,
+            locks: Default::default(),
+        }
+    }
+
+    /// Allow sending Git credentials over plain `http://` (off by default:
+    /// such fetches fail with [`ErrorKind::InvalidAuth`]). For tests and
+    /// trusted networks only.
+    pub fn allow_insecure_http_credentials(mut self, allow: bool) -> Self {
+        self.insecure_http_credentials = allow;
+        self
+    }
+
+    /// The cache's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Fetch a GitRepository: always contacts the remote (so moved and
+    /// force-pushed branches are followed), resolves `spec.ref` to a commit and
+    /// materialises its tree unless that revision is already in the cache.
+    pub async fn fetch_git(
+        &self,
+        spec: &GitRepositorySpec,
+        auth: Option<&GitAuth>,
+    ) -> Result<Artifact, SourceError> {
+        let lock = self.lock_for(&format!("git:{}", git::url_key(&spec.url)));
+        let _guard = lock.lock().await;
+        let root = self.root.clone();
+        let spec2 = spec.clone();
+        let auth = auth.cloned();
+        let id = spec.id();
+        let insecure = self.insecure_http_credentials;
+        tokio::task::spawn_blocking(move || {
+            git::fetch_git_blocking(&root, &spec2, auth.as_ref(), insecure)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(SourceError::new(
+                ErrorKind::Other,
+                &id,
+                &spec.url,
+                format!("fetch task failed: {e}"),
+                "",
+            ))
+        })
+    }
+
+    /// Fetch a chart from a Helm HTTP repository: downloads `index.yaml`, picks
+    /// the highest version of `chart` matching `version` (a semver constraint
+    /// or exact version; empty means latest stable), and downloads the `.tgz`
+    /// unless a file with the index's digest is cached.
+    pub async fn fetch_helm_chart(
+        &self,
+        repo: &HelmRepositorySpec,
+        chart: &str,
+        version: &str,
+        auth: Option<&HttpAuth>,
+    ) -> Result<Artifact, SourceError> {
+        helm::fetch_chart(&self.root, repo, chart, version, auth).await
+    }
+
+    /// Pull a Flux OCI artifact (single `tar+gzip` layer) and extract it.
+    pub async fn fetch_oci(
+        &self,
+        spec: &OciRepositorySpec,
+        auth: Option<&HttpAuth>,
+    ) -> Result<Artifact, SourceError> {
+        let lock = self.lock_for(&format!("oci:{}", spec.url));
+        let _guard = lock.lock().await;
+        oci::fetch(&self.root, spec, auth).await
+    }
+}

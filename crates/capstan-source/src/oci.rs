@@ -1,0 +1,450 @@
+//! OCIRepository: Flux artifacts in OCI registries.
+
+use std::path::Path;
+
+use crate::constraint::{parse_version, Constraint};
+use crate::error::{ErrorKind, SourceError};
+use crate::git::{object_id, url_key};
+use crate::helm::HttpAuth;
+use crate::sourceignore::IgnoreRules;
+use crate::store::{self, Artifact};
+
+/// `spec.ref` of an OCIRepository. Precedence: `digest` > `semver` > `tag`;
+/// none means tag `latest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OciRef {
+    pub tag: Option<String>,
+    pub semver: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// The parts of an OCIRepository this layer needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OciRepositorySpec {
+    pub namespace: String,
+    pub name: String,
+    /// `oci://host[:port]/repository`.
+    pub url: String,
+    pub reference: OciRef,
+    pub interval: Option<String>,
+    pub secret_ref: Option<String>,
+    /// `spec.insecure`: plain HTTP.
+    pub insecure: bool,
+    pub ignore: Option<String>,
+}
+
+impl OciRepositorySpec {
+    /// Parse an OCIRepository object.
+    pub fn from_object(obj: &serde_json::Value) -> Result<Self, SourceError> {
+        let id = object_id(obj, "OCIRepository");
+        let spec = obj.get("spec");
+        let s = |p: &str| {
+            spec.and_then(|s| s.pointer(p))
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let url = s("/url").ok_or_else(|| {
+            SourceError::new(
+                ErrorKind::InvalidSpec,
+                &id,
+                "",
+                "spec.url is required",
+                "see https://fluxcd.io/flux/components/source/ocirepositories/",
+            )
+        })?;
+        if !url.starts_with("oci://") {
+            return Err(SourceError::new(
+                ErrorKind::InvalidSpec,
+                &id,
+                &url,
+                "spec.url must start with oci://",
+                "",
+            ));
+        }
+        let meta = |k: &str| {
+            obj.get("metadata")
+                .and_then(|m| m.get(k))
+                .and_then(|v| v.as_str())
+        };
+        Ok(OciRepositorySpec {
+            namespace: meta("namespace").unwrap_or("default").into(),
+            name: meta("name").unwrap_or("").into(),
+            url,
+            reference: OciRef {
+                tag: s("/ref/tag"),
+                semver: s("/ref/semver"),
+                digest: s("/ref/digest"),
+            },
+            interval: s("/interval"),
+            secret_ref: s("/secretRef/name"),
+            insecure: spec
+                .and_then(|s| s.get("insecure"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            ignore: s("/ignore"),
+        })
+    }
+
+    /// `OCIRepository namespace/name`.
+    pub fn id(&self) -> String {
+        format!("OCIRepository {}/{}", self.namespace, self.name)
+    }
+}
+
+/// Flux's artifact layer media type.
+pub const FLUX_CONTENT_MEDIA_TYPE: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
+
+fn registry_auth(registry: &str, auth: Option<&HttpAuth>) -> oci_client::secrets::RegistryAuth {
+    use oci_client::secrets::RegistryAuth;
+    let Some(a) = auth else {
+        return RegistryAuth::Anonymous;
+    };
+    if let Some(t) = &a.bearer_token {
+        return RegistryAuth::Bearer(t.clone());
+    }
+    if let (Some(u), Some(p)) = (&a.username, &a.password) {
+        return RegistryAuth::Basic(u.clone(), p.clone());
+    }
+    if let Some(cfg) = &a.docker_config_json {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(cfg) {
+            if let Some(auths) = v.get("auths").and_then(|a| a.as_object()) {
+                for (host, entry) in auths {
+                    let h = host
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://");
+                    let h = h.split('/').next().unwrap_or(h);
+                    if h != registry {
+                        continue;
+                    }
+                    let u = entry.get("username").and_then(|v| v.as_str());
+                    let p = entry.get("password").and_then(|v| v.as_str());
+                    if let (Some(u), Some(p)) = (u, p) {
+                        return RegistryAuth::Basic(u.into(), p.into());
+                    }
+                    if let Some(decoded) = entry
+                        .get("auth")
+                        .and_then(|v| v.as_str())
+                        .and_then(b64_decode)
+                    {
+                        if let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':') {
+                            return RegistryAuth::Basic(u.into(), p.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    RegistryAuth::Anonymous
+}
+
+fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        } as u32;
+        buf = buf << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn oci_error(
+    id: &str,
+    url: &str,
+    what: &str,
+    e: &oci_client::errors::OciDistributionError,
+) -> SourceError {
+    use oci_client::errors::OciDistributionError as E;
+    let cause = format!("{what}: {e}");
+    let l = cause.to_ascii_lowercase();
+    let (kind, hint) = match e {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => (
+            ErrorKind::AuthFailed,
+            "check the credentials in the secretRef Secret",
+        ),
+        E::ImageManifestNotFoundError(_) => (ErrorKind::NotFound, "check spec.url and spec.ref"),
+        _ if l.contains("401") || l.contains("unauthorized") || l.contains("denied") => (
+            ErrorKind::AuthFailed,
+            "check the credentials in the secretRef Secret",
+        ),
+        _ if l.contains("connect") || l.contains("dns") || l.contains("timed out") => (
+            ErrorKind::Unreachable,
+            "check spec.url and that the registry is reachable; set spec.insecure for plain HTTP",
+        ),
+        _ if l.contains("not found") || l.contains("404") || l.contains("unknown") => {
+            (ErrorKind::NotFound, "check spec.url and spec.ref")
+        }
+        _ => (ErrorKind::Other, "retry later if it is transient"),
+    };
+    SourceError::new(kind, id, url, cause, hint)
+}
+
+pub(crate) async fn fetch(
+    root: &Path,
+    spec: &OciRepositorySpec,
+    auth: Option<&HttpAuth>,
+) -> Result<Artifact, SourceError> {
+    let secrets = auth.map(HttpAuth::secrets).unwrap_or_default();
+    fetch_inner(root, spec, auth)
+        .await
+        .map_err(|e| e.scrub(&secrets))
+}
+
+async fn fetch_inner(
+    root: &Path,
+    spec: &OciRepositorySpec,
+    auth: Option<&HttpAuth>,
+) -> Result<Artifact, SourceError> {
+    use oci_client::{
+        client::ClientConfig, client::ClientProtocol, manifest::OciManifest, Client, Reference,
+    };
+    let id = spec.id();
+    let url = spec.url.as_str();
+    let invalid = |c: String| {
+        SourceError::new(
+            ErrorKind::InvalidSpec,
+            &id,
+            url,
+            c,
+            "spec.url is oci://<registry>/<repository>",
+        )
+    };
+    let repo_path = url.trim_start_matches("oci://").trim_end_matches('/');
+    let (registry, repository) = repo_path
+        .split_once('/')
+        .ok_or_else(|| invalid("missing repository path".into()))?;
+    let config = ClientConfig {
+        protocol: if spec.insecure {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        ..Default::default()
+    };
+    let client = Client::new(config);
+    let rauth = registry_auth(registry, auth);
+    let r = &spec.reference;
+
+    let (reference, tag) = if let Some(d) = &r.digest {
+        (
+            Reference::with_digest(registry.into(), repository.into(), d.clone()),
+            None,
+        )
+    } else if let Some(range) = &r.semver {
+        let c = Constraint::parse(range).map_err(invalid)?;
+        let image = Reference::with_tag(registry.into(), repository.into(), "latest".into());
+        let tags = client
+            .list_tags(&image, &rauth, None, None)
+            .await
+            .map_err(|e| oci_error(&id, url, "listing tags", &e))?;
+        let parsed: Vec<(semver::Version, String)> = tags
+            .tags
+            .iter()
+            .filter_map(|t| parse_version(t).map(|v| (v, t.clone())))
+            .collect();
+        let (_, tag) = c
+            .best(parsed.iter().map(|(v, t)| (v, t.clone())))
+            .ok_or_else(|| {
+                SourceError::new(
+                    ErrorKind::NotFound,
+                    &id,
+                    url,
+                    format!("no tag matches semver constraint {range:?}"),
+                    "check spec.ref.semver against the pushed tags",
+                )
+            })?;
+        (
+            Reference::with_tag(registry.into(), repository.into(), tag.clone()),
+            Some(tag),
+        )
+    } else {
+        let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+        (
+            Reference::with_tag(registry.into(), repository.into(), tag.clone()),
+            Some(tag),
+        )
+    };
+
+    let (manifest, digest) = client
+        .pull_manifest(&reference, &rauth)
+        .await
+        .map_err(|e| oci_error(&id, url, &format!("pulling manifest {reference}"), &e))?;
+    let OciManifest::Image(manifest) = manifest else {
+        return Err(SourceError::new(
+            ErrorKind::Other,
+            &id,
+            url,
+            "the reference is an image index, not a Flux artifact",
+            "push the artifact with `flux push artifact`",
+        ));
+    };
+    let revision = match &tag {
+        Some(t) => format!("{t}@{digest}"),
+        None => digest.clone(),
+    };
+
+    let hexd = digest
+        .split_once(':')
+        .map(|(_, h)| h)
+        .unwrap_or(&digest)
+        .to_string();
+    let mut dir_name = hexd.clone();
+    if let Some(ign) = &spec.ignore {
+        dir_name.push('-');
+        dir_name.push_str(&store::short_hash(ign.as_bytes()));
+    }
+    let dest = root.join("oci").join(url_key(url)).join(dir_name);
+    if let Some(d) = store::existing(&dest) {
+        return Ok(Artifact {
+            revision,
+            path: dest,
+            digest: d,
+        });
+    }
+
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == FLUX_CONTENT_MEDIA_TYPE)
+        .or_else(|| {
+            if manifest.layers.len() == 1 && manifest.layers[0].media_type.ends_with("tar+gzip") {
+                manifest.layers.first()
+            } else {
+                None
+            }
+        })
+        .ok_or_else(|| {
+            SourceError::new(
+                ErrorKind::NotFound,
+                &id,
+                url,
+                format!("no layer of media type {FLUX_CONTENT_MEDIA_TYPE}"),
+                "is this a Flux artifact (`flux push artifact`)?",
+            )
+        })?;
+    let mut blob: Vec<u8> = Vec::new();
+    client
+        .pull_blob(&reference, layer, &mut blob)
+        .await
+        .map_err(|e| oci_error(&id, url, "pulling layer", &e))?;
+    let layer_digest = store::sha256_digest(&blob);
+    if layer.digest.starts_with("sha256:") && layer.digest != layer_digest {
+        return Err(SourceError::new(
+            ErrorKind::Other,
+            &id,
+            url,
+            format!("layer digest mismatch: {} != {layer_digest}", layer.digest),
+            "retry; the registry returned corrupt data",
+        ));
+    }
+    let io_err = |e: std::io::Error| {
+        SourceError::new(
+            ErrorKind::Io,
+            &id,
+            url,
+            format!("cache: {e}"),
+            "check the cache directory",
+        )
+    };
+    std::fs::create_dir_all(dest.parent().unwrap_or(root)).map_err(io_err)?;
+    let tmp = store::TempDir::new(root).map_err(io_err)?;
+    let out = tmp.path().join("tree");
+    let mut rules = IgnoreRules::default();
+    if let Some(ign) = &spec.ignore {
+        rules.add("", ign);
+    }
+    let rules = rules.finish();
+    extract_tgz(&blob, &out, &rules).map_err(|e| {
+        SourceError::new(
+            ErrorKind::Other,
+            &id,
+            url,
+            format!("extracting layer: {e}"),
+            "the artifact is not a valid tar+gzip",
+        )
+    })?;
+    store::publish(&out, &dest, &layer_digest).map_err(io_err)?;
+    Ok(Artifact {
+        revision,
+        path: dest,
+        digest: layer_digest,
+    })
+}
+
+/// Extract a tar+gzip into `out`, refusing entries that escape it.
+pub(crate) fn extract_tgz(data: &[u8], out: &Path, rules: &IgnoreRules) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(data));
+    for entry in ar.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+                std::path::Component::CurDir => {}
+                _ => return Err(format!("unsafe path {}", path.display())),
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        let rel = parts.join("/");
+        let kind = entry.header().entry_type();
+        let is_dir = kind.is_dir();
+        // skip if the path or any parent directory is ignored
+        let mut ignored = false;
+        for i in 1..=parts.len() {
+            let p = parts[..i].join("/");
+            if rules.is_ignored(&p, i < parts.len() || is_dir) {
+                ignored = true;
+                break;
+            }
+        }
+        if ignored {
+            continue;
+        }
+        let dest = out.join(&rel);
+        if is_dir {
+            std::fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
+        } else if kind.is_file() {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut buf).map_err(|e| e.to_string())?;
+            let exec = entry
+                .header()
+                .mode()
+                .map(|m| m & 0o111 != 0)
+                .unwrap_or(false);
+            store::write_file(&dest, &buf, exec).map_err(|e| e.to_string())?;
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(|e| e.to_string())?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if store::link_stays_inside(&rel, &target) {
+                if let Some(p) = dest.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
+                }
+                store::symlink(&target, &dest).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
