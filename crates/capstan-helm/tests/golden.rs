@@ -150,3 +150,8 @@ fn legacy_v1_with_tgz_subchart() {
 fn ranges_over_files_and_api_versions() {
     check("ranges", "ranges", opts());
 }
+
+#[test]
+fn helm_create_scaffold() {
+    check("scaffold", "scaffold", opts());
+}
