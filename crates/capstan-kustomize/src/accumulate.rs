@@ -23,6 +23,9 @@ pub(crate) struct Ctx<'a> {
     /// With `buildMetadata` at the top: the path of the kustomization being built,
     /// relative to the top one (kustomize's `kt.origin`).
     pub origin: Option<String>,
+    /// kustomize's global OpenAPI schema: unset, the builtin one (`None`) or a custom
+    /// document; the first kustomization (top first) that sets it wins.
+    pub openapi: Option<Option<std::rc::Rc<serde_json::Value>>>,
 }
 
 impl Ctx<'_> {
@@ -105,7 +108,9 @@ pub(crate) fn build_resources(
         opts,
         stack: vec![root.clone()],
         origin: (!meta.is_empty()).then(String::new),
+        openapi: None,
     };
+    set_openapi(&mut ctx, &k)?;
     let mut acc = Acc::new();
     accumulate_target(&mut ctx, &k, &mut acc)?;
     generators::add_hashes(&mut acc.resources)?;
@@ -294,6 +299,82 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
     Ok(())
 }
 
+/// kustomize's `openapi.SetSchema` for a kustomization's `openapi` field.
+fn set_openapi(ctx: &mut Ctx, k: &Kustomization) -> Result<()> {
+    let Some(o) = k.get("openapi") else {
+        return Ok(());
+    };
+    let version = o.str_at(&["version"]).filter(|v| !v.is_empty());
+    let path = o.str_at(&["path"]).filter(|v| !v.is_empty());
+    let value = match (version, path) {
+        (Some(_), Some(_)) => {
+            return Err(kerr!(
+                "builtin version and custom schema provided, cannot use both"
+            ))
+        }
+        (Some(v), None) => {
+            if v != "v1.21.2" && v != "v1212" {
+                return Err(kerr!(
+                    "the specified OpenAPI version is not built into the binary: {v}"
+                ));
+            }
+            None
+        }
+        (None, Some(p)) if p.contains("://") => {
+            // A remote schema can't be fetched (no network): infer merge keys as for
+            // the builtin types.
+            Some(std::rc::Rc::new(serde_json::Value::Null))
+        }
+        (None, Some(p)) => {
+            let full = join(&k.dir, p);
+            if !ctx.fs.is_file(&full) {
+                return Err(kerr!("'{}' doesn't exist", full.display()));
+            }
+            let (path, text) = read_file(ctx, &k.dir, p)?;
+            let doc = capstan_yaml::parse_documents(&text, &path.display().to_string())?
+                .into_iter()
+                .next()
+                .unwrap_or_else(Node::null);
+            Some(std::rc::Rc::new(capstan_yaml::to_json(&doc)))
+        }
+        (None, None) => return Ok(()),
+    };
+    if ctx.openapi.is_none() {
+        ctx.openapi = Some(value);
+    }
+    Ok(())
+}
+
+/// Groups of kustomize's builtin Kubernetes schema.
+fn builtin_group(g: &str) -> bool {
+    matches!(
+        g,
+        "" | "apps"
+            | "batch"
+            | "extensions"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "apiextensions.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "scheduling.k8s.io"
+            | "coordination.k8s.io"
+            | "certificates.k8s.io"
+            | "discovery.k8s.io"
+            | "node.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "apiregistration.k8s.io"
+            | "authentication.k8s.io"
+            | "authorization.k8s.io"
+            | "resource.k8s.io"
+            | "internal.apiserver.k8s.io"
+            | "storagemigration.k8s.io"
+    )
+}
+
 fn add_var(acc: &mut Acc, v: Node) -> Result<()> {
     let name = v.str_at(&["name"]).unwrap_or("").to_string();
     if acc
@@ -321,6 +402,7 @@ fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Ac
             dir.display()
         ));
     }
+    set_openapi(ctx, &k)?;
     ctx.stack.push(dir.to_path_buf());
     let mut acc = Acc::new();
     let r = accumulate_target(ctx, &k, &mut acc);
@@ -505,7 +587,8 @@ pub(crate) fn accumulate_patches_only(
             return Err(kerr!("patch appears to be empty; {src}"));
         }
         for d in docs {
-            apply_smp_by_id(&mut acc.resources, &d, (false, false))?;
+            let custom = ctx.openapi.clone().flatten();
+            apply_smp_by_id(&mut acc.resources, &d, (false, false), custom.as_deref())?;
         }
     }
     for p in k.seq("patches").to_vec() {
@@ -645,7 +728,12 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
 /// kustomize's `Resource.ApplySmPatch` (as `resWrangler.ApplySmPatch` calls it): the
 /// patch takes the target's apiVersion; afterwards kind and name are restored unless
 /// the patch entry allows changing them, and the namespace always is.
-fn apply_smp_to(r: &mut Resource, patch: &Node, allow: (bool, bool)) -> Result<()> {
+fn apply_smp_to(
+    r: &mut Resource,
+    patch: &Node,
+    allow: (bool, bool),
+    custom: Option<&serde_json::Value>,
+) -> Result<()> {
     let (old_kind, old_name, old_ns) = (
         r.kind().to_string(),
         r.name().to_string(),
@@ -658,7 +746,18 @@ fn apply_smp_to(r: &mut Resource, patch: &Node, allow: (bool, bool)) -> Result<(
             m.insert("apiVersion", Node::string(av));
         }
     }
-    smp::merge(&mut r.node, &patch)?;
+    let (group, version) = crate::resource::split_api_version(r.api_version());
+    let schema = custom
+        .filter(|root| !root.is_null())
+        .and_then(|root| smp::Schema::for_gvk(root, &group, &version, r.kind()))
+        .unwrap_or(
+            if builtin_group(&group) || custom.is_some_and(|c| c.is_null()) {
+                smp::Schema::Builtin
+            } else {
+                smp::Schema::Unknown
+            },
+        );
+    smp::merge_with(&mut r.node, &patch, schema)?;
     if r.node.is_null() {
         r.node = Node::null();
         return Ok(());
@@ -684,7 +783,12 @@ fn apply_smp_to(r: &mut Resource, patch: &Node, allow: (bool, bool)) -> Result<(
     Ok(())
 }
 
-fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node, allow: (bool, bool)) -> Result<()> {
+fn apply_smp_by_id(
+    resources: &mut Vec<Resource>,
+    patch: &Node,
+    allow: (bool, bool),
+    custom: Option<&serde_json::Value>,
+) -> Result<()> {
     let tmp = Resource::new(patch.clone());
     let id = tmp.id();
     let idx: Vec<usize> = resources
@@ -705,7 +809,7 @@ fn apply_smp_by_id(resources: &mut Vec<Resource>, patch: &Node, allow: (bool, bo
         resources.remove(idx[0]);
         return Ok(());
     }
-    apply_smp_to(&mut resources[idx[0]], patch, allow)
+    apply_smp_to(&mut resources[idx[0]], patch, allow, custom)
 }
 
 fn is_delete_patch(p: &Node) -> bool {
@@ -738,6 +842,7 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
             == Some("true")
     };
     let allow = (opt("allowNameChange"), opt("allowKindChange"));
+    let custom = ctx.openapi.clone().flatten();
     let target = p.get("target").filter(|t| !t.is_null());
     if is_json {
         let Some(target) = target else {
@@ -757,7 +862,8 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
     match target {
         None => {
             for d in docs {
-                apply_smp_by_id(&mut acc.resources, &d, (false, false))?;
+                let custom = ctx.openapi.clone().flatten();
+                apply_smp_by_id(&mut acc.resources, &d, (false, false), custom.as_deref())?;
             }
         }
         Some(t) => {
@@ -770,7 +876,7 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
                         continue;
                     }
                     for d in &docs {
-                        apply_smp_to(&mut acc.resources[i], d, allow)?;
+                        apply_smp_to(&mut acc.resources[i], d, allow, custom.as_deref())?;
                     }
                 }
                 i += 1;

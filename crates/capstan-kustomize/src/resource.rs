@@ -276,7 +276,7 @@ impl Resource {
         if id.kind != me.kind && id.kind != self.orig_kind {
             return false;
         }
-        if !id.group.is_empty() && id.group != me.group {
+        if id.group != me.group {
             return false;
         }
         if !id.version.is_empty() && !me.version.is_empty() && id.version != me.version {

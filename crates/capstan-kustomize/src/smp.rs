@@ -70,9 +70,91 @@ pub fn merge_key(field: &str, dst: &[Node], patch: &[Node]) -> Option<&'static s
     ASSOCIATIVE_KEYS.into_iter().find(|&k| has(k))
 }
 
+/// What decides whether a list is merged by key or replaced.
+#[derive(Debug, Clone, Copy)]
+pub enum Schema<'a> {
+    /// kustomize's builtin Kubernetes schema (approximated by field names).
+    Builtin,
+    /// No schema for the type (kustomize doesn't infer keys then): lists are replaced.
+    Unknown,
+    /// A custom OpenAPI schema (`openapi.path`): the root document and the schema of
+    /// the current node, if any.
+    Custom(&'a serde_json::Value, Option<&'a serde_json::Value>),
+}
+
+impl<'a> Schema<'a> {
+    fn resolve(root: &'a serde_json::Value, n: &'a serde_json::Value) -> &'a serde_json::Value {
+        let mut n = n;
+        for _ in 0..32 {
+            match n.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => {
+                    let Some(name) = r.strip_prefix("#/definitions/") else {
+                        return n;
+                    };
+                    match root.get("definitions").and_then(|d| d.get(name)) {
+                        Some(x) => n = x,
+                        None => return n,
+                    }
+                }
+                None => return n,
+            }
+        }
+        n
+    }
+    fn field(self, f: &str) -> Schema<'a> {
+        match self {
+            Schema::Custom(root, Some(n)) => Schema::Custom(
+                root,
+                n.get("properties")
+                    .and_then(|p| p.get(f))
+                    .map(|x| Self::resolve(root, x)),
+            ),
+            other => other,
+        }
+    }
+    fn items(self) -> Schema<'a> {
+        match self {
+            Schema::Custom(root, Some(n)) => {
+                Schema::Custom(root, n.get("items").map(|x| Self::resolve(root, x)))
+            }
+            other => other,
+        }
+    }
+    /// The schema of the definition for a group/version/kind in a custom document.
+    pub fn for_gvk(
+        root: &'a serde_json::Value,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<Schema<'a>> {
+        let defs = root.get("definitions")?.as_object()?;
+        for d in defs.values() {
+            let Some(gvks) = d
+                .get("x-kubernetes-group-version-kind")
+                .and_then(|x| x.as_array())
+            else {
+                continue;
+            };
+            if gvks.iter().any(|g| {
+                let s = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                s("group") == group && s("version") == version && s("kind") == kind
+            }) {
+                return Some(Schema::Custom(root, Some(d)));
+            }
+        }
+        None
+    }
+}
+
 /// Apply `patch` to `dst` in place. A top-level `$patch: delete` makes `dst` null.
 pub fn merge(dst: &mut Node, patch: &Node) -> Result<()> {
-    merge_value(dst, patch, "");
+    merge_value(dst, patch, "", Schema::Builtin);
+    Ok(())
+}
+
+/// [`merge`] with an explicit schema.
+pub fn merge_with(dst: &mut Node, patch: &Node, schema: Schema) -> Result<()> {
+    merge_value(dst, patch, "", schema);
     Ok(())
 }
 
@@ -103,7 +185,7 @@ pub fn clean(n: &Node) -> Node {
     }
 }
 
-fn merge_value(dst: &mut Node, patch: &Node, field: &str) {
+fn merge_value(dst: &mut Node, patch: &Node, field: &str, sch: Schema) {
     match (&mut *dst, patch) {
         (Node::Mapping(d), Node::Mapping(p)) => {
             match p.get("$patch").and_then(|v| v.as_str()) {
@@ -117,10 +199,10 @@ fn merge_value(dst: &mut Node, patch: &Node, field: &str) {
                 }
                 _ => {}
             }
-            merge_mapping(d, p);
+            merge_mapping(d, p, sch);
         }
         (Node::Sequence(d), Node::Sequence(p)) => {
-            merge_list(d, p, field);
+            merge_list(d, p, field, sch);
         }
         (_, p) => {
             *dst = clean(p);
@@ -128,7 +210,7 @@ fn merge_value(dst: &mut Node, patch: &Node, field: &str) {
     }
 }
 
-fn merge_mapping(d: &mut Mapping, p: &Mapping) {
+fn merge_mapping(d: &mut Mapping, p: &Mapping, sch: Schema) {
     let mut retain: Option<Vec<String>> = None;
     let mut orders: Vec<(String, &Vec<Node>)> = Vec::new();
     for (k, v) in &p.entries {
@@ -166,7 +248,7 @@ fn merge_mapping(d: &mut Mapping, p: &Mapping) {
         }
         match d.get_mut(k) {
             Some(existing) if !existing.is_null() => {
-                merge_value(existing, v, k);
+                merge_value(existing, v, k, sch.field(k));
                 if existing.is_null() {
                     d.remove(k);
                 }
@@ -221,7 +303,7 @@ fn set_element_order(list: &mut Vec<Node>, order: &[Node]) {
     *list = out;
 }
 
-fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
+fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str, sch: Schema) {
     // `- $patch: replace` in the list replaces it with the other elements.
     if p.iter()
         .any(|x| directive(x) == Some("replace") && x.as_mapping().is_some_and(|m| m.len() == 1))
@@ -233,7 +315,21 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
             .collect();
         return;
     }
-    let Some(key) = merge_key(field, d, p) else {
+    let key: Option<String> = match sch {
+        Schema::Builtin => merge_key(field, d, p).map(str::to_string),
+        Schema::Unknown => None,
+        Schema::Custom(_, n) => n
+            .filter(|n| {
+                n.get("x-kubernetes-patch-strategy")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| v.split(',').any(|x| x == "merge"))
+            })
+            .and_then(|n| n.get("x-kubernetes-patch-merge-key"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+    };
+    let esch = sch.items();
+    let Some(key) = key else {
         if MERGED_PRIMITIVE_LISTS.contains(&field) {
             for x in p {
                 if !d.contains(x) {
@@ -248,6 +344,7 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
     // kyaml merge2 with ListIncreaseDirection=Prepend (kustomize's patch filter): the
     // patch's elements come first in patch order (merged into the matching element when
     // there is one), then the elements only in the destination, in their order.
+    let key = key.as_str();
     let key_of = |n: &Node| n.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let mut old: Vec<Option<Node>> = std::mem::take(d).into_iter().map(Some).collect();
     let mut out: Vec<Node> = Vec::new();
@@ -262,7 +359,7 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
                     .iter_mut()
                     .find(|x| key_of(x).as_deref() == Some(kv.as_str()))
                 {
-                    merge_value(x, item, "");
+                    merge_value(x, item, "", esch);
                 }
                 continue;
             }
@@ -278,7 +375,7 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str) {
             (Some("delete"), None) => {}
             (_, Some(i)) => {
                 let mut x = old[i].take().unwrap();
-                merge_value(&mut x, item, "");
+                merge_value(&mut x, item, "", esch);
                 out.push(x);
             }
             (_, None) => out.push(clean(item)),

@@ -158,3 +158,31 @@ fn empty_configmap_hash_and_refs_across_prefix_and_suffix_levels() {
     assert!(out.contains("            name: a-cm-6ct58987ht\n"), "{out}");
     assert!(out.contains("            name: b-cm-6ct58987ht\n"), "{out}");
 }
+
+const CR: &str = "apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: t\nspec:\n  items:\n  - name: a\n    x: 1\n";
+const CR_PATCH: &str = "patches:\n- patch: |-\n    apiVersion: example.com/v1\n    kind: Thing\n    metadata:\n      name: t\n    spec:\n      items:\n      - name: a\n        z: 2\n";
+
+#[test]
+fn lists_of_unknown_kinds_are_replaced_unless_a_schema_gives_a_merge_key() {
+    let fs = MemFs::new().with("/a/cr.yaml", CR).with(
+        "/a/kustomization.yaml",
+        format!("resources:\n- cr.yaml\n{CR_PATCH}"),
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  items:\n  - name: a\n    z: 2\n"), "{out}");
+    let schema = r##"{"definitions": {"thing": {"x-kubernetes-group-version-kind": [{"group": "example.com", "version": "v1", "kind": "Thing"}],
+      "properties": {"spec": {"properties": {"items": {"type": "array", "items": {"type": "object"},
+        "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge"}}}}}}}"##;
+    let fs = fs.with("/a/schema.json", schema).with(
+        "/a/kustomization.yaml",
+        format!("resources:\n- cr.yaml\nopenapi:\n  path: schema.json\n{CR_PATCH}"),
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  - name: a\n    x: 1\n    z: 2\n"), "{out}");
+    let fs = fs.with(
+        "/a/kustomization.yaml",
+        "resources:\n- cr.yaml\nopenapi:\n  path: schema.json\n  version: v1.21.2\n",
+    );
+    let err = run(&fs, "/a").unwrap_err();
+    assert!(err.contains("cannot use both"), "{err}");
+}
