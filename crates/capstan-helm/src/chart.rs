@@ -296,8 +296,11 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
         } else if name == "Chart.lock" || name == "requirements.lock" {
         } else if name == "values.yaml" {
             let text = String::from_utf8_lossy(&f.data);
-            c.values = yaml::parse_values(&text)
-                .map_err(|e| HelmError::Load(format!("cannot load values.yaml: {e}")))?;
+            c.values = yaml::parse_values(&text).map_err(|e| {
+                HelmError::Load(format!(
+                    "cannot load values.yaml: cannot unmarshal yaml document: {e}"
+                ))
+            })?;
         } else if name == "values.schema.json" {
             c.schema = Some(f.data);
         } else if name == "requirements.yaml" {

@@ -39,13 +39,30 @@ pub fn parse(src: &str, numbers: Numbers) -> Result<Val, YamlError> {
 
 /// Parses a values file: a map (empty/null document gives an empty map).
 pub fn parse_values(src: &str) -> Result<Map, YamlError> {
-    match parse(src, Numbers::Json)? {
+    let v = parse(src, Numbers::Json)
+        .map_err(|e| YamlError(format!("error converting YAML to JSON: {e}")))?;
+    if let Some(bad) = non_json_float(&v) {
+        return Err(YamlError(format!(
+            "error converting YAML to JSON: json: unsupported value: {bad}"
+        )));
+    }
+    match v {
         Val::Null => Ok(Map::new()),
         Val::Map(m) => Ok(m),
         other => Err(YamlError(format!(
             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             json_kind(&other)
         ))),
+    }
+}
+
+/// The first NaN/Inf in `v` (JSON cannot hold them), as Go prints it.
+fn non_json_float(v: &Val) -> Option<String> {
+    match v {
+        Val::Float(f) if !f.is_finite() => Some(crate::value::format_float_g(*f)),
+        Val::List(l) => l.iter().find_map(non_json_float),
+        Val::Map(m) => m.values().find_map(non_json_float),
+        _ => None,
     }
 }
 
