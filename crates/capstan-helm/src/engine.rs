@@ -655,9 +655,22 @@ fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
         )
         .unwrap()
     });
-    re.replace_all(src, |c: &regex::Captures| {
+    let out = re.replace_all(src, |c: &regex::Captures| {
         format!("{}({}).{}{}", &c[1], c[2].trim_end(), ITEMS_METHOD, &c[3])
-    })
+    });
+    static LEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let len_re = LEN
+        .get_or_init(|| regex::Regex::new(r"\blen\s+\(([^(){}|]*Files\.Glob[^(){}|]*)\)").unwrap());
+    if len_re.is_match(&out) {
+        return std::borrow::Cow::Owned(
+            len_re
+                .replace_all(&out, |c: &regex::Captures| {
+                    format!("len (({}).{})", &c[1], ITEMS_METHOD)
+                })
+                .into_owned(),
+        );
+    }
+    out
 }
 
 struct Renderable {
