@@ -345,36 +345,6 @@ fn set_openapi(ctx: &mut Ctx, k: &Kustomization) -> Result<()> {
     Ok(())
 }
 
-/// Groups of kustomize's builtin Kubernetes schema.
-fn builtin_group(g: &str) -> bool {
-    matches!(
-        g,
-        "" | "apps"
-            | "batch"
-            | "extensions"
-            | "policy"
-            | "autoscaling"
-            | "networking.k8s.io"
-            | "rbac.authorization.k8s.io"
-            | "storage.k8s.io"
-            | "apiextensions.k8s.io"
-            | "admissionregistration.k8s.io"
-            | "scheduling.k8s.io"
-            | "coordination.k8s.io"
-            | "certificates.k8s.io"
-            | "discovery.k8s.io"
-            | "node.k8s.io"
-            | "events.k8s.io"
-            | "flowcontrol.apiserver.k8s.io"
-            | "apiregistration.k8s.io"
-            | "authentication.k8s.io"
-            | "authorization.k8s.io"
-            | "resource.k8s.io"
-            | "internal.apiserver.k8s.io"
-            | "storagemigration.k8s.io"
-    )
-}
-
 fn add_var(acc: &mut Acc, v: Node) -> Result<()> {
     let name = v.str_at(&["name"]).unwrap_or("").to_string();
     if acc
@@ -751,7 +721,7 @@ fn apply_smp_to(
         .filter(|root| !root.is_null())
         .and_then(|root| smp::Schema::for_gvk(root, &group, &version, r.kind()))
         .unwrap_or(
-            if builtin_group(&group) || custom.is_some_and(|c| c.is_null()) {
+            if crate::resource::builtin_group(&group) || custom.is_some_and(|c| c.is_null()) {
                 smp::Schema::Builtin
             } else {
                 smp::Schema::Unknown
@@ -896,6 +866,9 @@ pub(crate) struct Selector {
     pub namespace: Option<regex::Regex>,
     pub label_selector: Option<String>,
     pub annotation_selector: Option<String>,
+    /// Match names the resource had at any point (replacements), not only the original
+    /// and current ones (patch targets).
+    pub any_id: bool,
 }
 
 fn anchored(p: &str) -> Result<regex::Regex> {
@@ -919,6 +892,7 @@ impl Selector {
             namespace: s("namespace").map(|k| anchored(&k)).transpose()?,
             label_selector: s("labelSelector"),
             annotation_selector: s("annotationSelector"),
+            any_id: false,
         })
     }
     pub fn matches(&self, r: &Resource) -> bool {
@@ -940,7 +914,8 @@ impl Selector {
         }
         let orig = r.orig_id();
         if let Some(n) = &self.name {
-            if !n.is_match(r.name()) && !n.is_match(&orig.name) {
+            let any = self.any_id && r.prev.iter().any(|(p, _)| n.is_match(p));
+            if !n.is_match(r.name()) && !n.is_match(&orig.name) && !any {
                 return false;
             }
         }

@@ -189,7 +189,10 @@ fn opt_delim(o: Option<&Node>) -> (Option<String>, i64) {
 }
 
 fn selector_matches(sel: &Node, r: &Resource) -> Result<bool> {
-    Selector::from_node(sel).map(|s| s.matches(r))
+    Selector::from_node(sel).map(|mut s| {
+        s.any_id = true;
+        s.matches(r)
+    })
 }
 
 /// Apply one replacement.

@@ -297,6 +297,42 @@ impl Resource {
     }
 }
 
+/// Groups of kustomize's builtin Kubernetes schema.
+pub fn builtin_group(g: &str) -> bool {
+    matches!(
+        g,
+        "" | "apps"
+            | "batch"
+            | "extensions"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "apiextensions.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "scheduling.k8s.io"
+            | "coordination.k8s.io"
+            | "certificates.k8s.io"
+            | "discovery.k8s.io"
+            | "node.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "apiregistration.k8s.io"
+            | "authentication.k8s.io"
+            | "authorization.k8s.io"
+            | "resource.k8s.io"
+            | "internal.apiserver.k8s.io"
+            | "storagemigration.k8s.io"
+    )
+}
+
+/// Whether a group/kind is cluster-scoped in the builtin schema (a kind of the same
+/// name in another group is namespaced).
+pub fn is_cluster_scoped_gk(group: &str, kind: &str) -> bool {
+    builtin_group(group) && is_cluster_scoped(kind)
+}
+
 /// Cluster-scoped kinds of the builtin schema (the namespace transformer skips them).
 pub fn is_cluster_scoped(kind: &str) -> bool {
     matches!(

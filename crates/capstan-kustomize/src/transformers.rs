@@ -7,7 +7,7 @@ use crate::accumulate::{apply_json6902, merge_generated, plugin_configs, Acc, Ct
 use crate::error::{kerr, Result};
 use crate::fieldspec::{apply_path, FieldSpec};
 use crate::kustfile::Kustomization;
-use crate::resource::{is_cluster_scoped, Resource};
+use crate::resource::Resource;
 use crate::{json6902, replacements, smp};
 
 /// Remove bookkeeping annotations before output (none are stored in the tree today).
@@ -59,7 +59,7 @@ pub fn set_namespace(
             }
             let p: Vec<&str> = fs.path.iter().map(String::as_str).collect();
             if p == ["metadata", "namespace"] {
-                if is_cluster_scoped(&kind) {
+                if crate::resource::is_cluster_scoped_gk(&r.group(), &kind) {
                     continue;
                 }
                 if unset_only && !r.namespace().is_empty() {

@@ -186,3 +186,27 @@ fn lists_of_unknown_kinds_are_replaced_unless_a_schema_gives_a_merge_key() {
     let err = run(&fs, "/a").unwrap_err();
     assert!(err.contains("cannot use both"), "{err}");
 }
+
+#[test]
+fn replacement_targets_match_intermediate_names_and_custom_namespace_kinds() {
+    let deps = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: t\nspec:\n  replicas: 1\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: s\nspec:\n  replicas: 5\n";
+    let fs = MemFs::new()
+        .with("/base/d.yaml", deps)
+        .with("/base/kustomization.yaml", "namePrefix: p1-\nresources:\n- d.yaml\n")
+        .with("/kustomization.yaml", "namePrefix: p2-\nresources:\n- base\nreplacements:\n- source:\n    name: s\n    fieldPath: spec.replicas\n  targets:\n  - select:\n      name: p1-t\n    fieldPaths:\n    - spec.replicas\n");
+    let out = run(&fs, "/").unwrap();
+    assert!(
+        out.contains("name: p2-p1-t\nspec:\n  replicas: 5\n"),
+        "{out}"
+    );
+    let fs = MemFs::new()
+        .with(
+            "/a/ns.yaml",
+            "apiVersion: x.example.com/v1\nkind: Namespace\nmetadata:\n  name: n\n",
+        )
+        .with(
+            "/a/kustomization.yaml",
+            "namespace: prod\nresources:\n- ns.yaml\n",
+        );
+    assert!(run(&fs, "/a").unwrap().contains("namespace: prod"));
+}
