@@ -1,9 +1,27 @@
-//! Native Helm chart rendering, byte-for-byte what `helm template` (Helm v4) prints.
+//! Native Helm chart rendering: byte for byte what `helm template` (Helm v4.2.3) prints.
 //!
-//! [`template`] loads a chart through a [`capstan_vfs::FileSystem`], coalesces values,
-//! processes dependencies, validates values against `values.schema.json`, renders every
-//! template, splits and sorts the documents in Helm's install order and prints them with
-//! `# Source:` headers, hooks last.
+//! [`template`] loads a chart through a [`capstan_vfs::FileSystem`] (a directory, or a
+//! `.tgz`; subcharts in `charts/` as directories or `.tgz`, `.helmignore` honoured), merges
+//! user values (`-f`, `--set-json`, `--set`, `--set-string`, `--set-literal`), processes
+//! dependencies (conditions, tags, aliases, import-values; [`deps`]), coalesces values
+//! exactly like Helm's `CoalesceValues` ([`coalesce`]), validates them against every
+//! `values.schema.json` ([`schema`]), checks `kubeVersion` ([`semver`], Masterminds
+//! semantics), renders every template of the chart and its subcharts in one template set
+//! with Helm's names and `.Values/.Release/.Chart/.Capabilities/.Template/.Files/.Subcharts`
+//! ([`engine`], on `capstan-gotemplate` + `capstan-sprig`), splits the output into
+//! documents, separates hooks and sorts both in Helm's install order ([`manifest`]), and
+//! prints them with `# Source:` headers, hooks last ([`Rendered::output`]).
+//!
+//! [`render_release`] gives the same documents as parsed objects for the apply path.
+//!
+//! ```no_run
+//! use capstan_helm::{template, TemplateOptions};
+//! let fs = capstan_vfs::DiskFs::new("/charts").unwrap();
+//! let opts = TemplateOptions { release_name: "web".into(), namespace: "prod".into(), ..Default::default() };
+//! let rendered = template(&fs, std::path::Path::new("/mychart"), &opts).unwrap();
+//! print!("{}", rendered.output);
+//! for w in &rendered.warnings { eprintln!("{w}"); }
+//! ```
 
 pub mod chart;
 pub mod coalesce;

@@ -155,3 +155,18 @@ fn ranges_over_files_and_api_versions() {
 fn helm_create_scaffold() {
     check("scaffold", "scaffold", opts());
 }
+
+#[test]
+fn renders_from_memory() {
+    let mut fs = capstan_vfs::MemFs::new();
+    fs.add("/c/Chart.yaml", "apiVersion: v2\nname: mem\nversion: 0.1.0\n")
+        .add("/c/values.yaml", "n: 2\n")
+        .add("/c/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  n: {{ .Values.n | quote }}\n");
+    let o = TemplateOptions {
+        release_name: "r".into(),
+        set: vec!["n=3".into()],
+        ..opts()
+    };
+    let r = template(&fs, Path::new("/c"), &o).unwrap();
+    assert_eq!(r.output, "---\n# Source: mem/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: r\ndata:\n  n: \"3\"\n");
+}
