@@ -171,8 +171,26 @@ fn oci_error(
     e: &oci_client::errors::OciDistributionError,
 ) -> SourceError {
     use oci_client::errors::OciDistributionError as E;
-    let cause = format!("{what}: {e}");
+    let cause = format!("{what}: {}", crate::git::chain(e));
     let l = cause.to_ascii_lowercase();
+    // a connection failure anywhere in the chain means unreachable
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut connect = false;
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            connect |= r.is_connect() || r.is_timeout();
+        }
+        cur = err.source();
+    }
+    if connect {
+        return SourceError::new(
+            ErrorKind::Unreachable,
+            id,
+            url,
+            cause,
+            "check spec.url and that the registry is reachable; set spec.insecure for plain HTTP",
+        );
+    }
     let (kind, hint) = match e {
         E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => (
             ErrorKind::AuthFailed,
