@@ -260,6 +260,7 @@ impl TransformerConfig {
             .push(FieldSpec::new("", "", "metadata/name", false));
         c.namespace = vec![
             FieldSpec::new("", "", "metadata/namespace", true),
+            FieldSpec::new("Namespace", "", "metadata/name", true),
             FieldSpec::new("RoleBinding", "", "subjects", false),
             FieldSpec::new("ClusterRoleBinding", "", "subjects", false),
             FieldSpec::new(

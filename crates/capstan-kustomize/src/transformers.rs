@@ -66,6 +66,11 @@ pub fn set_namespace(
                     continue;
                 }
                 r.set_namespace(ns);
+            } else if p == ["metadata", "name"] && kind == "Namespace" {
+                // Only the core Namespace is renamed to the namespace.
+                if r.api_version() == "v1" {
+                    r.set_name(ns);
+                }
             } else if p == ["subjects"] {
                 if let Some(Node::Sequence(subs)) = r.node.get_mut("subjects") {
                     for s in subs.iter_mut() {

@@ -210,3 +210,17 @@ fn replacement_targets_match_intermediate_names_and_custom_namespace_kinds() {
         );
     assert!(run(&fs, "/a").unwrap().contains("namespace: prod"));
 }
+
+#[test]
+fn namespace_transformer_renames_core_namespaces_and_fixes_references() {
+    let fs = MemFs::new()
+        .with("/a/r.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: old\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  ns: old\n")
+        .with("/a/cfg.yaml", "nameReference:\n- kind: Namespace\n  fieldSpecs:\n  - path: data/ns\n    kind: ConfigMap\n")
+        .with("/a/kustomization.yaml", "namespace: new\nconfigurations:\n- cfg.yaml\nresources:\n- r.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.starts_with("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: new\n"),
+        "{out}"
+    );
+    assert!(out.contains("  ns: new\n"), "{out}");
+}
