@@ -419,17 +419,47 @@ fn fetch_and_resolve(
                         "",
                     )
                 })?;
-                overrides.push(format!("core.sshCommand={}", ssh_command(&key, &hosts)));
+                let wrapper = ssh_wrapper(scratch.path(), Some((&key, &hosts))).map_err(|e| {
+                    SourceError::new(
+                        ErrorKind::Io,
+                        &id,
+                        url,
+                        format!("writing ssh wrapper: {e}"),
+                        "",
+                    )
+                })?;
+                overrides.push(format!("core.sshCommand={}", wrapper.display()));
             }
             Scheme::Other => {}
         }
     } else if scheme == Scheme::Ssh {
         // No secret: still refuse unknown hosts and never prompt.
-        overrides
-            .push("core.sshCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes".to_string());
+        let wrapper = ssh_wrapper(scratch.path(), None).map_err(|e| {
+            SourceError::new(
+                ErrorKind::Io,
+                &id,
+                url,
+                format!("writing ssh wrapper: {e}"),
+                "",
+            )
+        })?;
+        overrides.push(format!("core.sshCommand={}", wrapper.display()));
     }
 
     let repo = open_repo(mirror, overrides).map_err(|e| classify(&id, url, e))?;
+    // ssh's own diagnostics (host key, publickey) are captured by the wrapper
+    let ssh_stderr = scratch.path().join("ssh.stderr");
+    let fail = |cause: String| {
+        let mut cause = cause;
+        if let Ok(t) = std::fs::read_to_string(&ssh_stderr) {
+            let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            if !lines.is_empty() {
+                let tail = &lines[lines.len().saturating_sub(3)..];
+                cause = format!("{cause}; ssh: {}", tail.join("; "));
+            }
+        }
+        classify(&id, url, cause)
+    };
     let mut refspecs = vec![
         "+refs/heads/*:refs/remotes/origin/*".to_string(),
         "+refs/tags/*:refs/tags/*".to_string(),
@@ -448,16 +478,16 @@ fn fetch_and_resolve(
     }
     let remote = repo
         .remote_at(url)
-        .map_err(|e| classify(&id, url, chain(&e)))?
+        .map_err(|e| fail(chain(&e)))?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs(
             refspecs.iter().map(String::as_str),
             gix::remote::Direction::Fetch,
         )
-        .map_err(|e| classify(&id, url, chain(&e)))?;
+        .map_err(|e| fail(chain(&e)))?;
     let conn = remote
         .connect(gix::remote::Direction::Fetch)
-        .map_err(|e| classify(&id, url, chain(&e)))?;
+        .map_err(|e| fail(chain(&e)))?;
     let conn = conn.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => match &basic {
             Some((u, p)) => Ok(Some(gix::credentials::protocol::Outcome {
@@ -478,9 +508,9 @@ fn fetch_and_resolve(
     let interrupt = AtomicBool::new(false);
     let outcome = conn
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| classify(&id, url, chain(&e)))?
+        .map_err(|e| fail(chain(&e)))?
         .receive(gix::progress::Discard, &interrupt)
-        .map_err(|e| classify(&id, url, chain(&e)))?;
+        .map_err(|e| fail(chain(&e)))?;
 
     // name → advertised object id
     let mut advertised: BTreeMap<String, gix::ObjectId> = BTreeMap::new();
@@ -619,12 +649,35 @@ fn resolve_commit(
         .copied()
 }
 
-fn ssh_command(key: &Path, hosts: &Path) -> String {
-    format!(
-        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-        key.display(),
-        hosts.display()
-    )
+fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// Write `<scratch>/ssh`, a wrapper around the system `ssh` that never
+/// prompts, refuses unknown host keys, uses the Secret's identity and
+/// known_hosts, and appends its diagnostics to `<scratch>/ssh.stderr`.
+/// (Named `ssh` so gitoxide passes ports the OpenSSH way.)
+fn ssh_wrapper(scratch: &Path, key_hosts: Option<(&Path, &Path)>) -> std::io::Result<PathBuf> {
+    let mut opts = String::from("-o BatchMode=yes -o StrictHostKeyChecking=yes");
+    if let Some((key, hosts)) = key_hosts {
+        opts.push_str(&format!(
+            " -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null",
+            sh_quote(key),
+            sh_quote(hosts)
+        ));
+    }
+    let path = scratch.join("ssh");
+    let script = format!(
+        "#!/bin/sh\nexec ssh {opts} \"$@\" 2>>{}\n",
+        sh_quote(&scratch.join("ssh.stderr"))
+    );
+    std::fs::write(&path, script)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(path)
 }
 
 /// Write the tree of `commit` into `out`, applying ignore rules; return its digest.
