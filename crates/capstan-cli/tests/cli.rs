@@ -31,6 +31,10 @@ fn build_renders_every_unit_with_cluster_variables() {
     for unit in ["flux-system", "infra-controllers", "infra-configs", "apps"] {
         assert!(y.contains(&format!("# Unit: Kustomization/flux-system/{unit}\n")), "{unit} missing");
     }
+    // The HelmRelease renders natively, with valuesFrom and values.
+    assert!(y.contains("# Unit: HelmRelease/flux-system/metrics-agent\n"));
+    assert!(y.contains("    cluster: staging\n    scrape_interval: 15s\n"));
+    assert!(y.find("# Unit: HelmRelease/flux-system/metrics-agent").unwrap() < y.find("# Unit: Kustomization/flux-system/apps").unwrap());
     assert!(y.contains("issuer: letsencrypt-staging"));
     assert!(y.contains("- --ui-message=staging"));
     assert!(!y.contains("${"), "unsubstituted variable left:\n{y}");

@@ -7,15 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use capstan_graph::{Footprint, GraphError, GroupKind, Plan, UnitId, UnitNode};
-use capstan_units::{ClusterLookup, ClusterUnits, LoadOptions, Renderer, UnitOutcome};
+use capstan_units::{ClusterLookup, ClusterUnits, HelmRequest, LoadOptions, Renderer, UnitOutcome};
 use capstan_vfs::FileSystem;
 use serde_json::Value;
 
-/// Renders kustomizations with capstan's own kustomize engine, with the options Flux
-/// uses (files anywhere in the repository may be read; no plugins).
-pub struct KustomizeRenderer;
+/// Renders with capstan's own engines: kustomize with the options Flux uses (files
+/// anywhere in the repository may be read; no plugins), and Helm charts.
+pub struct NativeRenderer;
 
-impl Renderer for KustomizeRenderer {
+impl Renderer for NativeRenderer {
     fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
         let opts = capstan_kustomize::BuildOptions {
             reorder: capstan_kustomize::Reorder::Legacy,
@@ -24,6 +24,23 @@ impl Renderer for KustomizeRenderer {
         };
         let nodes = capstan_kustomize::build(fs, dir, &opts).map_err(|e| e.to_string())?;
         Ok(nodes.iter().map(capstan_yaml::to_json).collect())
+    }
+
+    fn helm(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
+        let Some(path) = &req.chart_path else {
+            return Err(format!("charts from {:?} sources are fetched by the agent; local builds read charts from the repository (GitRepository sources)", req.chart));
+        };
+        let chart = capstan_helm::load(fs, path).map_err(|e| e.to_string())?;
+        // JSON is YAML: Helm's own values parser gives the values Helm's types.
+        let values = capstan_helm::yaml::parse_values(&serde_json::to_string(&req.values).unwrap_or_default()).map_err(|e| format!("values: {e}"))?;
+        let caps = capstan_helm::engine::Capabilities::default();
+        let manifests = capstan_helm::render_release(&chart, &values, &req.release_name, &req.namespace, &caps).map_err(|e| e.to_string())?;
+        Ok(manifests
+            .into_iter()
+            .filter(|m| m.hook.is_none())
+            .filter(|m| req.include_crds || !m.source.contains("/crds/"))
+            .map(|m| m.object)
+            .collect())
     }
 }
 
@@ -46,7 +63,7 @@ impl ClusterRender {
 
 /// Read, render and plan a cluster.
 pub fn render_cluster(fs: &dyn FileSystem, lookup: &dyn ClusterLookup, opts: &LoadOptions) -> ClusterRender {
-    let units = capstan_units::load(fs, &KustomizeRenderer, lookup, opts);
+    let units = capstan_units::load(fs, &NativeRenderer, lookup, opts);
     let (plan, blocked) = plan_units(fs, &units);
     ClusterRender { units, plan, blocked }
 }

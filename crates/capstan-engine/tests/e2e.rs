@@ -75,6 +75,12 @@ async fn fleet_converges_on_first_apply_in_order_and_reapply_writes_nothing() {
     let cr = first_write(&writes, "/certificatepolicies/default");
     let app = first_write(&writes, "/namespaces/podinfo/deployments/podinfo");
     assert!(crd < cr && cr < app, "crd {crd} < cr {cr} < app {app}");
+    // A Kustomization after the HelmRelease whose chart ships the CRD it uses.
+    let helm_crd = first_write(&writes, "customresourcedefinitions/metricstargets.metrics.example.com");
+    let target = first_write(&writes, "/namespaces/podinfo/metricstargets/podinfo");
+    assert!(helm_crd < target, "helm crd {helm_crd} < custom resource {target}");
+    let agent = api(&client, "", "v1", "ConfigMap", "configmaps", "monitoring").get("metrics-agent").await.unwrap();
+    assert_eq!(agent.data["data"]["agent.yaml"], "cluster: staging\nscrape_interval: 15s\nlog_level: info\n");
 
     // Variables keyed on the cluster reached the Deployment.
     let deploy = api(&client, "apps", "v1", "Deployment", "deployments", "podinfo").get("podinfo").await.unwrap();

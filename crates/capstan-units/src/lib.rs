@@ -22,6 +22,7 @@
 mod duration;
 mod error;
 mod generator;
+mod helmrelease;
 mod spec;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -34,6 +35,7 @@ use serde_json::Value;
 pub use duration::parse_duration;
 pub use error::{did_you_mean, Location, UnitError};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
+pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
 pub use spec::{HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP, SOURCE_GROUP};
 
 /// Annotation or label that turns substitution off for one object.
@@ -44,6 +46,27 @@ pub const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute"
 pub trait Renderer: Send + Sync {
     /// `kustomize build dir`, with files read from `fs`.
     fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String>;
+
+    /// Render a Helm chart for a HelmRelease. The default refuses: renderers without a
+    /// Helm engine report HelmRelease units as failed.
+    fn helm(&self, _fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
+        Err(format!("cannot render chart {:?}: this renderer has no Helm engine", req.chart))
+    }
+}
+
+/// What a [`Renderer`] needs to render a HelmRelease.
+#[derive(Debug, Clone)]
+pub struct HelmRequest {
+    pub chart: ChartSource,
+    /// The chart's directory (or archive) in the repository, when the chart comes from
+    /// the repository itself (a GitRepository or Bucket source).
+    pub chart_path: Option<PathBuf>,
+    pub release_name: String,
+    pub namespace: String,
+    /// User values: `valuesFrom` merged in order, then `spec.values`.
+    pub values: Value,
+    /// Include the chart's `crds/` (install.crds is not Skip).
+    pub include_crds: bool,
 }
 
 /// Reads ConfigMaps and Secrets from the live cluster for `substituteFrom`.
@@ -96,6 +119,9 @@ pub struct Unit {
     pub object: Value,
     /// The directory of the unit that declared this one, to find its file in errors.
     pub declared_in: Option<PathBuf>,
+    /// Set for HelmRelease units. `spec` then carries only the scheduling settings
+    /// (dependsOn, suspend, wait, timeout, prune) in Kustomization terms.
+    pub helm: Option<HelmReleaseSpec>,
 }
 
 /// A unit and the objects it applies.
@@ -208,7 +234,7 @@ impl Loader<'_> {
             "spec": {"path": self.opts.cluster_path, "prune": true},
         });
         let mut queue: VecDeque<Unit> = VecDeque::new();
-        queue.push_back(Unit { id: root_id.clone(), spec: root_spec, parent: None, object: root_object, declared_in: None });
+        queue.push_back(Unit { id: root_id.clone(), spec: root_spec, parent: None, object: root_object, declared_in: None, helm: None });
         let mut seen: HashSet<UnitId> = HashSet::new();
         seen.insert(root_id);
         // ConfigMaps/Secrets rendered so far, for substituteFrom.
@@ -219,7 +245,12 @@ impl Loader<'_> {
         while let Some(unit) = queue.pop_front() {
             // substituteFrom: wait until every referenced object has been rendered, as
             // long as other units may still produce it.
-            let vars = match self.collect_vars(&unit, &repo_objects, deferred_rounds >= queue.len() + 1) {
+            let last_chance = deferred_rounds >= queue.len() + 1;
+            let inputs = match &unit.helm {
+                Some(hr) => self.collect_values(&unit, hr, &repo_objects, last_chance).map(|v| v.map(Inputs::Values)),
+                None => self.collect_vars(&unit, &repo_objects, last_chance).map(|v| v.map(Inputs::Vars)),
+            };
+            let inputs = match inputs {
                 Ok(Some(v)) => v,
                 Ok(None) => {
                     deferred_rounds += 1;
@@ -232,7 +263,12 @@ impl Loader<'_> {
                 }
             };
             deferred_rounds = 0;
-            match self.render(&unit, &vars) {
+            let rendered = match (&inputs, &unit.helm) {
+                (Inputs::Values(values), Some(hr)) => self.render_helm(&unit, hr, values),
+                (Inputs::Vars(vars), _) => self.render(&unit, vars),
+                (Inputs::Values(_), None) => unreachable!("values are only collected for HelmReleases"),
+            };
+            match rendered {
                 Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
                 Ok(objects) => {
                     let mut applied = Vec::with_capacity(objects.len());
@@ -258,12 +294,12 @@ impl Loader<'_> {
                                 }
                             }
                         } else if capstan_graph::group_of(api) == HELM_GROUP && kind_of(&obj) == "HelmRelease" {
-                            out.warnings.push(format!(
-                                "HelmRelease {}/{} (declared by {}): Helm releases are not rendered yet; skipped",
-                                meta_str(&obj, "namespace").unwrap_or("default"),
-                                meta_str(&obj, "name").unwrap_or(""),
-                                unit.id
-                            ));
+                            match self.helm_unit(&unit, &obj) {
+                                Ok(child) => children.push(child),
+                                Err(e) => {
+                                    failed.get_or_insert(e);
+                                }
+                            }
                         }
                         consumed.push(obj);
                     }
@@ -318,11 +354,82 @@ impl Loader<'_> {
         let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
         let id = UnitId::new("Kustomization", namespace, name.clone());
         let spec = KustomizationSpec::parse(obj, &id).map_err(|e| e.at(locate_recursive(self.fs, &unit_dir(parent), "Kustomization", &name).unwrap_or_default()))?;
-        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)) })
+        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)), helm: None })
+    }
+
+    fn helm_unit(&self, parent: &Unit, obj: &Value) -> Result<Unit, UnitError> {
+        let name = meta_str(obj, "name").unwrap_or("").to_string();
+        let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
+        let id = UnitId::new("HelmRelease", namespace, name.clone());
+        let hr = HelmReleaseSpec::parse(obj, &id).map_err(|e| e.at(locate_recursive(self.fs, &unit_dir(parent), "HelmRelease", &name).unwrap_or_default()))?;
+        // Scheduling settings in Kustomization terms; Flux waits for a release's
+        // resources unless install.disableWait.
+        let mut spec = KustomizationSpec::parse(
+            &serde_json::json!({"apiVersion": format!("{KUSTOMIZE_GROUP}/v1"), "kind": "Kustomization", "spec": {"path": "", "prune": true}}),
+            &id,
+        )
+        .expect("synthetic spec is valid");
+        spec.depends_on = hr.depends_on.clone();
+        spec.suspend = hr.suspend;
+        spec.wait = !hr.disable_wait;
+        spec.timeout = hr.timeout;
+        spec.interval = hr.interval;
+        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)), helm: Some(hr) })
     }
 
     /// The variables for a unit; `Ok(None)` to defer until more of the repository
     /// has rendered. With `last_chance`, missing objects are looked up in the cluster.
+    /// A ConfigMap or Secret from the rendered repository, else (on the last chance)
+    /// the cluster. `Ok(None)`: defer; `Ok(Some(None))`: it does not exist.
+    fn find_object(&self, unit: &Unit, kind: &str, name: &str, field: &str, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<Option<Value>>, UnitError> {
+        let key = (kind.to_string(), unit.id.namespace.clone(), name.to_string());
+        match repo.get(&key) {
+            Some(o) => Ok(Some(Some(o.clone()))),
+            None if !last_chance => Ok(None),
+            None => self
+                .cluster
+                .get(kind, &unit.id.namespace, name)
+                .map(Some)
+                .map_err(|e| UnitError::new(Some(unit.id.clone()), format!("looking up {kind} {}/{name}: {e}", unit.id.namespace)).field(field.to_string())),
+        }
+    }
+
+    /// Helm values for a HelmRelease unit: `valuesFrom` in order, then `spec.values`.
+    fn collect_values(&self, unit: &Unit, hr: &HelmReleaseSpec, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<Value>, UnitError> {
+        let mut values = Value::Object(Default::default());
+        for (i, r) in hr.values_from.iter().enumerate() {
+            let field = format!("spec.valuesFrom[{i}]");
+            let Some(found) = self.find_object(unit, &r.kind, &r.name, &field, repo, last_chance)? else { return Ok(None) };
+            let Some(obj) = found else {
+                if r.optional {
+                    continue;
+                }
+                return Err(UnitError::new(Some(unit.id.clone()), format!("{} {}/{} was found neither in the repository nor in the cluster", r.kind, unit.id.namespace, r.name))
+                    .field(field)
+                    .hint("create it, or mark the reference `optional: true`"));
+            };
+            let Some(text) = data_value(&obj, &r.kind, &r.values_key) else {
+                if r.optional {
+                    continue;
+                }
+                return Err(UnitError::new(Some(unit.id.clone()), format!("{} {}/{} has no key {:?}", r.kind, unit.id.namespace, r.name, r.values_key)).field(format!("{field}.valuesKey")));
+            };
+            match &r.target_path {
+                Some(path) => set_path(&mut values, path, Value::String(text)),
+                None => {
+                    let docs = capstan_yaml::parse_documents(&text, &r.values_key).map_err(|e| UnitError::new(Some(unit.id.clone()), format!("{} {}/{} key {}: {e}", r.kind, unit.id.namespace, r.name, r.values_key)).field(field.clone()))?;
+                    if let Some(d) = docs.first() {
+                        merge_values(&mut values, &capstan_yaml::to_json(d));
+                    }
+                }
+            }
+        }
+        if !hr.values.is_null() {
+            merge_values(&mut values, &hr.values);
+        }
+        Ok(Some(values))
+    }
+
     fn collect_vars(&self, unit: &Unit, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<BTreeMap<String, String>>, UnitError> {
         let mut vars = BTreeMap::new();
         for (i, r) in unit.spec.substitute_from.iter().enumerate() {
@@ -403,6 +510,53 @@ impl Loader<'_> {
         Ok(objects)
     }
 
+    fn render_helm(&self, unit: &Unit, hr: &HelmReleaseSpec, values: &Value) -> Result<Vec<Value>, UnitError> {
+        let chart_path = match &hr.chart {
+            ChartSource::Template { chart, source, .. } if source.kind == "GitRepository" || source.kind == "Bucket" => {
+                let p = capstan_vfs::join(Path::new("/"), chart);
+                if !self.fs.exists(&p) {
+                    return Err(self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("chart `{chart}` does not exist in the repository")).field("spec.chart.spec.chart")));
+                }
+                Some(p)
+            }
+            _ => None,
+        };
+        let req = HelmRequest {
+            chart: hr.chart.clone(),
+            chart_path,
+            release_name: hr.release_name.clone(),
+            namespace: hr.target_namespace.clone(),
+            values: values.clone(),
+            include_crds: hr.install_crds != CrdPolicy::Skip,
+        };
+        let mut objects = self.renderer.helm(self.fs, &req).map_err(|e| self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("rendering the chart failed: {e}"))))?;
+        // Helm installs namespaced objects without a namespace into the release's.
+        for o in &mut objects {
+            let gk = capstan_graph::GroupKind { group: capstan_graph::group_of(o.get("apiVersion").and_then(Value::as_str).unwrap_or("")).to_string(), kind: kind_of(o).to_string() };
+            let cluster_scoped = capstan_graph::CLUSTER_SCOPED.iter().any(|(g, k)| *g == gk.group && *k == gk.kind);
+            if !cluster_scoped && meta_str(o, "namespace").is_none() {
+                if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("namespace".into(), Value::String(hr.target_namespace.clone()));
+                }
+            }
+        }
+        if !hr.post_renderer_patches.is_empty() {
+            objects = self.post_render(unit, objects, &hr.post_renderer_patches)?;
+        }
+        Ok(objects)
+    }
+
+    /// Flux's kustomize post-renderer: the release's objects as resources of an
+    /// in-memory kustomization with the patches.
+    fn post_render(&self, unit: &Unit, objects: Vec<Value>, patches: &[Value]) -> Result<Vec<Value>, UnitError> {
+        let docs: Vec<String> = objects.iter().map(|o| serde_json::to_string(o).unwrap_or_default()).collect();
+        let kus = serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["resources.yaml"], "patches": patches});
+        let fs = capstan_vfs::MemFs::new().with("/post-render/resources.yaml", docs.join("\n---\n")).with("/post-render/kustomization.yaml", serde_json::to_string(&kus).unwrap_or_default());
+        self.renderer
+            .build(&fs, Path::new("/post-render"))
+            .map_err(|e| self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("post-renderer failed: {e}")).field("spec.postRenderers")))
+    }
+
     fn with_origin(&self, unit: &Unit, e: UnitError) -> UnitError {
         if e.location.file.is_some() {
             return e;
@@ -410,11 +564,33 @@ impl Loader<'_> {
         match &unit.declared_in {
             None => e,
             Some(dir) => {
-                let loc = locate_recursive(self.fs, dir, "Kustomization", &unit.id.name).unwrap_or_default();
+                let loc = locate_recursive(self.fs, dir, &unit.id.kind, &unit.id.name).unwrap_or_default();
                 e.at(loc)
             }
         }
     }
+}
+
+/// What a unit renders with.
+enum Inputs {
+    /// Post-build variables (Kustomizations).
+    Vars(BTreeMap<String, String>),
+    /// Helm values (HelmReleases).
+    Values(Value),
+}
+
+/// The text under `key` of a ConfigMap's data or a Secret's data/stringData.
+fn data_value(obj: &Value, kind: &str, key: &str) -> Option<String> {
+    if kind == "Secret" {
+        if let Some(s) = obj.pointer("/stringData").and_then(|d| d.get(key)).and_then(Value::as_str) {
+            return Some(s.to_string());
+        }
+        use base64::Engine;
+        let b = obj.get("data")?.get(key)?.as_str()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    obj.get("data")?.get(key)?.as_str().map(str::to_string)
 }
 
 /// The directory a unit builds.

@@ -149,7 +149,9 @@ impl KustomizationSpec {
             let f = Fields { map: m, id };
             let name = f.string("name")?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?;
             let namespace = f.string("namespace")?.unwrap_or_else(|| id.namespace.clone());
-            depends_on.push(UnitId::new(id.kind.clone(), namespace, name));
+            // capstan extension: `kind: HelmRelease` lets a Kustomization wait for a release.
+            let kind = f.string("kind")?.unwrap_or_else(|| id.kind.clone());
+            depends_on.push(UnitId::new(kind, namespace, name));
         }
         let mut components = Vec::new();
         for (i, c) in s.list("components")?.iter().enumerate() {
