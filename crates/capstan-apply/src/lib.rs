@@ -27,7 +27,9 @@
 //! * **Order**: stage one applies Namespaces and CustomResourceDefinitions, waits until the
 //!   CRDs are Established and refreshes discovery; then everything else in kustomize's kind
 //!   order (ServiceAccounts, Roles, ClusterRoles, ..., ConfigMaps, Secrets, Services,
-//!   workloads, custom resources, webhooks last), then by namespace and name.
+//!   workloads, custom resources, webhooks last), then by namespace and name. Objects of the
+//!   same kind rank are applied concurrently (at most 8 at once, [`Applier::with_concurrency`]);
+//!   a rank starts only after the previous one succeeded.
 //! * **Defaults** for old servers: `protocol: TCP` is filled in container ports and Service
 //!   ports (list-map keys that server-side apply on 1.20 requires).
 //! * **Namespaces**: namespaced objects go to `target_namespace` when set, else keep theirs,
