@@ -51,7 +51,7 @@ const ORDER_LAST: &[&str] = &[
     "ValidatingWebhookConfiguration",
 ];
 
-/// Sort rank of a kind: known kinds first in [`ORDER_FIRST`] order, unknown kinds (custom
+/// Sort rank of a kind: known kinds first in kustomize's legacy order, unknown kinds (custom
 /// resources) after them, webhooks last.
 pub fn kind_rank(kind: &str) -> usize {
     if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
