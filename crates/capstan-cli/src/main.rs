@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod helm;
 mod kustomize;
 mod live;
 
@@ -32,6 +33,11 @@ enum Command {
     Diff(live::LiveArgs),
     /// Apply every unit of a cluster in dependency order, prune, wait on health.
     Apply(live::LiveArgs),
+    /// Helm, natively.
+    Helm {
+        #[command(subcommand)]
+        command: helm::HelmCommand,
+    },
     /// kustomize, natively.
     Kustomize {
         #[command(subcommand)]
@@ -44,6 +50,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Kustomize { command } => kustomize::run(command),
+        Command::Helm { command } => helm::run(command),
         Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(live::apply(args))),
     };
