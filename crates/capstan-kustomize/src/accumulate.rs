@@ -52,15 +52,44 @@ impl Ctx<'_> {
 #[derive(Default)]
 pub(crate) struct Acc {
     pub resources: Vec<Resource>,
-    pub config: TransformerConfig,
+    /// Shared until a `configurations` file or a child's extends it.
+    pub config: std::rc::Rc<TransformerConfig>,
     pub vars: Vec<Node>,
 }
 
+/// The part of an id kustomize's duplicate check compares.
+type IdKey = (String, String, String, String);
+
+fn id_key(r: &Resource) -> IdKey {
+    (
+        r.group(),
+        r.kind().to_string(),
+        r.name().to_string(),
+        r.namespace().to_string(),
+    )
+}
+
 impl Acc {
+    /// [`Acc::append`] with an index of the ids already present (kept up to date).
+    fn append_indexed(
+        &mut self,
+        index: &mut std::collections::HashSet<IdKey>,
+        r: Resource,
+    ) -> Result<()> {
+        if !index.insert(id_key(&r)) {
+            return Err(kerr!(
+                "may not add resource with an already registered id: {}",
+                r.id()
+            ));
+        }
+        self.resources.push(r);
+        Ok(())
+    }
+
     fn new() -> Acc {
         Acc {
             resources: Vec::new(),
-            config: TransformerConfig::builtin(),
+            config: TransformerConfig::builtin_shared(),
             vars: Vec::new(),
         }
     }
@@ -240,7 +269,13 @@ fn push_doc(d: Node, source: &str, out: &mut Vec<Resource>) -> Result<()> {
 }
 
 fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
-    for entry in k.strings("resources")? {
+    let entries = k.strings("resources")?;
+    let mut index: std::collections::HashSet<IdKey> = if entries.is_empty() {
+        Default::default()
+    } else {
+        acc.resources.iter().map(id_key).collect()
+    };
+    for entry in entries {
         let path = join(&k.dir, &entry);
         if ctx.fs.is_dir(&path) {
             let saved = ctx.origin.clone();
@@ -252,10 +287,12 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
                     .context("accumulating resources")
             })?;
             for r in sub.resources {
-                acc.append(r)
+                acc.append_indexed(&mut index, r)
                     .map_err(|e| e.context("accumulating resources"))?;
             }
-            acc.config.merge(&sub.config);
+            if sub.config.extended {
+                std::rc::Rc::make_mut(&mut acc.config).merge(&sub.config);
+            }
             for v in sub.vars {
                 add_var(acc, v)?;
             }
@@ -278,7 +315,7 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
             })?;
             for mut r in rs {
                 r.origin = ctx.origin_of(&entry);
-                acc.append(r)
+                acc.append_indexed(&mut index, r)
                     .map_err(|e| e.context("accumulating resources"))?;
             }
         } else if entry.contains("://")
@@ -387,12 +424,12 @@ pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc)
         let (path, text) = read_file(ctx, &k.dir, &c)?;
         for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
             let tc = TransformerConfig::from_node(&d)?;
-            acc.config.merge(&tc);
+            std::rc::Rc::make_mut(&mut acc.config).merge(&tc);
         }
     }
     for c in k.strings("crds")? {
         let (path, text) = read_file(ctx, &k.dir, &c)?;
-        nameref::config_from_crds(&text, &path.display().to_string(), &mut acc.config)?;
+        nameref::config_from_crds(&text, &path.display().to_string(), &acc.config)?;
     }
     for c in k.strings("components")? {
         let dir = join(&k.dir, &c);

@@ -6,7 +6,7 @@ use capstan_yaml::{Mapping, Node};
 use crate::error::{kerr, Result};
 use crate::resource::{split_api_version, Resource};
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct FieldSpec {
     pub group: String,
     pub version: String,
@@ -160,17 +160,30 @@ pub struct TransformerConfig {
     pub var_reference: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
+    /// Whether anything beyond the builtin tables was merged in (merging a builtin-only
+    /// configuration into another one is a no-op).
+    pub extended: bool,
 }
 
-fn push_unique(v: &mut Vec<FieldSpec>, fs: FieldSpec) {
-    if !v.contains(&fs) {
-        v.push(fs);
+fn push_all_unique(v: &mut Vec<FieldSpec>, new: &[FieldSpec]) {
+    if new.is_empty() {
+        return;
+    }
+    let mut seen: std::collections::HashSet<FieldSpec> = v.iter().cloned().collect();
+    for fs in new {
+        if seen.insert(fs.clone()) {
+            v.push(fs.clone());
+        }
     }
 }
 
 impl TransformerConfig {
     /// Merge another configuration (e.g. from a `configurations` file) into this one.
     pub fn merge(&mut self, o: &TransformerConfig) {
+        if !o.extended {
+            return;
+        }
+        self.extended = true;
         for (a, b) in [
             (&mut self.name_prefix, &o.name_prefix),
             (&mut self.name_suffix, &o.name_suffix),
@@ -183,9 +196,7 @@ impl TransformerConfig {
             (&mut self.images, &o.images),
             (&mut self.replicas, &o.replicas),
         ] {
-            for fs in b {
-                push_unique(a, fs.clone());
-            }
+            push_all_unique(a, b);
         }
         for nr in &o.name_reference {
             match self
@@ -193,11 +204,7 @@ impl TransformerConfig {
                 .iter_mut()
                 .find(|x| x.kind == nr.kind && x.group == nr.group)
             {
-                Some(x) => {
-                    for fs in &nr.field_specs {
-                        push_unique(&mut x.field_specs, fs.clone());
-                    }
-                }
+                Some(x) => push_all_unique(&mut x.field_specs, &nr.field_specs),
                 None => self.name_reference.push(nr.clone()),
             }
         }
@@ -205,7 +212,10 @@ impl TransformerConfig {
 
     /// Parse a `configurations` file.
     pub fn from_node(n: &Node) -> Result<TransformerConfig> {
-        let mut c = TransformerConfig::default();
+        let mut c = TransformerConfig {
+            extended: true,
+            ..Default::default()
+        };
         let Some(m) = n.as_mapping() else {
             return Ok(c);
         };
@@ -252,7 +262,21 @@ impl TransformerConfig {
     }
 
     /// kustomize's builtin configuration.
+    /// The builtin configuration, shared.
+    pub fn builtin_shared() -> std::rc::Rc<TransformerConfig> {
+        thread_local! {
+            static SHARED: std::rc::Rc<TransformerConfig> =
+                std::rc::Rc::new(TransformerConfig::builtin());
+        }
+        SHARED.with(|c| c.clone())
+    }
+
     pub fn builtin() -> TransformerConfig {
+        static BUILTIN: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(Self::make_builtin).clone()
+    }
+
+    fn make_builtin() -> TransformerConfig {
         let mut c = TransformerConfig::default();
         c.name_prefix
             .push(FieldSpec::new("", "", "metadata/name", false));

@@ -1,5 +1,7 @@
 //! Name reference fix-ups (kustomize's nameReference transformer, run once at the end).
 
+use std::collections::HashMap;
+
 use capstan_yaml::Node;
 
 use crate::error::{kerr, Result};
@@ -34,17 +36,39 @@ fn same_ending(a: &[String], b: &[String]) -> bool {
 }
 
 /// Find the one candidate named `v` (kustomize's selectReferral sieve).
+/// Candidates indexed by every name they had.
+struct Cands {
+    list: Vec<Cand>,
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+impl Cands {
+    fn new(list: Vec<Cand>) -> Cands {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, c) in list.iter().enumerate() {
+            for (n, _) in &c.names {
+                let v = by_name.entry(n.clone()).or_default();
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        Cands { list, by_name }
+    }
+}
+
 fn select<'a>(
-    cands: &'a [Cand],
+    cands: &'a Cands,
     v: &str,
     ns: Option<&str>,
     cluster: bool,
     referrer: (&[String], &[String]),
 ) -> Result<Option<&'a Cand>> {
     let matching: Vec<&Cand> = cands
-        .iter()
-        .filter(|c| c.names.iter().any(|(n, _)| n == v))
-        .collect();
+        .by_name
+        .get(v)
+        .map(|ix| ix.iter().map(|&i| &cands.list[i]).collect())
+        .unwrap_or_default();
     if matching.is_empty() {
         return Ok(None);
     }
@@ -103,6 +127,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
         {
             continue;
         }
+        let cands = Cands::new(cands);
         let ref_cluster = is_cluster_scoped(&nr.kind);
         for r in resources.iter_mut() {
             let referrer_ns = r.namespace().to_string();
@@ -175,7 +200,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
 
 /// Name references declared by CRD schemas (`x-kubernetes-object-ref-*`); not supported
 /// beyond parsing the files.
-pub fn config_from_crds(text: &str, source: &str, _config: &mut TransformerConfig) -> Result<()> {
+pub fn config_from_crds(text: &str, source: &str, _config: &TransformerConfig) -> Result<()> {
     capstan_yaml::parse_documents(text, source)?;
     Ok(())
 }
