@@ -81,6 +81,22 @@ fn api_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// Removes Secret values the API server may echo in an error about `obj`.
+fn redact_error(obj: &Value, e: kube::Error) -> kube::Error {
+    match e {
+        kube::Error::Api(mut status) => {
+            status.message = crate::objects::redact_secret_values(obj, &status.message);
+            if let Some(details) = status.details.as_mut() {
+                for cause in &mut details.causes {
+                    cause.message = crate::objects::redact_secret_values(obj, &cause.message);
+                }
+            }
+            kube::Error::Api(status)
+        }
+        other => other,
+    }
+}
+
 fn to_value(o: &DynamicObject) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }
@@ -103,7 +119,7 @@ impl Applier {
             field_manager: FIELD_MANAGER.to_string(),
             inventory_namespace: INVENTORY_NAMESPACE.to_string(),
             cache: Mutex::new(HashMap::new()),
-            retry_attempts: 6,
+            retry_attempts: 5,
             retry_base: Duration::from_millis(200),
             concurrency: 8,
         }
@@ -432,7 +448,7 @@ impl Applier {
             }
             Err(kube::Error::Api(s)) if is_immutable_error(s.code, &s.message) => Ok(change(
                 PlanOp::Replace {
-                    reason: s.message.clone(),
+                    reason: crate::objects::redact_secret_values(&p.obj, &s.message),
                 },
                 None,
             )),
@@ -443,7 +459,7 @@ impl Applier {
             Err(source) => Err(ApplyError::Api {
                 object: p.r.clone(),
                 operation: "dry-run apply",
-                source,
+                source: redact_error(&p.obj, source),
             }),
         }
     }
@@ -656,7 +672,7 @@ impl Applier {
             move |source| ApplyError::Api {
                 object,
                 operation,
-                source,
+                source: redact_error(&p.obj, source),
             }
         };
         match self.retry(|| api.patch(&p.r.name, &dry_pp, &patch)).await {
@@ -682,7 +698,7 @@ impl Applier {
                 if !unit.force {
                     return Err(ApplyError::Immutable {
                         object: p.r.clone(),
-                        message: s.message.clone(),
+                        message: crate::objects::redact_secret_values(&p.obj, &s.message),
                     });
                 }
                 tracing::info!(object = %p.r, "immutable field changed; recreating");

@@ -189,6 +189,36 @@ fn is_secret(obj: &Value) -> bool {
         && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
+/// Removes the values of a Secret's `data`/`stringData` from a message (API servers echo
+/// parts of malformed requests in errors). Messages about other objects are returned as is.
+pub fn redact_secret_values(obj: &Value, message: &str) -> String {
+    if !is_secret(obj) {
+        return message.to_string();
+    }
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    for key in ["data", "stringData"] {
+        if let Some(v) = obj.get(key) {
+            leaves(v, &mut values);
+        }
+    }
+    // Longest first, so a value containing another is removed whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = message.to_string();
+    for v in values.iter().filter(|v| v.len() >= 3) {
+        out = out.replace(v.as_str(), "***");
+    }
+    out
+}
+
 /// Replaces every Secret value (`data`, `stringData`) by `***`. Non-Secrets are returned as is.
 pub fn mask_secret(obj: &Value) -> Value {
     let mut v = obj.clone();
@@ -418,6 +448,18 @@ mod tests {
             !created.contains("c2VjcmV0") && !created.contains("plain"),
             "{created}"
         );
+    }
+
+    #[test]
+    fn secret_values_are_redacted_from_messages() {
+        let secret = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},
+            "stringData":{"password":["hunter2"],"token":"abc123"}});
+        let msg = "failed to create typed patch object: .stringData.password: expected string, got []interface {}{\"hunter2\"} (abc123)";
+        let red = redact_secret_values(&secret, msg);
+        assert!(!red.contains("hunter2") && !red.contains("abc123"), "{red}");
+        assert!(red.contains(".stringData.password"));
+        let cm = json!({"apiVersion":"v1","kind":"ConfigMap","data":{"a":"hunter2"}});
+        assert_eq!(redact_secret_values(&cm, msg), msg);
     }
 
     #[test]

@@ -321,6 +321,25 @@ async fn reapply_sends_no_writes() {
     );
     assert!(!diff.contains("aHVudGVyMg"), "{diff}"); // base64 of hunter2
     assert!(diff.contains("***"), "{diff}");
+
+    // A malformed Secret: the API server echoes the value in its error; capstan removes it.
+    let bad = unit(
+        "bad-secret",
+        vec![
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"bad","namespace":"shop"},
+            "stringData":{"password":["hunter2"]}}),
+        ],
+    );
+    let applier = applier.with_retry(1, Duration::from_millis(10));
+    let err = applier
+        .apply(&bad, &ApplyOptions::default())
+        .await
+        .expect_err("malformed secret");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let err = applier.plan(&bad).await.expect_err("malformed secret");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
