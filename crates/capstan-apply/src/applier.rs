@@ -167,7 +167,8 @@ impl Applier {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.retry_attempts && is_transient(&e) => {
-                    tracing::debug!(attempt, error = %e, "transient error, retrying");
+                    // Only the code: messages may echo request bodies (Secret values).
+                    tracing::debug!(attempt, code = ?api_code(&e), "transient error, retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;
