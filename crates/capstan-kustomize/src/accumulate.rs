@@ -431,6 +431,7 @@ pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc)
         let (path, text) = read_file(ctx, &k.dir, &c)?;
         nameref::config_from_crds(&text, &path.display().to_string(), &acc.config)?;
     }
+    run_generators(ctx, k, acc)?;
     for c in k.strings("components")? {
         let dir = join(&k.dir, &c);
         if !ctx.fs.is_dir(&dir) {
@@ -455,7 +456,6 @@ pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc)
         ctx.stack.pop();
         r.map_err(|e| e.context("accumulating components"))?;
     }
-    run_generators(ctx, k, acc)?;
     run_transformers(ctx, k, acc)?;
     for v in k.seq("vars").to_vec() {
         vars::bind(acc, &v)?;

@@ -43,10 +43,12 @@ struct Cands {
 }
 
 impl Cands {
+    /// kustomize only considers resources by their previous names (`PrevIds`): one that
+    /// was never renamed is no candidate.
     fn new(list: Vec<Cand>) -> Cands {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in list.iter().enumerate() {
-            for (n, _) in &c.names {
+            for (n, _) in &c.names[..c.names.len() - 1] {
                 let v = by_name.entry(n.clone()).or_default();
                 if v.last() != Some(&i) {
                     v.push(i);
@@ -63,11 +65,17 @@ fn select<'a>(
     ns: Option<&str>,
     cluster: bool,
     referrer: (&[String], &[String]),
+    keep: &dyn Fn(&Cand) -> bool,
 ) -> Result<Option<&'a Cand>> {
     let matching: Vec<&Cand> = cands
         .by_name
         .get(v)
-        .map(|ix| ix.iter().map(|&i| &cands.list[i]).collect())
+        .map(|ix| {
+            ix.iter()
+                .map(|&i| &cands.list[i])
+                .filter(|c| keep(c))
+                .collect()
+        })
         .unwrap_or_default();
     if matching.is_empty() {
         return Ok(None);
@@ -107,6 +115,7 @@ fn select<'a>(
 }
 
 pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()> {
+    check_blank_subject_namespaces(resources)?;
     for nr in &config.name_reference {
         let cands: Vec<Cand> = resources
             .iter()
@@ -151,7 +160,14 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                 apply_path(&mut r.node, &fs.path, false, &mut |n| {
                     match n {
                         Node::Scalar(s) if !s.is_null() => {
-                            match select(&cands, &s.value, ns_filter, ref_cluster, (&rp, &rs)) {
+                            match select(
+                                &cands,
+                                &s.value,
+                                ns_filter,
+                                ref_cluster,
+                                (&rp, &rs),
+                                &|_| true,
+                            ) {
                                 Ok(Some(c)) => *n = Node::string(c.name.clone()),
                                 Ok(None) => {}
                                 Err(e) => err = Some(e),
@@ -173,8 +189,23 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                                 .get("namespace")
                                 .and_then(|v| v.as_str())
                                 .map(str::to_string);
-                            let filt = ns.as_deref().or(ns_filter);
-                            match select(&cands, &name, filt, ref_cluster, (&rp, &rs)) {
+                            // kustomize's filterMapCandidatesByNamespace: the candidates
+                            // whose original namespace is the one named, else those
+                            // currently in it.
+                            let by_orig = |c: &Cand| {
+                                ns.as_deref().is_none_or(|ns| eff(&c.names[0].1) == eff(ns))
+                            };
+                            let by_cur =
+                                |c: &Cand| ns.as_deref().is_none_or(|ns| eff(&c.ns) == eff(ns));
+                            let any_orig = cands.list.iter().any(by_orig);
+                            let keep: &dyn Fn(&Cand) -> bool =
+                                if any_orig { &by_orig } else { &by_cur };
+                            let filt = if nr.kind == "ServiceAccount" {
+                                None
+                            } else {
+                                ns_filter
+                            };
+                            match select(&cands, &name, filt, ref_cluster, (&rp, &rs), keep) {
                                 Ok(Some(c)) => {
                                     m.insert("name", Node::string(c.name.clone()));
                                     if ns.is_some() && !c.ns.is_empty() {
@@ -192,6 +223,42 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                 if let Some(e) = err {
                     return Err(e);
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// kustomize refuses a (Cluster)RoleBinding subject naming a ServiceAccount of the
+/// build with a `namespace` field that is present but blank.
+fn check_blank_subject_namespaces(resources: &[Resource]) -> Result<()> {
+    let sas: std::collections::HashSet<&str> = resources
+        .iter()
+        .filter(|r| r.kind() == "ServiceAccount")
+        .map(|r| r.name())
+        .collect();
+    if sas.is_empty() {
+        return Ok(());
+    }
+    for r in resources {
+        if !matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding") {
+            continue;
+        }
+        let Some(subs) = r.node.get("subjects").and_then(|s| s.as_sequence()) else {
+            continue;
+        };
+        for s in subs {
+            let blank = s
+                .get("namespace")
+                .is_some_and(|n| n.is_null() || n.as_str() == Some(""));
+            if blank
+                && s.str_at(&["kind"]) == Some("ServiceAccount")
+                && s.str_at(&["name"]).is_some_and(|n| sas.contains(n))
+            {
+                return Err(kerr!(
+                    "Invalid Input: namespace is blank for resource \"{}\"",
+                    r.id()
+                ));
             }
         }
     }

@@ -224,3 +224,39 @@ fn namespace_transformer_renames_core_namespaces_and_fixes_references() {
     );
     assert!(out.contains("  ns: new\n"), "{out}");
 }
+
+#[test]
+fn components_see_the_parents_generated_resources() {
+    let fs = MemFs::new()
+        .with("/c/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nnameSuffix: -s\n")
+        .with("/a/kustomization.yaml", "components:\n- ../c\nconfigMapGenerator:\n- name: g\n  options:\n    disableNameSuffixHash: true\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("name: g-s\n"), "{out}");
+}
+
+#[test]
+fn blank_subject_namespace_is_an_error() {
+    let fs = MemFs::new()
+        .with("/a/r.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\nsubjects:\n- kind: ServiceAccount\n  name: sa\n  namespace:\nroleRef:\n  kind: Role\n  name: r\n  apiGroup: rbac.authorization.k8s.io\n")
+        .with("/a/kustomization.yaml", "resources:\n- r.yaml\n");
+    let err = run(&fs, "/a").unwrap_err();
+    assert!(err.contains("namespace is blank"), "{err}");
+}
+
+#[test]
+fn mapping_references_prefer_renamed_resources_by_original_namespace() {
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n  namespace: base\n";
+    let hook = "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: hook\nwebhooks:\n- name: v\n  clientConfig:\n    service:\n      name: svc\n      namespace: base\n";
+    let fs = MemFs::new()
+        .with("/base/svc.yaml", svc)
+        .with("/base/hook.yaml", hook)
+        .with("/base/kustomization.yaml", "resources:\n- svc.yaml\n- hook.yaml\n")
+        .with("/over/del.yaml", "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: hook\n$patch: delete\n")
+        .with("/over/kustomization.yaml", "namespace: other\nresources:\n- ../base\npatchesStrategicMerge:\n- del.yaml\n")
+        .with("/top/kustomization.yaml", "resources:\n- ../base\n- ../over\n");
+    let out = run(&fs, "/top").unwrap();
+    assert!(
+        out.contains("      name: svc\n      namespace: other\n"),
+        "{out}"
+    );
+}
