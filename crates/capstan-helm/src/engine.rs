@@ -757,8 +757,10 @@ fn sort_templates(names: &mut [String]) {
     });
 }
 
-/// One level of Helm v4's error trace, then the nested include levels.
-fn trace(location: &str, executing: &str, context: &str, msg: &str) -> String {
+/// One level of Helm v4's error trace, then the nested levels; `None` when Helm would
+/// print Go's plain error instead (a function error that is not a template error, such
+/// as `index out of range` or a failing `tpl`).
+fn trace(location: &str, executing: &str, context: &str, msg: &str) -> Option<String> {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(
@@ -773,17 +775,18 @@ fn trace(location: &str, executing: &str, context: &str, msg: &str) -> String {
     {
         Some((f, tail)) => {
             out.push_str(&format!("error calling {f}:\n"));
-            match re.captures(tail) {
-                Some(c) if f == "include" => {
-                    let name = c[2].replace("\\\"", "\"");
-                    out.push_str(&trace(&c[1], &name, &c[3], &c[4]));
-                }
-                _ => out.push_str(tail),
+            if let Some(c) = re.captures(tail) {
+                let name = c[2].replace("\\\"", "\"");
+                out.push_str(&trace(&c[1], &name, &c[3], &c[4])?);
+            } else if tail.starts_with("template: no template ") {
+                out.push_str(tail);
+            } else {
+                return None;
             }
         }
         None => out.push_str(msg),
     }
-    out
+    Some(out)
 }
 
 /// Formats a template error the way Helm v4 prints it.
@@ -813,18 +816,13 @@ pub fn format_error(e: &capstan_gotemplate::Error) -> String {
     }
     match e.kind {
         ErrorKind::Parse => format!("parse error at ({}:{}): {}", e.template, e.line, msg),
-        ErrorKind::Exec => {
-            if msg.starts_with("error calling tpl: ") {
-                // Helm prints tpl failures as Go's plain error chain
-                return e.to_string();
-            }
-            trace(
-                &format!("{}:{}:{}", e.template, e.line, e.col),
-                &e.executing,
-                &e.context,
-                msg,
-            )
-        }
+        ErrorKind::Exec => trace(
+            &format!("{}:{}:{}", e.template, e.line, e.col),
+            &e.executing,
+            &e.context,
+            msg,
+        )
+        .unwrap_or_else(|| e.to_string()),
         ErrorKind::Other => msg.clone(),
     }
 }
