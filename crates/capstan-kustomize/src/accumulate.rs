@@ -299,8 +299,9 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
         } else if ctx.fs.is_file(&path) {
             check_file(ctx, &k.dir, &path).map_err(|e| {
                 KustomizeError::new(format!(
-                    "accumulation err='accumulating resources from '{entry}': {}'",
-                    e.message
+                    "accumulation err='accumulating resources from '{entry}': {}': must build at directory: '{}': file is not directory",
+                    e.message,
+                    path.display()
                 ))
                 .context("accumulating resources")
             })?;
@@ -318,11 +319,16 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
                 acc.append_indexed(&mut index, r)
                     .map_err(|e| e.context("accumulating resources"))?;
             }
-        } else if entry.contains("://")
-            || entry.starts_with("github.com/")
-            || entry.starts_with("git@")
-        {
-            return Err(kerr!("accumulating resources: accumulation err='accumulating resources from '{entry}': remote resources are not supported (no network)'"));
+        } else if looks_remote(&entry) {
+            let url = if entry.contains("://") {
+                entry.clone()
+            } else {
+                format!("https://{entry}")
+            };
+            return Err(kerr!(
+                "accumulating resources: accumulation err='accumulating resources from '{entry}': evalsymlink failure on '{p}' : lstat {p}: no such file or directory': failed to run '/usr/bin/git fetch --depth=1 {url} HEAD': remote resources are not supported (no network)",
+                p = path.display()
+            ));
         } else {
             return Err(kerr!(
                 "accumulating resources: accumulation err='accumulating resources from '{entry}': evalsymlink failure on '{}' : lstat {}: no such file or directory': must build at directory: not a valid directory: evalsymlink failure on '{}' : lstat {}: no such file or directory",
@@ -380,6 +386,22 @@ fn set_openapi(ctx: &mut Ctx, k: &Kustomization) -> Result<()> {
         ctx.openapi = Some(value);
     }
     Ok(())
+}
+
+/// Whether a missing resource entry would be tried as a remote (git) target by
+/// kustomize: a URL, `git@…`, or a first path segment that looks like a host name.
+fn looks_remote(entry: &str) -> bool {
+    if entry.contains("://") || entry.starts_with("git@") || entry.starts_with("github.com/") {
+        return true;
+    }
+    let first = entry.split('/').next().unwrap_or("");
+    entry.contains('/')
+        && !first.starts_with('.')
+        && first.contains('.')
+        && first
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
 fn add_var(acc: &mut Acc, v: Node) -> Result<()> {

@@ -260,3 +260,24 @@ fn mapping_references_prefer_renamed_resources_by_original_namespace() {
         "{out}"
     );
 }
+
+#[test]
+fn resource_error_wording() {
+    let fs = MemFs::new()
+        .with(
+            "/base/r.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n",
+        )
+        .with("/root/kustomization.yaml", "resources:\n- ../base/r.yaml\n");
+    let err = run(&fs, "/root").unwrap_err();
+    assert!(err.contains("is not in or below '/root'': must build at directory: '/base/r.yaml': file is not directory"), "{err}");
+    let fs = fs.with(
+        "/root/kustomization.yaml",
+        "resources:\n- pkg@v1.2.example/configs/base\n",
+    );
+    let err = run(&fs, "/root").unwrap_err();
+    assert!(
+        err.contains("': failed to run '/usr/bin/git fetch --depth=1 "),
+        "{err}"
+    );
+}
