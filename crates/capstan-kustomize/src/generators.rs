@@ -283,6 +283,7 @@ pub fn builtin_generator(ctx: &mut Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Re
     match kind {
         "ConfigMapGenerator" => Ok(vec![config_map(ctx, dir, &g, None)?]),
         "SecretGenerator" => Ok(vec![secret(ctx, dir, &g, None)?]),
+        "IAMPolicyGenerator" => Ok(vec![iam_policy(cfg)?]),
         _ => {
             // Not a generator config: plain resources produced by a generator
             // kustomization (a directory) are passed through as generated.
@@ -303,6 +304,38 @@ pub fn builtin_generator(ctx: &mut Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Re
             ))
         }
     }
+}
+
+/// kustomize's IAMPolicyGenerator: a ServiceAccount bound to a cloud identity.
+fn iam_policy(cfg: &Node) -> Result<Resource> {
+    let cloud = cfg.str_at(&["cloud"]).unwrap_or("");
+    if cloud != "gke" {
+        return Err(kerr!("cloud {cloud} is not supported"));
+    }
+    let s = |p: &[&str]| cfg.str_at(p).unwrap_or("").to_string();
+    let mut meta = Mapping::new();
+    let mut ann = Mapping::new();
+    ann.insert(
+        "iam.gke.io/gcp-service-account",
+        Node::string(format!(
+            "{}@{}.iam.gserviceaccount.com",
+            s(&["serviceAccount", "name"]),
+            s(&["serviceAccount", "projectId"])
+        )),
+    );
+    meta.insert("annotations", Node::Mapping(ann));
+    meta.insert("name", Node::string(s(&["kubernetesService", "name"])));
+    let ns = s(&["kubernetesService", "namespace"]);
+    if !ns.is_empty() {
+        meta.insert("namespace", Node::string(ns));
+    }
+    let mut root = Mapping::new();
+    root.insert("apiVersion", Node::string("v1"));
+    root.insert("kind", Node::string("ServiceAccount"));
+    root.insert("metadata", Node::Mapping(meta));
+    let mut r = Resource::new(Node::Mapping(root));
+    r.generated = true;
+    Ok(r)
 }
 
 /// Merge or replace a generated resource into the existing one.

@@ -281,3 +281,13 @@ fn resource_error_wording() {
         "{err}"
     );
 }
+
+#[test]
+fn iam_policy_generator() {
+    let fs = MemFs::new().with(
+        "/a/kustomization.yaml",
+        "generators:\n- |-\n  apiVersion: builtin\n  kind: IAMPolicyGenerator\n  metadata:\n    name: g\n  cloud: gke\n  kubernetesService:\n    name: ksa\n  serviceAccount:\n    name: gsa\n    projectId: p\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert_eq!(out, "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  annotations:\n    iam.gke.io/gcp-service-account: gsa@p.iam.gserviceaccount.com\n  name: ksa\n");
+}
