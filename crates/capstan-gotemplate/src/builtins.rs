@@ -36,7 +36,12 @@ pub fn eq(args: &[Value]) -> Result<bool, String> {
         let k2 = basic_kind(b);
         let truth = if k1 != k2 {
             if !a.is_nil() && !b.is_nil() {
-                return Err(BAD_CMP.into());
+                // Go 1.22+ names the types
+                return Err(format!(
+                    "{BAD_CMP}: {} and {}",
+                    a.type_name(),
+                    b.type_name()
+                ));
             }
             false
         } else {

@@ -152,13 +152,10 @@ pub(crate) fn tpl(
     Ok(out)
 }
 
+/// The node as the error context. Go's `ErrorContext` once cut it to 20 characters;
+/// the Go Helm 4 is built with prints it whole (checked with the Helm oracle).
 fn truncate_context(s: &str) -> String {
-    if s.chars().count() > 20 {
-        let t: String = s.chars().take(20).collect();
-        format!("{t}...")
-    } else {
-        s.to_string()
-    }
+    s.to_string()
 }
 
 impl Exec<'_> {

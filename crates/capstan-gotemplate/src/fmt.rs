@@ -396,7 +396,7 @@ fn pad(out: &mut String, s: &str, sp: Spec) {
     }
 }
 
-fn bad_verb(out: &mut String, verb: char, v: &Value) {
+fn bad_verb(out: &mut String, verb: char, sp: Spec, v: &Value) {
     out.push_str("%!");
     out.push(verb);
     out.push('(');
@@ -405,7 +405,8 @@ fn bad_verb(out: &mut String, verb: char, v: &Value) {
         _ => {
             out.push_str(&v.type_name());
             out.push('=');
-            write_value(out, v);
+            // Go prints the value with %v and the verb's flags (width, '-', '0')
+            format_arg(out, 'v', sp, v);
         }
     }
     out.push(')');
@@ -552,32 +553,43 @@ fn fmt_str(out: &mut String, verb: char, sp: Spec, s: &str) {
     }
 }
 
-fn format_arg(out: &mut String, verb: char, sp: Spec, v: &Value) {
+fn format_arg(out: &mut String, verb: char, mut sp: Spec, v: &Value) {
     if verb == 'T' {
         pad(out, &v.type_name(), sp);
         return;
     }
+    if verb == 'v' {
+        // `%+v` sets plusV (field names) and clears the sign flag
+        sp.plus = false;
+        if sp.sharp {
+            // `%#v`: Go syntax; strings are quoted
+            if let Value::String(s) = v {
+                pad(out, &quote(s), sp);
+                return;
+            }
+        }
+    }
     match v {
         Value::Nil => match verb {
             'v' => pad(out, "<nil>", sp),
-            _ => bad_verb(out, verb, v),
+            _ => bad_verb(out, verb, sp, v),
         },
         Value::Bool(b) => match verb {
             'v' | 't' => pad(out, if *b { "true" } else { "false" }, sp),
-            _ => bad_verb(out, verb, v),
+            _ => bad_verb(out, verb, sp, v),
         },
         Value::Int(i) | Value::Int64(i) => match verb {
             'v' | 'd' | 'x' | 'X' | 'o' | 'O' | 'b' | 'c' | 'q' | 'U' => fmt_int(out, verb, sp, *i),
-            'e' | 'E' | 'f' | 'F' | 'g' | 'G' => bad_verb(out, verb, v),
-            _ => bad_verb(out, verb, v),
+            'e' | 'E' | 'f' | 'F' | 'g' | 'G' => bad_verb(out, verb, sp, v),
+            _ => bad_verb(out, verb, sp, v),
         },
         Value::Float(f) => match verb {
             'v' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' => fmt_float(out, verb, sp, *f),
-            _ => bad_verb(out, verb, v),
+            _ => bad_verb(out, verb, sp, v),
         },
         Value::String(s) => match verb {
             'v' | 's' | 'q' | 'x' | 'X' => fmt_str(out, verb, sp, s),
-            _ => bad_verb(out, verb, v),
+            _ => bad_verb(out, verb, sp, v),
         },
         Value::List(l) => {
             if sp.sharp && verb == 'v' {
@@ -608,7 +620,7 @@ fn format_arg(out: &mut String, verb: char, sp: Spec, v: &Value) {
         Value::Object(o) => match verb {
             'v' | 's' => pad(out, &o.go_string(), sp),
             'q' => pad(out, &quote(&o.go_string()), sp),
-            _ => bad_verb(out, verb, v),
+            _ => bad_verb(out, verb, sp, v),
         },
     }
 }

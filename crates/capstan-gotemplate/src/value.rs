@@ -88,6 +88,11 @@ pub trait Object: Send + Sync {
     fn go_string(&self) -> String {
         format!("{{{}}}", self.type_name())
     }
+    /// The concrete value, for implementations that need to recognize their own objects
+    /// among function arguments (e.g. Sprig's date functions and `time.Time`).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A method of a [`StructObject`].

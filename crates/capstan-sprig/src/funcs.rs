@@ -275,210 +275,6 @@ fn round(x: f64, places: i64, round_on: f64) -> f64 {
 }
 
 /// A Go `time.Time` stand-in: unix seconds + nanos, UTC.
-fn now_value() -> Value {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    time_value(d.as_secs() as i64, d.subsec_nanos())
-}
-
-fn time_value(secs: i64, nanos: u32) -> Value {
-    capstan_gotemplate::StructObject::new("time.Time")
-        .with_field("Unix", Value::Int64(secs))
-        .with_field("Nanos", Value::Int64(nanos as i64))
-        .with_method("Unix", move |_| Ok(Value::Int64(secs)))
-        .with_method("UTC", move |_| Ok(time_value(secs, nanos)))
-        .with_stringer(format_time(
-            secs,
-            nanos,
-            "2006-01-02 15:04:05.999999999 -0700 MST",
-        ))
-        .with_data(Value::from(format_time(
-            secs,
-            nanos,
-            "2006-01-02T15:04:05.999999999Z07:00",
-        )))
-        .into_value()
-}
-
-fn time_secs(v: &Value) -> Option<(i64, u32)> {
-    match v {
-        Value::Object(o) if o.type_name() == "time.Time" => {
-            let s = to_i64(&o.field("Unix")?);
-            let n = to_i64(&o.field("Nanos")?) as u32;
-            Some((s, n))
-        }
-        Value::Int(i) | Value::Int64(i) => Some((*i, 0)),
-        Value::Float(f) => Some((*f as i64, 0)),
-        _ => None,
-    }
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe as i64 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = (y - era * 400) as u64;
-    let mp = if m > 2 { m - 3 } else { m + 9 } as u64;
-    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe as i64 - 719_468
-}
-
-/// Go's `time.Format` with a layout, in UTC.
-fn format_time(secs: i64, nanos: u32, layout: &str) -> String {
-    let days = secs.div_euclid(86400);
-    let sod = secs.rem_euclid(86400);
-    let (y, mo, d) = civil(days);
-    let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
-    let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
-    let mut out = String::new();
-    let mut rest = layout;
-    let tokens: &[&str] = &[
-        "January",
-        "Monday",
-        "2006",
-        "Jan",
-        "Mon",
-        "MST",
-        "01",
-        "02",
-        "03",
-        "04",
-        "05",
-        "06",
-        "15",
-        "Z07:00",
-        "-07:00",
-        "-0700",
-        "Z0700",
-        "PM",
-        "pm",
-        ".000000000",
-        ".999999999",
-        ".000000",
-        ".999999",
-        ".000",
-        ".999",
-        "_2",
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ];
-    'outer: while !rest.is_empty() {
-        for t in tokens {
-            if let Some(r) = rest.strip_prefix(t) {
-                match *t {
-                    "January" => out.push_str(MONTHS[mo as usize - 1]),
-                    "Jan" => out.push_str(&MONTHS[mo as usize - 1][..3]),
-                    "Monday" => out.push_str(DAYS[wd]),
-                    "Mon" => out.push_str(&DAYS[wd][..3]),
-                    "2006" => out.push_str(&format!("{y:04}")),
-                    "06" => out.push_str(&format!("{:02}", y % 100)),
-                    "01" => out.push_str(&format!("{mo:02}")),
-                    "1" => out.push_str(&mo.to_string()),
-                    "02" => out.push_str(&format!("{d:02}")),
-                    "_2" => out.push_str(&format!("{d:>2}")),
-                    "2" => out.push_str(&d.to_string()),
-                    "15" => out.push_str(&format!("{h:02}")),
-                    "03" => out.push_str(&format!("{:02}", if h % 12 == 0 { 12 } else { h % 12 })),
-                    "3" => out.push_str(&(if h % 12 == 0 { 12 } else { h % 12 }).to_string()),
-                    "04" => out.push_str(&format!("{mi:02}")),
-                    "4" => out.push_str(&mi.to_string()),
-                    "05" => out.push_str(&format!("{s:02}")),
-                    "5" => out.push_str(&s.to_string()),
-                    "PM" => out.push_str(if h >= 12 { "PM" } else { "AM" }),
-                    "pm" => out.push_str(if h >= 12 { "pm" } else { "am" }),
-                    "MST" => out.push_str("UTC"),
-                    "Z07:00" | "Z0700" => out.push('Z'),
-                    "-07:00" => out.push_str("+00:00"),
-                    "-0700" => out.push_str("+0000"),
-                    t if t.starts_with(".0") => {
-                        let n = t.len() - 1;
-                        let ns = format!("{nanos:09}");
-                        out.push('.');
-                        out.push_str(&ns[..n]);
-                    }
-                    t if t.starts_with(".9") => {
-                        let n = t.len() - 1;
-                        let ns = format!("{nanos:09}");
-                        let f = ns[..n].trim_end_matches('0');
-                        if !f.is_empty() {
-                            out.push('.');
-                            out.push_str(f);
-                        }
-                    }
-                    _ => {}
-                }
-                rest = r;
-                continue 'outer;
-            }
-        }
-        let c = rest.chars().next().unwrap();
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
-}
-
-fn parse_date(layout: &str, s: &str) -> Option<i64> {
-    // supports the common layouts: 2006-01-02, 2006-01-02T15:04:05Z07:00, 2006-01-02 15:04:05
-    let _ = layout;
-    let s = s.trim();
-    let date = s.get(0..10)?;
-    let mut it = date.split('-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    let mut secs = days_from_civil(y, m, d) * 86400;
-    if s.len() >= 19 {
-        let t = &s[11..19];
-        let mut p = t.split(':');
-        let h: i64 = p.next()?.parse().ok()?;
-        let mi: i64 = p.next()?.parse().ok()?;
-        let se: i64 = p.next()?.parse().ok()?;
-        secs += h * 3600 + mi * 60 + se;
-    }
-    Some(secs)
-}
-
 fn to_toml(v: &Value) -> String {
     fn scalar(v: &Value) -> String {
         match v {
@@ -715,12 +511,28 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         let s = str_arg("substr", &a[2])?;
         let b = s.as_bytes();
         let len = b.len() as i64;
+        // Sprig slices like Go: out-of-order bounds panic (an error in the template)
         let r = if start < 0 {
-            &b[..end.clamp(0, len) as usize]
+            if end > len {
+                return Err(format!(
+                    "runtime error: slice bounds out of range [:{end}] with length {len}"
+                ));
+            }
+            &b[..end.max(0) as usize]
         } else if end < 0 || end > len {
-            &b[start.min(len) as usize..]
+            if start > len {
+                return Err(format!(
+                    "runtime error: slice bounds out of range [{start}:{len}]"
+                ));
+            }
+            &b[start as usize..]
         } else {
-            &b[start.min(end) as usize..end as usize]
+            if start > end {
+                return Err(format!(
+                    "runtime error: slice bounds out of range [{start}:{end}]"
+                ));
+            }
+            &b[start as usize..end as usize]
         };
         Ok(sv(String::from_utf8_lossy(r)))
     });
@@ -751,6 +563,13 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         }
         let t: String = s.chars().take((w - 3) as usize).collect();
         Ok(sv(format!("{t}...")))
+    });
+    m.add("abbrevboth", |_, a| {
+        // goutils.AbbreviateFull(str, left, right)
+        let left = to_i64(arg(a, 0));
+        let right = to_i64(arg(a, 1));
+        let s: Vec<char> = strval(arg(a, 2)).chars().collect();
+        Ok(sv(abbreviate_full(&s, left, right)))
     });
     m.add("initials", |_, a| {
         Ok(sv(strval(arg(a, 0))
@@ -1395,59 +1214,117 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     m.add("semver", |_, a| {
         let v = crate::semver::Version::parse(&strval(arg(a, 0)))?;
         let canon = v.to_canonical();
-        Ok(capstan_gotemplate::StructObject::new("*semver.Version")
+        let obj = capstan_gotemplate::StructObject::new("*semver.Version")
             .with_field("Major", Value::Int64(v.major as i64))
             .with_field("Minor", Value::Int64(v.minor as i64))
             .with_field("Patch", Value::Int64(v.patch as i64))
             .with_field("Prerelease", sv(v.pre.clone()))
             .with_field("Metadata", sv(v.metadata.clone()))
             .with_field("Original", sv(v.original.clone()))
-            .with_stringer(canon.clone())
-            .with_data(sv(canon))
-            .into_value())
+            .with_stringer(canon.clone());
+        // methods taking another *semver.Version
+        let mut obj = obj;
+        for name in ["Compare", "LessThan", "GreaterThan", "Equal"] {
+            let me = v.clone();
+            obj = obj.with_method(name, move |args| {
+                let other = match args.first() {
+                    Some(Value::Object(o)) if o.type_name() == "*semver.Version" => o
+                        .field("Original")
+                        .map(|s| strval(&s))
+                        .ok_or("bad version")?,
+                    Some(o) => {
+                        return Err(format!(
+                            "wrong type for value; expected *semver.Version; got {}",
+                            o.type_name()
+                        ))
+                    }
+                    None => return Err(format!("wrong number of args for {name}: want 1 got 0")),
+                };
+                let o = crate::semver::Version::parse(&other)?;
+                let c = me.cmp(&o);
+                Ok(match name {
+                    "Compare" => Value::Int(c as i64),
+                    "LessThan" => Value::Bool(c.is_lt()),
+                    "GreaterThan" => Value::Bool(c.is_gt()),
+                    _ => Value::Bool(c.is_eq()),
+                })
+            });
+        }
+        Ok(obj.with_data(sv(canon)).into_value())
     });
 
     // ---- dates ----
-    m.add("now", |_, _| Ok(now_value()));
-    m.add("date", |_, a| {
-        let (s, n) = time_secs(arg(a, 1)).unwrap_or((0, 0));
-        Ok(sv(format_time(s, n, &strval(arg(a, 0)))))
-    });
-    m.add("dateInZone", |_, a| {
-        let (s, n) = time_secs(arg(a, 1)).unwrap_or((0, 0));
-        Ok(sv(format_time(s, n, &strval(arg(a, 0)))))
-    });
-    m.add("htmlDate", |_, a| {
-        let (s, n) = time_secs(arg(a, 0)).unwrap_or((0, 0));
-        Ok(sv(format_time(s, n, "2006-01-02")))
-    });
-    m.add("unixEpoch", |_, a| {
-        let (s, _) = time_secs(arg(a, 0)).unwrap_or((0, 0));
-        Ok(sv(s.to_string()))
-    });
-    for name in ["toDate", "mustToDate"] {
-        m.add(name, |_, a| {
-            match parse_date(&strval(arg(a, 0)), &strval(arg(a, 1))) {
-                Some(s) => Ok(time_value(s, 0)),
-                None => Ok(time_value(-62_135_596_800, 0)),
-            }
-        });
-    }
-    m.add("dateModify", |_, a| Ok(arg(a, 1).clone()));
-    m.add("ago", |_, _| Ok(sv("0s")));
-    m.add("duration", |_, a| Ok(sv(format!("{}s", to_i64(arg(a, 0))))));
+    crate::dates::register(&mut m);
 
     // ---- misc ----
     m.add("getHostByName", |_, _| Ok(sv("")));
     m.add("urlParse", |_, a| {
-        let mut out = Map::new();
         let s = strval(arg(a, 0));
-        out.insert("scheme".into(), sv(s.split("://").next().unwrap_or("")));
+        let u = crate::url::parse(&s).map_err(|e| format!("unable to parse url: {e}"))?;
+        let mut out = Map::new();
+        for (k, v) in [
+            ("scheme", u.scheme.clone()),
+            ("host", u.host.clone()),
+            ("hostname", u.hostname()),
+            ("path", u.path),
+            ("query", u.raw_query),
+            ("opaque", u.opaque),
+            ("fragment", u.fragment),
+            ("userinfo", u.userinfo.unwrap_or_default()),
+        ] {
+            out.insert(k.into(), sv(v));
+        }
         Ok(Value::map(out))
+    });
+    m.add("urlJoin", |_, a| {
+        let m = map_arg(arg(a, 0))?;
+        let get = |k: &str| m.get(k).map(|v| strval(&v)).unwrap_or_default();
+        let user = get("userinfo");
+        let u = crate::url::Url {
+            scheme: get("scheme"),
+            host: get("host"),
+            path: get("path"),
+            raw_query: get("query"),
+            opaque: get("opaque"),
+            fragment: get("fragment"),
+            userinfo: (!user.is_empty()).then_some(user),
+        };
+        Ok(sv(u.to_string()))
     });
 
     crate_crypto(&mut m);
     m
+}
+
+/// goutils.AbbreviateFull (over runes).
+fn abbreviate_full(s: &[char], offset: i64, max_width: i64) -> String {
+    let text: String = s.iter().collect();
+    let n = s.len() as i64;
+    if s.is_empty() || (offset >= 0 && max_width < 4) || (offset > 0 && max_width < 7) {
+        return text;
+    }
+    if n <= max_width {
+        return text;
+    }
+    let mut offset = offset.min(n);
+    if n - offset < max_width - 3 {
+        offset = n - (max_width - 3);
+    }
+    let abbrev = "...";
+    if offset <= 4 {
+        let t: String = s[..(max_width - 3).max(0) as usize].iter().collect();
+        return t + abbrev;
+    }
+    if max_width < 7 {
+        return text;
+    }
+    if offset + max_width - 3 < n {
+        let rest: Vec<char> = s[offset as usize..].to_vec();
+        let inner = abbreviate_full(&rest, 0, max_width - 3);
+        return format!("{abbrev}{inner}");
+    }
+    let t: String = s[(n - (max_width - 3)) as usize..].iter().collect();
+    format!("{abbrev}{t}")
 }
 
 fn untilstep(start: i64, stop: i64, step: i64) -> Vec<Value> {

@@ -12,9 +12,11 @@
 
 pub mod conv;
 mod crypto;
+mod dates;
 mod der;
 mod funcs;
 pub mod semver;
+mod url;
 pub mod yaml;
 
 use std::sync::Arc;

@@ -141,7 +141,7 @@ fn defaults_and_flow() {
         .execute("t", &Value::from_json(&json!({})))
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "template: t:1:3: executing \"t\" at <required \"x is requi...>: error calling required: x is required");
+    assert_eq!(e, "template: t:1:3: executing \"t\" at <required \"x is required\" .x>: error calling required: x is required");
     set.add("f", r#"{{ fail "boom" }}"#).unwrap();
     let e = set.execute("f", &Value::Nil).unwrap_err().to_string();
     assert!(e.ends_with("error calling fail: boom"), "{e}");

@@ -1,0 +1,3 @@
+{{- define "helper" -}}
+a={{ .a }} missing={{ .b }}
+{{- end -}}
