@@ -107,6 +107,44 @@ pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
     Ok(docs)
 }
 
+/// Words a parser error as go-yaml does: only the problem (no "while ..." context); the
+/// line is the problem mark's (0-based for parser errors, 1-based for scanner errors,
+/// omitted on the first line).
+fn go_yaml_error(line: usize, info: &str) -> String {
+    let (parser_error, problem) = match info.split_once(", ") {
+        Some((ctx, p)) if ctx.starts_with("while parsing") => (true, p),
+        Some((ctx, p)) if ctx.starts_with("while scanning") => (false, p),
+        _ => (false, info),
+    };
+    let mut zero_based = line.saturating_sub(1);
+    let problem = match problem {
+        "expected ',' or ']'" => "did not find expected ',' or ']'",
+        "simple key expect ':'" | "simple key expected" => "could not find expected ':'",
+        "missing explicit document end marker before directive" => {
+            "could not find expected directive name"
+        }
+        "misplaced bracket" => "did not find expected key",
+        "found a tab" => {
+            zero_based += 1;
+            "found a tab character that violates indentation"
+        }
+        p if p.starts_with("unexpected character") => "found character that cannot start any token",
+        p => p,
+    };
+    let go_line = if zero_based == 0 {
+        0
+    } else if parser_error {
+        zero_based
+    } else {
+        zero_based + 1
+    };
+    if go_line == 0 {
+        format!("yaml: {problem}")
+    } else {
+        format!("yaml: line {go_line}: {problem}")
+    }
+}
+
 struct Builder<'a> {
     numbers: Numbers,
     anchors: HashMap<usize, Val>,
@@ -118,11 +156,7 @@ impl<'a> Builder<'a> {
         match self.parser.next_event() {
             None => Ok(None),
             Some(Ok((ev, _))) => Ok(Some(ev)),
-            Some(Err(e)) => Err(YamlError(format!(
-                "yaml: line {}: {}",
-                e.marker().line(),
-                e.info()
-            ))),
+            Some(Err(e)) => Err(YamlError(go_yaml_error(e.marker().line(), e.info()))),
         }
     }
 
