@@ -60,7 +60,8 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
         match render.units.get(id) {
             Some(UnitOutcome::Rendered(r)) => {
                 if args.output == "json" {
-                    json_units.push(serde_json::json!({"unit": id.to_string(), "objects": r.objects}));
+                    json_units
+                        .push(serde_json::json!({"unit": id.to_string(), "objects": r.objects}));
                 } else if !r.objects.is_empty() {
                     out.push_str(&format!("# Unit: {id}\n"));
                     out.push_str(&to_yaml(&r.objects));
@@ -79,7 +80,12 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
     }
     if let Some(u) = &args.unit {
         if !found {
-            let names: Vec<String> = render.units.units.iter().map(|u| u.id().name.clone()).collect();
+            let names: Vec<String> = render
+                .units
+                .units
+                .iter()
+                .map(|u| u.id().name.clone())
+                .collect();
             let mut msg = format!("no unit named {u}");
             if let Some(m) = capstan_units::did_you_mean(u, names.iter().map(String::as_str)) {
                 msg.push_str(&format!("\n  = hint: did you mean {m}?"));
@@ -88,7 +94,10 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
         }
     }
     if args.output == "json" {
-        println!("{}", serde_json::to_string_pretty(&json_units).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_units).unwrap_or_default()
+        );
     } else {
         print!("{}", out.strip_suffix("---\n").unwrap_or(&out));
     }

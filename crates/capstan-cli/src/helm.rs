@@ -71,7 +71,8 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
     };
     let mut values_yaml = Vec::new();
     for f in &values {
-        values_yaml.push(std::fs::read_to_string(f).map_err(|e| format!("open {}: {e}", f.display()))?);
+        values_yaml
+            .push(std::fs::read_to_string(f).map_err(|e| format!("open {}: {e}", f.display()))?);
     }
     let opts = TemplateOptions {
         release_name,

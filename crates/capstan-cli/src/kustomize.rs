@@ -39,14 +39,27 @@ pub enum KustomizeCommand {
 
 pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
     match cmd {
-        KustomizeCommand::Build { dir, reorder, load_restrictor, enable_helm, enable_alpha_plugins, enable_exec, enable_managedby_label, output } => {
+        KustomizeCommand::Build {
+            dir,
+            reorder,
+            load_restrictor,
+            enable_helm,
+            enable_alpha_plugins,
+            enable_exec,
+            enable_managedby_label,
+            output,
+        } => {
             let opts = BuildOptions {
                 reorder: match reorder.as_deref() {
                     Some("none") => Reorder::None,
                     Some(_) => Reorder::Legacy,
                     None => Reorder::Unspecified,
                 },
-                load_restrictor: if load_restrictor == "LoadRestrictionsNone" { LoadRestrictor::None } else { LoadRestrictor::RootOnly },
+                load_restrictor: if load_restrictor == "LoadRestrictionsNone" {
+                    LoadRestrictor::None
+                } else {
+                    LoadRestrictor::RootOnly
+                },
                 enable_helm,
                 enable_alpha_plugins,
                 enable_exec,
@@ -56,10 +69,13 @@ pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
             // files outside the kustomization; the engine enforces the restrictor.
             let abs = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let fs = capstan_vfs::DiskFs::new("/").map_err(|e| e.to_string())?;
-            let text = capstan_kustomize::build_to_string(&fs, Path::new(&abs), &opts).map_err(|e| e.to_string())?;
+            let text = capstan_kustomize::build_to_string(&fs, Path::new(&abs), &opts)
+                .map_err(|e| e.to_string())?;
             match output {
                 Some(p) => std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?,
-                None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string())?,
+                None => std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .map_err(|e| e.to_string())?,
             }
             Ok(0)
         }

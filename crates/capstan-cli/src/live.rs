@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use capstan_apply::{Action, ApplyOptions, Applier, PlanOp};
-use capstan_engine::{execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus};
+use capstan_apply::{Action, Applier, ApplyOptions, PlanOp};
+use capstan_engine::{
+    execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
+};
 use capstan_units::LoadOptions;
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -35,7 +37,10 @@ pub struct LiveArgs {
 }
 
 async fn client(args: &LiveArgs) -> Result<kube::Client, String> {
-    let opts = KubeConfigOptions { context: args.context.clone(), ..Default::default() };
+    let opts = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
     let config = match &args.kubeconfig {
         Some(p) => {
             let kc = Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -75,7 +80,15 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
     let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
     let mut failed = report_render(&render);
     let applier = Applier::new(client);
-    let exec = execute(&DiffDriver { applier: &applier }, &render, &ExecuteOptions { concurrency: args.concurrency, ignore_dependencies: true }).await?;
+    let exec = execute(
+        &DiffDriver { applier: &applier },
+        &render,
+        &ExecuteOptions {
+            concurrency: args.concurrency,
+            ignore_dependencies: true,
+        },
+    )
+    .await?;
     let mut drift = false;
     for id in &exec.order {
         match &exec.status[id] {
@@ -139,14 +152,29 @@ pub async fn apply(args: LiveArgs) -> Result<u8, String> {
         })),
         ..Default::default()
     };
-    let exec = execute(&ApplyDriver { applier: &applier, options }, &render, &ExecuteOptions { concurrency: args.concurrency, ignore_dependencies: false }).await?;
+    let exec = execute(
+        &ApplyDriver {
+            applier: &applier,
+            options,
+        },
+        &render,
+        &ExecuteOptions {
+            concurrency: args.concurrency,
+            ignore_dependencies: false,
+        },
+    )
+    .await?;
     let mut failed = render_failed;
-    println!("{:<50} {:<10} {}", "UNIT", "STATUS", "DETAILS");
+    println!("{:<50} {:<10} DETAILS", "UNIT", "STATUS");
     for id in &exec.order {
         let (status, details) = match &exec.status[id] {
             UnitStatus::Done(r) => {
                 let count = |a: &Action| r.objects.iter().filter(|o| &o.action == a).count();
-                let pruned = r.pruned.iter().filter(|o| o.action == Action::Pruned).count();
+                let pruned = r
+                    .pruned
+                    .iter()
+                    .filter(|o| o.action == Action::Pruned)
+                    .count();
                 (
                     "applied",
                     format!(

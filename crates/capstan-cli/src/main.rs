@@ -19,7 +19,12 @@ pub const EXIT_DRIFT: u8 = 1;
 pub const EXIT_FAILURE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "capstan", version, about = "GitOps for fleets of Kubernetes clusters", propagate_version = true)]
+#[command(
+    name = "capstan",
+    version,
+    about = "GitOps for fleets of Kubernetes clusters",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +69,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// The repository root and the cluster directory inside it.
@@ -77,6 +85,9 @@ pub fn cluster_path(cluster: &Option<String>, path: &Option<PathBuf>) -> Result<
     match (path, cluster) {
         (Some(p), _) => Ok(p.to_string_lossy().trim_start_matches("./").to_string()),
         (None, Some(c)) => Ok(format!("clusters/{c}")),
-        (None, None) => Err("name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path".into()),
+        (None, None) => Err(
+            "name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path"
+                .into(),
+        ),
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use capstan_apply::{ApplyOptions, Applier};
+use capstan_apply::{Applier, ApplyOptions};
 use capstan_engine::{execute, render_cluster, to_yaml, ApplyDriver, ExecuteOptions, KubeLookup};
 use capstan_testbed::TestCluster;
 use capstan_units::LoadOptions;
@@ -45,43 +45,86 @@ fn generate(root: &Path, objects: usize) {
         std::fs::write(dir.join("objects.yaml"), y).unwrap();
     }
     std::fs::write(root.join("clusters/bench/units.yaml"), ks).unwrap();
-    std::fs::write(root.join("clusters/bench/namespace.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n").unwrap();
+    std::fs::write(
+        root.join("clusters/bench/namespace.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
+    )
+    .unwrap();
 }
 
 async fn capstan_apply(client: &kube::Client, repo: &Path) -> (Duration, usize) {
     let start = Instant::now();
     let fs = capstan_vfs::DiskFs::new(repo).unwrap();
-    let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &LoadOptions::new("clusters/bench"));
+    let render = render_cluster(
+        &fs,
+        &KubeLookup::new(client.clone()),
+        &LoadOptions::new("clusters/bench"),
+    );
     let applier = Applier::new(client.clone());
-    let ex = execute(&ApplyDriver { applier: &applier, options: ApplyOptions::default() }, &render, &ExecuteOptions { concurrency: 8, ignore_dependencies: false })
-        .await
-        .expect("plan");
-    assert!(ex.all_ok(), "apply failed: {:?}", ex.status.iter().find(|(_, s)| !s.is_ok()));
+    let ex = execute(
+        &ApplyDriver {
+            applier: &applier,
+            options: ApplyOptions::default(),
+        },
+        &render,
+        &ExecuteOptions {
+            concurrency: 8,
+            ignore_dependencies: false,
+        },
+    )
+    .await
+    .expect("plan");
+    assert!(
+        ex.all_ok(),
+        "apply failed: {:?}",
+        ex.status.iter().find(|(_, s)| !s.is_ok())
+    );
     let count = render.units.rendered().map(|r| r.objects.len()).sum();
     (start.elapsed(), count)
 }
 
 fn rendered_yaml(repo: &Path, out: &Path) {
     let fs = capstan_vfs::DiskFs::new(repo).unwrap();
-    let render = render_cluster(&fs, &capstan_units::NoCluster, &LoadOptions::new("clusters/bench"));
-    let mut all: Vec<serde_json::Value> = render.units.rendered().flat_map(|r| r.objects.clone()).collect();
+    let render = render_cluster(
+        &fs,
+        &capstan_units::NoCluster,
+        &LoadOptions::new("clusters/bench"),
+    );
+    let mut all: Vec<serde_json::Value> = render
+        .units
+        .rendered()
+        .flat_map(|r| r.objects.clone())
+        .collect();
     // Namespaces first, as kubectl applies in file order.
     all.sort_by_key(|o| o["kind"] != "Namespace");
     std::fs::write(out, to_yaml(&all)).unwrap();
 }
 
 fn kubectl_apply(kubeconfig: &Path, file: &Path) -> Option<Duration> {
-    Command::new("kubectl").arg("version").arg("--client").output().ok()?;
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .ok()?;
     let start = Instant::now();
     let out = Command::new("kubectl")
-        .args(["apply", "--server-side", "--field-manager=kubectl-bench", "-f"])
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=kubectl-bench",
+            "-f",
+        ])
         .arg(file)
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .output()
         .expect("kubectl");
     let took = start.elapsed();
-    assert!(out.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(took)
 }
 
@@ -90,7 +133,11 @@ fn main() {
         Some(n) => vec![n],
         None => vec![1_000, 10_000],
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for size in sizes {
         let repo: PathBuf = std::env::temp_dir().join(format!("capstan-bench-apply-{size}"));
         generate(&repo, size);
@@ -111,12 +158,21 @@ fn main() {
         let kubectl = kubectl_apply(b.kubeconfig_path(), &yaml);
         drop(b);
         println!("apply bench: {count} objects in {UNITS} units");
-        println!("  capstan apply (first):      {:>8.2} s", first.as_secs_f64());
-        println!("  capstan apply (unchanged):  {:>8.2} s", second.as_secs_f64());
+        println!(
+            "  capstan apply (first):      {:>8.2} s",
+            first.as_secs_f64()
+        );
+        println!(
+            "  capstan apply (unchanged):  {:>8.2} s",
+            second.as_secs_f64()
+        );
         match kubectl {
             Some(k) => {
                 println!("  kubectl apply --server-side: {:>7.2} s", k.as_secs_f64());
-                println!("  ratio capstan/kubectl:      {:>8.2}", first.as_secs_f64() / k.as_secs_f64());
+                println!(
+                    "  ratio capstan/kubectl:      {:>8.2}",
+                    first.as_secs_f64() / k.as_secs_f64()
+                );
             }
             None => println!("  kubectl: not installed, skipped"),
         }

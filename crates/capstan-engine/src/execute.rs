@@ -50,7 +50,10 @@ pub struct ExecuteOptions {
 
 impl Default for ExecuteOptions {
     fn default() -> Self {
-        ExecuteOptions { concurrency: 4, ignore_dependencies: false }
+        ExecuteOptions {
+            concurrency: 4,
+            ignore_dependencies: false,
+        }
     }
 }
 
@@ -68,7 +71,11 @@ impl<T> Execution<T> {
 }
 
 /// Run every unit of a rendered cluster in dependency order.
-pub async fn execute<D: UnitDriver>(driver: &D, render: &ClusterRender, opts: &ExecuteOptions) -> Result<Execution<D::Output>, String> {
+pub async fn execute<D: UnitDriver>(
+    driver: &D,
+    render: &ClusterRender,
+    opts: &ExecuteOptions,
+) -> Result<Execution<D::Output>, String> {
     let plan: &Plan = render.plan.as_ref().map_err(|e| e.to_string())?;
     let mut status: BTreeMap<UnitId, UnitStatus<D::Output>> = BTreeMap::new();
     for (id, why) in &render.blocked {
@@ -83,7 +90,11 @@ pub async fn execute<D: UnitDriver>(driver: &D, render: &ClusterRender, opts: &E
             _ => None,
         })
         .collect();
-    let mut pending: Vec<&UnitId> = plan.order.iter().filter(|id| !status.contains_key(*id)).collect();
+    let mut pending: Vec<&UnitId> = plan
+        .order
+        .iter()
+        .filter(|id| !status.contains_key(*id))
+        .collect();
     let mut running: BTreeSet<UnitId> = BTreeSet::new();
     let mut in_flight = FuturesUnordered::new();
     let concurrency = opts.concurrency.max(1);
@@ -93,13 +104,28 @@ pub async fn execute<D: UnitDriver>(driver: &D, render: &ClusterRender, opts: &E
         let mut i = 0;
         while i < pending.len() {
             let id = pending[i];
-            let deps = if opts.ignore_dependencies { &[][..] } else { plan.dependencies(id) };
-            if let Some(bad) = deps.iter().find(|e| status.get(&e.on).is_some_and(|s| !s.is_ok())) {
-                status.insert(id.clone(), UnitStatus::Blocked(format!("waits for {} ({}), which did not succeed", bad.on, bad.reason)));
+            let deps = if opts.ignore_dependencies {
+                &[][..]
+            } else {
+                plan.dependencies(id)
+            };
+            if let Some(bad) = deps
+                .iter()
+                .find(|e| status.get(&e.on).is_some_and(|s| !s.is_ok()))
+            {
+                status.insert(
+                    id.clone(),
+                    UnitStatus::Blocked(format!(
+                        "waits for {} ({}), which did not succeed",
+                        bad.on, bad.reason
+                    )),
+                );
                 pending.remove(i);
                 continue;
             }
-            let ready = deps.iter().all(|e| status.get(&e.on).is_some_and(UnitStatus::is_ok));
+            let ready = deps
+                .iter()
+                .all(|e| status.get(&e.on).is_some_and(UnitStatus::is_ok));
             if ready && running.len() < concurrency {
                 pending.remove(i);
                 let unit = rendered[id];
@@ -119,17 +145,25 @@ pub async fn execute<D: UnitDriver>(driver: &D, render: &ClusterRender, opts: &E
         match in_flight.next().await {
             Some((id, result)) => {
                 running.remove(&id);
-                status.insert(id, match result {
-                    Ok(out) => UnitStatus::Done(out),
-                    Err(e) => UnitStatus::Failed(e),
-                });
+                status.insert(
+                    id,
+                    match result {
+                        Ok(out) => UnitStatus::Done(out),
+                        Err(e) => UnitStatus::Failed(e),
+                    },
+                );
             }
             None => break,
         }
     }
     // Anything still pending waits on something that never ran (should not happen).
     for id in pending {
-        status.entry(id.clone()).or_insert_with(|| UnitStatus::Blocked("its dependencies never completed".into()));
+        status
+            .entry(id.clone())
+            .or_insert_with(|| UnitStatus::Blocked("its dependencies never completed".into()));
     }
-    Ok(Execution { order: plan.order.clone(), status })
+    Ok(Execution {
+        order: plan.order.clone(),
+        status,
+    })
 }

@@ -32,9 +32,14 @@ impl Renderer for NativeRenderer {
         };
         let chart = capstan_helm::load(fs, path).map_err(|e| e.to_string())?;
         // JSON is YAML: Helm's own values parser gives the values Helm's types.
-        let values = capstan_helm::yaml::parse_values(&serde_json::to_string(&req.values).unwrap_or_default()).map_err(|e| format!("values: {e}"))?;
+        let values = capstan_helm::yaml::parse_values(
+            &serde_json::to_string(&req.values).unwrap_or_default(),
+        )
+        .map_err(|e| format!("values: {e}"))?;
         let caps = capstan_helm::engine::Capabilities::default();
-        let manifests = capstan_helm::render_release(&chart, &values, &req.release_name, &req.namespace, &caps).map_err(|e| e.to_string())?;
+        let manifests =
+            capstan_helm::render_release(&chart, &values, &req.release_name, &req.namespace, &caps)
+                .map_err(|e| e.to_string())?;
         Ok(manifests
             .into_iter()
             .filter(|m| m.hook.is_none())
@@ -62,19 +67,32 @@ impl ClusterRender {
 }
 
 /// Read, render and plan a cluster.
-pub fn render_cluster(fs: &dyn FileSystem, lookup: &dyn ClusterLookup, opts: &LoadOptions) -> ClusterRender {
+pub fn render_cluster(
+    fs: &dyn FileSystem,
+    lookup: &dyn ClusterLookup,
+    opts: &LoadOptions,
+) -> ClusterRender {
     let units = capstan_units::load(fs, &NativeRenderer, lookup, opts);
     let (plan, blocked) = plan_units(fs, &units);
-    ClusterRender { units, plan, blocked }
+    ClusterRender {
+        units,
+        plan,
+        blocked,
+    }
 }
 
 /// Build the dependency graph of rendered and failed units.
-pub fn plan_units(fs: &dyn FileSystem, units: &ClusterUnits) -> (Result<Plan, GraphError>, BTreeMap<UnitId, String>) {
+pub fn plan_units(
+    fs: &dyn FileSystem,
+    units: &ClusterUnits,
+) -> (Result<Plan, GraphError>, BTreeMap<UnitId, String>) {
     // Kinds the repository declares cluster-scoped through CRDs.
     let mut cluster_scoped: BTreeSet<GroupKind> = BTreeSet::new();
     for r in units.rendered() {
         for o in &r.objects {
-            if o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") && capstan_graph::crd_is_cluster_scoped(o) {
+            if o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+                && capstan_graph::crd_is_cluster_scoped(o)
+            {
                 if let Some(gk) = capstan_graph::crd_group_kind(o) {
                     cluster_scoped.insert(gk);
                 }
@@ -97,26 +115,44 @@ pub fn plan_units(fs: &dyn FileSystem, units: &ClusterUnits) -> (Result<Plan, Gr
             depends_on.push(d.clone());
         }
         let footprint = match u {
-            UnitOutcome::Rendered(r) => Footprint::of_objects(&r.objects, &|gk| cluster_scoped.contains(gk)),
+            UnitOutcome::Rendered(r) => {
+                Footprint::of_objects(&r.objects, &|gk| cluster_scoped.contains(gk))
+            }
             UnitOutcome::Failed { error, .. } => {
-                blocked.insert(unit.id.clone(), format!("failed to render: {}", error.message));
+                blocked.insert(
+                    unit.id.clone(),
+                    format!("failed to render: {}", error.message),
+                );
                 Footprint::default()
             }
         };
         // Only worth a look at the files when the graph will complain about this unit.
         let origin = if depends_on.iter().any(|d| !known.contains(d)) {
-            unit.declared_in.as_ref().and_then(|dir| capstan_units::locate_recursive(fs, dir, &unit.id.kind, &unit.id.name)).and_then(|l| l.file).map(|f| f.display().to_string())
+            unit.declared_in
+                .as_ref()
+                .and_then(|dir| {
+                    capstan_units::locate_recursive(fs, dir, &unit.id.kind, &unit.id.name)
+                })
+                .and_then(|l| l.file)
+                .map(|f| f.display().to_string())
         } else {
             None
         };
-        nodes.push(UnitNode { id: unit.id.clone(), depends_on, origin, footprint });
+        nodes.push(UnitNode {
+            id: unit.id.clone(),
+            depends_on,
+            origin,
+            footprint,
+        });
     }
     let plan = capstan_graph::plan(&nodes);
     if let Ok(p) = &plan {
         let roots: Vec<UnitId> = blocked.keys().cloned().collect();
         for b in roots {
             for d in p.transitive_dependents(&b) {
-                blocked.entry(d).or_insert_with(|| format!("blocked: depends on {b}, which cannot be applied"));
+                blocked
+                    .entry(d)
+                    .or_insert_with(|| format!("blocked: depends on {b}, which cannot be applied"));
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use capstan_apply::{ApplyOptions, ApplyUnit, Applier, ObjectRef, UnitPlan, UnitRef, UnitResult};
+use capstan_apply::{Applier, ApplyOptions, ApplyUnit, ObjectRef, UnitPlan, UnitRef, UnitResult};
 use capstan_units::{ClusterLookup, RenderedUnit};
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
@@ -33,11 +33,18 @@ impl ClusterLookup for KubeLookup {
             "Secret" => "secrets",
             other => return Err(format!("cannot look up kind {other}")),
         };
-        let ar = ApiResource { group: String::new(), version: "v1".into(), api_version: "v1".into(), kind: kind.into(), plural: plural.into() };
+        let ar = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
         let handle = tokio::runtime::Handle::current();
         // Errors never include the object's content, so no secret value can leak here.
-        let obj = tokio::task::block_in_place(|| handle.block_on(api.get_opt(name))).map_err(|e| e.to_string())?;
+        let obj = tokio::task::block_in_place(|| handle.block_on(api.get_opt(name)))
+            .map_err(|e| e.to_string())?;
         Ok(obj.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
     }
 }
@@ -45,8 +52,15 @@ impl ClusterLookup for KubeLookup {
 /// What the apply layer needs to know about a rendered unit.
 pub fn apply_unit(r: &RenderedUnit) -> ApplyUnit {
     let spec = &r.unit.spec;
-    let id = UnitRef::new(r.unit.id.kind.clone(), r.unit.id.namespace.clone(), r.unit.id.name.clone());
-    let default_ns = spec.target_namespace.clone().unwrap_or_else(|| r.unit.id.namespace.clone());
+    let id = UnitRef::new(
+        r.unit.id.kind.clone(),
+        r.unit.id.namespace.clone(),
+        r.unit.id.name.clone(),
+    );
+    let default_ns = spec
+        .target_namespace
+        .clone()
+        .unwrap_or_else(|| r.unit.id.namespace.clone());
     let mut unit = ApplyUnit::new(id, r.objects.clone());
     unit.prune = spec.prune;
     unit.wait = spec.wait;
@@ -56,7 +70,14 @@ pub fn apply_unit(r: &RenderedUnit) -> ApplyUnit {
     unit.health_checks = spec
         .health_checks
         .iter()
-        .map(|h| ObjectRef::new(&h.api_version, &h.kind, h.namespace.as_deref().unwrap_or(&default_ns), &h.name))
+        .map(|h| {
+            ObjectRef::new(
+                &h.api_version,
+                &h.kind,
+                h.namespace.as_deref().unwrap_or(&default_ns),
+                &h.name,
+            )
+        })
         .collect();
     unit
 }
@@ -70,7 +91,10 @@ pub struct ApplyDriver<'a> {
 impl UnitDriver for ApplyDriver<'_> {
     type Output = UnitResult;
     async fn run(&self, unit: &RenderedUnit) -> Result<UnitResult, String> {
-        self.applier.apply(&apply_unit(unit), &self.options).await.map_err(|e| e.to_string())
+        self.applier
+            .apply(&apply_unit(unit), &self.options)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -82,6 +106,9 @@ pub struct DiffDriver<'a> {
 impl UnitDriver for DiffDriver<'_> {
     type Output = UnitPlan;
     async fn run(&self, unit: &RenderedUnit) -> Result<UnitPlan, String> {
-        self.applier.plan(&apply_unit(unit)).await.map_err(|e| e.to_string())
+        self.applier
+            .plan(&apply_unit(unit))
+            .await
+            .map_err(|e| e.to_string())
     }
 }

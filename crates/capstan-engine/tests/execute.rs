@@ -39,9 +39,15 @@ struct Recorder {
 impl UnitDriver for Recorder {
     type Output = ();
     async fn run(&self, unit: &RenderedUnit) -> Result<(), String> {
-        self.log.lock().unwrap().push(format!("start {}", unit.unit.id.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("start {}", unit.unit.id.name));
         tokio::time::sleep(Duration::from_millis(5)).await;
-        self.log.lock().unwrap().push(format!("end {}", unit.unit.id.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("end {}", unit.unit.id.name));
         if unit.unit.id.name == self.fail {
             return Err("boom".into());
         }
@@ -63,7 +69,11 @@ fn ks(name: &str, path: &str, deps: &[&str]) -> String {
 fn render(fs: &MemFs) -> ClusterRender {
     let units = load(fs, &Plain, &NoCluster, &LoadOptions::new("clusters/c"));
     let (plan, blocked) = plan_units(fs, &units);
-    ClusterRender { units, plan, blocked }
+    ClusterRender {
+        units,
+        plan,
+        blocked,
+    }
 }
 
 fn repo() -> MemFs {
@@ -81,28 +91,55 @@ fn repo() -> MemFs {
 }
 
 fn pos(log: &[String], what: &str) -> usize {
-    log.iter().position(|l| l == what).unwrap_or_else(|| panic!("{what} not in {log:?}"))
+    log.iter()
+        .position(|l| l == what)
+        .unwrap_or_else(|| panic!("{what} not in {log:?}"))
 }
 
 #[tokio::test]
 async fn dependencies_finish_before_dependents_start() {
     let r = render(&repo());
-    let d = Recorder { log: Mutex::new(Vec::new()), fail: "" };
-    let ex = execute(&d, &r, &ExecuteOptions { concurrency: 4, ignore_dependencies: false }).await.unwrap();
+    let d = Recorder {
+        log: Mutex::new(Vec::new()),
+        fail: "",
+    };
+    let ex = execute(
+        &d,
+        &r,
+        &ExecuteOptions {
+            concurrency: 4,
+            ignore_dependencies: false,
+        },
+    )
+    .await
+    .unwrap();
     assert!(ex.all_ok());
     let log = d.log.lock().unwrap().clone();
-    assert!(pos(&log, "end crds") < pos(&log, "start crs"), "implicit CRD edge: {log:?}");
-    assert!(pos(&log, "end crs") < pos(&log, "start apps"), "dependsOn: {log:?}");
+    assert!(
+        pos(&log, "end crds") < pos(&log, "start crs"),
+        "implicit CRD edge: {log:?}"
+    );
+    assert!(
+        pos(&log, "end crs") < pos(&log, "start apps"),
+        "dependsOn: {log:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_unit_blocks_only_its_dependents() {
     let r = render(&repo());
-    let d = Recorder { log: Mutex::new(Vec::new()), fail: "crs" };
+    let d = Recorder {
+        log: Mutex::new(Vec::new()),
+        fail: "crs",
+    };
     let ex = execute(&d, &r, &ExecuteOptions::default()).await.unwrap();
     let st = |n: &str| ex.status[&UnitId::new("Kustomization", "flux-system", n)].clone();
     assert_eq!(st("crs"), UnitStatus::Failed("boom".into()));
-    assert!(matches!(st("apps"), UnitStatus::Blocked(ref m) if m.contains("crs")), "{:?}", st("apps"));
+    assert!(
+        matches!(st("apps"), UnitStatus::Blocked(ref m) if m.contains("crs")),
+        "{:?}",
+        st("apps")
+    );
     assert_eq!(st("other"), UnitStatus::Done(()));
     assert!(!d.log.lock().unwrap().iter().any(|l| l == "start apps"));
 }
@@ -113,23 +150,37 @@ async fn a_unit_that_fails_to_render_is_never_run_and_blocks_dependents() {
     fs.add("/crs/w.yaml", "BROKEN");
     let r = render(&fs);
     assert!(r.has_errors());
-    let d = Recorder { log: Mutex::new(Vec::new()), fail: "" };
+    let d = Recorder {
+        log: Mutex::new(Vec::new()),
+        fail: "",
+    };
     let ex = execute(&d, &r, &ExecuteOptions::default()).await.unwrap();
     let st = |n: &str| ex.status[&UnitId::new("Kustomization", "flux-system", n)].clone();
     assert!(matches!(st("crs"), UnitStatus::Blocked(ref m) if m.contains("failed to render")));
     assert!(matches!(st("apps"), UnitStatus::Blocked(_)));
     assert_eq!(st("other"), UnitStatus::Done(()));
     let log = d.log.lock().unwrap().clone();
-    assert!(!log.iter().any(|l| l == "start crs" || l == "start apps"), "{log:?}");
+    assert!(
+        !log.iter().any(|l| l == "start crs" || l == "start apps"),
+        "{log:?}"
+    );
 }
 
 #[tokio::test]
 async fn cycles_stop_everything() {
     let mut fs = repo();
-    fs.add("/clusters/c/ks.yaml", ks("a", "./apps", &["b"]) + &ks("b", "./other", &["a"]));
+    fs.add(
+        "/clusters/c/ks.yaml",
+        ks("a", "./apps", &["b"]) + &ks("b", "./other", &["a"]),
+    );
     let r = render(&fs);
-    let d = Recorder { log: Mutex::new(Vec::new()), fail: "" };
-    let err = execute(&d, &r, &ExecuteOptions::default()).await.unwrap_err();
+    let d = Recorder {
+        log: Mutex::new(Vec::new()),
+        fail: "",
+    };
+    let err = execute(&d, &r, &ExecuteOptions::default())
+        .await
+        .unwrap_err();
     assert!(err.starts_with("dependency cycle: "), "{err}");
     assert!(d.log.lock().unwrap().is_empty());
 }
@@ -137,9 +188,18 @@ async fn cycles_stop_everything() {
 #[tokio::test]
 async fn suspended_units_are_skipped() {
     let mut fs = repo();
-    fs.add("/clusters/c/ks.yaml", ks("other", "./other", &[]).replace("prune: true", "prune: true\n  suspend: true"));
+    fs.add(
+        "/clusters/c/ks.yaml",
+        ks("other", "./other", &[]).replace("prune: true", "prune: true\n  suspend: true"),
+    );
     let r = render(&fs);
-    let d = Recorder { log: Mutex::new(Vec::new()), fail: "" };
+    let d = Recorder {
+        log: Mutex::new(Vec::new()),
+        fail: "",
+    };
     let ex = execute(&d, &r, &ExecuteOptions::default()).await.unwrap();
-    assert_eq!(ex.status[&UnitId::new("Kustomization", "flux-system", "other")], UnitStatus::Suspended);
+    assert_eq!(
+        ex.status[&UnitId::new("Kustomization", "flux-system", "other")],
+        UnitStatus::Suspended
+    );
 }

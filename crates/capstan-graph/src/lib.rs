@@ -31,8 +31,16 @@ pub struct UnitId {
 }
 
 impl UnitId {
-    pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        UnitId { kind: kind.into(), namespace: namespace.into(), name: name.into() }
+    pub fn new(
+        kind: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        UnitId {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -86,10 +94,19 @@ pub const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("apiregistration.k8s.io", "APIService"),
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
     ("storage.k8s.io", "StorageClass"),
     ("storage.k8s.io", "CSIDriver"),
     ("storage.k8s.io", "CSINode"),
@@ -123,14 +140,23 @@ impl Footprint {
     /// Work out a unit's footprint from its rendered objects. `cluster_scoped` tells
     /// whether a group/kind is cluster-scoped (beyond [`CLUSTER_SCOPED`]), e.g. from
     /// CRDs seen anywhere in the render.
-    pub fn of_objects<'a>(objects: impl IntoIterator<Item = &'a Value>, cluster_scoped: &dyn Fn(&GroupKind) -> bool) -> Footprint {
+    pub fn of_objects<'a>(
+        objects: impl IntoIterator<Item = &'a Value>,
+        cluster_scoped: &dyn Fn(&GroupKind) -> bool,
+    ) -> Footprint {
         let mut fp = Footprint::default();
         for obj in objects {
             let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
             let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            let gk = GroupKind { group: group_of(api_version).to_string(), kind: kind.to_string() };
+            let gk = GroupKind {
+                group: group_of(api_version).to_string(),
+                kind: kind.to_string(),
+            };
             let meta = obj.get("metadata");
-            let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+            let name = meta
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if gk.group.is_empty() && kind == "Namespace" {
                 fp.namespaces.insert(name.to_string());
                 continue;
@@ -144,9 +170,15 @@ impl Footprint {
             if !is_builtin_group(&gk.group) {
                 fp.needs_kinds.insert(gk.clone());
             }
-            let scoped = CLUSTER_SCOPED.iter().any(|(g, k)| *g == gk.group && *k == gk.kind) || cluster_scoped(&gk);
+            let scoped = CLUSTER_SCOPED
+                .iter()
+                .any(|(g, k)| *g == gk.group && *k == gk.kind)
+                || cluster_scoped(&gk);
             if !scoped {
-                if let Some(ns) = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+                if let Some(ns) = meta
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Value::as_str)
+                {
                     if !ns.is_empty() {
                         fp.needs_namespaces.insert(ns.to_string());
                     }
@@ -210,12 +242,22 @@ pub struct Edge {
 /// Errors that stop planning: nothing is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
-    #[error("{unit}: spec.dependsOn names {missing}, which does not exist{}{}", origin.as_ref().map(|o| format!(" (declared in {o})")).unwrap_or_default(), hint.as_ref().map(|h| format!("\n  hint: did you mean {h}?")).unwrap_or_default())]
-    MissingDependency { unit: UnitId, missing: UnitId, origin: Option<String>, hint: Option<UnitId> },
+    #[error("{0}")]
+    MissingDependency(Box<MissingDependency>),
     #[error("dependency cycle: {}", path.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(" -> "))]
     Cycle { path: Vec<UnitId> },
     #[error("two units have the same id {0}")]
     Duplicate(UnitId),
+}
+
+/// A `dependsOn` entry naming a unit that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{unit}: spec.dependsOn names {missing}, which does not exist{}{}", origin.as_ref().map(|o| format!(" (declared in {o})")).unwrap_or_default(), hint.as_ref().map(|h| format!("\n  = hint: did you mean {h}?")).unwrap_or_default())]
+pub struct MissingDependency {
+    pub unit: UnitId,
+    pub missing: UnitId,
+    pub origin: Option<String>,
+    pub hint: Option<UnitId>,
 }
 
 /// The result of planning.
@@ -236,7 +278,11 @@ impl Plan {
     }
     /// Units that wait for `unit`, directly.
     pub fn dependents(&self, unit: &UnitId) -> Vec<&UnitId> {
-        self.edges.iter().filter(|(_, es)| es.iter().any(|e| &e.on == unit)).map(|(u, _)| u).collect()
+        self.edges
+            .iter()
+            .filter(|(_, es)| es.iter().any(|e| &e.on == unit))
+            .map(|(u, _)| u)
+            .collect()
     }
     /// Every unit that waits for `unit`, directly or not.
     pub fn transitive_dependents(&self, unit: &UnitId) -> BTreeSet<UnitId> {
@@ -263,7 +309,8 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
     }
     let n = units.len();
     let mut adj: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
-    let mut edges: BTreeMap<UnitId, Vec<Edge>> = units.iter().map(|u| (u.id.clone(), Vec::new())).collect();
+    let mut edges: BTreeMap<UnitId, Vec<Edge>> =
+        units.iter().map(|u| (u.id.clone(), Vec::new())).collect();
 
     // Explicit edges.
     for (i, u) in units.iter().enumerate() {
@@ -271,7 +318,10 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
             match index.get(dep) {
                 Some(&j) => {
                     if adj[i].insert(j) {
-                        edges.get_mut(&u.id).unwrap().push(Edge { on: dep.clone(), reason: EdgeReason::DependsOn });
+                        edges.get_mut(&u.id).unwrap().push(Edge {
+                            on: dep.clone(),
+                            reason: EdgeReason::DependsOn,
+                        });
                     }
                 }
                 None => {
@@ -279,9 +329,17 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
                         .iter()
                         .filter(|c| c.id.kind == dep.kind)
                         .min_by_key(|c| distance(&c.id.to_string(), &dep.to_string()))
-                        .filter(|c| distance(&c.id.to_string(), &dep.to_string()) <= 3 || c.id.name == dep.name)
+                        .filter(|c| {
+                            distance(&c.id.to_string(), &dep.to_string()) <= 3
+                                || c.id.name == dep.name
+                        })
                         .map(|c| c.id.clone());
-                    return Err(GraphError::MissingDependency { unit: u.id.clone(), missing: dep.clone(), origin: u.origin.clone(), hint });
+                    return Err(GraphError::MissingDependency(Box::new(MissingDependency {
+                        unit: u.id.clone(),
+                        missing: dep.clone(),
+                        origin: u.origin.clone(),
+                        hint,
+                    })));
                 }
             }
         }
@@ -323,7 +381,22 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
             }
         }
         for (j, reason) in wanted {
-            if j == i || adj[i].contains(&j) {
+            if j == i {
+                continue;
+            }
+            if adj[i].contains(&j) {
+                // Already waiting for that unit: keep the extra reason for explanations.
+                let es = edges.get_mut(&u.id).unwrap();
+                if !es.iter().any(|e| e.on == units[j].id && e.reason == reason)
+                    && es
+                        .iter()
+                        .any(|e| e.on == units[j].id && e.reason != EdgeReason::DependsOn)
+                {
+                    es.push(Edge {
+                        on: units[j].id.clone(),
+                        reason,
+                    });
+                }
                 continue;
             }
             if reaches(&adj, j, i) {
@@ -334,7 +407,10 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
                 continue;
             }
             adj[i].insert(j);
-            edges.get_mut(&u.id).unwrap().push(Edge { on: units[j].id.clone(), reason });
+            edges.get_mut(&u.id).unwrap().push(Edge {
+                on: units[j].id.clone(),
+                reason,
+            });
         }
     }
 
@@ -346,7 +422,10 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
             rev[j].push(i);
         }
     }
-    let mut ready: BTreeSet<(&UnitId, usize)> = (0..n).filter(|&i| indegree[i] == 0).map(|i| (&units[i].id, i)).collect();
+    let mut ready: BTreeSet<(&UnitId, usize)> = (0..n)
+        .filter(|&i| indegree[i] == 0)
+        .map(|i| (&units[i].id, i))
+        .collect();
     let mut order = Vec::with_capacity(n);
     while let Some(&first) = ready.iter().next() {
         ready.remove(&first);
@@ -363,7 +442,11 @@ pub fn plan(units: &[UnitNode]) -> Result<Plan, GraphError> {
     for es in edges.values_mut() {
         es.sort();
     }
-    Ok(Plan { order, edges, warnings })
+    Ok(Plan {
+        order,
+        edges,
+        warnings,
+    })
 }
 
 /// Does `from` reach `to` following dependency edges?
@@ -432,7 +515,9 @@ pub fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -471,13 +556,25 @@ mod tests {
         let cr = json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"shop"}});
         let p = plan(&[node("a-crs", &[], &[cr]), node("z-crds", &[], &[crd, ns])]).unwrap();
         assert_eq!(p.order, vec![ks("z-crds"), ks("a-crs")]);
-        let reasons: Vec<_> = p.dependencies(&ks("a-crs")).iter().map(|e| e.reason.to_string()).collect();
-        assert_eq!(reasons, vec!["creates namespace shop", "defines Widget.example.com"]);
+        let reasons: Vec<_> = p
+            .dependencies(&ks("a-crs"))
+            .iter()
+            .map(|e| e.reason.to_string())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec!["creates namespace shop", "defines Widget.example.com"]
+        );
     }
 
     #[test]
     fn cycles_report_the_path() {
-        let err = plan(&[node("a", &["b"], &[]), node("b", &["c"], &[]), node("c", &["a"], &[])]).unwrap_err();
+        let err = plan(&[
+            node("a", &["b"], &[]),
+            node("b", &["c"], &[]),
+            node("c", &["a"], &[]),
+        ])
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "dependency cycle: Kustomization/flux-system/a -> Kustomization/flux-system/b -> Kustomization/flux-system/c -> Kustomization/flux-system/a"
@@ -486,16 +583,24 @@ mod tests {
 
     #[test]
     fn missing_dependency_hints() {
-        let err = plan(&[node("apps", &["infra-controller"], &[]), node("infra-controllers", &[], &[])]).unwrap_err();
+        let err = plan(&[
+            node("apps", &["infra-controller"], &[]),
+            node("infra-controllers", &[], &[]),
+        ])
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("spec.dependsOn names Kustomization/flux-system/infra-controller, which does not exist"), "{msg}");
-        assert!(msg.contains("did you mean Kustomization/flux-system/infra-controllers?"), "{msg}");
+        assert!(
+            msg.contains("did you mean Kustomization/flux-system/infra-controllers?"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn implicit_edge_closing_a_cycle_is_dropped() {
         let ns = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}});
-        let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"x"}});
+        let cm =
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"x"}});
         // b dependsOn a explicitly, but a needs b's namespace.
         let p = plan(&[node("a", &[], &[cm]), node("b", &["a"], &[ns])]).unwrap();
         assert_eq!(p.order, vec![ks("a"), ks("b")]);

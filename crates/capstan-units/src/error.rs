@@ -18,8 +18,13 @@ pub struct Location {
 }
 
 /// An error about one unit, shaped like a compiler diagnostic: what, where, and a hint.
+/// (Boxed, so that `Result`s carrying it stay small; fields are reached through `Deref`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitError {
+pub struct UnitError(Box<UnitErrorData>);
+
+/// The contents of a [`UnitError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitErrorData {
     /// The unit at fault, if known.
     pub unit: Option<UnitId>,
     pub message: String,
@@ -29,7 +34,12 @@ pub struct UnitError {
 
 impl UnitError {
     pub fn new(unit: Option<UnitId>, message: impl Into<String>) -> Self {
-        UnitError { unit, message: message.into(), location: Location::default(), hint: None }
+        UnitError(Box::new(UnitErrorData {
+            unit,
+            message: message.into(),
+            location: Location::default(),
+            hint: None,
+        }))
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.location.field = Some(field.into());
@@ -49,11 +59,30 @@ impl UnitError {
     }
 }
 
+impl std::ops::Deref for UnitError {
+    type Target = UnitErrorData;
+    fn deref(&self) -> &UnitErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for UnitError {
+    fn deref_mut(&mut self) -> &mut UnitErrorData {
+        &mut self.0
+    }
+}
+
 impl fmt::Display for UnitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.unit, &self.location.field) {
-            (Some(u), Some(field)) => write!(f, "{} {}/{}: {}: {}", u.kind, u.namespace, u.name, field, self.message)?,
-            (Some(u), None) => write!(f, "{} {}/{}: {}", u.kind, u.namespace, u.name, self.message)?,
+            (Some(u), Some(field)) => write!(
+                f,
+                "{} {}/{}: {}: {}",
+                u.kind, u.namespace, u.name, field, self.message
+            )?,
+            (Some(u), None) => {
+                write!(f, "{} {}/{}: {}", u.kind, u.namespace, u.name, self.message)?
+            }
             (None, Some(field)) => write!(f, "{}: {}", field, self.message)?,
             (None, None) => write!(f, "{}", self.message)?,
         }
@@ -77,7 +106,10 @@ impl fmt::Display for UnitError {
 impl std::error::Error for UnitError {}
 
 /// "did you mean" among candidates, by edit distance.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (capstan_graph::distance(wrong, c), c))

@@ -16,27 +16,46 @@ use crate::spec::KustomizationSpec;
 use crate::Partial;
 
 /// The file names kustomize recognises, in its order of preference.
-pub const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 fn find_kustomization_file(fs: &dyn FileSystem, dir: &Path) -> Option<String> {
-    KUSTOMIZATION_FILES.iter().find(|f| fs.is_file(&dir.join(f))).map(|f| f.to_string())
+    KUSTOMIZATION_FILES
+        .iter()
+        .find(|f| fs.is_file(&dir.join(f)))
+        .map(|f| f.to_string())
 }
 
 /// A view of `fs` in which `dir` holds the kustomization Flux would build.
-pub fn flux_kustomization<'a>(fs: &'a dyn FileSystem, dir: &Path, spec: &KustomizationSpec) -> Result<OverlayFs<&'a dyn FileSystem>, Partial> {
+pub fn flux_kustomization<'a>(
+    fs: &'a dyn FileSystem,
+    dir: &Path,
+    spec: &KustomizationSpec,
+) -> Result<OverlayFs<&'a dyn FileSystem>, Partial> {
     let (file, mut kus) = match find_kustomization_file(fs, dir) {
         Some(name) => {
             let path = dir.join(&name);
-            let text = fs.read_to_string(&path).map_err(|e| Partial(UnitError::new(None, format!("reading {}: {e}", path.display()))))?;
+            let text = fs.read_to_string(&path).map_err(|e| {
+                Partial(UnitError::new(
+                    None,
+                    format!("reading {}: {e}", path.display()),
+                ))
+            })?;
             if !needs_changes(spec) {
                 // Nothing to merge: build the directory as it is.
                 return Ok(OverlayFs::new(fs));
             }
-            let docs = capstan_yaml::parse_documents(&text, &path.to_string_lossy()).map_err(|e| Partial(UnitError::new(None, e.to_string())))?;
+            let docs = capstan_yaml::parse_documents(&text, &path.to_string_lossy())
+                .map_err(|e| Partial(UnitError::new(None, e.to_string())))?;
             let kus = match docs.first().map(capstan_yaml::to_json) {
                 Some(Value::Object(m)) => m,
                 Some(Value::Null) | None => Map::new(),
-                Some(_) => return Err(Partial(UnitError::new(None, format!("{}: a kustomization must be a mapping", path.display())))),
+                Some(_) => {
+                    return Err(Partial(UnitError::new(
+                        None,
+                        format!("{}: a kustomization must be a mapping", path.display()),
+                    )))
+                }
             };
             (name, kus)
         }
@@ -44,9 +63,15 @@ pub fn flux_kustomization<'a>(fs: &'a dyn FileSystem, dir: &Path, spec: &Kustomi
             let mut resources = Vec::new();
             scan(fs, dir, dir, &mut resources)?;
             let mut kus = Map::new();
-            kus.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
+            kus.insert(
+                "apiVersion".into(),
+                json!("kustomize.config.k8s.io/v1beta1"),
+            );
             kus.insert("kind".into(), json!("Kustomization"));
-            kus.insert("resources".into(), Value::Array(resources.into_iter().map(Value::String).collect()));
+            kus.insert(
+                "resources".into(),
+                Value::Array(resources.into_iter().map(Value::String).collect()),
+            );
             ("kustomization.yaml".to_string(), kus)
         }
     };
@@ -60,7 +85,13 @@ pub fn flux_kustomization<'a>(fs: &'a dyn FileSystem, dir: &Path, spec: &Kustomi
         kus.insert("nameSuffix".into(), json!(p));
     }
     append(&mut kus, "patches", spec.patches.iter().cloned());
-    append(&mut kus, "patchesStrategicMerge", spec.patches_strategic_merge.iter().map(|p| Value::String(serde_json::to_string(p).unwrap_or_default())));
+    append(
+        &mut kus,
+        "patchesStrategicMerge",
+        spec.patches_strategic_merge
+            .iter()
+            .map(|p| Value::String(serde_json::to_string(p).unwrap_or_default())),
+    );
     append(
         &mut kus,
         "patchesJson6902",
@@ -73,7 +104,9 @@ pub fn flux_kustomization<'a>(fs: &'a dyn FileSystem, dir: &Path, spec: &Kustomi
         }),
     );
     if !spec.images.is_empty() {
-        let images = kus.entry("images").or_insert_with(|| Value::Array(Vec::new()));
+        let images = kus
+            .entry("images")
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Some(list) = images.as_array_mut() {
             for img in &spec.images {
                 let name = img.get("name");
@@ -84,10 +117,17 @@ pub fn flux_kustomization<'a>(fs: &'a dyn FileSystem, dir: &Path, spec: &Kustomi
             }
         }
     }
-    append(&mut kus, "components", spec.components.iter().map(|c| Value::String(c.clone())));
+    append(
+        &mut kus,
+        "components",
+        spec.components.iter().map(|c| Value::String(c.clone())),
+    );
     let mut overlay = OverlayFs::new(fs);
     // JSON is YAML: the engine reads it as any other kustomization file.
-    overlay.put(dir.join(file), serde_json::to_string_pretty(&Value::Object(kus)).unwrap_or_default());
+    overlay.put(
+        dir.join(file),
+        serde_json::to_string_pretty(&Value::Object(kus)).unwrap_or_default(),
+    );
     Ok(overlay)
 }
 
@@ -116,8 +156,18 @@ fn append(kus: &mut Map<String, Value>, key: &str, items: impl Iterator<Item = V
 
 /// Flux's scan: every `.yaml`/`.yml` file below `dir` (which must parse as YAML), and
 /// every sub-directory holding a kustomization file (not descended into).
-fn scan(fs: &dyn FileSystem, base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Partial> {
-    let entries = fs.read_dir(dir).map_err(|e| Partial(UnitError::new(None, format!("reading {}: {e}", dir.display()))))?;
+fn scan(
+    fs: &dyn FileSystem,
+    base: &Path,
+    dir: &Path,
+    out: &mut Vec<String>,
+) -> Result<(), Partial> {
+    let entries = fs.read_dir(dir).map_err(|e| {
+        Partial(UnitError::new(
+            None,
+            format!("reading {}: {e}", dir.display()),
+        ))
+    })?;
     for e in entries {
         let p = dir.join(&e);
         let rel = || format!("./{}", p.strip_prefix(base).unwrap_or(&p).to_string_lossy());
@@ -132,9 +182,21 @@ fn scan(fs: &dyn FileSystem, base: &Path, dir: &Path, out: &mut Vec<String>) -> 
         if !(e.ends_with(".yaml") || e.ends_with(".yml")) {
             continue;
         }
-        let text = fs.read_to_string(&p).map_err(|err| Partial(UnitError::new(None, format!("reading {}: {err}", p.display()))))?;
-        let docs = capstan_yaml::parse_documents(&text, &p.to_string_lossy())
-            .map_err(|err| Partial(UnitError::new(None, format!("failed to decode Kubernetes YAML from {}: {err}", p.display()))))?;
+        let text = fs.read_to_string(&p).map_err(|err| {
+            Partial(UnitError::new(
+                None,
+                format!("reading {}: {err}", p.display()),
+            ))
+        })?;
+        let docs = capstan_yaml::parse_documents(&text, &p.to_string_lossy()).map_err(|err| {
+            Partial(UnitError::new(
+                None,
+                format!(
+                    "failed to decode Kubernetes YAML from {}: {err}",
+                    p.display()
+                ),
+            ))
+        })?;
         if docs.iter().all(|d| d.is_null()) {
             continue;
         }

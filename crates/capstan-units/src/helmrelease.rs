@@ -41,7 +41,12 @@ const FIELDS: &[&str] = &[
 pub enum ChartSource {
     /// `spec.chart.spec`: a chart name (HelmRepository) or a path (GitRepository,
     /// Bucket) in a source.
-    Template { chart: String, version: Option<String>, source: SourceRef, values_files: Vec<String> },
+    Template {
+        chart: String,
+        version: Option<String>,
+        source: SourceRef,
+        values_files: Vec<String>,
+    },
     /// `spec.chartRef`: an OCIRepository or HelmChart object.
     Ref(SourceRef),
 }
@@ -85,48 +90,88 @@ pub struct HelmReleaseSpec {
 
 impl HelmReleaseSpec {
     pub fn parse(obj: &Value, id: &UnitId) -> Result<HelmReleaseSpec, UnitError> {
-        let err = |field: &str, msg: String| UnitError::new(Some(id.clone()), msg).field(field.to_string());
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let err = |field: &str, msg: String| {
+            UnitError::new(Some(id.clone()), msg).field(field.to_string())
+        };
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let spec = match obj.get("spec") {
             Some(Value::Object(m)) => m,
             _ => return Err(err("spec", "is missing or not a mapping".into())),
         };
         for key in spec.keys() {
             if !FIELDS.contains(&key.as_str()) {
-                let mut e = err(&format!("spec.{key}"), format!("unknown field in {api_version} HelmRelease"));
+                let mut e = err(
+                    &format!("spec.{key}"),
+                    format!("unknown field in {api_version} HelmRelease"),
+                );
                 if let Some(m) = did_you_mean(key, FIELDS.iter().copied()) {
                     e = e.hint(format!("did you mean `spec.{m}`?"));
                 }
                 return Err(e);
             }
         }
-        let str_at = |m: &Map<String, Value>, key: &str, field: &str| -> Result<Option<String>, UnitError> {
-            match m.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(o) => Err(err(field, format!("must be a string, found {}", type_name(o)))),
-            }
-        };
+        let str_at =
+            |m: &Map<String, Value>, key: &str, field: &str| -> Result<Option<String>, UnitError> {
+                match m.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(o) => Err(err(
+                        field,
+                        format!("must be a string, found {}", type_name(o)),
+                    )),
+                }
+            };
         let source_ref = |v: &Value, field: &str| -> Result<SourceRef, UnitError> {
-            let m = v.as_object().ok_or_else(|| err(field, "must be a mapping".into()))?;
+            let m = v
+                .as_object()
+                .ok_or_else(|| err(field, "must be a mapping".into()))?;
             Ok(SourceRef {
-                kind: str_at(m, "kind", &format!("{field}.kind"))?.ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?,
-                name: str_at(m, "name", &format!("{field}.name"))?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
-                namespace: str_at(m, "namespace", &format!("{field}.namespace"))?.unwrap_or_else(|| id.namespace.clone()),
+                kind: str_at(m, "kind", &format!("{field}.kind"))?
+                    .ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?,
+                name: str_at(m, "name", &format!("{field}.name"))?
+                    .ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
+                namespace: str_at(m, "namespace", &format!("{field}.namespace"))?
+                    .unwrap_or_else(|| id.namespace.clone()),
             })
         };
         let chart = match (spec.get("chart"), spec.get("chartRef")) {
             (Some(c), None) => {
-                let cs = c.get("spec").and_then(Value::as_object).ok_or_else(|| err("spec.chart.spec", "is required".into()))?;
+                let cs = c
+                    .get("spec")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| err("spec.chart.spec", "is required".into()))?;
                 ChartSource::Template {
-                    chart: str_at(cs, "chart", "spec.chart.spec.chart")?.ok_or_else(|| err("spec.chart.spec.chart", "is required".into()))?,
+                    chart: str_at(cs, "chart", "spec.chart.spec.chart")?
+                        .ok_or_else(|| err("spec.chart.spec.chart", "is required".into()))?,
                     version: str_at(cs, "version", "spec.chart.spec.version")?,
-                    source: source_ref(cs.get("sourceRef").ok_or_else(|| err("spec.chart.spec.sourceRef", "is required".into()))?, "spec.chart.spec.sourceRef")?,
-                    values_files: cs.get("valuesFiles").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+                    source: source_ref(
+                        cs.get("sourceRef").ok_or_else(|| {
+                            err("spec.chart.spec.sourceRef", "is required".into())
+                        })?,
+                        "spec.chart.spec.sourceRef",
+                    )?,
+                    values_files: cs
+                        .get("valuesFiles")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             }
             (None, Some(r)) => ChartSource::Ref(source_ref(r, "spec.chartRef")?),
-            (Some(_), Some(_)) => return Err(err("spec.chartRef", "cannot be set together with spec.chart".into()).hint("keep one of spec.chart and spec.chartRef")),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "spec.chartRef",
+                    "cannot be set together with spec.chart".into(),
+                )
+                .hint("keep one of spec.chart and spec.chartRef"))
+            }
             (None, None) => return Err(err("spec.chart", "is required (or spec.chartRef)".into())),
         };
         let target_namespace = str_at(spec, "targetNamespace", "spec.targetNamespace")?;
@@ -139,41 +184,77 @@ impl HelmReleaseSpec {
             },
         };
         let mut values_from = Vec::new();
-        for (i, v) in spec.get("valuesFrom").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, v) in spec
+            .get("valuesFrom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let field = format!("spec.valuesFrom[{i}]");
-            let m = v.as_object().ok_or_else(|| err(&field, "must be a mapping".into()))?;
-            let kind = str_at(m, "kind", &format!("{field}.kind"))?.ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?;
+            let m = v
+                .as_object()
+                .ok_or_else(|| err(&field, "must be a mapping".into()))?;
+            let kind = str_at(m, "kind", &format!("{field}.kind"))?
+                .ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?;
             if kind != "ConfigMap" && kind != "Secret" {
-                return Err(err(&format!("{field}.kind"), format!("must be ConfigMap or Secret, not {kind:?}")));
+                return Err(err(
+                    &format!("{field}.kind"),
+                    format!("must be ConfigMap or Secret, not {kind:?}"),
+                ));
             }
             values_from.push(ValuesRef {
                 kind,
-                name: str_at(m, "name", &format!("{field}.name"))?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
-                values_key: str_at(m, "valuesKey", &format!("{field}.valuesKey"))?.unwrap_or_else(|| "values.yaml".into()),
+                name: str_at(m, "name", &format!("{field}.name"))?
+                    .ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
+                values_key: str_at(m, "valuesKey", &format!("{field}.valuesKey"))?
+                    .unwrap_or_else(|| "values.yaml".into()),
                 target_path: str_at(m, "targetPath", &format!("{field}.targetPath"))?,
                 optional: m.get("optional").and_then(Value::as_bool).unwrap_or(false),
             });
         }
-        let install_crds = match spec.get("install").and_then(|i| i.get("crds")).and_then(Value::as_str) {
+        let install_crds = match spec
+            .get("install")
+            .and_then(|i| i.get("crds"))
+            .and_then(Value::as_str)
+        {
             None | Some("Create") => CrdPolicy::Create,
             Some("CreateReplace") => CrdPolicy::CreateReplace,
             Some("Skip") => CrdPolicy::Skip,
-            Some(o) => return Err(err("spec.install.crds", format!("must be Skip, Create or CreateReplace, not {o:?}"))),
+            Some(o) => {
+                return Err(err(
+                    "spec.install.crds",
+                    format!("must be Skip, Create or CreateReplace, not {o:?}"),
+                ))
+            }
         };
         let mut depends_on = Vec::new();
-        for (i, d) in spec.get("dependsOn").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, d) in spec
+            .get("dependsOn")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let field = format!("spec.dependsOn[{i}]");
-            let m = d.as_object().ok_or_else(|| err(&field, "must be a mapping".into()))?;
-            let name = str_at(m, "name", &format!("{field}.name"))?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?;
-            let namespace = str_at(m, "namespace", &format!("{field}.namespace"))?.unwrap_or_else(|| id.namespace.clone());
+            let m = d
+                .as_object()
+                .ok_or_else(|| err(&field, "must be a mapping".into()))?;
+            let name = str_at(m, "name", &format!("{field}.name"))?
+                .ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?;
+            let namespace = str_at(m, "namespace", &format!("{field}.namespace"))?
+                .unwrap_or_else(|| id.namespace.clone());
             // capstan extension: `kind` lets a HelmRelease wait for a Kustomization.
-            let kind = str_at(m, "kind", &format!("{field}.kind"))?.unwrap_or_else(|| "HelmRelease".into());
+            let kind = str_at(m, "kind", &format!("{field}.kind"))?
+                .unwrap_or_else(|| "HelmRelease".into());
             depends_on.push(UnitId::new(kind, namespace, name));
         }
         let duration = |key: &str| -> Result<Option<Duration>, UnitError> {
             match str_at(spec, key, &format!("spec.{key}"))? {
                 None => Ok(None),
-                Some(s) => parse_duration(&s).map(Some).map_err(|e| err(&format!("spec.{key}"), e)),
+                Some(s) => parse_duration(&s)
+                    .map(Some)
+                    .map_err(|e| err(&format!("spec.{key}"), e)),
             }
         };
         let post_renderer_patches = spec
@@ -192,11 +273,22 @@ impl HelmReleaseSpec {
             values: spec.get("values").cloned().unwrap_or(Value::Null),
             values_from,
             install_crds,
-            disable_wait: spec.get("install").and_then(|i| i.get("disableWait")).and_then(Value::as_bool).unwrap_or(false),
-            test_enable: spec.get("test").and_then(|t| t.get("enable")).and_then(Value::as_bool).unwrap_or(false),
+            disable_wait: spec
+                .get("install")
+                .and_then(|i| i.get("disableWait"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            test_enable: spec
+                .get("test")
+                .and_then(|t| t.get("enable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             timeout: duration("timeout")?,
             interval: duration("interval")?,
-            suspend: spec.get("suspend").and_then(Value::as_bool).unwrap_or(false),
+            suspend: spec
+                .get("suspend")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             depends_on,
             post_renderer_patches,
         })
@@ -210,7 +302,9 @@ pub fn merge_values(into: &mut Value, from: &Value) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
                 match a.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge_values(existing, v),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_values(existing, v)
+                    }
                     _ => {
                         a.insert(k.clone(), v.clone());
                     }
@@ -234,7 +328,9 @@ pub fn set_path(into: &mut Value, path: &str, value: Value) {
             m.insert(p.to_string(), value);
             return;
         }
-        cur = m.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = m
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -255,8 +351,13 @@ mod tests {
         assert_eq!(s.target_namespace, "apps");
         assert_eq!(s.install_crds, CrdPolicy::CreateReplace);
         assert_eq!(s.values_from[0].values_key, "values.yaml");
-        assert_eq!(s.depends_on, vec![UnitId::new("Kustomization", "flux-system", "infra")]);
-        assert!(matches!(s.chart, ChartSource::Template { ref chart, .. } if chart == "./charts/podinfo"));
+        assert_eq!(
+            s.depends_on,
+            vec![UnitId::new("Kustomization", "flux-system", "infra")]
+        );
+        assert!(
+            matches!(s.chart, ChartSource::Template { ref chart, .. } if chart == "./charts/podinfo")
+        );
     }
 
     #[test]

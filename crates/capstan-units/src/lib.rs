@@ -33,10 +33,13 @@ use capstan_vfs::FileSystem;
 use serde_json::Value;
 
 pub use duration::parse_duration;
-pub use error::{did_you_mean, Location, UnitError};
+pub use error::{did_you_mean, Location, UnitError, UnitErrorData};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
 pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
-pub use spec::{HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP, SOURCE_GROUP};
+pub use spec::{
+    HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP,
+    SOURCE_GROUP,
+};
 
 /// Annotation or label that turns substitution off for one object.
 pub const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
@@ -50,7 +53,10 @@ pub trait Renderer: Send + Sync {
     /// Render a Helm chart for a HelmRelease. The default refuses: renderers without a
     /// Helm engine report HelmRelease units as failed.
     fn helm(&self, _fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
-        Err(format!("cannot render chart {:?}: this renderer has no Helm engine", req.chart))
+        Err(format!(
+            "cannot render chart {:?}: this renderer has no Helm engine",
+            req.chart
+        ))
     }
 }
 
@@ -195,12 +201,25 @@ fn kind_of(obj: &Value) -> &str {
 }
 
 fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(key)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
 }
 
 /// Read and render every unit of a cluster.
-pub fn load(fs: &dyn FileSystem, renderer: &dyn Renderer, cluster: &dyn ClusterLookup, opts: &LoadOptions) -> ClusterUnits {
-    Loader { fs, renderer, cluster, opts }.run()
+pub fn load(
+    fs: &dyn FileSystem,
+    renderer: &dyn Renderer,
+    cluster: &dyn ClusterLookup,
+    opts: &LoadOptions,
+) -> ClusterUnits {
+    Loader {
+        fs,
+        renderer,
+        cluster,
+        opts,
+    }
+    .run()
 }
 
 struct Loader<'a> {
@@ -215,14 +234,24 @@ impl Loader<'_> {
         let mut out = ClusterUnits::default();
         let root_dir = capstan_vfs::join(Path::new("/"), &self.opts.cluster_path);
         if !self.fs.is_dir(&root_dir) {
-            let mut e = UnitError::new(None, format!("cluster path `{}` is not a directory in the repository", self.opts.cluster_path));
+            let mut e = UnitError::new(
+                None,
+                format!(
+                    "cluster path `{}` is not a directory in the repository",
+                    self.opts.cluster_path
+                ),
+            );
             if let Some(h) = self.suggest_dir(&root_dir) {
                 e = e.hint(format!("did you mean `{h}`?"));
             }
             out.errors.push(e);
             return out;
         }
-        let root_id = UnitId::new("Kustomization", self.opts.root_namespace.clone(), self.opts.root_name.clone());
+        let root_id = UnitId::new(
+            "Kustomization",
+            self.opts.root_namespace.clone(),
+            self.opts.root_name.clone(),
+        );
         let root_spec = KustomizationSpec::parse(
             &serde_json::json!({"apiVersion": format!("{KUSTOMIZE_GROUP}/v1"), "kind": "Kustomization", "spec": {"path": self.opts.cluster_path, "prune": true}}),
             &root_id,
@@ -234,7 +263,14 @@ impl Loader<'_> {
             "spec": {"path": self.opts.cluster_path, "prune": true},
         });
         let mut queue: VecDeque<Unit> = VecDeque::new();
-        queue.push_back(Unit { id: root_id.clone(), spec: root_spec, parent: None, object: root_object, declared_in: None, helm: None });
+        queue.push_back(Unit {
+            id: root_id.clone(),
+            spec: root_spec,
+            parent: None,
+            object: root_object,
+            declared_in: None,
+            helm: None,
+        });
         let mut seen: HashSet<UnitId> = HashSet::new();
         seen.insert(root_id);
         // ConfigMaps/Secrets rendered so far, for substituteFrom.
@@ -245,10 +281,14 @@ impl Loader<'_> {
         while let Some(unit) = queue.pop_front() {
             // substituteFrom: wait until every referenced object has been rendered, as
             // long as other units may still produce it.
-            let last_chance = deferred_rounds >= queue.len() + 1;
+            let last_chance = deferred_rounds > queue.len();
             let inputs = match &unit.helm {
-                Some(hr) => self.collect_values(&unit, hr, &repo_objects, last_chance).map(|v| v.map(Inputs::Values)),
-                None => self.collect_vars(&unit, &repo_objects, last_chance).map(|v| v.map(Inputs::Vars)),
+                Some(hr) => self
+                    .collect_values(&unit, hr, &repo_objects, last_chance)
+                    .map(|v| v.map(Inputs::Values)),
+                None => self
+                    .collect_vars(&unit, &repo_objects, last_chance)
+                    .map(|v| v.map(Inputs::Vars)),
             };
             let inputs = match inputs {
                 Ok(Some(v)) => v,
@@ -266,7 +306,9 @@ impl Loader<'_> {
             let rendered = match (&inputs, &unit.helm) {
                 (Inputs::Values(values), Some(hr)) => self.render_helm(&unit, hr, values),
                 (Inputs::Vars(vars), _) => self.render(&unit, vars),
-                (Inputs::Values(_), None) => unreachable!("values are only collected for HelmReleases"),
+                (Inputs::Values(_), None) => {
+                    unreachable!("values are only collected for HelmReleases")
+                }
             };
             match rendered {
                 Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
@@ -279,21 +321,29 @@ impl Loader<'_> {
                         if !is_toolkit_object(&obj) {
                             let kind = kind_of(&obj);
                             if kind == "ConfigMap" || kind == "Secret" {
-                                let key = (kind.to_string(), meta_str(&obj, "namespace").unwrap_or("default").to_string(), meta_str(&obj, "name").unwrap_or("").to_string());
+                                let key = (
+                                    kind.to_string(),
+                                    meta_str(&obj, "namespace").unwrap_or("default").to_string(),
+                                    meta_str(&obj, "name").unwrap_or("").to_string(),
+                                );
                                 repo_objects.insert(key, obj.clone());
                             }
                             applied.push(obj);
                             continue;
                         }
                         let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-                        if capstan_graph::group_of(api) == KUSTOMIZE_GROUP && kind_of(&obj) == "Kustomization" {
+                        if capstan_graph::group_of(api) == KUSTOMIZE_GROUP
+                            && kind_of(&obj) == "Kustomization"
+                        {
                             match self.child_unit(&unit, &obj) {
                                 Ok(child) => children.push(child),
                                 Err(e) => {
                                     failed.get_or_insert(e);
                                 }
                             }
-                        } else if capstan_graph::group_of(api) == HELM_GROUP && kind_of(&obj) == "HelmRelease" {
+                        } else if capstan_graph::group_of(api) == HELM_GROUP
+                            && kind_of(&obj) == "HelmRelease"
+                        {
                             match self.helm_unit(&unit, &obj) {
                                 Ok(child) => children.push(child),
                                 Err(e) => {
@@ -307,14 +357,19 @@ impl Loader<'_> {
                         out.units.push(UnitOutcome::Failed { unit, error });
                         continue;
                     }
-                    let mut rendered = RenderedUnit { unit, objects: applied, consumed };
+                    let mut rendered = RenderedUnit {
+                        unit,
+                        objects: applied,
+                        consumed,
+                    };
                     for child in children {
                         // A repository that declares its own root (Flux bootstrap's
                         // flux-system Kustomization pointing at the cluster path) renames
                         // the synthetic root instead of rendering it twice.
                         if rendered.unit.parent.is_none()
                             && !root_redeclared
-                            && normalize_rel(&child.spec.path) == normalize_rel(&rendered.unit.spec.path)
+                            && normalize_rel(&child.spec.path)
+                                == normalize_rel(&rendered.unit.spec.path)
                         {
                             root_redeclared = true;
                             seen.remove(&rendered.unit.id);
@@ -326,9 +381,17 @@ impl Loader<'_> {
                         }
                         if !seen.insert(child.id.clone()) {
                             out.errors.push(
-                                UnitError::new(Some(child.id.clone()), format!("declared twice (again by {})", rendered.unit.id))
-                                    .at(locate(self.fs, &unit_dir(&rendered.unit), "Kustomization", &child.id.name))
-                                    .hint("every Kustomization needs a unique namespace/name"),
+                                UnitError::new(
+                                    Some(child.id.clone()),
+                                    format!("declared twice (again by {})", rendered.unit.id),
+                                )
+                                .at(locate(
+                                    self.fs,
+                                    &unit_dir(&rendered.unit),
+                                    "Kustomization",
+                                    &child.id.name,
+                                ))
+                                .hint("every Kustomization needs a unique namespace/name"),
                             );
                             continue;
                         }
@@ -345,23 +408,49 @@ impl Loader<'_> {
         let parent = dir.parent()?;
         let name = dir.file_name()?.to_string_lossy().into_owned();
         let entries = self.fs.read_dir(parent).ok()?;
-        let dirs: Vec<String> = entries.into_iter().filter(|e| self.fs.is_dir(&parent.join(e))).collect();
-        did_you_mean(&name, dirs.iter().map(String::as_str)).map(|m| parent.join(m).to_string_lossy().trim_start_matches('/').to_string())
+        let dirs: Vec<String> = entries
+            .into_iter()
+            .filter(|e| self.fs.is_dir(&parent.join(e)))
+            .collect();
+        did_you_mean(&name, dirs.iter().map(String::as_str)).map(|m| {
+            parent
+                .join(m)
+                .to_string_lossy()
+                .trim_start_matches('/')
+                .to_string()
+        })
     }
 
     fn child_unit(&self, parent: &Unit, obj: &Value) -> Result<Unit, UnitError> {
         let name = meta_str(obj, "name").unwrap_or("").to_string();
         let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
         let id = UnitId::new("Kustomization", namespace, name.clone());
-        let spec = KustomizationSpec::parse(obj, &id).map_err(|e| e.at(locate_recursive(self.fs, &unit_dir(parent), "Kustomization", &name).unwrap_or_default()))?;
-        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)), helm: None })
+        let spec = KustomizationSpec::parse(obj, &id).map_err(|e| {
+            e.at(
+                locate_recursive(self.fs, &unit_dir(parent), "Kustomization", &name)
+                    .unwrap_or_default(),
+            )
+        })?;
+        Ok(Unit {
+            id,
+            spec,
+            parent: Some(parent.id.clone()),
+            object: obj.clone(),
+            declared_in: Some(unit_dir(parent)),
+            helm: None,
+        })
     }
 
     fn helm_unit(&self, parent: &Unit, obj: &Value) -> Result<Unit, UnitError> {
         let name = meta_str(obj, "name").unwrap_or("").to_string();
         let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
         let id = UnitId::new("HelmRelease", namespace, name.clone());
-        let hr = HelmReleaseSpec::parse(obj, &id).map_err(|e| e.at(locate_recursive(self.fs, &unit_dir(parent), "HelmRelease", &name).unwrap_or_default()))?;
+        let hr = HelmReleaseSpec::parse(obj, &id).map_err(|e| {
+            e.at(
+                locate_recursive(self.fs, &unit_dir(parent), "HelmRelease", &name)
+                    .unwrap_or_default(),
+            )
+        })?;
         // Scheduling settings in Kustomization terms; Flux waits for a release's
         // resources unless install.disableWait.
         let mut spec = KustomizationSpec::parse(
@@ -374,15 +463,34 @@ impl Loader<'_> {
         spec.wait = !hr.disable_wait;
         spec.timeout = hr.timeout;
         spec.interval = hr.interval;
-        Ok(Unit { id, spec, parent: Some(parent.id.clone()), object: obj.clone(), declared_in: Some(unit_dir(parent)), helm: Some(hr) })
+        Ok(Unit {
+            id,
+            spec,
+            parent: Some(parent.id.clone()),
+            object: obj.clone(),
+            declared_in: Some(unit_dir(parent)),
+            helm: Some(hr),
+        })
     }
 
     /// The variables for a unit; `Ok(None)` to defer until more of the repository
     /// has rendered. With `last_chance`, missing objects are looked up in the cluster.
     /// A ConfigMap or Secret from the rendered repository, else (on the last chance)
     /// the cluster. `Ok(None)`: defer; `Ok(Some(None))`: it does not exist.
-    fn find_object(&self, unit: &Unit, kind: &str, name: &str, field: &str, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<Option<Value>>, UnitError> {
-        let key = (kind.to_string(), unit.id.namespace.clone(), name.to_string());
+    fn find_object(
+        &self,
+        unit: &Unit,
+        kind: &str,
+        name: &str,
+        field: &str,
+        repo: &HashMap<(String, String, String), Value>,
+        last_chance: bool,
+    ) -> Result<Option<Option<Value>>, UnitError> {
+        let key = (
+            kind.to_string(),
+            unit.id.namespace.clone(),
+            name.to_string(),
+        );
         match repo.get(&key) {
             Some(o) => Ok(Some(Some(o.clone()))),
             None if !last_chance => Ok(None),
@@ -390,34 +498,73 @@ impl Loader<'_> {
                 .cluster
                 .get(kind, &unit.id.namespace, name)
                 .map(Some)
-                .map_err(|e| UnitError::new(Some(unit.id.clone()), format!("looking up {kind} {}/{name}: {e}", unit.id.namespace)).field(field.to_string())),
+                .map_err(|e| {
+                    UnitError::new(
+                        Some(unit.id.clone()),
+                        format!("looking up {kind} {}/{name}: {e}", unit.id.namespace),
+                    )
+                    .field(field.to_string())
+                }),
         }
     }
 
     /// Helm values for a HelmRelease unit: `valuesFrom` in order, then `spec.values`.
-    fn collect_values(&self, unit: &Unit, hr: &HelmReleaseSpec, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<Value>, UnitError> {
+    fn collect_values(
+        &self,
+        unit: &Unit,
+        hr: &HelmReleaseSpec,
+        repo: &HashMap<(String, String, String), Value>,
+        last_chance: bool,
+    ) -> Result<Option<Value>, UnitError> {
         let mut values = Value::Object(Default::default());
         for (i, r) in hr.values_from.iter().enumerate() {
             let field = format!("spec.valuesFrom[{i}]");
-            let Some(found) = self.find_object(unit, &r.kind, &r.name, &field, repo, last_chance)? else { return Ok(None) };
+            let Some(found) =
+                self.find_object(unit, &r.kind, &r.name, &field, repo, last_chance)?
+            else {
+                return Ok(None);
+            };
             let Some(obj) = found else {
                 if r.optional {
                     continue;
                 }
-                return Err(UnitError::new(Some(unit.id.clone()), format!("{} {}/{} was found neither in the repository nor in the cluster", r.kind, unit.id.namespace, r.name))
-                    .field(field)
-                    .hint("create it, or mark the reference `optional: true`"));
+                return Err(UnitError::new(
+                    Some(unit.id.clone()),
+                    format!(
+                        "{} {}/{} was found neither in the repository nor in the cluster",
+                        r.kind, unit.id.namespace, r.name
+                    ),
+                )
+                .field(field)
+                .hint("create it, or mark the reference `optional: true`"));
             };
             let Some(text) = data_value(&obj, &r.kind, &r.values_key) else {
                 if r.optional {
                     continue;
                 }
-                return Err(UnitError::new(Some(unit.id.clone()), format!("{} {}/{} has no key {:?}", r.kind, unit.id.namespace, r.name, r.values_key)).field(format!("{field}.valuesKey")));
+                return Err(UnitError::new(
+                    Some(unit.id.clone()),
+                    format!(
+                        "{} {}/{} has no key {:?}",
+                        r.kind, unit.id.namespace, r.name, r.values_key
+                    ),
+                )
+                .field(format!("{field}.valuesKey")));
             };
             match &r.target_path {
                 Some(path) => set_path(&mut values, path, Value::String(text)),
                 None => {
-                    let docs = capstan_yaml::parse_documents(&text, &r.values_key).map_err(|e| UnitError::new(Some(unit.id.clone()), format!("{} {}/{} key {}: {e}", r.kind, unit.id.namespace, r.name, r.values_key)).field(field.clone()))?;
+                    let docs =
+                        capstan_yaml::parse_documents(&text, &r.values_key).map_err(|e| {
+                            UnitError::new(
+                                Some(unit.id.clone()),
+                                format!(
+                                    "{} {}/{} key {}: {e}",
+                                    r.kind, unit.id.namespace, r.name, r.values_key
+                                ),
+                            )
+                            .field(field.clone())
+                        })?;
                     if let Some(d) = docs.first() {
                         merge_values(&mut values, &capstan_yaml::to_json(d));
                     }
@@ -430,16 +577,31 @@ impl Loader<'_> {
         Ok(Some(values))
     }
 
-    fn collect_vars(&self, unit: &Unit, repo: &HashMap<(String, String, String), Value>, last_chance: bool) -> Result<Option<BTreeMap<String, String>>, UnitError> {
+    fn collect_vars(
+        &self,
+        unit: &Unit,
+        repo: &HashMap<(String, String, String), Value>,
+        last_chance: bool,
+    ) -> Result<Option<BTreeMap<String, String>>, UnitError> {
         let mut vars = BTreeMap::new();
         for (i, r) in unit.spec.substitute_from.iter().enumerate() {
             let key = (r.kind.clone(), unit.id.namespace.clone(), r.name.clone());
             let obj = match repo.get(&key) {
                 Some(o) => Some(o.clone()),
                 None if !last_chance => return Ok(None),
-                None => self.cluster.get(&r.kind, &unit.id.namespace, &r.name).map_err(|e| {
-                    UnitError::new(Some(unit.id.clone()), format!("looking up {} {}/{}: {e}", r.kind, unit.id.namespace, r.name)).field(format!("spec.postBuild.substituteFrom[{i}]"))
-                })?,
+                None => self
+                    .cluster
+                    .get(&r.kind, &unit.id.namespace, &r.name)
+                    .map_err(|e| {
+                        UnitError::new(
+                            Some(unit.id.clone()),
+                            format!(
+                                "looking up {} {}/{}: {e}",
+                                r.kind, unit.id.namespace, r.name
+                            ),
+                        )
+                        .field(format!("spec.postBuild.substituteFrom[{i}]"))
+                    })?,
             };
             let Some(obj) = obj else {
                 if r.optional {
@@ -447,7 +609,10 @@ impl Loader<'_> {
                 }
                 return Err(UnitError::new(
                     Some(unit.id.clone()),
-                    format!("{} {}/{} was found neither in the repository nor in the cluster", r.kind, unit.id.namespace, r.name),
+                    format!(
+                        "{} {}/{} was found neither in the repository nor in the cluster",
+                        r.kind, unit.id.namespace, r.name
+                    ),
                 )
                 .field(format!("spec.postBuild.substituteFrom[{i}]"))
                 .hint("create it, or mark the reference `optional: true`"));
@@ -457,10 +622,18 @@ impl Loader<'_> {
                 let s = v.as_str().unwrap_or_default();
                 let value = if r.kind == "Secret" {
                     use base64::Engine;
-                    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| {
-                        UnitError::new(Some(unit.id.clone()), format!("Secret {}/{} key {k}: data is not valid base64", unit.id.namespace, r.name))
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .map_err(|_| {
+                            UnitError::new(
+                                Some(unit.id.clone()),
+                                format!(
+                                    "Secret {}/{} key {k}: data is not valid base64",
+                                    unit.id.namespace, r.name
+                                ),
+                            )
                             .field(format!("spec.postBuild.substituteFrom[{i}]"))
-                    })?;
+                        })?;
                     String::from_utf8_lossy(&bytes).into_owned()
                 } else {
                     s.to_string()
@@ -468,35 +641,61 @@ impl Loader<'_> {
                 vars.insert(k.clone(), value.replace('\n', ""));
             }
             if r.kind == "Secret" {
-                for (k, v) in obj.get("stringData").and_then(Value::as_object).into_iter().flatten() {
+                for (k, v) in obj
+                    .get("stringData")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
                     vars.insert(k.clone(), v.as_str().unwrap_or_default().replace('\n', ""));
                 }
             }
         }
-        capstan_subst::validate_names(vars.keys()).map_err(|e| UnitError::new(Some(unit.id.clone()), e.to_string()).field("spec.postBuild.substituteFrom"))?;
+        capstan_subst::validate_names(vars.keys()).map_err(|e| {
+            UnitError::new(Some(unit.id.clone()), e.to_string())
+                .field("spec.postBuild.substituteFrom")
+        })?;
         for (k, v) in &unit.spec.substitute {
             vars.insert(k.clone(), v.replace('\n', ""));
         }
         Ok(Some(vars))
     }
 
-    fn render(&self, unit: &Unit, vars: &BTreeMap<String, String>) -> Result<Vec<Value>, UnitError> {
+    fn render(
+        &self,
+        unit: &Unit,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Vec<Value>, UnitError> {
         let dir = unit_dir(unit);
         if !self.fs.exists(&dir) {
-            let mut e = UnitError::new(Some(unit.id.clone()), format!("`{}` does not exist in the repository", unit.spec.path)).field("spec.path");
+            let mut e = UnitError::new(
+                Some(unit.id.clone()),
+                format!("`{}` does not exist in the repository", unit.spec.path),
+            )
+            .field("spec.path");
             if let Some(h) = self.suggest_dir(&dir) {
                 e = e.hint(format!("did you mean `./{h}`?"));
             }
             return Err(self.with_origin(unit, e));
         }
         if !self.fs.is_dir(&dir) {
-            return Err(self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("`{}` is not a directory", unit.spec.path)).field("spec.path")));
+            return Err(self.with_origin(
+                unit,
+                UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("`{}` is not a directory", unit.spec.path),
+                )
+                .field("spec.path"),
+            ));
         }
-        let overlay = generator::flux_kustomization(self.fs, &dir, &unit.spec).map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
-        let mut objects = self
-            .renderer
-            .build(&overlay, &dir)
-            .map_err(|e| UnitError::new(Some(unit.id.clone()), format!("kustomize build {} failed: {e}", unit.spec.path)))?;
+        let overlay = generator::flux_kustomization(self.fs, &dir, &unit.spec)
+            .map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
+        let mut objects = self.renderer.build(&overlay, &dir).map_err(|e| {
+            UnitError::new(
+                Some(unit.id.clone()),
+                format!("kustomize build {} failed: {e}", unit.spec.path),
+            )
+        })?;
         if !unit.spec.common_labels.is_empty() || !unit.spec.common_annotations.is_empty() {
             for obj in &mut objects {
                 set_common_metadata(obj, &unit.spec.common_labels, &unit.spec.common_annotations);
@@ -504,18 +703,33 @@ impl Loader<'_> {
         }
         if unit.spec.substitutes() {
             for obj in &mut objects {
-                substitute_object(obj, vars, self.opts.substitution).map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
+                substitute_object(obj, vars, self.opts.substitution)
+                    .map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
             }
         }
         Ok(objects)
     }
 
-    fn render_helm(&self, unit: &Unit, hr: &HelmReleaseSpec, values: &Value) -> Result<Vec<Value>, UnitError> {
+    fn render_helm(
+        &self,
+        unit: &Unit,
+        hr: &HelmReleaseSpec,
+        values: &Value,
+    ) -> Result<Vec<Value>, UnitError> {
         let chart_path = match &hr.chart {
-            ChartSource::Template { chart, source, .. } if source.kind == "GitRepository" || source.kind == "Bucket" => {
+            ChartSource::Template { chart, source, .. }
+                if source.kind == "GitRepository" || source.kind == "Bucket" =>
+            {
                 let p = capstan_vfs::join(Path::new("/"), chart);
                 if !self.fs.exists(&p) {
-                    return Err(self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("chart `{chart}` does not exist in the repository")).field("spec.chart.spec.chart")));
+                    return Err(self.with_origin(
+                        unit,
+                        UnitError::new(
+                            Some(unit.id.clone()),
+                            format!("chart `{chart}` does not exist in the repository"),
+                        )
+                        .field("spec.chart.spec.chart"),
+                    ));
                 }
                 Some(p)
             }
@@ -529,14 +743,33 @@ impl Loader<'_> {
             values: values.clone(),
             include_crds: hr.install_crds != CrdPolicy::Skip,
         };
-        let mut objects = self.renderer.helm(self.fs, &req).map_err(|e| self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("rendering the chart failed: {e}"))))?;
+        let mut objects = self.renderer.helm(self.fs, &req).map_err(|e| {
+            self.with_origin(
+                unit,
+                UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("rendering the chart failed: {e}"),
+                ),
+            )
+        })?;
         // Helm installs namespaced objects without a namespace into the release's.
         for o in &mut objects {
-            let gk = capstan_graph::GroupKind { group: capstan_graph::group_of(o.get("apiVersion").and_then(Value::as_str).unwrap_or("")).to_string(), kind: kind_of(o).to_string() };
-            let cluster_scoped = capstan_graph::CLUSTER_SCOPED.iter().any(|(g, k)| *g == gk.group && *k == gk.kind);
+            let gk = capstan_graph::GroupKind {
+                group: capstan_graph::group_of(
+                    o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+                )
+                .to_string(),
+                kind: kind_of(o).to_string(),
+            };
+            let cluster_scoped = capstan_graph::CLUSTER_SCOPED
+                .iter()
+                .any(|(g, k)| *g == gk.group && *k == gk.kind);
             if !cluster_scoped && meta_str(o, "namespace").is_none() {
                 if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.insert("namespace".into(), Value::String(hr.target_namespace.clone()));
+                    m.insert(
+                        "namespace".into(),
+                        Value::String(hr.target_namespace.clone()),
+                    );
                 }
             }
         }
@@ -548,13 +781,32 @@ impl Loader<'_> {
 
     /// Flux's kustomize post-renderer: the release's objects as resources of an
     /// in-memory kustomization with the patches.
-    fn post_render(&self, unit: &Unit, objects: Vec<Value>, patches: &[Value]) -> Result<Vec<Value>, UnitError> {
-        let docs: Vec<String> = objects.iter().map(|o| serde_json::to_string(o).unwrap_or_default()).collect();
+    fn post_render(
+        &self,
+        unit: &Unit,
+        objects: Vec<Value>,
+        patches: &[Value],
+    ) -> Result<Vec<Value>, UnitError> {
+        let docs: Vec<String> = objects
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap_or_default())
+            .collect();
         let kus = serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["resources.yaml"], "patches": patches});
-        let fs = capstan_vfs::MemFs::new().with("/post-render/resources.yaml", docs.join("\n---\n")).with("/post-render/kustomization.yaml", serde_json::to_string(&kus).unwrap_or_default());
+        let fs = capstan_vfs::MemFs::new()
+            .with("/post-render/resources.yaml", docs.join("\n---\n"))
+            .with(
+                "/post-render/kustomization.yaml",
+                serde_json::to_string(&kus).unwrap_or_default(),
+            );
         self.renderer
             .build(&fs, Path::new("/post-render"))
-            .map_err(|e| self.with_origin(unit, UnitError::new(Some(unit.id.clone()), format!("post-renderer failed: {e}")).field("spec.postRenderers")))
+            .map_err(|e| {
+                self.with_origin(
+                    unit,
+                    UnitError::new(Some(unit.id.clone()), format!("post-renderer failed: {e}"))
+                        .field("spec.postRenderers"),
+                )
+            })
     }
 
     fn with_origin(&self, unit: &Unit, e: UnitError) -> UnitError {
@@ -564,7 +816,8 @@ impl Loader<'_> {
         match &unit.declared_in {
             None => e,
             Some(dir) => {
-                let loc = locate_recursive(self.fs, dir, &unit.id.kind, &unit.id.name).unwrap_or_default();
+                let loc = locate_recursive(self.fs, dir, &unit.id.kind, &unit.id.name)
+                    .unwrap_or_default();
                 e.at(loc)
             }
         }
@@ -582,12 +835,18 @@ enum Inputs {
 /// The text under `key` of a ConfigMap's data or a Secret's data/stringData.
 fn data_value(obj: &Value, kind: &str, key: &str) -> Option<String> {
     if kind == "Secret" {
-        if let Some(s) = obj.pointer("/stringData").and_then(|d| d.get(key)).and_then(Value::as_str) {
+        if let Some(s) = obj
+            .pointer("/stringData")
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+        {
             return Some(s.to_string());
         }
         use base64::Engine;
         let b = obj.get("data")?.get(key)?.as_str()?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()?;
         return String::from_utf8(bytes).ok();
     }
     obj.get("data")?.get(key)?.as_str().map(str::to_string)
@@ -613,15 +872,27 @@ impl Partial {
     }
 }
 
-fn set_common_metadata(obj: &mut Value, labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) {
-    let Some(map) = obj.as_object_mut() else { return };
-    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
-    let Some(meta) = meta.as_object_mut() else { return };
+fn set_common_metadata(
+    obj: &mut Value,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
     for (field, values) in [("labels", labels), ("annotations", annotations)] {
         if values.is_empty() {
             continue;
         }
-        let m = meta.entry(field).or_insert_with(|| Value::Object(Default::default()));
+        let m = meta
+            .entry(field)
+            .or_insert_with(|| Value::Object(Default::default()));
         if !m.is_object() {
             *m = Value::Object(Default::default());
         }
@@ -633,12 +904,22 @@ fn set_common_metadata(obj: &mut Value, labels: &BTreeMap<String, String>, annot
 }
 
 fn substitution_disabled(obj: &Value) -> bool {
-    ["labels", "annotations"].iter().any(|f| obj.get("metadata").and_then(|m| m.get(*f)).and_then(|m| m.get(SUBSTITUTE_ANNOTATION)).and_then(Value::as_str) == Some("disabled"))
+    ["labels", "annotations"].iter().any(|f| {
+        obj.get("metadata")
+            .and_then(|m| m.get(*f))
+            .and_then(|m| m.get(SUBSTITUTE_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some("disabled")
+    })
 }
 
 /// Substitute variables in one object through its YAML text, as Flux does (so that
 /// `replicas: ${count}` becomes a number).
-fn substitute_object(obj: &mut Value, vars: &BTreeMap<String, String>, mode: capstan_subst::Mode) -> Result<(), Partial> {
+fn substitute_object(
+    obj: &mut Value,
+    vars: &BTreeMap<String, String>,
+    mode: capstan_subst::Mode,
+) -> Result<(), Partial> {
     if substitution_disabled(obj) {
         return Ok(());
     }
@@ -654,13 +935,31 @@ fn substitute_object(obj: &mut Value, vars: &BTreeMap<String, String>, mode: cap
         }
         Partial(err)
     })?;
-    let docs = capstan_yaml::parse_documents(&out, "substituted").map_err(|e| Partial(UnitError::new(None, format!("{} is not valid YAML after substitution: {e}", describe())).field("spec.postBuild")))?;
+    let docs = capstan_yaml::parse_documents(&out, "substituted").map_err(|e| {
+        Partial(
+            UnitError::new(
+                None,
+                format!("{} is not valid YAML after substitution: {e}", describe()),
+            )
+            .field("spec.postBuild"),
+        )
+    })?;
     match docs.as_slice() {
         [doc] => {
             *obj = capstan_yaml::to_json(doc);
             Ok(())
         }
-        _ => Err(Partial(UnitError::new(None, format!("{} became {} documents after substitution", describe(), docs.len())).field("spec.postBuild"))),
+        _ => Err(Partial(
+            UnitError::new(
+                None,
+                format!(
+                    "{} became {} documents after substitution",
+                    describe(),
+                    docs.len()
+                ),
+            )
+            .field("spec.postBuild"),
+        )),
     }
 }
 
@@ -670,11 +969,22 @@ pub fn locate(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str) -> Locati
 }
 
 /// Find the file and document declaring `kind`/`name` anywhere below `dir`.
-pub fn locate_recursive(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str) -> Option<Location> {
+pub fn locate_recursive(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    kind: &str,
+    name: &str,
+) -> Option<Location> {
     locate_in(fs, dir, kind, name, true)
 }
 
-fn locate_in(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str, recursive: bool) -> Option<Location> {
+fn locate_in(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    kind: &str,
+    name: &str,
+    recursive: bool,
+) -> Option<Location> {
     let entries = fs.read_dir(dir).ok()?;
     for e in &entries {
         let p = dir.join(e);
@@ -684,18 +994,25 @@ fn locate_in(fs: &dyn FileSystem, dir: &Path, kind: &str, name: &str, recursive:
         if !(e.ends_with(".yaml") || e.ends_with(".yml")) {
             continue;
         }
-        let Ok(text) = fs.read_to_string(&p) else { continue };
+        let Ok(text) = fs.read_to_string(&p) else {
+            continue;
+        };
         if !text.contains(name) {
             continue;
         }
-        let Ok(docs) = capstan_yaml::parse_documents(&text, &p.to_string_lossy()) else { continue };
+        let Ok(docs) = capstan_yaml::parse_documents(&text, &p.to_string_lossy()) else {
+            continue;
+        };
         for (i, d) in docs.iter().enumerate() {
             let j = capstan_yaml::to_json(d);
             if kind_of(&j) == kind && meta_str(&j, "name") == Some(name) {
                 return Some(Location {
                     file: Some(p),
                     document: Some(i + 1),
-                    object: Some(format!("{kind} {}/{name}", meta_str(&j, "namespace").unwrap_or("default"))),
+                    object: Some(format!(
+                        "{kind} {}/{name}",
+                        meta_str(&j, "namespace").unwrap_or("default")
+                    )),
                     field: None,
                 });
             }

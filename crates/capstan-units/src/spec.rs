@@ -106,8 +106,14 @@ pub struct KustomizationSpec {
 impl KustomizationSpec {
     /// Parse a Flux Kustomization object (already known to be one).
     pub fn parse(obj: &Value, id: &UnitId) -> Result<KustomizationSpec, UnitError> {
-        let err = |field: &str, msg: String| UnitError::new(Some(id.clone()), msg).field(field.to_string());
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let err = |field: &str, msg: String| {
+            UnitError::new(Some(id.clone()), msg).field(field.to_string())
+        };
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let version = api_version.rsplit('/').next().unwrap_or("");
         let spec = match obj.get("spec") {
             Some(Value::Object(m)) => m,
@@ -116,14 +122,23 @@ impl KustomizationSpec {
         };
         let beta = version.starts_with("v1beta");
         for key in spec.keys() {
-            let known = V1_FIELDS.contains(&key.as_str()) || (beta && BETA_FIELDS.contains(&key.as_str()));
+            let known =
+                V1_FIELDS.contains(&key.as_str()) || (beta && BETA_FIELDS.contains(&key.as_str()));
             if !known {
-                let mut e = err(&format!("spec.{key}"), format!("unknown field in {api_version} Kustomization"));
-                let cands = V1_FIELDS.iter().chain(if beta { BETA_FIELDS } else { &[] }).copied();
+                let mut e = err(
+                    &format!("spec.{key}"),
+                    format!("unknown field in {api_version} Kustomization"),
+                );
+                let cands = V1_FIELDS
+                    .iter()
+                    .chain(if beta { BETA_FIELDS } else { &[] })
+                    .copied();
                 if let Some(m) = did_you_mean(key, cands) {
                     e = e.hint(format!("did you mean `spec.{m}`?"));
                 } else if BETA_FIELDS.contains(&key.as_str()) {
-                    e = e.hint(format!("`{key}` was removed in {KUSTOMIZE_GROUP}/v1; use `spec.patches`"));
+                    e = e.hint(format!(
+                        "`{key}` was removed in {KUSTOMIZE_GROUP}/v1; use `spec.patches`"
+                    ));
                 }
                 return Err(e);
             }
@@ -135,9 +150,15 @@ impl KustomizationSpec {
             Some(Value::Object(m)) => {
                 let f = Fields { map: m, id };
                 Some(SourceRef {
-                    kind: f.string("kind")?.ok_or_else(|| err("spec.sourceRef.kind", "is required".into()))?,
-                    name: f.string("name")?.ok_or_else(|| err("spec.sourceRef.name", "is required".into()))?,
-                    namespace: f.string("namespace")?.unwrap_or_else(|| id.namespace.clone()),
+                    kind: f
+                        .string("kind")?
+                        .ok_or_else(|| err("spec.sourceRef.kind", "is required".into()))?,
+                    name: f
+                        .string("name")?
+                        .ok_or_else(|| err("spec.sourceRef.name", "is required".into()))?,
+                    namespace: f
+                        .string("namespace")?
+                        .unwrap_or_else(|| id.namespace.clone()),
                 })
             }
             Some(_) => return Err(err("spec.sourceRef", "must be a mapping".into())),
@@ -145,21 +166,42 @@ impl KustomizationSpec {
         let mut depends_on = Vec::new();
         for (i, d) in s.list("dependsOn")?.iter().enumerate() {
             let field = format!("spec.dependsOn[{i}]");
-            let m = d.as_object().ok_or_else(|| err(&field, "must be a mapping with `name` (and optional `namespace`)".into()))?;
+            let m = d.as_object().ok_or_else(|| {
+                err(
+                    &field,
+                    "must be a mapping with `name` (and optional `namespace`)".into(),
+                )
+            })?;
             let f = Fields { map: m, id };
-            let name = f.string("name")?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?;
-            let namespace = f.string("namespace")?.unwrap_or_else(|| id.namespace.clone());
+            let name = f
+                .string("name")?
+                .ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?;
+            let namespace = f
+                .string("namespace")?
+                .unwrap_or_else(|| id.namespace.clone());
             // capstan extension: `kind: HelmRelease` lets a Kustomization wait for a release.
             let kind = f.string("kind")?.unwrap_or_else(|| id.kind.clone());
             depends_on.push(UnitId::new(kind, namespace, name));
         }
         let mut components = Vec::new();
         for (i, c) in s.list("components")?.iter().enumerate() {
-            components.push(c.as_str().ok_or_else(|| err(&format!("spec.components[{i}]"), "must be a string path".into()))?.to_string());
+            components.push(
+                c.as_str()
+                    .ok_or_else(|| {
+                        err(
+                            &format!("spec.components[{i}]"),
+                            "must be a string path".into(),
+                        )
+                    })?
+                    .to_string(),
+            );
         }
         let (common_labels, common_annotations) = match spec.get("commonMetadata") {
             None => Default::default(),
-            Some(Value::Object(m)) => (string_map(m.get("labels"), id, "spec.commonMetadata.labels")?, string_map(m.get("annotations"), id, "spec.commonMetadata.annotations")?),
+            Some(Value::Object(m)) => (
+                string_map(m.get("labels"), id, "spec.commonMetadata.labels")?,
+                string_map(m.get("annotations"), id, "spec.commonMetadata.annotations")?,
+            ),
             Some(_) => return Err(err("spec.commonMetadata", "must be a mapping".into())),
         };
         let (substitute, substitute_from) = match spec.get("postBuild") {
@@ -177,18 +219,32 @@ impl KustomizationSpec {
                 let subst = string_map(m.get("substitute"), id, "spec.postBuild.substitute")?;
                 let mut from = Vec::new();
                 if let Some(list) = m.get("substituteFrom") {
-                    let list = list.as_array().ok_or_else(|| err("spec.postBuild.substituteFrom", "must be a list".into()))?;
+                    let list = list.as_array().ok_or_else(|| {
+                        err("spec.postBuild.substituteFrom", "must be a list".into())
+                    })?;
                     for (i, r) in list.iter().enumerate() {
                         let field = format!("spec.postBuild.substituteFrom[{i}]");
-                        let rm = r.as_object().ok_or_else(|| err(&field, "must be a mapping".into()))?;
+                        let rm = r
+                            .as_object()
+                            .ok_or_else(|| err(&field, "must be a mapping".into()))?;
                         let f = Fields { map: rm, id };
-                        let kind = f.string("kind")?.ok_or_else(|| err(&format!("{field}.kind"), "is required (ConfigMap or Secret)".into()))?;
+                        let kind = f.string("kind")?.ok_or_else(|| {
+                            err(
+                                &format!("{field}.kind"),
+                                "is required (ConfigMap or Secret)".into(),
+                            )
+                        })?;
                         if kind != "ConfigMap" && kind != "Secret" {
-                            return Err(err(&format!("{field}.kind"), format!("must be ConfigMap or Secret, not {kind:?}")));
+                            return Err(err(
+                                &format!("{field}.kind"),
+                                format!("must be ConfigMap or Secret, not {kind:?}"),
+                            ));
                         }
                         from.push(SubstituteRef {
                             kind,
-                            name: f.string("name")?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
+                            name: f.string("name")?.ok_or_else(|| {
+                                err(&format!("{field}.name"), "is required".into())
+                            })?,
                             optional: f.bool("optional")?.unwrap_or(false),
                         });
                     }
@@ -197,16 +253,23 @@ impl KustomizationSpec {
             }
             Some(_) => return Err(err("spec.postBuild", "must be a mapping".into())),
         };
-        capstan_subst::validate_names(substitute.keys()).map_err(|e| err("spec.postBuild.substitute", e.to_string()))?;
+        capstan_subst::validate_names(substitute.keys())
+            .map_err(|e| err("spec.postBuild.substitute", e.to_string()))?;
         let mut health_checks = Vec::new();
         for (i, h) in s.list("healthChecks")?.iter().enumerate() {
             let field = format!("spec.healthChecks[{i}]");
-            let m = h.as_object().ok_or_else(|| err(&field, "must be a mapping".into()))?;
+            let m = h
+                .as_object()
+                .ok_or_else(|| err(&field, "must be a mapping".into()))?;
             let f = Fields { map: m, id };
             health_checks.push(HealthCheckRef {
                 api_version: f.string("apiVersion")?.unwrap_or_default(),
-                kind: f.string("kind")?.ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?,
-                name: f.string("name")?.ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
+                kind: f
+                    .string("kind")?
+                    .ok_or_else(|| err(&format!("{field}.kind"), "is required".into()))?,
+                name: f
+                    .string("name")?
+                    .ok_or_else(|| err(&format!("{field}.name"), "is required".into()))?,
                 namespace: f.string("namespace")?,
             });
         }
@@ -218,8 +281,14 @@ impl KustomizationSpec {
         let kube_config_secret = match spec.get("kubeConfig") {
             None => None,
             Some(kc) => {
-                let name = kc.pointer("/secretRef/name").and_then(Value::as_str).ok_or_else(|| err("spec.kubeConfig.secretRef.name", "is required".into()))?;
-                let key = kc.pointer("/secretRef/key").and_then(Value::as_str).map(str::to_string);
+                let name = kc
+                    .pointer("/secretRef/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err("spec.kubeConfig.secretRef.name", "is required".into()))?;
+                let key = kc
+                    .pointer("/secretRef/key")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 Some((name.to_string(), key))
             }
         };
@@ -273,32 +342,47 @@ impl Fields<'_> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(key, &format!("must be a string, found {}", type_name(other)))),
+            Some(other) => Err(self.err(
+                key,
+                &format!("must be a string, found {}", type_name(other)),
+            )),
         }
     }
     fn bool(&self, key: &str) -> Result<Option<bool>, UnitError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(key, &format!("must be true or false, found {}", type_name(other)))),
+            Some(other) => Err(self.err(
+                key,
+                &format!("must be true or false, found {}", type_name(other)),
+            )),
         }
     }
     fn list(&self, key: &str) -> Result<&[Value], UnitError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(&[]),
             Some(Value::Array(a)) => Ok(a),
-            Some(other) => Err(self.err(key, &format!("must be a list, found {}", type_name(other)))),
+            Some(other) => {
+                Err(self.err(key, &format!("must be a list, found {}", type_name(other))))
+            }
         }
     }
     fn duration(&self, key: &str) -> Result<Option<Duration>, UnitError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => parse_duration(&s).map(Some).map_err(|e| self.err(key, &e).hint("use a Go duration such as 30s, 5m or 1h")),
+            Some(s) => parse_duration(&s).map(Some).map_err(|e| {
+                self.err(key, &e)
+                    .hint("use a Go duration such as 30s, 5m or 1h")
+            }),
         }
     }
 }
 
-fn string_map(v: Option<&Value>, id: &UnitId, field: &str) -> Result<BTreeMap<String, String>, UnitError> {
+fn string_map(
+    v: Option<&Value>,
+    id: &UnitId,
+    field: &str,
+) -> Result<BTreeMap<String, String>, UnitError> {
     let mut out = BTreeMap::new();
     match v {
         None | Some(Value::Null) => {}
@@ -309,13 +393,23 @@ fn string_map(v: Option<&Value>, id: &UnitId, field: &str) -> Result<BTreeMap<St
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     other => {
-                        return Err(UnitError::new(Some(id.clone()), format!("must be a string, found {}", type_name(other))).field(format!("{field}.{k}")));
+                        return Err(UnitError::new(
+                            Some(id.clone()),
+                            format!("must be a string, found {}", type_name(other)),
+                        )
+                        .field(format!("{field}.{k}")));
                     }
                 };
                 out.insert(k.clone(), s);
             }
         }
-        Some(other) => return Err(UnitError::new(Some(id.clone()), format!("must be a mapping, found {}", type_name(other))).field(field.to_string())),
+        Some(other) => {
+            return Err(UnitError::new(
+                Some(id.clone()),
+                format!("must be a mapping, found {}", type_name(other)),
+            )
+            .field(field.to_string()))
+        }
     }
     Ok(out)
 }
@@ -349,7 +443,10 @@ mod tests {
                 "postBuild":{"substitute":{"cluster_env":"staging","replicas":2},"substituteFrom":[{"kind":"ConfigMap","name":"cluster-vars"}]}}});
         let s = KustomizationSpec::parse(&obj, &id()).unwrap();
         assert_eq!(s.path, "./apps/staging");
-        assert_eq!(s.depends_on, vec![UnitId::new("Kustomization", "flux-system", "infra-configs")]);
+        assert_eq!(
+            s.depends_on,
+            vec![UnitId::new("Kustomization", "flux-system", "infra-configs")]
+        );
         assert_eq!(s.substitute["replicas"], "2");
         assert_eq!(s.timeout, Some(Duration::from_secs(300)));
         assert_eq!(s.source_ref.unwrap().namespace, "flux-system");
@@ -364,16 +461,22 @@ mod tests {
         assert_eq!(e.hint.as_deref(), Some("did you mean `spec.dependsOn`?"));
         let obj = json!({"apiVersion":"kustomize.toolkit.fluxcd.io/v1","kind":"Kustomization","spec":{"path":"./x","prune":true,"patchesStrategicMerge":[]}});
         let e = KustomizationSpec::parse(&obj, &id()).unwrap_err();
-        assert!(e.hint.unwrap().contains("removed"));
+        assert!(e.hint.as_deref().unwrap().contains("removed"));
     }
 
     #[test]
     fn type_errors_name_the_field() {
         let obj = json!({"apiVersion":"kustomize.toolkit.fluxcd.io/v1","kind":"Kustomization","spec":{"path":"./x","prune":"yes"}});
         let e = KustomizationSpec::parse(&obj, &id()).unwrap_err();
-        assert_eq!(e.to_string(), "Kustomization flux-system/apps: spec.prune: must be true or false, found a string");
+        assert_eq!(
+            e.to_string(),
+            "Kustomization flux-system/apps: spec.prune: must be true or false, found a string"
+        );
         let obj = json!({"apiVersion":"kustomize.toolkit.fluxcd.io/v1","kind":"Kustomization","spec":{"path":"./x","prune":true,"timeout":"5"}});
-        assert!(KustomizationSpec::parse(&obj, &id()).unwrap_err().to_string().contains("spec.timeout"));
+        assert!(KustomizationSpec::parse(&obj, &id())
+            .unwrap_err()
+            .to_string()
+            .contains("spec.timeout"));
     }
 
     #[test]

@@ -11,12 +11,24 @@ use serde_json::{json, Value};
 struct MiniKustomize;
 
 impl MiniKustomize {
-    fn build_dir(&self, fs: &dyn FileSystem, dir: &Path, out: &mut Vec<Value>) -> Result<(), String> {
-        let text = fs.read_to_string(&dir.join("kustomization.yaml")).map_err(|e| e.to_string())?;
+    fn build_dir(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        out: &mut Vec<Value>,
+    ) -> Result<(), String> {
+        let text = fs
+            .read_to_string(&dir.join("kustomization.yaml"))
+            .map_err(|e| e.to_string())?;
         let docs = capstan_yaml::parse_documents(&text, "k").map_err(|e| e.to_string())?;
         let k = capstan_yaml::to_json(&docs[0]);
         let mut mine = Vec::new();
-        for r in k.get("resources").and_then(Value::as_array).into_iter().flatten() {
+        for r in k
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let p = capstan_vfs::join(dir, r.as_str().unwrap());
             if fs.is_dir(&p) {
                 self.build_dir(fs, &p, &mut mine)?;
@@ -72,21 +84,46 @@ fn repo() -> MemFs {
 #[test]
 fn discovers_renders_and_substitutes() {
     let fs = repo();
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/staging"));
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let ids: Vec<String> = out.units.iter().map(|u| u.id().to_string()).collect();
     // apps waits for infra, which renders the ConfigMap its substituteFrom names.
-    assert_eq!(ids, ["Kustomization/flux-system/flux-system", "Kustomization/flux-system/infra", "Kustomization/flux-system/apps"]);
-    let apps = match out.get(&UnitId::new("Kustomization", "flux-system", "apps")).unwrap() {
+    assert_eq!(
+        ids,
+        [
+            "Kustomization/flux-system/flux-system",
+            "Kustomization/flux-system/infra",
+            "Kustomization/flux-system/apps"
+        ]
+    );
+    let apps = match out
+        .get(&UnitId::new("Kustomization", "flux-system", "apps"))
+        .unwrap()
+    {
         UnitOutcome::Rendered(r) => r,
         UnitOutcome::Failed { error, .. } => panic!("{error}"),
     };
     let d = &apps.objects[0];
     assert_eq!(d["metadata"]["name"], "web-staging");
-    assert_eq!(d["spec"]["replicas"], json!(3), "substituted numbers become numbers");
-    assert_eq!(d["metadata"]["annotations"]["region"], "eu-1", "substituteFrom found in the repository");
+    assert_eq!(
+        d["spec"]["replicas"],
+        json!(3),
+        "substituted numbers become numbers"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["region"], "eu-1",
+        "substituteFrom found in the repository"
+    );
     assert_eq!(d["metadata"]["annotations"]["literal"], "${region}");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.25"
+    );
     // The root consumed the Kustomizations instead of applying them.
     let root = out.rendered().next().unwrap();
     assert!(root.objects.is_empty());
@@ -96,13 +133,27 @@ fn discovers_renders_and_substitutes() {
 #[test]
 fn missing_variable_is_a_clear_error_and_blocks_only_that_unit() {
     let mut fs = repo();
-    fs.add("/apps/staging/deploy.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: ${nope}\n");
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/staging"));
+    fs.add(
+        "/apps/staging/deploy.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: ${nope}\n",
+    );
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
     let (unit, err) = out.failed().next().expect("apps fails");
     assert_eq!(unit.id.name, "apps");
     let msg = err.to_string();
-    assert!(msg.contains("variable `nope` has no value and no default"), "{msg}");
-    assert!(msg.contains("/clusters/staging/apps.yaml (document 1, Kustomization flux-system/apps)"), "{msg}");
+    assert!(
+        msg.contains("variable `nope` has no value and no default"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/clusters/staging/apps.yaml (document 1, Kustomization flux-system/apps)"),
+        "{msg}"
+    );
     assert!(msg.contains("hint: set `nope`"), "{msg}");
     assert_eq!(out.rendered().count(), 2, "root and infra still render");
 }
@@ -110,11 +161,24 @@ fn missing_variable_is_a_clear_error_and_blocks_only_that_unit() {
 #[test]
 fn missing_path_names_file_and_field_with_hint() {
     let mut fs = repo();
-    fs.add("/clusters/staging/apps.yaml", ks("apps", "./apps/stagin", ""));
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/staging"));
+    fs.add(
+        "/clusters/staging/apps.yaml",
+        ks("apps", "./apps/stagin", ""),
+    );
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
     let (_, err) = out.failed().next().unwrap();
     let msg = err.to_string();
-    assert!(msg.starts_with("Kustomization flux-system/apps: spec.path: `./apps/stagin` does not exist"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "Kustomization flux-system/apps: spec.path: `./apps/stagin` does not exist"
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("--> /clusters/staging/apps.yaml"), "{msg}");
     assert!(msg.contains("did you mean `./apps/staging`?"), "{msg}");
 }
@@ -122,10 +186,21 @@ fn missing_path_names_file_and_field_with_hint() {
 #[test]
 fn unknown_field_in_kustomization_is_reported_with_file() {
     let mut fs = repo();
-    fs.add("/clusters/staging/apps.yaml", ks("apps", "./apps/staging", "  dependOn:\n  - name: infra\n"));
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/staging"));
+    fs.add(
+        "/clusters/staging/apps.yaml",
+        ks("apps", "./apps/staging", "  dependOn:\n  - name: infra\n"),
+    );
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
     let (unit, err) = out.failed().next().unwrap();
-    assert_eq!(unit.id.name, "flux-system", "the declaring unit fails: its output is not trustworthy");
+    assert_eq!(
+        unit.id.name, "flux-system",
+        "the declaring unit fails: its output is not trustworthy"
+    );
     let msg = err.to_string();
     assert!(msg.contains("spec.dependOn: unknown field"), "{msg}");
     assert!(msg.contains("/clusters/staging/apps.yaml"), "{msg}");
@@ -136,7 +211,8 @@ fn substitute_from_the_cluster_and_optional_refs() {
     struct Live;
     impl ClusterLookup for Live {
         fn get(&self, kind: &str, ns: &str, name: &str) -> Result<Option<Value>, String> {
-            Ok((kind == "Secret" && ns == "flux-system" && name == "live").then(|| json!({"data": {"token": "czNjcmV0"}})))
+            Ok((kind == "Secret" && ns == "flux-system" && name == "live")
+                .then(|| json!({"data": {"token": "czNjcmV0"}})))
         }
     }
     let fs = MemFs::new()
@@ -146,7 +222,10 @@ fn substitute_from_the_cluster_and_optional_refs() {
         )
         .with("/a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: t\ndata:\n  t: ${token}\n");
     let out = load(&fs, &MiniKustomize, &Live, &LoadOptions::new("clusters/c"));
-    let a = out.rendered().find(|r| r.unit.id.name == "a").expect("rendered");
+    let a = out
+        .rendered()
+        .find(|r| r.unit.id.name == "a")
+        .expect("rendered");
     assert_eq!(a.objects[0]["data"]["t"], "s3cret");
 }
 
@@ -157,10 +236,23 @@ fn disabled_substitution_and_generated_kustomization() {
         .with("/plain/one.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  s: ${keep}\n")
         .with("/plain/sub/two.yml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\ndata:\n  s: v${x}\n")
         .with("/plain/README.md", "not yaml: [");
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/c"));
-    assert!(out.failed().next().is_none(), "{:?}", out.failed().next().map(|f| f.1.to_string()));
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/c"),
+    );
+    assert!(
+        out.failed().next().is_none(),
+        "{:?}",
+        out.failed().next().map(|f| f.1.to_string())
+    );
     let a = out.rendered().find(|r| r.unit.id.name == "a").unwrap();
-    let names: Vec<&str> = a.objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = a
+        .objects
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["one", "two"]);
     assert_eq!(a.objects[0]["data"]["s"], "${keep}");
     assert_eq!(a.objects[1]["data"]["s"], "v1");
@@ -169,15 +261,34 @@ fn disabled_substitution_and_generated_kustomization() {
 
 #[test]
 fn bootstrap_root_is_not_rendered_twice() {
-    let fs = repo().with("/clusters/staging/flux-system/gotk-sync.yaml", ks("flux-system", "./clusters/staging", ""));
-    let out = load(&fs, &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/staging"));
+    let fs = repo().with(
+        "/clusters/staging/flux-system/gotk-sync.yaml",
+        ks("flux-system", "./clusters/staging", ""),
+    );
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.units.len(), 3);
 }
 
 #[test]
 fn missing_cluster_path() {
-    let out = load(&repo(), &MiniKustomize, &NoCluster, &LoadOptions::new("clusters/stagin"));
+    let out = load(
+        &repo(),
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/stagin"),
+    );
     assert_eq!(out.errors.len(), 1);
-    assert!(out.errors[0].to_string().contains("did you mean `clusters/staging`?"), "{}", out.errors[0]);
+    assert!(
+        out.errors[0]
+            .to_string()
+            .contains("did you mean `clusters/staging`?"),
+        "{}",
+        out.errors[0]
+    );
 }
