@@ -89,7 +89,7 @@ impl Acc {
     fn new() -> Acc {
         Acc {
             resources: Vec::new(),
-            config: TransformerConfig::builtin_shared(),
+            config: Default::default(),
             vars: Vec::new(),
         }
     }
@@ -145,6 +145,14 @@ pub(crate) fn build_resources(
     generators::add_hashes(&mut acc.resources)?;
     nameref::fix(&mut acc.resources, &acc.config)?;
     vars::resolve(&mut acc)?;
+    // kustomize's IgnoreLocal.
+    acc.resources.retain(|r| {
+        r.node.str_at(&[
+            "metadata",
+            "annotations",
+            "config.kubernetes.io/local-config",
+        ]) != Some("true")
+    });
     let origin_annos = meta.iter().any(|m| m == "originAnnotations");
     let transformer_annos = meta.iter().any(|m| m == "transformerAnnotations");
     for r in acc.resources.iter_mut() {
@@ -290,9 +298,7 @@ fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Resu
                 acc.append_indexed(&mut index, r)
                     .map_err(|e| e.context("accumulating resources"))?;
             }
-            if sub.config.extended {
-                std::rc::Rc::make_mut(&mut acc.config).merge(&sub.config);
-            }
+            merge_config(acc, &sub.config);
             for v in sub.vars {
                 add_var(acc, v)?;
             }
@@ -404,6 +410,18 @@ fn looks_remote(entry: &str) -> bool {
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
+/// kustomize's `ResAccumulator.MergeConfig` (configurations shared until they differ).
+fn merge_config(acc: &mut Acc, other: &std::rc::Rc<TransformerConfig>) {
+    if std::rc::Rc::ptr_eq(&acc.config, other) || other.is_empty() {
+        return;
+    }
+    if acc.config.is_empty() {
+        acc.config = other.clone();
+        return;
+    }
+    std::rc::Rc::make_mut(&mut acc.config).merge(other);
+}
+
 fn add_var(acc: &mut Acc, v: Node) -> Result<()> {
     let name = v.str_at(&["name"]).unwrap_or("").to_string();
     if acc
@@ -442,13 +460,25 @@ fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Ac
 
 pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
     accumulate_resources(ctx, k, acc)?;
-    for c in k.strings("configurations")? {
-        let (path, text) = read_file(ctx, &k.dir, &c)?;
-        for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
-            let tc = TransformerConfig::from_node(&d)?;
-            std::rc::Rc::make_mut(&mut acc.config).merge(&tc);
+    // kustomize's MakeTransformerConfig: the builtin tables, or only what the
+    // `configurations` files say (the builtin ones then come from the children, if any).
+    let confs = k.strings("configurations")?;
+    let level = if confs.is_empty() {
+        TransformerConfig::builtin_shared()
+    } else {
+        let mut c = TransformerConfig::default();
+        for f in confs {
+            let (path, text) = read_file(ctx, &k.dir, &f)?;
+            for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
+                c.merge(&TransformerConfig::from_node(&d)?);
+            }
         }
-    }
+        // The files first, then the builtin tables (a builtin field spec a file
+        // narrows to some kinds is left out).
+        c.merge(&TransformerConfig::builtin_shared());
+        std::rc::Rc::new(c)
+    };
+    merge_config(acc, &level);
     for c in k.strings("crds")? {
         let (path, text) = read_file(ctx, &k.dir, &c)?;
         nameref::config_from_crds(&text, &path.display().to_string(), &acc.config)?;

@@ -160,30 +160,44 @@ pub struct TransformerConfig {
     pub var_reference: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
-    /// Whether anything beyond the builtin tables was merged in (merging a builtin-only
-    /// configuration into another one is a no-op).
-    pub extended: bool,
 }
 
+/// kustomize's `FsSlice.MergeAll`: a field spec is left out when one for the same path
+/// that it selects (same or more specific group/version/kind) is already there.
 fn push_all_unique(v: &mut Vec<FieldSpec>, new: &[FieldSpec]) {
-    if new.is_empty() {
-        return;
-    }
-    let mut seen: std::collections::HashSet<FieldSpec> = v.iter().cloned().collect();
+    let selected_by = |s: &FieldSpec, sel: &FieldSpec| {
+        (sel.group.is_empty() || sel.group == s.group)
+            && (sel.version.is_empty() || sel.version == s.version)
+            && (sel.kind.is_empty() || sel.kind == s.kind)
+    };
     for fs in new {
-        if seen.insert(fs.clone()) {
+        if !v.iter().any(|s| s.path == fs.path && selected_by(s, fs)) {
             v.push(fs.clone());
         }
     }
 }
 
 impl TransformerConfig {
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.name_prefix,
+            &self.name_suffix,
+            &self.namespace,
+            &self.common_labels,
+            &self.template_labels,
+            &self.labels,
+            &self.common_annotations,
+            &self.var_reference,
+            &self.images,
+            &self.replicas,
+        ]
+        .iter()
+        .all(|v| v.is_empty())
+            && self.name_reference.is_empty()
+    }
+
     /// Merge another configuration (e.g. from a `configurations` file) into this one.
     pub fn merge(&mut self, o: &TransformerConfig) {
-        if !o.extended {
-            return;
-        }
-        self.extended = true;
         for (a, b) in [
             (&mut self.name_prefix, &o.name_prefix),
             (&mut self.name_suffix, &o.name_suffix),
@@ -212,10 +226,7 @@ impl TransformerConfig {
 
     /// Parse a `configurations` file.
     pub fn from_node(n: &Node) -> Result<TransformerConfig> {
-        let mut c = TransformerConfig {
-            extended: true,
-            ..Default::default()
-        };
+        let mut c = TransformerConfig::default();
         let Some(m) = n.as_mapping() else {
             return Ok(c);
         };

@@ -291,3 +291,16 @@ fn iam_policy_generator() {
     let out = run(&fs, "/a").unwrap();
     assert_eq!(out, "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  annotations:\n    iam.gke.io/gcp-service-account: gsa@p.iam.gserviceaccount.com\n  name: ksa\n");
 }
+
+#[test]
+fn configurations_narrow_builtin_field_specs_and_local_configs_are_dropped() {
+    let fs = MemFs::new()
+        .with("/a/r.yaml", "apiVersion: local/v1\nkind: Host\nmetadata:\n  name: h\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  host: h\n")
+        .with("/a/cfg.yaml", "namePrefix:\n- path: metadata/name\n  kind: Host\nnameReference:\n- kind: Host\n  fieldSpecs:\n  - path: data/host\n    kind: ConfigMap\n")
+        .with("/a/kustomization.yaml", "namePrefix: p-\nconfigurations:\n- cfg.yaml\nresources:\n- r.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert_eq!(
+        out,
+        "apiVersion: v1\ndata:\n  host: p-h\nkind: ConfigMap\nmetadata:\n  name: cm\n"
+    );
+}
