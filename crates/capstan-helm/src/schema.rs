@@ -25,10 +25,34 @@ pub fn validate_single(values: &Map, schema: &[u8]) -> Result<(), String> {
     }
     let validator = jsonschema::validator_for(&schema_json).map_err(|e| format!("{e}"))?;
     let instance = Val::Map(values.clone()).to_json();
-    let mut lines = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    // santhosh-tekuri/jsonschema reports all missing required properties of an object at once
+    let mut missing: Vec<(String, Vec<String>)> = Vec::new();
     for err in validator.iter_errors(&instance) {
         let loc = err.instance_path.to_string();
+        if let jsonschema::error::ValidationErrorKind::Required { property } = &err.kind {
+            let name = quote(property);
+            match missing.iter_mut().find(|(l, _)| *l == loc) {
+                Some((_, v)) => v.push(name),
+                None => {
+                    lines.push(format!("\u{0}required:{loc}"));
+                    missing.push((loc, vec![name]));
+                }
+            }
+            continue;
+        }
         lines.push(format!("- at '{}': {}", loc, helm_message(&err)));
+    }
+    for line in lines.iter_mut() {
+        if let Some(loc) = line.strip_prefix("\u{0}required:") {
+            let names = &missing.iter().find(|(l, _)| l == loc).expect("recorded").1;
+            let msg = if names.len() == 1 {
+                format!("missing property {}", names[0])
+            } else {
+                format!("missing properties {}", names.join(", "))
+            };
+            *line = format!("- at '{loc}': {msg}");
+        }
     }
     if lines.is_empty() {
         Ok(())
@@ -39,6 +63,7 @@ pub fn validate_single(values: &Map, schema: &[u8]) -> Result<(), String> {
 
 fn helm_message(err: &jsonschema::ValidationError<'_>) -> String {
     use jsonschema::error::ValidationErrorKind as K;
+    let inst = &err.instance;
     match &err.kind {
         K::Required { property } => format!("missing property {}", quote(property)),
         K::Type { kind } => {
@@ -47,24 +72,73 @@ fn helm_message(err: &jsonschema::ValidationError<'_>) -> String {
                 jsonschema::error::TypeKind::Multiple(ts) => {
                     let v: Vec<String> =
                         ts.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
-                    v.join(", ")
+                    v.join(" or ")
                 }
             };
-            format!("got {}, want {}", json_type(&err.instance), want)
+            format!("got {}, want {}", json_type(inst), want)
         }
         K::Enum { options } => format!("value must be one of {}", enum_list(options)),
-        K::AdditionalProperties { unexpected } => {
+        K::Constant { expected_value } => format!("value must be {}", quote(expected_value)),
+        K::AdditionalProperties { unexpected } => format!(
+            "additional properties {} not allowed",
+            unexpected
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        K::Pattern { pattern } => format!("{} does not match pattern '{}'", quote(inst), pattern),
+        K::MinLength { limit } => format!("minLength: got {}, want {limit}", str_len(inst)),
+        K::MaxLength { limit } => format!("maxLength: got {}, want {limit}", str_len(inst)),
+        K::MinItems { limit } => format!(
+            "minItems: got {}, want {limit}",
+            inst.as_array().map_or(0, |a| a.len())
+        ),
+        K::MaxItems { limit } => format!(
+            "maxItems: got {}, want {limit}",
+            inst.as_array().map_or(0, |a| a.len())
+        ),
+        K::MinProperties { limit } => {
             format!(
-                "additional properties {} not allowed",
-                unexpected
-                    .iter()
-                    .map(|s| format!("'{s}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "minProperties: got {}, want {limit}",
+                inst.as_object().map_or(0, |a| a.len())
             )
         }
+        K::MaxProperties { limit } => {
+            format!(
+                "maxProperties: got {}, want {limit}",
+                inst.as_object().map_or(0, |a| a.len())
+            )
+        }
+        K::Minimum { limit } => format!("minimum: got {inst}, want {limit}"),
+        K::Maximum { limit } => format!("maximum: got {inst}, want {limit}"),
+        K::ExclusiveMinimum { limit } => format!("exclusiveMinimum: got {inst}, want {limit}"),
+        K::ExclusiveMaximum { limit } => format!("exclusiveMaximum: got {inst}, want {limit}"),
+        K::MultipleOf { multiple_of } => format!("multipleOf: got {inst}, want {multiple_of}"),
+        K::UniqueItems => {
+            let a = inst.as_array().cloned().unwrap_or_default();
+            let mut pair = (0, 0);
+            'outer: for i in 0..a.len() {
+                for j in i + 1..a.len() {
+                    if a[i] == a[j] {
+                        pair = (i, j);
+                        break 'outer;
+                    }
+                }
+            }
+            format!("items at {} and {} are equal", pair.0, pair.1)
+        }
+        K::OneOfNotValid { .. } => "'oneOf' failed, none matched".into(),
+        K::OneOfMultipleValid { .. } => "'oneOf' failed, more than one matched".into(),
+        K::AnyOf { .. } => "'anyOf' failed".into(),
+        K::Not { .. } => "'not' failed".into(),
+        K::FalseSchema => "false schema".into(),
         _ => err.to_string(),
     }
+}
+
+fn str_len(v: &serde_json::Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
 }
 
 fn quote(v: &serde_json::Value) -> String {
