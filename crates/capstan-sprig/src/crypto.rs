@@ -869,7 +869,7 @@ pub(crate) fn decrypt_aes(password: &str, crypt64: &str) -> Result<String, Strin
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn go_b64_error(s: &str, e: &base64::DecodeError) -> String {
+pub(crate) fn go_b64_error(s: &str, e: &base64::DecodeError) -> String {
     let off = match e {
         base64::DecodeError::InvalidByte(o, _) => *o,
         base64::DecodeError::InvalidLength(_) => s.len() / 4 * 4,

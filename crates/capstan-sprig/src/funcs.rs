@@ -275,37 +275,141 @@ fn round(x: f64, places: i64, round_on: f64) -> f64 {
 }
 
 /// A Go `time.Time` stand-in: unix seconds + nanos, UTC.
+/// encoding/json's wording where it is known (`unexpected end of JSON input`).
+fn go_json_error(e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        "unexpected end of JSON input".into()
+    } else {
+        e.to_string()
+    }
+}
+
+/// BurntSushi/toml's encoder (Helm's `toToml`): plain keys first, then tables and arrays
+/// of tables (sorted), sub-levels indented by two spaces, a blank line before top-level
+/// tables and before each `[[array]]` element.
 fn to_toml(v: &Value) -> String {
+    fn is_table_array(v: &Value) -> bool {
+        matches!(v, Value::List(l) if !l.is_empty() && l.iter().all(|e| matches!(e, Value::Map(_))))
+    }
+    fn key_str(k: &str) -> String {
+        if !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            k.to_string()
+        } else {
+            toml_quote(k)
+        }
+    }
+    fn toml_quote(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    out.push_str(&format!("\\u{:04X}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
     fn scalar(v: &Value) -> String {
         match v {
-            Value::String(s) => go_quote(s),
-            Value::List(l) => format!("[{}]", l.iter().map(scalar).collect::<Vec<_>>().join(", ")),
+            Value::String(s) => toml_quote(s),
+            Value::Float(f) => {
+                if f.is_nan() {
+                    "nan".into()
+                } else if f.is_infinite() {
+                    if *f > 0.0 { "inf" } else { "-inf" }.into()
+                } else {
+                    let s = capstan_gotemplate::fmt::format_float(*f, 'f', -1);
+                    if s.contains('.') {
+                        s
+                    } else {
+                        format!("{s}.0")
+                    }
+                }
+            }
+            Value::List(l) => format!(
+                "[{}]",
+                l.iter()
+                    .filter(|e| !e.is_nil())
+                    .map(scalar)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Map(m) => {
+                let m = m.snapshot();
+                let parts: Vec<String> = m
+                    .iter()
+                    .filter(|(_, e)| !e.is_nil())
+                    .map(|(k, e)| format!("{} = {}", key_str(k), scalar(e)))
+                    .collect();
+                format!("{{{}}}", parts.join(", "))
+            }
             v => v.to_go_string(),
         }
     }
-    fn table(out: &mut String, prefix: &str, m: &Map) {
-        for (k, v) in m {
-            if !matches!(v, Value::Map(_)) {
-                out.push_str(&format!("{k} = {}\n", scalar(v)));
+    struct Enc {
+        out: String,
+    }
+    impl Enc {
+        fn newline(&mut self) {
+            if !self.out.is_empty() {
+                self.out.push('\n');
             }
         }
-        for (k, v) in m {
-            if let Value::Map(mm) = v {
-                let name = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                out.push_str(&format!("\n[{name}]\n"));
-                table(out, &name, &mm.snapshot());
+        fn map(&mut self, path: &[String], m: &Map) {
+            let ind = "  ".repeat(path.len().saturating_sub(1));
+            let ind_in = "  ".repeat(path.len());
+            let _ = &ind;
+            for (k, e) in m {
+                if e.is_nil() || matches!(e, Value::Map(_)) || is_table_array(e) {
+                    continue;
+                }
+                self.out
+                    .push_str(&format!("{ind_in}{} = {}", key_str(k), scalar(e)));
+                self.out.push('\n');
+            }
+            for (k, e) in m {
+                let mut p = path.to_vec();
+                p.push(key_str(k));
+                let ind_k = "  ".repeat(p.len() - 1);
+                match e {
+                    Value::Map(mm) => {
+                        if p.len() == 1 {
+                            self.newline();
+                        }
+                        self.out.push_str(&format!("{ind_k}[{}]\n", p.join(".")));
+                        self.map(&p, &mm.snapshot());
+                    }
+                    Value::List(l) if is_table_array(e) => {
+                        for el in l.iter() {
+                            if let Value::Map(mm) = el {
+                                self.newline();
+                                self.out.push_str(&format!("{ind_k}[[{}]]\n", p.join(".")));
+                                self.map(&p, &mm.snapshot());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
     }
-    let mut out = String::new();
+    let mut enc = Enc { out: String::new() };
     if let Value::Map(m) = v {
-        table(&mut out, "", &m.snapshot());
+        enc.map(&[], &m.snapshot());
     }
-    out
+    enc.out
 }
 
 pub(crate) fn all(opts: HelmOptions) -> FuncMap {
@@ -381,7 +485,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             }
             Err(err) => {
                 let mut e = Map::new();
-                e.insert("Error".into(), sv(err.to_string()));
+                e.insert("Error".into(), sv(go_json_error(&err)));
                 Value::map(e)
             }
         })
@@ -393,14 +497,14 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             Ok(_) => Value::list(vec![sv(
                 "json: cannot unmarshal object into Go value of type []interface {}",
             )]),
-            Err(err) => Value::list(vec![sv(err.to_string())]),
+            Err(err) => Value::list(vec![sv(go_json_error(&err))]),
         })
     });
     m.add("mustFromJson", |_, a| {
         let s = strval(arg(a, 0));
         serde_json::from_str::<serde_json::Value>(&s)
             .map(|j| Value::from_json(&j))
-            .map_err(|e| e.to_string())
+            .map_err(|e| go_json_error(&e))
     });
     m.add("toToml", |_, a| Ok(sv(to_toml(arg(a, 0)))));
     m.add("required", |_, a| {
@@ -628,18 +732,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             .join("-")))
     });
     m.add("camelcase", |_, a| {
-        // xstrings.ToCamelCase: split on '_', capitalise each part
-        let s = strval(arg(a, 0));
-        Ok(sv(s
-            .split('_')
-            .map(|w| {
-                let mut c = w.chars();
-                match c.next() {
-                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-                    None => String::new(),
-                }
-            })
-            .collect::<String>()))
+        Ok(sv(to_camel_case(&strval(arg(a, 0)))))
     });
     m.add("swapcase", |_, a| {
         Ok(sv(strval(arg(a, 0))
@@ -721,7 +814,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         Ok(sv(
             match base64::engine::general_purpose::STANDARD.decode(strval(arg(a, 0))) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => e.to_string(),
+                Err(e) => crate::crypto::go_b64_error(&strval(arg(a, 0)), &e),
             },
         ))
     });
@@ -1294,6 +1387,40 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
 
     crate_crypto(&mut m);
     m
+}
+
+/// xstrings.ToCamelCase: connectors (`-`, `_`, spaces) are dropped and the next rune
+/// upper-cased; leading connectors and runs of them are kept (one less).
+fn to_camel_case(s: &str) -> String {
+    let conn = |c: char| c == '-' || c == '_' || c.is_whitespace();
+    let mut chars = s.chars();
+    let mut out = String::with_capacity(s.len());
+    let mut r0 = None;
+    for c in chars.by_ref() {
+        if !conn(c) {
+            r0 = Some(c.to_uppercase().next().unwrap_or(c));
+            break;
+        }
+        out.push(c);
+    }
+    let Some(mut r0) = r0 else {
+        return out;
+    };
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if conn(r0) && conn(r1) {
+            out.push(r1);
+            continue;
+        }
+        if conn(r1) {
+            r0 = r0.to_uppercase().next().unwrap_or(r0);
+        } else {
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    out
 }
 
 /// goutils.AbbreviateFull (over runes).

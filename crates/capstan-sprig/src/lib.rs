@@ -52,10 +52,61 @@ pub fn to_json(v: &Value) -> Result<String, String> {
 /// Parses YAML the way Helm's `fromYaml`/values loading do (sigs.k8s.io/yaml: YAML to JSON,
 /// so every number is a float64). Multi-document input: the first document.
 pub fn from_yaml(src: &str) -> Result<Value, String> {
-    let docs = capstan_yaml::parse_documents(src, "fromYaml").map_err(|e| e.to_string())?;
+    let docs = capstan_yaml::parse_documents(src, "fromYaml").map_err(|e| {
+        // sigs.k8s.io/yaml's wording: "error converting YAML to JSON: yaml: line N: MSG"
+        let m = e.to_string();
+        let m = m.strip_prefix("fromYaml: ").unwrap_or(&m).to_string();
+        let m = m.replace("while parsing a node, ", "");
+        let m = match (m.find("line "), m.find(", column ")) {
+            (Some(l), Some(c)) if l < c => {
+                let end = m[c..].find(':').map_or(m.len(), |i| c + i);
+                format!("{}{}", &m[..c], &m[end..])
+            }
+            _ => m,
+        };
+        format!("error converting YAML to JSON: {m}")
+    })?;
     match docs.first() {
-        Some(d) => Ok(Value::from_json(&capstan_yaml::to_json(d))),
+        Some(d) => Ok(Value::from_json(&capstan_yaml::to_json(&yaml11(d)))),
         None => Ok(Value::Nil),
+    }
+}
+
+/// go-yaml v2 reads YAML 1.1: plain `yes`/`no`/`on`/`off`/`y`/`n` are booleans (also as
+/// keys, which JSON then spells `"true"`/`"false"`).
+fn yaml11(n: &capstan_yaml::Node) -> capstan_yaml::Node {
+    use capstan_yaml::{Mapping, Node, ScalarStyle, Tag};
+    fn old_bool(s: &str) -> Option<bool> {
+        match s {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+            _ => None,
+        }
+    }
+    match n {
+        Node::Scalar(s) => {
+            let mut s = s.clone();
+            if matches!(s.style, ScalarStyle::Plain | ScalarStyle::Any)
+                && s.tag == Tag::Str
+                && old_bool(&s.value).is_some()
+            {
+                s.tag = Tag::Bool;
+            }
+            Node::Scalar(s)
+        }
+        Node::Sequence(items) => Node::Sequence(items.iter().map(yaml11).collect()),
+        Node::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, v) in &m.entries {
+                let k = match old_bool(k) {
+                    Some(b) => b.to_string(),
+                    None => k.clone(),
+                };
+                out.entries.retain(|(ek, _)| *ek != k);
+                out.entries.push((k, yaml11(v)));
+            }
+            Node::Mapping(out)
+        }
     }
 }
 

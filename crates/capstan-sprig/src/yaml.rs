@@ -381,8 +381,6 @@ fn is_printable(c: char) -> bool {
         || u == 0x85
         || (0xA0..=0xD7FF).contains(&u)
         || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
-        || (0x10000..=0x10FFFF).contains(&u)
-        || u == 0x09
 }
 
 fn is_break(c: char) -> bool {
@@ -590,6 +588,19 @@ impl Emitter {
             if i > 0 || !first_inline {
                 self.start_line(indent);
             }
+            if k.len() > 128 {
+                // go-yaml: keys over 128 bytes are not simple keys: `? key` / `: value`
+                self.write("? ");
+                self.key(k);
+                self.start_line(indent);
+                self.write(": ");
+                match v {
+                    Y::Map(mm) if !mm.is_empty() => self.block_map(mm, indent + 2, true),
+                    Y::Seq(s) if !s.is_empty() => self.block_seq(s, indent + 2, true),
+                    _ => self.scalar(v, indent + 2, false),
+                }
+                continue;
+            }
             self.key(k);
             self.write(":");
             match v {
@@ -721,7 +732,8 @@ impl Emitter {
                 if !breaks && c == '\n' {
                     self.out.push('\n');
                 }
-                self.out.push('\n');
+                // go-yaml's write_break copies breaks other than '\n' as they are
+                self.out.push(c);
                 self.column = 0;
                 breaks = true;
             } else {
@@ -748,8 +760,15 @@ impl Emitter {
         self.write("\"");
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
+        // go-yaml escapes every character after a leading byte order mark
+        let bom = chars.first() == Some(&'\u{feff}');
         for i in 0..chars.len() {
             let c = chars[i];
+            if bom && i > 0 && (c as u32) <= 0xFF && !matches!(c, '"' | '\\') {
+                self.write(&format!("\\x{:02X}", c as u32));
+                spaces = false;
+                continue;
+            }
             if !is_printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
                 let esc = match c {
                     '\0' => "\\0".to_string(),

@@ -63,6 +63,16 @@ fn render(chart: &Path) -> Result<String, String> {
     let name = chart.file_name().unwrap().to_string_lossy().to_string();
     let values_src = std::fs::read_to_string(chart.join("values.yaml")).unwrap_or_default();
     let values = capstan_sprig::from_yaml(&values_src).unwrap();
+    // Helm's coalescing deletes keys whose value is null
+    fn strip_nulls(v: &Value) {
+        if let Value::Map(m) = v {
+            m.write().retain(|_, e| !matches!(e, Value::Nil));
+            for e in m.read().values() {
+                strip_nulls(e);
+            }
+        }
+    }
+    strip_nulls(&values);
     let values = if matches!(values, Value::Nil) {
         Value::from_json(&serde_json::json!({}))
     } else {
@@ -126,6 +136,7 @@ fn render(chart: &Path) -> Result<String, String> {
 fn compare(chart: &str, got: &str, want: &str, mask: &BTreeSet<usize>) -> Result<(), String> {
     let g: Vec<&str> = got.trim_end().lines().collect();
     let w: Vec<&str> = want.trim_end().lines().collect();
+    let mut diffs = Vec::new();
     for (i, wl) in w.iter().enumerate() {
         let Some(gl) = g.get(i) else {
             return Err(format!("{chart}: output ends at line {}", i + 1));
@@ -142,11 +153,14 @@ fn compare(chart: &str, got: &str, want: &str, mask: &BTreeSet<usize>) -> Result
             gl == wl
         };
         if !ok {
-            return Err(format!(
-                "{chart}: line {}\n  want: {wl}\n  got:  {gl}",
-                i + 1
-            ));
+            diffs.push(format!("line {}\n  want: {wl}\n  got:  {gl}", i + 1));
+            if diffs.len() >= 20 {
+                break;
+            }
         }
+    }
+    if !diffs.is_empty() {
+        return Err(format!("{chart}: {}", diffs.join("\n")));
     }
     if g.len() != w.len() {
         return Err(format!(
