@@ -61,6 +61,9 @@ pub struct TemplateOptions {
     pub set: Vec<String>,
     /// `--set-string` expressions, in order.
     pub set_string: Vec<String>,
+    /// `--set-file` entries resolved by the caller: `key=<file content>` (the content is
+    /// taken verbatim), in order.
+    pub set_file: Vec<String>,
     /// `--set-literal` expressions, in order.
     pub set_literal: Vec<String>,
     /// `--kube-version`.
@@ -88,6 +91,7 @@ impl Default for TemplateOptions {
             set_json: Vec::new(),
             set: Vec::new(),
             set_string: Vec::new(),
+            set_file: Vec::new(),
             set_literal: Vec::new(),
             kube_version: None,
             api_versions: Vec::new(),
@@ -137,6 +141,10 @@ pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
     for s in &opts.set_string {
         strvals::parse_into(s, &mut base, true)
             .map_err(|e| HelmError::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    for s in &opts.set_file {
+        strvals::parse_with(s, &mut base, strvals::Mode::Literal)
+            .map_err(|e| HelmError::Values(format!("failed parsing --set-file data: {e}")))?;
     }
     for s in &opts.set_literal {
         strvals::parse_with(s, &mut base, strvals::Mode::Literal)

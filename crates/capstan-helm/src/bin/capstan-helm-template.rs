@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: capstan-helm-template [NAME] CHART [-n NS] [-f values.yaml]... [--set k=v]... [--set-string k=v]... [--set-json k=json]... [--set-literal k=v]... \
+        "usage: capstan-helm-template [NAME] CHART [-n NS] [-f values.yaml]... [--set k=v]... [--set-string k=v]... [--set-json k=json]... [--set-literal k=v]... [--set-file k=path]... \
          [--kube-version V] [--api-versions X]... [--include-crds] [--skip-tests] [--no-hooks] [--skip-schema-validation]"
     );
     std::process::exit(2)
@@ -41,6 +41,23 @@ fn main() -> ExitCode {
             "--set-string" => opts.set_string.push(take(&mut i, "set-string")),
             "--set-json" => opts.set_json.push(take(&mut i, "set-json")),
             "--set-literal" => opts.set_literal.push(take(&mut i, "set-literal")),
+            "--set-file" => {
+                for entry in take(&mut i, "set-file").split(',') {
+                    let Some((k, path)) = entry.split_once('=') else {
+                        eprintln!(
+                            "Error: failed parsing --set-file data: key {entry:?} has no value"
+                        );
+                        return ExitCode::from(1);
+                    };
+                    match std::fs::read_to_string(path) {
+                        Ok(c) => opts.set_file.push(format!("{k}={c}")),
+                        Err(e) => {
+                            eprintln!("Error: failed parsing --set-file data: open {path}: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
+            }
             "--kube-version" => opts.kube_version = Some(take(&mut i, "kube-version")),
             "-a" | "--api-versions" => {
                 let v = take(&mut i, "api-versions");
