@@ -97,7 +97,7 @@ pub fn render(nodes: &[Node]) -> String {
         .iter()
         .map(|n| {
             let mut n = capstan_yaml::normalize_json_like(n);
-            n.sort_keys_recursive();
+            n.sort_keys_go_yaml_v2_recursive();
             n
         })
         .collect();

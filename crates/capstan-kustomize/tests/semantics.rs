@@ -304,3 +304,15 @@ fn configurations_narrow_builtin_field_specs_and_local_configs_are_dropped() {
         "apiVersion: v1\ndata:\n  host: p-h\nkind: ConfigMap\nmetadata:\n  name: cm\n"
     );
 }
+
+#[test]
+fn output_keys_in_go_yaml_v2_order() {
+    let fs = MemFs::new()
+        .with("/a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\ndata:\n  A_FIRST: foo\n")
+        .with("/a/kustomization.yaml", "resources:\n- cm.yaml\nconfigMapGenerator:\n- name: p\n  behavior: merge\n  literals:\n  - ANOTHER=bar\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.starts_with("apiVersion: v1\ndata:\n  A_FIRST: foo\n  ANOTHER: bar\n"),
+        "{out}"
+    );
+}

@@ -20,6 +20,6 @@ mod resolve;
 
 pub use emit::{emit_document, emit_documents};
 pub use json::{from_json, normalize_json_like, to_json};
-pub use node::{Mapping, Node, Scalar, ScalarStyle, Tag};
+pub use node::{go_yaml_v2_key_cmp, Mapping, Node, Scalar, ScalarStyle, Tag};
 pub use parse::{parse_documents, parse_documents_with, ParseLimits, YamlError};
 pub use resolve::{resolve_plain, resolve_plain_v1_1};

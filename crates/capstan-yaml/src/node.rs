@@ -159,9 +159,76 @@ impl Mapping {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
-    /// Sort the keys bytewise (as kustomize's output does), not recursively.
+    /// Sort the keys bytewise, not recursively.
     pub fn sort_keys(&mut self) {
         self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    /// Sort the keys in go-yaml v2's map key order ([`go_yaml_v2_key_cmp`]), as
+    /// `sigs.k8s.io/yaml` (kustomize's output) writes maps; not recursively.
+    pub fn sort_keys_go_yaml_v2(&mut self) {
+        self.entries.sort_by(|a, b| go_yaml_v2_key_cmp(&a.0, &b.0));
+    }
+}
+
+/// go-yaml v2's order of string map keys (`keyList.Less`): rune by rune, where a letter
+/// sorts after a non-letter and runs of digits compare numerically.
+pub fn go_yaml_v2_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let less = |a: &str, b: &str| -> bool {
+        let ar: Vec<char> = a.chars().collect();
+        let br: Vec<char> = b.chars().collect();
+        let mut i = 0;
+        while i < ar.len() && i < br.len() {
+            if ar[i] == br[i] {
+                i += 1;
+                continue;
+            }
+            let al = ar[i].is_alphabetic();
+            let bl = br[i].is_alphabetic();
+            if al && bl {
+                return ar[i] < br[i];
+            }
+            if al || bl {
+                return bl;
+            }
+            let (mut an, mut bn): (i64, i64) = (0, 0);
+            if ar[i] == '0' || br[i] == '0' {
+                let mut j = i;
+                while j > 0 && ar[j - 1].is_ascii_digit() {
+                    j -= 1;
+                    if ar[j] != '0' {
+                        an = 1;
+                        bn = 1;
+                        break;
+                    }
+                }
+            }
+            let mut ai = i;
+            while ai < ar.len() && ar[ai].is_ascii_digit() {
+                an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+                ai += 1;
+            }
+            let mut bi = i;
+            while bi < br.len() && br[bi].is_ascii_digit() {
+                bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+                bi += 1;
+            }
+            if an != bn {
+                return an < bn;
+            }
+            if ai != bi {
+                return ai < bi;
+            }
+            return ar[i] < br[i];
+        }
+        ar.len() < br.len()
+    };
+    if a == b {
+        Ordering::Equal
+    } else if less(a, b) {
+        Ordering::Less
+    } else {
+        Ordering::Greater
     }
 }
 
@@ -276,6 +343,21 @@ impl Node {
         }
         n.as_mapping_mut().unwrap()
     }
+    /// Sort all mapping keys recursively in go-yaml v2's order.
+    pub fn sort_keys_go_yaml_v2_recursive(&mut self) {
+        match self {
+            Node::Mapping(m) => {
+                m.sort_keys_go_yaml_v2();
+                for (_, v) in m.entries.iter_mut() {
+                    v.sort_keys_go_yaml_v2_recursive();
+                }
+            }
+            Node::Sequence(s) => s
+                .iter_mut()
+                .for_each(|n| n.sort_keys_go_yaml_v2_recursive()),
+            Node::Scalar(_) => {}
+        }
+    }
     /// Sort all mapping keys recursively.
     pub fn sort_keys_recursive(&mut self) {
         match self {
@@ -317,5 +399,20 @@ impl From<&str> for Node {
 impl From<String> for Node {
     fn from(s: String) -> Self {
         Node::string(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_yaml_v2_key_cmp;
+
+    #[test]
+    fn go_yaml_v2_key_order() {
+        let mut keys = vec!["ANOTHER", "A_FIRST", "a10", "a9", "b", "B", "a", "a09"];
+        keys.sort_by(|a, b| go_yaml_v2_key_cmp(a, b));
+        assert_eq!(
+            keys,
+            vec!["A_FIRST", "ANOTHER", "B", "a", "a9", "a09", "a10", "b"]
+        );
     }
 }
