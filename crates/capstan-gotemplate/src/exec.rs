@@ -540,7 +540,55 @@ impl Exec<'_> {
         };
         match f(&mut ctx, &vals) {
             Ok(v) => Ok(v),
-            Err(msg) => Err(self.err(cmd.pos, ctx_node, format!("error calling {name}: {msg}"))),
+            Err(msg) => {
+                if let Some((i, ty)) = crate::parse_arg_type_error(&msg) {
+                    return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty));
+                }
+                Err(self.err(cmd.pos, ctx_node, format!("error calling {name}: {msg}")))
+            }
+        }
+    }
+
+    /// Go's reflect-level argument check: a constant of the wrong kind (`expected integer;
+    /// found "a"`), nil (`invalid value; expected int`) or a value of another type
+    /// (`wrong type for value; expected int; got float64`), at the argument's position.
+    fn arg_type_err(
+        &self,
+        cmd: &Cmd,
+        ctx_node: &dyn std::fmt::Display,
+        args: &[Arg],
+        vals: &[Value],
+        i: usize,
+        ty: &str,
+    ) -> Error {
+        let v = vals.get(i).cloned().unwrap_or(Value::Nil);
+        let node = args.get(i).or(args.last());
+        let konst = args.get(i).and_then(|a| match &a.kind {
+            ArgKind::Const(..) | ArgKind::Bool(_) | ArgKind::Nil => Some(a),
+            _ => None,
+        });
+        let msg = if let Some(a) = konst {
+            let what = match ty {
+                "int" | "int8" | "int16" | "int32" | "int64" => Some("integer"),
+                "uint" | "uint8" | "uint16" | "uint32" | "uint64" => Some("unsigned integer"),
+                "float32" | "float64" => Some("float"),
+                "string" => Some("string"),
+                "bool" => Some("bool"),
+                _ => None,
+            };
+            match (&a.kind, what) {
+                (ArgKind::Nil, _) => format!("cannot assign nil to {ty}"),
+                (_, Some(w)) => format!("expected {w}; found {a}"),
+                (_, None) => format!("can't handle {a} for arg of type {ty}"),
+            }
+        } else if v.is_nil() {
+            format!("invalid value; expected {ty}")
+        } else {
+            format!("wrong type for value; expected {ty}; got {}", v.type_name())
+        };
+        match node {
+            Some(n) => self.err(n.pos, n, msg),
+            None => self.err(cmd.pos, ctx_node, msg),
         }
     }
 

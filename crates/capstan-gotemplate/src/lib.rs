@@ -38,6 +38,23 @@ pub use value::{Map, MapRef, Method, Object, StructObject, Value};
 /// value or an error message (the engine wraps it as `error calling NAME: MESSAGE`).
 pub type Func = Arc<dyn Fn(&mut Ctx<'_>, &[Value]) -> Result<Value, String> + Send + Sync>;
 
+const ARG_TYPE_MARK: &str = "\u{0}capstan-arg-type\u{0}";
+
+/// The error a [`Func`] returns when its argument `index` is not of the Go type `go_type`
+/// (`int`, `string`, `[]interface {}`, `sprig.certificate`...): the engine then reports it
+/// as Go's `text/template` does, at the argument and without `error calling NAME:`
+/// (`expected integer; found "a"` for constants, `wrong type for value; expected int; got
+/// float64` for values, `invalid value; expected int` for nil).
+pub fn arg_type_error(index: usize, go_type: &str) -> String {
+    format!("{ARG_TYPE_MARK}{index}\u{0}{go_type}")
+}
+
+pub(crate) fn parse_arg_type_error(msg: &str) -> Option<(usize, &str)> {
+    let rest = msg.strip_prefix(ARG_TYPE_MARK)?;
+    let (i, ty) = rest.split_once('\u{0}')?;
+    Some((i.parse().ok()?, ty))
+}
+
 /// Named template functions. Names are checked at parse time (`function "x" not defined`),
 /// as Go does, so build the map before parsing.
 #[derive(Clone, Default)]

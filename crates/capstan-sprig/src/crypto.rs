@@ -568,50 +568,37 @@ fn want_args(name: &str, a: &[Value], n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn want_string(v: &Value) -> Result<String, String> {
-    match v {
+use capstan_gotemplate::arg_type_error;
+
+fn want_string(a: &[Value], i: usize) -> Result<String, String> {
+    match &a[i] {
         Value::String(s) => Ok(s.to_string()),
-        Value::Nil => Err("invalid value; expected string".into()),
-        v => Err(format!(
-            "wrong type for value; expected string; got {}",
-            v.type_name()
-        )),
+        _ => Err(arg_type_error(i, "string")),
     }
 }
 
-fn want_int(v: &Value) -> Result<i64, String> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        Value::Nil => Err("invalid value; expected int".into()),
-        v => Err(format!(
-            "wrong type for value; expected int; got {}",
-            v.type_name()
-        )),
+fn want_int(a: &[Value], i: usize) -> Result<i64, String> {
+    match &a[i] {
+        Value::Int(n) => Ok(*n),
+        _ => Err(arg_type_error(i, "int")),
     }
 }
 
-fn want_list(v: &Value) -> Result<Option<Vec<Value>>, String> {
-    match v {
+fn want_list(a: &[Value], i: usize) -> Result<Option<Vec<Value>>, String> {
+    match &a[i] {
         Value::List(l) => Ok(Some(l.to_vec())),
         Value::Nil => Ok(None),
-        v => Err(format!(
-            "wrong type for value; expected []interface {{}}; got {}",
-            v.type_name()
-        )),
+        _ => Err(arg_type_error(i, "[]interface {}")),
     }
 }
 
-fn want_cert(v: &Value) -> Result<(String, String), String> {
-    match v {
+fn want_cert(a: &[Value], i: usize) -> Result<(String, String), String> {
+    match &a[i] {
         Value::Object(o) if o.type_name() == "sprig.certificate" => {
             let f = |n: &str| o.field(n).map(|v| crate::strval(&v)).unwrap_or_default();
             Ok((f("Cert"), f("Key")))
         }
-        Value::Nil => Err("invalid value; expected sprig.certificate".into()),
-        v => Err(format!(
-            "wrong type for value; expected sprig.certificate; got {}",
-            v.type_name()
-        )),
+        _ => Err(arg_type_error(i, "sprig.certificate")),
     }
 }
 
@@ -627,15 +614,17 @@ fn parse_ip(s: &str) -> Option<Vec<u8>> {
 }
 
 fn base_template(
-    cn: &Value,
-    ips: &Value,
-    dns: &Value,
-    days: &Value,
+    a: &[Value],
+    cn: usize,
+    ips: Option<usize>,
+    days: usize,
 ) -> Result<CertTemplate, String> {
-    let cn = want_string(cn)?;
-    let ips = want_list(ips)?;
-    let dns = want_list(dns)?;
-    let days = want_int(days)?;
+    let cn = want_string(a, cn)?;
+    let (ips, dns) = match ips {
+        Some(i) => (want_list(a, i)?, want_list(a, i + 1)?),
+        None => (None, None),
+    };
+    let days = want_int(a, days)?;
     let mut ip_bytes = Vec::new();
     for ip in ips.unwrap_or_default() {
         let Value::String(s) = &ip else {
@@ -670,16 +659,16 @@ fn self_signed(t: &CertTemplate, key: Key) -> Result<Value, String> {
     Ok(cert_value(cert, key.to_pem()))
 }
 
-fn signed(t: &CertTemplate, key: Key, ca: &Value) -> Result<Value, String> {
-    let (ca_cert, ca_key) = want_cert(ca)?;
+fn signed(t: &CertTemplate, key: Key, a: &[Value], ca: usize) -> Result<Value, String> {
+    let (ca_cert, ca_key) = want_cert(a, ca)?;
     let parent = parse_parent(&ca_cert)?;
     let signer = Key::from_pem(&ca_key).map_err(|e| format!("error parsing private key: {e}"))?;
     let cert = create_certificate(t, &key, Some(&parent), &signer)?;
     Ok(cert_value(cert, key.to_pem()))
 }
 
-fn pem_key_arg(v: &Value) -> Result<Key, String> {
-    let s = want_string(v)?;
+fn pem_key_arg(a: &[Value], i: usize) -> Result<Key, String> {
+    let s = want_string(a, i)?;
     Key::from_pem(&s).map_err(|e| format!("parsing private key: {e}"))
 }
 
@@ -895,42 +884,40 @@ pub(crate) fn htpasswd(user: &str, password: &str) -> String {
 pub(crate) fn register(m: &mut FuncMap) {
     m.add("genCA", |_, a| {
         want_args("genCA", a, 2)?;
-        let mut t = base_template(&a[0], &Value::Nil, &Value::Nil, &a[1])?;
+        let mut t = base_template(a, 0, None, 1)?;
         t.is_ca = true;
         self_signed(&t, Key::generate_rsa(2048)?)
     });
     m.add("genCAWithKey", |_, a| {
         want_args("genCAWithKey", a, 3)?;
-        let mut t = base_template(&a[0], &Value::Nil, &Value::Nil, &a[1])?;
+        let mut t = base_template(a, 0, None, 1)?;
         t.is_ca = true;
-        self_signed(&t, pem_key_arg(&a[2])?)
+        self_signed(&t, pem_key_arg(a, 2)?)
     });
     m.add("genSelfSignedCert", |_, a| {
         want_args("genSelfSignedCert", a, 4)?;
-        let t = base_template(&a[0], &a[1], &a[2], &a[3])?;
+        let t = base_template(a, 0, Some(1), 3)?;
         self_signed(&t, Key::generate_rsa(2048)?)
     });
     m.add("genSelfSignedCertWithKey", |_, a| {
         want_args("genSelfSignedCertWithKey", a, 5)?;
-        let t = base_template(&a[0], &a[1], &a[2], &a[3])?;
-        self_signed(&t, pem_key_arg(&a[4])?)
+        let t = base_template(a, 0, Some(1), 3)?;
+        self_signed(&t, pem_key_arg(a, 4)?)
     });
     m.add("genSignedCert", |_, a| {
         want_args("genSignedCert", a, 5)?;
-        let t = base_template(&a[0], &a[1], &a[2], &a[3])?;
-        want_cert(&a[4])?;
-        signed(&t, Key::generate_rsa(2048)?, &a[4])
+        let t = base_template(a, 0, Some(1), 3)?;
+        signed(&t, Key::generate_rsa(2048)?, a, 4)
     });
     m.add("genSignedCertWithKey", |_, a| {
         want_args("genSignedCertWithKey", a, 6)?;
-        let t = base_template(&a[0], &a[1], &a[2], &a[3])?;
-        want_cert(&a[4])?;
-        signed(&t, pem_key_arg(&a[5])?, &a[4])
+        let t = base_template(a, 0, Some(1), 3)?;
+        signed(&t, pem_key_arg(a, 5)?, a, 4)
     });
     m.add("buildCustomCert", |_, a| {
         want_args("buildCustomCert", a, 2)?;
-        let cert_b64 = want_string(&a[0])?;
-        let key_b64 = want_string(&a[1])?;
+        let cert_b64 = want_string(a, 0)?;
+        let key_b64 = want_string(a, 1)?;
         let cert = B64
             .decode(cert_b64.as_bytes())
             .map_err(|_| "unable to decode base64 certificate".to_string())?;
@@ -946,7 +933,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     });
     m.add("genPrivateKey", |_, a| {
         want_args("genPrivateKey", a, 1)?;
-        let kind = want_string(&a[0])?;
+        let kind = want_string(a, 0)?;
         let key = match kind.as_str() {
             "" | "rsa" => Key::generate_rsa(4096),
             "ecdsa" => Key::generate_ec(),
@@ -963,15 +950,11 @@ pub(crate) fn register(m: &mut FuncMap) {
         want_args("derivePassword", a, 5)?;
         let counter = match &a[0] {
             Value::Int(i) | Value::Int64(i) => *i as u32,
-            Value::Nil => return Err("invalid value; expected uint32".into()),
-            v => {
-                return Err(format!(
-                    "wrong type for value; expected uint32; got {}",
-                    v.type_name()
-                ))
-            }
+            _ => return Err(arg_type_error(0, "uint32")),
         };
-        let s: Vec<String> = a[1..].iter().map(want_string).collect::<Result<_, _>>()?;
+        let s: Vec<String> = (1..5)
+            .map(|i| want_string(a, i))
+            .collect::<Result<_, _>>()?;
         Ok(Value::from(derive_password(
             counter, &s[0], &s[1], &s[2], &s[3],
         )))
@@ -979,13 +962,13 @@ pub(crate) fn register(m: &mut FuncMap) {
     m.add("htpasswd", |_, a| {
         want_args("htpasswd", a, 2)?;
         Ok(Value::from(htpasswd(
-            &want_string(&a[0])?,
-            &want_string(&a[1])?,
+            &want_string(a, 0)?,
+            &want_string(a, 1)?,
         )))
     });
     m.add("bcrypt", |_, a| {
         want_args("bcrypt", a, 1)?;
-        let p = want_string(&a[0])?;
+        let p = want_string(a, 0)?;
         Ok(Value::from(match bcrypt::hash_with_result(p, 10) {
             Ok(h) => h.format_for_version(bcrypt::Version::TwoA),
             Err(e) => format!("failed to encrypt string with bcrypt: {e}"),
@@ -994,13 +977,13 @@ pub(crate) fn register(m: &mut FuncMap) {
     m.add("encryptAES", |_, a| {
         want_args("encryptAES", a, 2)?;
         Ok(Value::from(encrypt_aes(
-            &want_string(&a[0])?,
-            &want_string(&a[1])?,
+            &want_string(a, 0)?,
+            &want_string(a, 1)?,
         )))
     });
     m.add("decryptAES", |_, a| {
         want_args("decryptAES", a, 2)?;
-        decrypt_aes(&want_string(&a[0])?, &want_string(&a[1])?).map(Value::from)
+        decrypt_aes(&want_string(a, 0)?, &want_string(a, 1)?).map(Value::from)
     });
 }
 

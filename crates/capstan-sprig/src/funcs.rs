@@ -52,6 +52,24 @@ fn int_arg(v: &Value) -> Result<i64, String> {
     }
 }
 
+/// Argument `i` for a Go `int` parameter: numbers pass (leniently), anything else is
+/// Go's argument type error (reported at the argument).
+fn int_at(a: &[Value], i: usize) -> Result<i64, String> {
+    match &a[i] {
+        Value::Int(n) | Value::Int64(n) => Ok(*n),
+        Value::Float(f) => Ok(*f as i64),
+        _ => Err(capstan_gotemplate::arg_type_error(i, "int")),
+    }
+}
+
+/// Argument `i` for a Go `string` parameter.
+fn str_at(a: &[Value], i: usize) -> Result<String, String> {
+    match &a[i] {
+        Value::String(s) => Ok(s.to_string()),
+        _ => Err(capstan_gotemplate::arg_type_error(i, "string")),
+    }
+}
+
 fn list_arg(name: &str, v: &Value) -> Result<Arc<Vec<Value>>, String> {
     match v {
         Value::List(l) => Ok(l.clone()),
@@ -648,8 +666,8 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
     m.add("trunc", |_, a| {
         need("trunc", a, 2)?;
-        let c = int_arg(&a[0])?;
-        let s = str_arg("trunc", &a[1])?;
+        let c = int_at(a, 0)?;
+        let s = str_at(a, 1)?;
         let l = s.len() as i64;
         Ok(sv(if c < 0 && l + c > 0 {
             s[(l + c) as usize..].to_string()

@@ -174,7 +174,9 @@ fn compare(chart: &str, got: &str, want: &str, mask: &BTreeSet<usize>) -> Result
 }
 
 /// Fixture charts whose differences are known and not fixed yet.
-const KNOWN_GAPS: &[&str] = &["fmt-values", "err-typed", "err-badfunc-arg"];
+/// fmt-values: kebabcase/snakecase of a digit after an upper-case run (`MyID9x`), the
+/// line number in fromYaml's parse error.
+const KNOWN_GAPS: &[&str] = &["fmt-values"];
 
 #[test]
 fn fixture_charts_match_helm() {

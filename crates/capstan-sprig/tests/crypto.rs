@@ -130,13 +130,15 @@ fn build_custom_cert_round_trip() {
 #[test]
 fn argument_types_are_checked_like_go() {
     let e = r(r#"{{ genCA "x" 1.5 }}"#).unwrap_err();
+    assert!(e.ends_with("at <1.5>: expected integer; found 1.5"), "{e}");
+    let e = r(r#"{{ $d := 1.5 }}{{ genCA "x" $d }}"#).unwrap_err();
     assert!(
-        e.contains("wrong type for value; expected int; got float64"),
+        e.ends_with("at <$d>: wrong type for value; expected int; got float64"),
         "{e}"
     );
     let e = r(r#"{{ genSignedCert "x" nil nil 1 (dict) }}"#).unwrap_err();
     assert!(
-        e.contains("expected sprig.certificate; got map[string]interface {}"),
+        e.ends_with("at <(dict)>: wrong type for value; expected sprig.certificate; got map[string]interface {}"),
         "{e}"
     );
     let e = r(r#"{{ genSelfSignedCert "x" (list "1.2.3") nil 1 }}"#).unwrap_err();
@@ -155,6 +157,12 @@ fn htpasswd_and_aes() {
     );
     assert_eq!(
         r(r#"{{ encryptAES "secretkey" "plaintext" | decryptAES "secretkey" }}"#).unwrap(),
+        "plaintext"
+    );
+    // made by Helm's encryptAES "secretkey" "plaintext" (the oracle)
+    assert_eq!(
+        r(r#"{{ "AfEQyRoJkZbL+zgDZYHkjazugOs/QxqZsCX8+m2eEHc=" | decryptAES "secretkey" }}"#)
+            .unwrap(),
         "plaintext"
     );
 }
