@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use kube::Client;
@@ -612,9 +612,15 @@ impl Applier {
                 .take_while(|p| kind_rank(&p.r.kind) == rank)
                 .count();
             let group = &items[start..start + len];
+            let known = self.prefetch_live(group).await;
             let futures: Vec<_> = group
                 .iter()
-                .map(|p| self.apply_and_emit(unit, opts, p))
+                .map(|p| {
+                    let live = known
+                        .get(&(p.r.group.clone(), p.r.kind.clone(), p.r.namespace.clone()))
+                        .map(|m| m.get(&p.r.name).cloned());
+                    self.apply_and_emit(unit, opts, p, live)
+                })
                 .collect();
             let outcomes: Vec<Result<Action, ApplyError>> = stream::iter(futures)
                 .buffered(self.concurrency)
@@ -643,28 +649,104 @@ impl Applier {
         Ok(())
     }
 
+    /// Reads the live objects of a group with one LIST per kind and namespace, where a
+    /// unit has several objects of that kind there (one request instead of one GET per
+    /// object). Kinds and namespaces not listed (or whose LIST failed) are read one by one.
+    async fn prefetch_live(
+        &self,
+        group: &[Prepared],
+    ) -> HashMap<(String, String, String), HashMap<String, Value>> {
+        const LIST_FROM: usize = 4;
+        let mut counts: HashMap<(String, String, String), (usize, &Resolved)> = HashMap::new();
+        for p in group {
+            if let Some(res) = &p.res {
+                counts
+                    .entry((p.r.group.clone(), p.r.kind.clone(), p.r.namespace.clone()))
+                    .or_insert((0, res))
+                    .0 += 1;
+            }
+        }
+        let lists: Vec<_> = counts
+            .into_iter()
+            .filter(|(_, (n, _))| *n >= LIST_FROM)
+            .map(|(key, (_, res))| self.list_live(key, res))
+            .collect();
+        let listed: Vec<Option<_>> = stream::iter(lists)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        listed.into_iter().flatten().collect()
+    }
+
+    async fn list_live(
+        &self,
+        key: (String, String, String),
+        res: &Resolved,
+    ) -> Option<((String, String, String), HashMap<String, Value>)> {
+        let api = self.api(res, &key.2);
+        let lp = ListParams::default();
+        let listed = self.retry(|| api.list(&lp)).await.ok()?;
+        let objects = listed
+            .items
+            .iter()
+            .filter_map(|o| {
+                // List items come without apiVersion and kind; put them back so they
+                // compare equal to what a GET returns.
+                let mut v = to_value(o);
+                if let Some(m) = v.as_object_mut() {
+                    m.insert(
+                        "apiVersion".into(),
+                        Value::String(res.ar.api_version.clone()),
+                    );
+                    m.insert("kind".into(), Value::String(res.ar.kind.clone()));
+                }
+                Some((o.metadata.name.clone()?, v))
+            })
+            .collect();
+        Some((key, objects))
+    }
+
     async fn apply_and_emit(
         &self,
         unit: &ApplyUnit,
         opts: &ApplyOptions,
         p: &Prepared,
+        live: Option<Option<Value>>,
     ) -> Result<Action, ApplyError> {
         let res = p.res.as_ref().expect("resolved before applying");
-        let action = self.apply_one(unit, p, res).await?;
+        let action = self.apply_one(unit, p, res, live).await?;
         emit(opts, &unit.id, &p.r, action.clone());
         Ok(action)
     }
 
-    /// Applies one object; sends no write when the dry run equals the live object.
+    /// Applies one object; sends no write when the dry run equals the live object. `known`
+    /// is the live object when it was already read (`Some(None)`: known not to exist).
+    /// A new object is applied directly (no dry run: there is nothing to compare with).
     async fn apply_one(
         &self,
         unit: &ApplyUnit,
         p: &Prepared,
         res: &Resolved,
+        known: Option<Option<Value>>,
     ) -> Result<Action, ApplyError> {
         let api = self.api(res, &p.r.namespace);
-        let live = self.get_live(&api, &p.r).await?;
+        let live = match known {
+            Some(live) => live,
+            None => self.get_live(&api, &p.r).await?,
+        };
         let pp = PatchParams::apply(&self.field_manager).force();
+        if live.is_none() {
+            let object = p.r.clone();
+            let create = Patch::Apply(&p.obj);
+            self.retry(|| api.patch(&p.r.name, &pp, &create))
+                .await
+                .map_err(|source| ApplyError::Api {
+                    object,
+                    operation: "apply",
+                    source: redact_error(&p.obj, source),
+                })?;
+            return Ok(Action::Created);
+        }
         let dry_pp = pp.clone().dry_run();
         let patch = Patch::Apply(&p.obj);
         let background = DeleteParams::background();
