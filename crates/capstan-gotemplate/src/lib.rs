@@ -79,6 +79,13 @@ impl FuncMap {
     ) {
         self.funcs.insert(name.into(), Arc::new(f));
     }
+    /// Go's builtins and Helm's `include`/`tpl`, overridden by the functions of `funcs`:
+    /// the map [`TemplateSet::new`] builds, for [`TemplateSet::new_shared`].
+    pub fn with_builtins(funcs: FuncMap) -> FuncMap {
+        let mut all = builtins::builtins();
+        all.extend(funcs);
+        all
+    }
     /// Adds every function of `other` (replacing same-named ones).
     pub fn extend(&mut self, other: FuncMap) {
         self.funcs.extend(other.funcs);
@@ -219,6 +226,18 @@ impl TemplateSet {
         all.extend(funcs);
         TemplateSet {
             funcs: Arc::new(all),
+            templates: HashMap::new(),
+            options: Options::default(),
+            tpl_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new empty set over a prepared, shared function map (no copy of the map per set).
+    /// `funcs` must already hold Go's builtins and `include`/`tpl`: build it once with
+    /// [`FuncMap::with_builtins`] and share it (e.g. from a `static OnceLock`).
+    pub fn new_shared(funcs: Arc<FuncMap>) -> Self {
+        TemplateSet {
+            funcs,
             templates: HashMap::new(),
             options: Options::default(),
             tpl_cache: Mutex::new(HashMap::new()),

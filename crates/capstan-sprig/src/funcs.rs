@@ -135,33 +135,6 @@ fn untitle(s: &str) -> String {
     out
 }
 
-fn words_split(s: &str) -> Vec<String> {
-    // xstrings-style word split on case changes and non-alphanumerics
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if !c.is_alphanumeric() {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
-            }
-            continue;
-        }
-        if c.is_uppercase() && !cur.is_empty() {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
-                words.push(std::mem::take(&mut cur));
-            }
-        }
-        cur.push(c);
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
-
 fn rand_u64() -> u64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
@@ -736,18 +709,12 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         })
     });
     m.add("snakecase", |_, a| {
-        Ok(sv(words_split(&strval(arg(a, 0)))
-            .iter()
-            .map(|w| w.to_lowercase())
-            .collect::<Vec<_>>()
-            .join("_")))
+        let c: Vec<char> = strval(arg(a, 0)).chars().collect();
+        Ok(sv(camel_to_lower(&c, '_')))
     });
     m.add("kebabcase", |_, a| {
-        Ok(sv(words_split(&strval(arg(a, 0)))
-            .iter()
-            .map(|w| w.to_lowercase())
-            .collect::<Vec<_>>()
-            .join("-")))
+        let c: Vec<char> = strval(arg(a, 0)).chars().collect();
+        Ok(sv(camel_to_lower(&c, '-')))
     });
     m.add("camelcase", |_, a| {
         Ok(sv(to_camel_case(&strval(arg(a, 0)))))
@@ -1405,6 +1372,191 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
 
     crate_crypto(&mut m);
     m
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Wt {
+    Invalid,
+    Number,
+    Upper,
+    Alpha,
+    Connector,
+    Punct,
+    Other,
+}
+
+fn is_conn(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// Go's unicode.IsPunct for ASCII (symbols such as `$+<=>^|~` are not punctuation).
+fn is_go_punct(c: char) -> bool {
+    matches!(
+        c,
+        '!' | '"'
+            | '#'
+            | '%'
+            | '&'
+            | '\''
+            | '('
+            | ')'
+            | '*'
+            | ','
+            | '-'
+            | '.'
+            | '/'
+            | ':'
+            | ';'
+            | '?'
+            | '@'
+            | '['
+            | '\\'
+            | ']'
+            | '_'
+            | '{'
+            | '}'
+    )
+}
+
+/// xstrings' nextWord: the type and length of the word starting `s`.
+fn next_word(s: &[char]) -> (Wt, usize) {
+    let n = s.len();
+    if n == 0 {
+        return (Wt::Invalid, 0);
+    }
+    let r = s[0];
+    let mut off = 1;
+    let run = |off: &mut usize, f: &dyn Fn(char) -> bool| {
+        while *off < n && f(s[*off]) {
+            *off += 1;
+        }
+    };
+    if is_conn(r) {
+        run(&mut off, &is_conn);
+        return (Wt::Connector, off);
+    }
+    if is_go_punct(r) {
+        run(&mut off, &is_go_punct);
+        return (Wt::Punct, off);
+    }
+    if r.is_uppercase() {
+        if n == 1 {
+            return (Wt::Upper, 1);
+        }
+        let r2 = s[1];
+        if r2.is_uppercase() {
+            off = 2;
+            run(&mut off, &|c: char| c.is_uppercase());
+            // "HTTPServer": the last capital starts the next word
+            if off < n && s[off].is_alphabetic() {
+                off -= 1;
+            }
+        } else if r2.is_alphabetic() {
+            off = 2;
+            run(&mut off, &|c: char| c.is_alphabetic() && !c.is_uppercase());
+        }
+        return (Wt::Upper, off);
+    }
+    if r.is_alphabetic() {
+        run(&mut off, &|c: char| c.is_alphabetic() && !c.is_uppercase());
+        return (Wt::Alpha, off);
+    }
+    if r.is_numeric() {
+        run(&mut off, &|c: char| c.is_numeric());
+        return (Wt::Number, off);
+    }
+    run(&mut off, &|c: char| {
+        !(is_conn(c) || c.is_alphabetic() || c.is_numeric() || is_go_punct(c))
+    });
+    (Wt::Other, off)
+}
+
+fn to_lower_word(out: &mut String, wt: Wt, w: &[char], conn: char) {
+    if wt != Wt::Upper && wt != Wt::Connector {
+        out.extend(w.iter());
+        return;
+    }
+    for &c in w {
+        if is_conn(c) {
+            out.push(conn);
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+}
+
+/// xstrings' camelCaseToLowerCase (Sprig's `snakecase`/`kebabcase`).
+fn camel_to_lower(s: &[char], conn: char) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    if s.is_empty() {
+        return out;
+    }
+    let next = |rem: &[char]| -> (Wt, usize) { next_word(rem) };
+    let (mut wt, l) = next(s);
+    let mut word: &[char] = &s[..l];
+    let mut rem: &[char] = &s[l..];
+    macro_rules! advance {
+        () => {{
+            let (t, l) = next(rem);
+            wt = t;
+            word = &rem[..l];
+            rem = &rem[l..];
+        }};
+    }
+    while !rem.is_empty() {
+        if wt != Wt::Connector {
+            to_lower_word(&mut out, wt, word, conn);
+        }
+        let prev = wt;
+        let last = word;
+        advance!();
+        match prev {
+            Wt::Number => {
+                while wt == Wt::Alpha || wt == Wt::Number {
+                    to_lower_word(&mut out, wt, word, conn);
+                    advance!();
+                }
+                if wt != Wt::Invalid && wt != Wt::Punct && wt != Wt::Connector {
+                    out.push(conn);
+                }
+            }
+            Wt::Connector => to_lower_word(&mut out, prev, last, conn),
+            Wt::Punct => {}
+            _ => {
+                if wt != Wt::Number {
+                    if wt != Wt::Connector && wt != Wt::Punct {
+                        out.push(conn);
+                    }
+                    continue;
+                }
+                if rem.is_empty() {
+                    continue;
+                }
+                let last = word;
+                advance!();
+                if wt != Wt::Alpha {
+                    // "Bld4Floor" => "bld4_floor"
+                    to_lower_word(&mut out, Wt::Number, last, conn);
+                    if wt != Wt::Connector && wt != Wt::Punct {
+                        out.push(conn);
+                    }
+                    continue;
+                }
+                // "HTTP2xx" => "http_2xx"
+                out.push(conn);
+                to_lower_word(&mut out, Wt::Number, last, conn);
+                while wt == Wt::Alpha || wt == Wt::Number {
+                    to_lower_word(&mut out, wt, word, conn);
+                    advance!();
+                }
+                if wt != Wt::Invalid && wt != Wt::Connector && wt != Wt::Punct {
+                    out.push(conn);
+                }
+            }
+        }
+    }
+    to_lower_word(&mut out, wt, word, conn);
+    out
 }
 
 /// xstrings.ToCamelCase: connectors (`-`, `_`, spaces) are dropped and the next rune

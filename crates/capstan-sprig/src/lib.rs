@@ -42,6 +42,16 @@ pub fn funcs(opts: HelmOptions) -> FuncMap {
     funcs::all(opts)
 }
 
+/// Go's builtins plus Sprig and Helm's functions with default options (`lookup` offline),
+/// built once per process and shared: pass it to
+/// [`capstan_gotemplate::TemplateSet::new_shared`] to create sets without copying the map.
+pub fn shared_funcs() -> Arc<FuncMap> {
+    static FUNCS: std::sync::OnceLock<Arc<FuncMap>> = std::sync::OnceLock::new();
+    FUNCS
+        .get_or_init(|| Arc::new(FuncMap::with_builtins(funcs(HelmOptions::default()))))
+        .clone()
+}
+
 /// Go's `encoding/json.Marshal` of a value (Helm's `toJson`).
 pub fn to_json(v: &Value) -> Result<String, String> {
     let mut s = String::new();
