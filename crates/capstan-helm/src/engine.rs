@@ -651,7 +651,7 @@ fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
     }
     let re = RE.get_or_init(|| {
         regex::Regex::new(
-            r"(\{\{-?\s*range\s+(?:\$\w*\s*(?:,\s*\$\w*\s*)?:?=\s*)?)([^|{}]*?(?:Files\.Glob|Capabilities\.APIVersions)[^|{}]*?)(\s*-?\}\})",
+            r"(\{\{-?[ \t\r\n]*range[ \t\r\n]+(?:\$[A-Za-z0-9_]*[ \t\r\n]*(?:,[ \t\r\n]*\$[A-Za-z0-9_]*[ \t\r\n]*)?:?=[ \t\r\n]*)?)([^|{}]*?(?:Files\.Glob|Capabilities\.APIVersions)[^|{}]*?)([ \t\r\n]*-?\}\})",
         )
         .unwrap()
     });
@@ -659,8 +659,9 @@ fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
         format!("{}({}).{}{}", &c[1], c[2].trim_end(), ITEMS_METHOD, &c[3])
     });
     static LEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let len_re = LEN
-        .get_or_init(|| regex::Regex::new(r"\blen\s+\(([^(){}|]*Files\.Glob[^(){}|]*)\)").unwrap());
+    let len_re = LEN.get_or_init(|| {
+        regex::Regex::new(r"(?-u:\b)len[ \t\r\n]+\(([^(){}|]*Files\.Glob[^(){}|]*)\)").unwrap()
+    });
     if len_re.is_match(&out) {
         return std::borrow::Cow::Owned(
             len_re
