@@ -199,11 +199,14 @@ pub fn render_chart(
     opts: &TemplateOptions,
 ) -> Result<Rendered, HelmError> {
     let mut warnings = Vec::new();
-    if !(chart.metadata.chart_type.is_empty() || chart.metadata.chart_type == "application") {
-        return Err(HelmError::Chart(format!(
-            "{} charts are not installable",
+    // Helm's install action (what the SDK's `helm template` path runs) renders a library
+    // chart as nothing: only its `_` partials are templates, and they print nothing. (The
+    // helm CLI refuses it earlier with "library charts are not installable".)
+    if chart.is_library() {
+        warnings.push(format!(
+            "warning: {} charts are not installable; nothing is rendered",
             chart.metadata.chart_type
-        )));
+        ));
     }
     if !chart.metadata.dependencies.is_empty() {
         deps::check_dependencies(&chart)?;

@@ -170,3 +170,8 @@ fn renders_from_memory() {
     let r = template(&fs, Path::new("/c"), &o).unwrap();
     assert_eq!(r.output, "---\n# Source: mem/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: r\ndata:\n  n: \"3\"\n");
 }
+
+#[test]
+fn library_root_renders_nothing() {
+    check("library-root", "library-root", opts());
+}

@@ -1,0 +1,1 @@
+{{- define "library-root.x" -}}x{{- end -}}
