@@ -154,9 +154,16 @@ pub(crate) fn build_resources(
         ]) != Some("true")
     });
     let origin_annos = meta.iter().any(|m| m == "originAnnotations");
+    let managed_by = opts.add_managed_by_label || meta.iter().any(|m| m == "managedByLabel");
     let transformer_annos = meta.iter().any(|m| m == "transformerAnnotations");
     for r in acc.resources.iter_mut() {
         transformers::strip_internal(&mut r.node);
+        if managed_by {
+            r.node.ensure_mapping_path(&["metadata", "labels"]).insert(
+                "app.kubernetes.io/managed-by",
+                Node::string(crate::MANAGED_BY),
+            );
+        }
         if origin_annos {
             if let Some(o) = &r.origin {
                 let v = capstan_yaml::emit_document(&o.to_node());

@@ -34,6 +34,10 @@ use capstan_yaml::Node;
 pub use error::KustomizeError;
 pub use resource::{ResId, Resource};
 
+/// The value of `app.kubernetes.io/managed-by` with `--enable-managedby-label` or
+/// `buildMetadata: [managedByLabel]` (the kustomize release capstan follows).
+pub const MANAGED_BY: &str = "kustomize-v5.8.1";
+
 /// How to order the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reorder {

@@ -316,3 +316,24 @@ fn output_keys_in_go_yaml_v2_order() {
         "{out}"
     );
 }
+
+#[test]
+fn managed_by_label() {
+    let fs = MemFs::new()
+        .with(
+            "/a/s.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n",
+        )
+        .with(
+            "/a/kustomization.yaml",
+            "resources:\n- s.yaml\nbuildMetadata: [managedByLabel]\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains(&format!(
+            "labels:\n    app.kubernetes.io/managed-by: {}\n",
+            capstan_kustomize::MANAGED_BY
+        )),
+        "{out}"
+    );
+}
