@@ -542,24 +542,9 @@ fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()>
         merge_generated(acc, r)?;
     }
     for entry in k.seq("generators").to_vec() {
-        let cfg_in = match &entry {
-            Node::Scalar(s) if !s.value.contains('\n') => ctx.origin_of(&s.value),
-            _ => ctx.builtin_origin(k, ""),
-        };
         for cfg in plugin_configs(ctx, k, &entry)? {
             let rs = generators::builtin_generator(ctx, &k.dir, &cfg)?;
-            let origin = cfg_in.as_ref().map(|o| Origin {
-                path: String::new(),
-                configured_in: if o.path.is_empty() {
-                    o.configured_in.clone()
-                } else {
-                    o.path.clone()
-                },
-                by_api_version: cfg.str_at(&["apiVersion"]).unwrap_or("").into(),
-                by_kind: cfg.str_at(&["kind"]).unwrap_or("").into(),
-                by_name: cfg.str_at(&["metadata", "name"]).unwrap_or("").into(),
-                by_namespace: cfg.str_at(&["metadata", "namespace"]).unwrap_or("").into(),
-            });
+            let origin = plugin_origin(ctx, k, &entry, &cfg);
             for mut r in rs {
                 if r.origin.is_none() {
                     r.origin = origin.clone();
@@ -592,6 +577,24 @@ pub(crate) fn merge_generated(acc: &mut Acc, r: Resource) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The origin of a generator/transformer configured by a `generators`/`transformers`
+/// entry: the file holding the configuration (the kustomization for inline ones) and
+/// the configuration's id.
+fn plugin_origin(ctx: &Ctx, k: &Kustomization, entry: &Node, cfg: &Node) -> Option<Origin> {
+    let configured_in = match entry {
+        Node::Scalar(s) if !s.value.contains('\n') => ctx.origin_of(&s.value)?.path,
+        _ => ctx.builtin_origin(k, "")?.configured_in,
+    };
+    Some(Origin {
+        path: String::new(),
+        configured_in,
+        by_api_version: cfg.str_at(&["apiVersion"]).unwrap_or("").into(),
+        by_kind: cfg.str_at(&["kind"]).unwrap_or("").into(),
+        by_name: cfg.str_at(&["metadata", "name"]).unwrap_or("").into(),
+        by_namespace: cfg.str_at(&["metadata", "namespace"]).unwrap_or("").into(),
+    })
 }
 
 /// Plugin configuration documents for a `generators`/`transformers` entry: a file path
@@ -714,10 +717,17 @@ fn builtin_transformer_kinds(k: &Kustomization) -> Vec<&'static str> {
 fn run_transformers(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
     run_transformers_inner(ctx, k, acc)?;
     if ctx.origin.is_some() {
-        let origins: Vec<Origin> = builtin_transformer_kinds(k)
+        let mut origins: Vec<Origin> = builtin_transformer_kinds(k)
             .into_iter()
             .filter_map(|kind| ctx.builtin_origin(k, kind))
             .collect();
+        for entry in k.seq("transformers").to_vec() {
+            let cfgs = plugin_configs(ctx, k, &entry)?;
+            origins.extend(
+                cfgs.iter()
+                    .filter_map(|cfg| plugin_origin(ctx, k, &entry, cfg)),
+            );
+        }
         for r in acc.resources.iter_mut() {
             for o in &origins {
                 if r.origin.is_none() {

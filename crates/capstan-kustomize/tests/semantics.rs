@@ -337,3 +337,14 @@ fn managed_by_label() {
         "{out}"
     );
 }
+
+#[test]
+fn transformer_annotations_include_transformers_field() {
+    let fs = MemFs::new()
+        .with("/a/s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n")
+        .with("/a/t.yaml", "apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata:\n  name: ps\nprefix: x-\nfieldSpecs:\n- path: metadata/name\n")
+        .with("/a/kustomization.yaml", "resources:\n- s.yaml\ntransformers:\n- t.yaml\nbuildMetadata: [transformerAnnotations]\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("      - configuredIn: t.yaml\n        configuredBy:\n          apiVersion: builtin\n          kind: PrefixSuffixTransformer\n          name: ps\n"), "{out}");
+    assert!(out.contains("name: x-s\n"), "{out}");
+}
