@@ -586,6 +586,19 @@ impl Exec<'_> {
         } else {
             format!("wrong type for value; expected {ty}; got {}", v.type_name())
         };
+        // Go reports at the last node it evaluated: inside `(pipeline)`, the last command's
+        // last argument, or its function name when it has none
+        let mut node = node;
+        while let Some(Arg {
+            kind: ArgKind::Pipe(p),
+            ..
+        }) = node
+        {
+            match p.cmds.last() {
+                Some(c) if !c.args.is_empty() => node = c.args.last(),
+                _ => break,
+            }
+        }
         match node {
             Some(n) => self.err(n.pos, n, msg),
             None => self.err(cmd.pos, ctx_node, msg),

@@ -1132,27 +1132,15 @@ fn date_arg(v: &Value) -> GoTime {
     }
 }
 
-fn want_string(v: &Value) -> Result<String, String> {
-    match v {
+fn want_string(a: &[Value], i: usize) -> Result<String, String> {
+    match &a[i] {
         Value::String(s) => Ok(s.to_string()),
-        Value::Nil => Err("invalid value; expected string".into()),
-        v => Err(format!(
-            "wrong type for value; expected string; got {}",
-            v.type_name()
-        )),
+        _ => Err(capstan_gotemplate::arg_type_error(i, "string")),
     }
 }
 
-fn want_time(v: &Value) -> Result<GoTime, String> {
-    match v {
-        Value::Nil => Err("invalid value; expected time.Time".into()),
-        v => time_arg(v).ok_or_else(|| {
-            format!(
-                "wrong type for value; expected time.Time; got {}",
-                v.type_name()
-            )
-        }),
-    }
+fn want_time(a: &[Value], i: usize) -> Result<GoTime, String> {
+    time_arg(&a[i]).ok_or_else(|| capstan_gotemplate::arg_type_error(i, "time.Time"))
 }
 
 fn nargs(name: &str, a: &[Value], n: usize) -> Result<(), String> {
@@ -1180,7 +1168,7 @@ pub(crate) fn register(m: &mut FuncMap) {
         m.add(name, |_, a| {
             nargs("date", a, 2)?;
             Ok(Value::from(date_in_zone(
-                &want_string(&a[0])?,
+                &want_string(a, 0)?,
                 &a[1],
                 "Local",
             )))
@@ -1190,9 +1178,9 @@ pub(crate) fn register(m: &mut FuncMap) {
         m.add(name, |_, a| {
             nargs("dateInZone", a, 3)?;
             Ok(Value::from(date_in_zone(
-                &want_string(&a[0])?,
+                &want_string(a, 0)?,
                 &a[1],
-                &want_string(&a[2])?,
+                &want_string(a, 2)?,
             )))
         });
     }
@@ -1205,18 +1193,18 @@ pub(crate) fn register(m: &mut FuncMap) {
         Ok(Value::from(date_in_zone(
             "2006-01-02",
             &a[0],
-            &want_string(&a[1])?,
+            &want_string(a, 1)?,
         )))
     });
     m.add("unixEpoch", |_, a| {
         nargs("unixEpoch", a, 1)?;
-        Ok(Value::from(want_time(&a[0])?.secs.to_string()))
+        Ok(Value::from(want_time(a, 0)?.secs.to_string()))
     });
     for name in ["dateModify", "date_modify"] {
         m.add(name, |_, a| {
             nargs("dateModify", a, 2)?;
-            let d = want_string(&a[0])?;
-            let t = want_time(&a[1])?;
+            let d = want_string(a, 0)?;
+            let t = want_time(a, 1)?;
             Ok(tv(match parse_duration(&d) {
                 Ok(d) => t.add(d as i128),
                 Err(_) => t,
@@ -1225,18 +1213,18 @@ pub(crate) fn register(m: &mut FuncMap) {
     }
     m.add("mustDateModify", |_, a| {
         nargs("mustDateModify", a, 2)?;
-        let d = want_string(&a[0])?;
-        let t = want_time(&a[1])?;
+        let d = want_string(a, 0)?;
+        let t = want_time(a, 1)?;
         Ok(tv(t.add(parse_duration(&d)? as i128)))
     });
     m.add("toDate", |_, a| {
         nargs("toDate", a, 2)?;
-        let (l, s) = (want_string(&a[0])?, want_string(&a[1])?);
+        let (l, s) = (want_string(a, 0)?, want_string(a, 1)?);
         Ok(tv(parse(&l, &s).unwrap_or_else(|_| GoTime::zero())))
     });
     m.add("mustToDate", |_, a| {
         nargs("mustToDate", a, 2)?;
-        let (l, s) = (want_string(&a[0])?, want_string(&a[1])?);
+        let (l, s) = (want_string(a, 0)?, want_string(a, 1)?);
         parse(&l, &s).map(tv)
     });
     m.add("ago", |_, a| {

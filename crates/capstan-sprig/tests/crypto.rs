@@ -138,7 +138,7 @@ fn argument_types_are_checked_like_go() {
     );
     let e = r(r#"{{ genSignedCert "x" nil nil 1 (dict) }}"#).unwrap_err();
     assert!(
-        e.ends_with("at <(dict)>: wrong type for value; expected sprig.certificate; got map[string]interface {}"),
+        e.ends_with("at <dict>: wrong type for value; expected sprig.certificate; got map[string]interface {}"),
         "{e}"
     );
     let e = r(r#"{{ genSelfSignedCert "x" (list "1.2.3") nil 1 }}"#).unwrap_err();

@@ -259,3 +259,28 @@ fn lookup_defaults_to_empty_map() {
         "map[] true"
     );
 }
+
+#[test]
+fn date_functions_check_argument_types_like_go() {
+    let mut set = TemplateSet::new_shared(capstan_sprig::shared_funcs());
+    set.add("t", r#"{{ unixEpoch "2020" }}"#).unwrap();
+    let e = set.execute("t", &Value::Nil).unwrap_err().to_string();
+    assert!(
+        e.ends_with("at <\"2020\">: can't handle \"2020\" for arg of type time.Time"),
+        "{e}"
+    );
+    set.add("u", r#"{{ $x := 5 }}{{ dateModify "1h" $x }}"#)
+        .unwrap();
+    let e = set.execute("u", &Value::Nil).unwrap_err().to_string();
+    assert!(
+        e.ends_with("at <$x>: wrong type for value; expected time.Time; got int"),
+        "{e}"
+    );
+    assert_eq!(
+        r(
+            r#"{{ toDate "2006-01-02" "2024-02-29" | date "Monday 2 Jan 2006" }}"#,
+            json!({})
+        ),
+        "Thursday 29 Feb 2024"
+    );
+}
