@@ -8,6 +8,25 @@ use crate::value::{Map, Val};
 /// Collects the warnings Helm logs while coalescing.
 pub type Warnings = Vec<String>;
 
+/// Go's `%t` of a value (`%!t(string=x)` for non-bools).
+pub fn go_fmt_t(v: &Val) -> String {
+    match v {
+        Val::Bool(b) => b.to_string(),
+        Val::Null => "%!t(<nil>)".into(),
+        Val::Str(s) => format!("%!t(string={s})"),
+        Val::Int(i) => format!("%!t(int64={i})"),
+        Val::Float(f) => format!("%!t(float64={})", crate::value::format_float_g(*f)),
+        Val::List(l) => format!("[{}]", l.iter().map(go_fmt_t).collect::<Vec<_>>().join(" ")),
+        Val::Map(m) => format!(
+            "map[{}]",
+            m.iter()
+                .map(|(k, v)| format!("{k}:{}", go_fmt_t(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
 fn concat_prefix(a: &str, b: &str) -> String {
     if a.is_empty() {
         b.to_string()
@@ -55,7 +74,7 @@ fn coalesce_deps(
                 dest.insert(name.clone(), Val::Map(Map::new()));
             }
             Some(v) if !v.is_table() => {
-                return Err(format!("type mismatch on {}: %!t({})", name, v.go_fmt()));
+                return Err(format!("type mismatch on {}: {}", name, go_fmt_t(v)));
             }
             _ => {}
         }

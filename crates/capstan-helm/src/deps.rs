@@ -29,8 +29,14 @@ pub fn check_dependencies(c: &Chart) -> Result<(), HelmError> {
 
 /// `ProcessDependencies`: drops disabled subcharts, applies aliases, imports values.
 pub fn process_dependencies(c: &mut Chart, v: &Map, warn: &mut Warnings) -> Result<(), HelmError> {
-    process_dependency_enabled(c, v, "", warn)?;
-    process_dependency_import_values(c, true, warn)
+    process_dependency_enabled(c, v, "", warn)
+        .and_then(|_| process_dependency_import_values(c, true, warn))
+        .map_err(|e| {
+            HelmError::Values(format!(
+                "chart dependencies processing failed: {}",
+                e.inner()
+            ))
+        })
 }
 
 fn get_alias_dependency(charts: &[Chart], dep: &Dependency) -> Option<Chart> {
