@@ -689,10 +689,11 @@ fn builtin_transformer_kinds(k: &Kustomization) -> Vec<&'static str> {
     if nonempty("nameSuffix") > 0 {
         v.push("SuffixTransformer");
     }
-    v.extend(std::iter::repeat_n(
-        "LabelTransformer",
-        nonempty("commonLabels") + nonempty("labels"),
-    ));
+    // One per `labels` entry plus the commonLabels one (even if empty).
+    let labels = nonempty("labels");
+    if labels + nonempty("commonLabels") > 0 {
+        v.extend(std::iter::repeat_n("LabelTransformer", labels + 1));
+    }
     if nonempty("commonAnnotations") > 0 {
         v.push("AnnotationsTransformer");
     }

@@ -175,13 +175,7 @@ fn add_pairs(r: &mut Resource, pairs: &[(String, String)], fss: &[FieldSpec]) ->
 }
 
 pub fn labels(k: &Kustomization, acc: &mut Acc) -> Result<()> {
-    let common = string_map(k.get("commonLabels"));
-    if !common.is_empty() {
-        let fss = acc.config.common_labels.clone();
-        for r in acc.resources.iter_mut() {
-            add_pairs(r, &common, &fss)?;
-        }
-    }
+    // kustomize runs one transformer per `labels` entry, then the commonLabels one.
     for l in k.seq("labels").to_vec() {
         let pairs = string_map(l.get("pairs"));
         let sel = l.str_at(&["includeSelectors"]) == Some("true");
@@ -212,6 +206,13 @@ pub fn labels(k: &Kustomization, acc: &mut Acc) -> Result<()> {
         }
         for r in acc.resources.iter_mut() {
             add_pairs(r, &pairs, &fss)?;
+        }
+    }
+    let common = string_map(k.get("commonLabels"));
+    if !common.is_empty() {
+        let fss = acc.config.common_labels.clone();
+        for r in acc.resources.iter_mut() {
+            add_pairs(r, &common, &fss)?;
         }
     }
     Ok(())

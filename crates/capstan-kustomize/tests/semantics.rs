@@ -348,3 +348,12 @@ fn transformer_annotations_include_transformers_field() {
     assert!(out.contains("      - configuredIn: t.yaml\n        configuredBy:\n          apiVersion: builtin\n          kind: PrefixSuffixTransformer\n          name: ps\n"), "{out}");
     assert!(out.contains("name: x-s\n"), "{out}");
 }
+
+#[test]
+fn common_labels_run_after_label_entries() {
+    let fs = MemFs::new()
+        .with("/a/s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n")
+        .with("/a/kustomization.yaml", "resources:\n- s.yaml\nlabels:\n- pairs:\n    k: from-labels\ncommonLabels:\n  k: from-common\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("k: from-common"), "{out}");
+}
