@@ -330,12 +330,15 @@ fn merge_list(d: &mut Vec<Node>, p: &[Node], field: &str, sch: Schema) {
     };
     let esch = sch.items();
     let Some(key) = key else {
-        if MERGED_PRIMITIVE_LISTS.contains(&field) {
-            for x in p {
-                if !d.contains(x) {
-                    d.push(x.clone());
+        if matches!(sch, Schema::Builtin) && MERGED_PRIMITIVE_LISTS.contains(&field) {
+            // Prepend, as for keyed lists: the patch's values, then the others.
+            let mut out: Vec<Node> = Vec::new();
+            for x in p.iter().chain(d.iter()) {
+                if !out.contains(x) {
+                    out.push(x.clone());
                 }
             }
+            *d = out;
             return;
         }
         *d = p.iter().map(clean).collect();
