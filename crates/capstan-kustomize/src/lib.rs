@@ -9,8 +9,12 @@
 //! nameReference table and `configurations`), labels/commonLabels, commonAnnotations,
 //! images, replicas, patches (strategic merge in [`smp`], JSON 6902), patchesStrategicMerge,
 //! patchesJson6902, configMapGenerator/secretGenerator (with kustomize's hash suffix),
-//! generatorOptions, replacements, vars, sortOptions, buildMetadata, builtin
-//! generator/transformer plugin configs, and the legacy kind order.
+//! generatorOptions, replacements, vars (bound per level, as kustomize's `MergeVars`),
+//! sortOptions, buildMetadata (origin/transformer annotations, managed-by label), the
+//! `openapi` field (custom schemas give strategic-merge keys; kinds without a schema get
+//! their lists replaced, as kyaml does), builtin generator/transformer plugin configs
+//! (including IAMPolicyGenerator), local-config resources dropped, and the legacy kind
+//! order. Output maps are sorted in go-yaml v2's key order, as `sigs.k8s.io/yaml` does.
 
 mod accumulate;
 mod error;
