@@ -47,11 +47,20 @@ pub fn parse_int_base0(s: &str) -> Option<i64> {
     i64::try_from(v).ok()
 }
 
+/// Go's `int64(f)` on amd64: out of range (and NaN) gives the minimum int64.
+pub fn go_f64_to_i64(f: f64) -> i64 {
+    if f.is_nan() || f >= 9_223_372_036_854_775_808.0 || f < -9_223_372_036_854_775_808.0 {
+        i64::MIN
+    } else {
+        f as i64
+    }
+}
+
 /// cast.ToInt64 (0 on failure).
 pub fn to_i64(v: &Value) -> i64 {
     match v {
         Value::Int(i) | Value::Int64(i) => *i,
-        Value::Float(f) => *f as i64,
+        Value::Float(f) => go_f64_to_i64(*f),
         Value::Bool(b) => *b as i64,
         Value::String(s) => parse_int_base0(trim_zero_decimal(s)).unwrap_or(0),
         _ => 0,

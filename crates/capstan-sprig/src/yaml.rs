@@ -20,17 +20,59 @@ enum Y {
     Map(Vec<(String, Y)>),
 }
 
+/// toYaml goes through JSON, and encoding/json leaves NEL (U+0085) raw: go-yaml then reads
+/// it as a line break inside a double-quoted scalar and folds it (with the blanks around
+/// it) into a space, or into `\n`s for runs of breaks.
+fn fold_nel(s: &str) -> String {
+    if !s.contains('\u{85}') {
+        return s.to_string();
+    }
+    let parts: Vec<&str> = s.split('\u{85}').collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < parts.len() {
+        let mut p = parts[i];
+        if i > 0 {
+            p = p.trim_start_matches([' ', '\t']);
+        }
+        if i + 1 < parts.len() {
+            p = p.trim_end_matches([' ', '\t']);
+        }
+        out.push_str(p);
+        if i + 1 < parts.len() {
+            // consecutive breaks: the first folds away, each further one is a newline
+            let mut j = i + 1;
+            while j + 1 < parts.len() && parts[j].trim_matches([' ', '\t']).is_empty() {
+                j += 1;
+            }
+            let extra = j - i - 1;
+            if extra == 0 {
+                out.push(' ');
+            } else {
+                out.push_str(&"\n".repeat(extra));
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
 fn to_y(v: &Value) -> Y {
     match v {
         Value::Nil => Y::Null,
         Value::Bool(b) => Y::Bool(*b),
         Value::Int(i) | Value::Int64(i) => Y::Num(i.to_string()),
         Value::Float(f) => Y::Num(yaml_float(*f)),
-        Value::String(s) => Y::Str(s.to_string()),
+        Value::String(s) => Y::Str(fold_nel(s)),
         Value::List(l) => Y::Seq(l.iter().map(to_y).collect()),
         Value::Map(m) => {
-            let mut entries: Vec<(String, Y)> =
-                m.read().iter().map(|(k, v)| (k.clone(), to_y(v))).collect();
+            let mut entries: Vec<(String, Y)> = m
+                .read()
+                .iter()
+                .map(|(k, v)| (fold_nel(k), to_y(v)))
+                .collect();
             entries.sort_by(|a, b| key_cmp(&a.0, &b.0));
             Y::Map(entries)
         }
@@ -56,7 +98,12 @@ fn yaml_float(f: f64) -> String {
             return format!("{}", f as i64);
         }
         if f > 0.0 && f < 1.8e19 {
-            return format!("{}", f as u64);
+            // through JSON: encoding/json prints the shortest digits ("…567000"), which
+            // go-yaml reads back as a uint64
+            let digits = format!("{f}");
+            if digits.parse::<u64>().is_ok() {
+                return digits;
+            }
         }
     }
     format_float(f, 'g', -1)
