@@ -49,7 +49,7 @@ pub fn parse_int_base0(s: &str) -> Option<i64> {
 
 /// Go's `int64(f)` on amd64: out of range (and NaN) gives the minimum int64.
 pub fn go_f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9_223_372_036_854_775_808.0 || f < -9_223_372_036_854_775_808.0 {
+    if f.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
         i64::MIN
     } else {
         f as i64
