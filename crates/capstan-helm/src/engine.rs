@@ -658,6 +658,35 @@ fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
     let out = re.replace_all(src, |c: &regex::Captures| {
         format!("{}({}).{}{}", &c[1], c[2].trim_end(), ITEMS_METHOD, &c[3])
     });
+    // `$files := .Files.Glob "x"` ... `range $k, $v := $files` / `len $files`
+    static VARS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let vars_re = VARS.get_or_init(|| {
+        regex::Regex::new(r"\$([A-Za-z0-9_]+)[ \t\r\n]*:?=[ \t\r\n]*\(?[ \t\r\n]*[$.A-Za-z0-9_]*Files\.Glob[^|{}]*\}\}").unwrap()
+    });
+    let mut out = out;
+    let names: Vec<String> = vars_re
+        .captures_iter(&out)
+        .map(|c| c[1].to_string())
+        .collect();
+    for name in names {
+        let n = regex::escape(&name);
+        let range_re = regex::Regex::new(&format!(
+            r"(\{{\{{-?[ \t\r\n]*range[ \t\r\n]+(?:\$[A-Za-z0-9_]*[ \t\r\n]*(?:,[ \t\r\n]*\$[A-Za-z0-9_]*[ \t\r\n]*)?:?=[ \t\r\n]*)?)\${n}([ \t\r\n]*-?\}}\}})"
+        ))
+        .expect("valid pattern");
+        let len_re = regex::Regex::new(&format!(r"((?-u:\b)len[ \t\r\n]+)\${n}([^A-Za-z0-9_.])"))
+            .expect("valid pattern");
+        for re in [range_re, len_re] {
+            if re.is_match(&out) {
+                out = std::borrow::Cow::Owned(
+                    re.replace_all(&out, |c: &regex::Captures| {
+                        format!("{}(${}).{}{}", &c[1], name, ITEMS_METHOD, &c[2])
+                    })
+                    .into_owned(),
+                );
+            }
+        }
+    }
     static LEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let len_re = LEN.get_or_init(|| {
         regex::Regex::new(r"(?-u:\b)len[ \t\r\n]+\(([^(){}|]*Files\.Glob[^(){}|]*)\)").unwrap()
