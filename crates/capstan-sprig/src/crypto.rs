@@ -303,6 +303,55 @@ impl Key {
     }
 }
 
+/// Sprig's DSA key (`dsa.GenerateParameters` L2048N256, then `GenerateKey`), marshalled as
+/// its `DSAKeyFormat{Version, P, Q, G, Y, X}` in a `DSA PRIVATE KEY` block. The parameters
+/// come from AWS-LC (2048-bit p, 256-bit q).
+fn generate_dsa_pem() -> Result<String, String> {
+    use aws_lc_sys as ffi;
+    // SAFETY: plain AWS-LC object lifecycle: the DSA is created, filled, read through
+    // borrowed BIGNUM pointers (valid while `dsa` lives), copied out and freed exactly once.
+    unsafe {
+        let dsa = ffi::DSA_new();
+        if dsa.is_null() {
+            return Err("out of memory".into());
+        }
+        let ok = ffi::DSA_generate_parameters_ex(
+            dsa,
+            2048,
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ) == 1
+            && ffi::DSA_generate_key(dsa) == 1;
+        if !ok {
+            ffi::DSA_free(dsa);
+            return Err("parameter generation failed".into());
+        }
+        let (mut p, mut q, mut g) = (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        let (mut y, mut x) = (std::ptr::null(), std::ptr::null());
+        ffi::DSA_get0_pqg(dsa, &mut p, &mut q, &mut g);
+        ffi::DSA_get0_key(dsa, &mut y, &mut x);
+        let bn = |b: *const ffi::BIGNUM| -> Vec<u8> {
+            if b.is_null() {
+                return Vec::new();
+            }
+            let mut v = vec![0u8; ffi::BN_num_bytes(b) as usize];
+            let n = ffi::BN_bn2bin(b, v.as_mut_ptr());
+            v.truncate(n);
+            v
+        };
+        let parts = [bn(p), bn(q), bn(g), bn(y), bn(x)];
+        ffi::DSA_free(dsa);
+        let ints: Vec<Vec<u8>> = parts.iter().map(|b| der::uint(b)).collect();
+        let zero = der::small_int(0);
+        let mut refs: Vec<&[u8]> = vec![&zero];
+        refs.extend(ints.iter().map(|v| v.as_slice()));
+        Ok(pem_encode("DSA PRIVATE KEY", &der::seq(&refs)))
+    }
+}
+
 /// Go's `x509.MarshalECPrivateKey` (SEC 1, with the curve and the public key).
 fn ec_sec1(scalar: &[u8], public: &[u8]) -> Vec<u8> {
     let mut padded = vec![0u8; 32usize.saturating_sub(scalar.len())];
@@ -938,7 +987,12 @@ pub(crate) fn register(m: &mut FuncMap) {
             "" | "rsa" => Key::generate_rsa(4096),
             "ecdsa" => Key::generate_ec(),
             "ed25519" => Key::generate_ed25519(),
-            "dsa" => return Ok(Value::from("failed to generate dsa params: unsupported")),
+            "dsa" => {
+                return Ok(Value::from(match generate_dsa_pem() {
+                    Ok(p) => p,
+                    Err(e) => format!("failed to generate dsa params: {e}"),
+                }))
+            }
             _ => return Ok(Value::from(format!("Unknown type {kind}"))),
         };
         Ok(Value::from(match key {

@@ -6,6 +6,17 @@
 //! [`HelmOptions`]; an empty map when offline)... `include` and `tpl` are implemented by
 //! the engine itself (`capstan_gotemplate::Ctx`).
 //!
+//! Keys and certificates (`genPrivateKey`, `genCA`, `genSignedCert`...) are real (AWS-LC keys,
+//! X.509 DER assembled like Go's `crypto/x509`, so PEM sizes match Helm's), as are
+//! `htpasswd` (bcrypt), `derivePassword` (scrypt + HMAC), `encryptAES`/`decryptAES`. Dates
+//! are Go `time.Time` values with layouts, zones (chrono-tz) and durations as Go prints them.
+//!
+//! For many renders, build the map once: [`shared_funcs`] with
+//! [`capstan_gotemplate::TemplateSet::new_shared`].
+//!
+//! `tests/charts/` holds fixture charts with goldens rendered by Helm v4.2.3 (see
+//! `tests/golden/README.md`); `tests/charts.rs` renders them with this crate alone.
+//!
 //! `toYaml` must print byte for byte what Helm prints (sigs.k8s.io/yaml: a JSON round trip
 //! then go-yaml v2's emitter). No Rust YAML crate emits go-yaml's format, so the emitter in
 //! [`yaml`] is written here.

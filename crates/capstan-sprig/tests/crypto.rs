@@ -83,6 +83,25 @@ fn ca_and_signed_cert_are_valid_x509() {
     for k in ["ca.key", "c.key", "s.key"] {
         openssl(&["rsa", "-in", k, "-check", "-noout"], &dir).unwrap();
     }
+    std::fs::write(
+        dir.join("dsa.key"),
+        r(r#"{{ genPrivateKey "dsa" }}"#).unwrap(),
+    )
+    .unwrap();
+    let t = openssl(&["dsa", "-in", "dsa.key", "-noout", "-text"], &dir).unwrap();
+    assert!(t.contains("(2048 bit)"), "{t}");
+    std::fs::write(
+        dir.join("ec.key"),
+        r(r#"{{ genPrivateKey "ecdsa" }}"#).unwrap(),
+    )
+    .unwrap();
+    openssl(&["ec", "-in", "ec.key", "-check", "-noout"], &dir).unwrap();
+    std::fs::write(
+        dir.join("ed.key"),
+        r(r#"{{ genPrivateKey "ed25519" }}"#).unwrap(),
+    )
+    .unwrap();
+    openssl(&["pkey", "-in", "ed.key", "-noout"], &dir).unwrap();
     // the certificate's key is the key returned
     let m1 = openssl(&["x509", "-in", "c.crt", "-noout", "-modulus"], &dir).unwrap();
     let m2 = openssl(&["rsa", "-in", "c.key", "-noout", "-modulus"], &dir).unwrap();
