@@ -40,6 +40,8 @@ pub struct GitRepositorySpec {
     pub secret_ref: Option<String>,
     /// `spec.ignore`: `.sourceignore`-format patterns.
     pub ignore: Option<String>,
+    /// `spec.timeout` as written (Flux's default is `60s`).
+    pub timeout: Option<String>,
 }
 
 fn str_at<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
@@ -97,6 +99,15 @@ impl GitRepositorySpec {
         if let Some(c) = &reference.semver {
             Constraint::parse(c).map_err(|e| invalid(format!("spec.ref.semver: {e}")))?;
         }
+        for key in ["interval", "timeout"] {
+            if let Some(d) = str_at(obj, &["spec", key]) {
+                if crate::duration::parse_go_duration(d).is_none() {
+                    return Err(invalid(format!(
+                        "spec.{key} {d:?} is not a duration like 1m30s"
+                    )));
+                }
+            }
+        }
         if let Some(c) = &reference.commit {
             if c.len() < 4 || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
                 return Err(invalid(format!("spec.ref.commit {c:?} is not a hex SHA")));
@@ -112,7 +123,24 @@ impl GitRepositorySpec {
             interval: str_at(obj, &["spec", "interval"]).map(String::from),
             secret_ref: str_at(obj, &["spec", "secretRef", "name"]).map(String::from),
             ignore: str_at(obj, &["spec", "ignore"]).map(String::from),
+            timeout: str_at(obj, &["spec", "timeout"]).map(String::from),
         })
+    }
+
+    /// `spec.interval` parsed (Go duration syntax); `None` if absent or invalid.
+    pub fn interval_duration(&self) -> Option<std::time::Duration> {
+        self.interval
+            .as_deref()
+            .and_then(crate::duration::parse_go_duration)
+    }
+
+    /// `spec.timeout` parsed, defaulting to Flux's 60 seconds.
+    pub fn timeout_duration(&self) -> std::time::Duration {
+        self.timeout
+            .as_deref()
+            .and_then(crate::duration::parse_go_duration)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(std::time::Duration::from_secs(60))
     }
 
     /// `GitRepository namespace/name`, used in errors.
@@ -359,7 +387,14 @@ fn fetch_and_resolve(
     let id = spec.id();
     let url = spec.url.as_str();
     let scheme = scheme_of(url);
-    let mut overrides = vec!["protocol.version=2".to_string()];
+    let timeout = spec.timeout_duration();
+    let mut overrides = vec![
+        "protocol.version=2".to_string(),
+        format!("gitoxide.http.connectTimeout={}", timeout.as_millis()),
+        // abort transfers slower than 1 byte/s over the whole timeout
+        "http.lowSpeedLimit=1".to_string(),
+        format!("http.lowSpeedTime={}", timeout.as_secs().max(1)),
+    ];
     let mut basic: Option<(String, String)> = None;
     if let Some(a) = auth {
         match scheme {
@@ -419,22 +454,23 @@ fn fetch_and_resolve(
                         "",
                     )
                 })?;
-                let wrapper = ssh_wrapper(scratch.path(), Some((&key, &hosts))).map_err(|e| {
-                    SourceError::new(
-                        ErrorKind::Io,
-                        &id,
-                        url,
-                        format!("writing ssh wrapper: {e}"),
-                        "",
-                    )
-                })?;
+                let wrapper =
+                    ssh_wrapper(scratch.path(), Some((&key, &hosts)), timeout).map_err(|e| {
+                        SourceError::new(
+                            ErrorKind::Io,
+                            &id,
+                            url,
+                            format!("writing ssh wrapper: {e}"),
+                            "",
+                        )
+                    })?;
                 overrides.push(format!("core.sshCommand={}", wrapper.display()));
             }
             Scheme::Other => {}
         }
     } else if scheme == Scheme::Ssh {
         // No secret: still refuse unknown hosts and never prompt.
-        let wrapper = ssh_wrapper(scratch.path(), None).map_err(|e| {
+        let wrapper = ssh_wrapper(scratch.path(), None, timeout).map_err(|e| {
             SourceError::new(
                 ErrorKind::Io,
                 &id,
@@ -657,8 +693,15 @@ fn sh_quote(p: &Path) -> String {
 /// prompts, refuses unknown host keys, uses the Secret's identity and
 /// known_hosts, and appends its diagnostics to `<scratch>/ssh.stderr`.
 /// (Named `ssh` so gitoxide passes ports the OpenSSH way.)
-fn ssh_wrapper(scratch: &Path, key_hosts: Option<(&Path, &Path)>) -> std::io::Result<PathBuf> {
-    let mut opts = String::from("-o BatchMode=yes -o StrictHostKeyChecking=yes");
+fn ssh_wrapper(
+    scratch: &Path,
+    key_hosts: Option<(&Path, &Path)>,
+    timeout: std::time::Duration,
+) -> std::io::Result<PathBuf> {
+    let mut opts = format!(
+        "-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout={}",
+        timeout.as_secs().max(1)
+    );
     if let Some((key, hosts)) = key_hosts {
         opts.push_str(&format!(
             " -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null",

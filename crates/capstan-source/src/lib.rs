@@ -26,6 +26,7 @@
 //! ```
 
 mod constraint;
+mod duration;
 mod error;
 mod git;
 mod helm;
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use constraint::{parse_version, Constraint};
+pub use duration::parse_go_duration;
 pub use error::{redact_url, ErrorKind, SourceError};
 pub use git::{GitAuth, GitRef, GitRepositorySpec};
 pub use helm::{HelmChart, HelmRepositorySpec, HttpAuth};
@@ -91,25 +93,36 @@ impl SourceCache {
         auth: Option<&GitAuth>,
     ) -> Result<Artifact, SourceError> {
         let lock = self.lock_for(&format!("git:{}", git::url_key(&spec.url)));
-        let _guard = lock.lock().await;
+        // held by the blocking task until it really ends, even after a timeout
+        let guard = lock.lock_owned().await;
         let root = self.root.clone();
         let spec2 = spec.clone();
         let auth = auth.cloned();
         let id = spec.id();
         let insecure = self.insecure_http_credentials;
-        tokio::task::spawn_blocking(move || {
+        let timeout = spec.timeout_duration();
+        let task = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
             git::fetch_git_blocking(&root, &spec2, auth.as_ref(), insecure)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(SourceError::new(
-                ErrorKind::Other,
+        });
+        match tokio::time::timeout(timeout + std::time::Duration::from_secs(5), task).await {
+            Ok(joined) => joined.unwrap_or_else(|e| {
+                Err(SourceError::new(
+                    ErrorKind::Other,
+                    &id,
+                    &spec.url,
+                    format!("fetch task failed: {e}"),
+                    "",
+                ))
+            }),
+            Err(_) => Err(SourceError::new(
+                ErrorKind::Unreachable,
                 &id,
                 &spec.url,
-                format!("fetch task failed: {e}"),
-                "",
-            ))
-        })
+                format!("timed out after {}s", timeout.as_secs()),
+                "check that the server responds, or raise spec.timeout",
+            )),
+        }
     }
 
     /// Fetch a chart from a Helm HTTP repository: downloads `index.yaml`, picks

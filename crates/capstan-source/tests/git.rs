@@ -348,6 +348,16 @@ fn spec_parsing() {
     assert_eq!(s.secret_ref.as_deref(), Some("auth"));
     assert_eq!(s.interval.as_deref(), Some("5m"));
     assert_eq!(s.id(), "GitRepository flux-system/podinfo");
+    assert_eq!(
+        s.interval_duration(),
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(s.timeout_duration(), std::time::Duration::from_secs(60));
+    let e =
+        GitRepositorySpec::from_object(&json!({"kind": "GitRepository", "metadata": {"name": "x"},
+        "spec": {"url": "https://h/x", "interval": "5 minutes"}}))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidSpec);
     let e = GitRepositorySpec::from_object(
         &json!({"kind": "GitRepository", "metadata": {"name": "x"}, "spec": {}}),
     )
@@ -386,4 +396,25 @@ fn ssh_secret_requires_identity_and_known_hosts() {
         ))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidAuth, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = SourceCache::new(tmp.path().join("cache"));
+    // accepts connections and never answers
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut s = spec(
+        "slow",
+        &format!("git://127.0.0.1:{port}/x.git"),
+        json!({"branch": "main"}),
+    );
+    s.timeout = Some("1s".into());
+    let start = std::time::Instant::now();
+    let e = cache.fetch_git(&s, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    drop(listener);
 }
