@@ -54,6 +54,8 @@ pub struct SourceCache {
     root: PathBuf,
     insecure_http_credentials: bool,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// fetches hold it shared, [`SourceCache::retain`] exclusively
+    gc: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl SourceCache {
@@ -63,6 +65,7 @@ impl SourceCache {
             root: root.into(),
             insecure_http_credentials: false,
             locks: Default::default(),
+            gc: Default::default(),
         }
     }
 
@@ -94,6 +97,7 @@ impl SourceCache {
     ) -> Result<Artifact, SourceError> {
         let lock = self.lock_for(&format!("git:{}", git::url_key(&spec.url)));
         // held by the blocking task until it really ends, even after a timeout
+        let gc = self.gc.clone().read_owned().await;
         let guard = lock.lock_owned().await;
         let root = self.root.clone();
         let spec2 = spec.clone();
@@ -102,7 +106,7 @@ impl SourceCache {
         let insecure = self.insecure_http_credentials;
         let timeout = spec.timeout_duration();
         let task = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
+            let _guards = (gc, guard);
             git::fetch_git_blocking(&root, &spec2, auth.as_ref(), insecure)
         });
         match tokio::time::timeout(timeout + std::time::Duration::from_secs(5), task).await {
@@ -136,6 +140,9 @@ impl SourceCache {
         version: &str,
         auth: Option<&HttpAuth>,
     ) -> Result<Artifact, SourceError> {
+        let _gc = self.gc.read().await;
+        let lock = self.lock_for(&format!("helm:{}", git::url_key(&repo.url)));
+        let _guard = lock.lock().await;
         helm::fetch_chart(&self.root, repo, chart, version, auth).await
     }
 
@@ -147,6 +154,20 @@ impl SourceCache {
     ) -> Result<Artifact, SourceError> {
         let lock = self.lock_for(&format!("oci:{}", spec.url));
         let _guard = lock.lock().await;
+        let _gc = self.gc.read().await;
         oci::fetch(&self.root, spec, auth).await
+    }
+
+    /// Delete every cached artifact (Git trees, OCI trees, Helm charts) whose
+    /// path is not in `keep`, e.g. the artifacts of the sources still in use.
+    /// Git mirrors are kept (they make the next fetch incremental). Waits for
+    /// running fetches and blocks new ones meanwhile. Returns the removed paths.
+    pub async fn retain(&self, keep: &[&Path]) -> std::io::Result<Vec<PathBuf>> {
+        let _gc = self.gc.write().await;
+        let root = self.root.clone();
+        let keep: Vec<PathBuf> = keep.iter().map(|p| p.to_path_buf()).collect();
+        tokio::task::spawn_blocking(move || store::retain(&root, &keep))
+            .await
+            .map_err(std::io::Error::other)?
     }
 }

@@ -136,6 +136,50 @@ pub(crate) fn publish(src: &Path, dest: &Path, digest: &str) -> io::Result<()> {
     std::fs::rename(&tmp_df, &df)
 }
 
+/// See [`crate::SourceCache::retain`].
+pub(crate) fn retain(root: &Path, keep: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for kind in ["git", "oci", "helm"] {
+        let Ok(sources) = std::fs::read_dir(root.join(kind)) else {
+            continue;
+        };
+        for source in sources {
+            let source = source?.path();
+            if !source.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&source)? {
+                let path = entry?.path();
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                if name == "mirror.git"
+                    || name.ends_with(".digest")
+                    || keep.iter().any(|k| k == &path)
+                {
+                    continue;
+                }
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+                let _ = std::fs::remove_file(digest_file(&path));
+                removed.push(path);
+            }
+        }
+    }
+    // scratch folders left by a crash
+    if let Ok(tmp) = std::fs::read_dir(root.join("tmp")) {
+        for t in tmp.flatten() {
+            let _ = std::fs::remove_dir_all(t.path());
+        }
+    }
+    Ok(removed)
+}
+
 pub(crate) fn write_file(path: &Path, data: &[u8], exec: bool) -> io::Result<()> {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;

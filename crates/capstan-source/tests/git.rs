@@ -418,3 +418,29 @@ async fn silent_server_times_out() {
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
     drop(listener);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_and_retain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, [c1, _, c3]) = tagged_repo(tmp.path(), "cc");
+    let url = format!("file://{}", repo.bare.display());
+    let cache = SourceCache::new(tmp.path().join("cache"));
+    let main = spec("cc", &url, json!({"branch": "main"}));
+    let old = spec("cc", &url, json!({"tag": "v1.0.0"}));
+    let (a, b, c) = tokio::join!(
+        cache.fetch_git(&main, None),
+        cache.fetch_git(&main, None),
+        cache.fetch_git(&old, None)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(a, b);
+    assert!(a.revision.ends_with(&c3) && c.revision.ends_with(&c1));
+
+    let removed = cache.retain(&[a.path.as_path()]).await.unwrap();
+    assert_eq!(removed, vec![c.path.clone()]);
+    assert!(a.path.exists() && !c.path.exists());
+    // fetching the removed revision again re-materialises it
+    let c2 = cache.fetch_git(&old, None).await.unwrap();
+    assert_eq!(c2, c);
+    assert!(c.path.join("app/deploy.yaml").exists());
+}
