@@ -28,6 +28,9 @@ pub enum HelmCommand {
         set_json: Vec<String>,
         #[arg(long = "set-literal")]
         set_literal: Vec<String>,
+        /// `key=path`: the value is the file's content.
+        #[arg(long = "set-file")]
+        set_file: Vec<String>,
         /// Kubernetes version for .Capabilities (default v1.36.0, as Helm 4.2).
         #[arg(long = "kube-version")]
         kube_version: Option<String>,
@@ -56,6 +59,7 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
         set_string,
         set_json,
         set_literal,
+        set_file,
         kube_version,
         api_versions,
         include_crds,
@@ -82,6 +86,7 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
         set_string,
         set_json,
         set_literal,
+        set_file,
         kube_version,
         api_versions,
         include_crds,
@@ -89,6 +94,7 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
         no_hooks,
         skip_schema_validation,
         is_upgrade,
+        ..TemplateOptions::default()
     };
     let abs = std::path::absolute(Path::new(&chart)).map_err(|e| format!("{chart}: {e}"))?;
     let fs = capstan_vfs::DiskFs::new("/").map_err(|e| e.to_string())?;
