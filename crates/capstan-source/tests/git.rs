@@ -444,3 +444,29 @@ async fn concurrent_fetches_and_retain() {
     assert_eq!(c2, c);
     assert!(c.path.join("app/deploy.yaml").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ref_name_fetches_non_branch_refs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path(), "pr");
+    repo.write("a.yaml", "main\n");
+    repo.commit("main");
+    repo.run(&["push", "-q", "origin", "main"]);
+    repo.run(&["checkout", "-q", "-b", "pr-1"]);
+    repo.write("a.yaml", "pull request\n");
+    let pr = repo.commit("pr");
+    repo.run(&["push", "-q", "origin", "HEAD:refs/pull/1/head"]);
+    let cache = SourceCache::new(tmp.path().join("cache"));
+    let url = format!("file://{}", repo.bare.display());
+    let a = cache
+        .fetch_git(&spec("pr", &url, json!({"name": "refs/pull/1/head"})), None)
+        .await
+        .unwrap();
+    assert_eq!(a.revision, format!("refs/pull/1/head@sha1:{pr}"));
+    assert_eq!(read(&a, "a.yaml"), "pull request\n");
+    let b = cache
+        .fetch_git(&spec("pr", &url, json!({"name": "refs/heads/main"})), None)
+        .await
+        .unwrap();
+    assert_eq!(read(&b, "a.yaml"), "main\n");
+}
