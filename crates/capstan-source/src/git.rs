@@ -151,8 +151,8 @@ impl GitRepositorySpec {
 
 /// Credentials for a Git remote, from a Secret's `data` as Flux documents
 /// them: `username`+`password` (HTTP basic), `bearerToken` (HTTP bearer),
-/// `identity`+`known_hosts` (SSH; `password` is then the key's passphrase,
-/// which is not supported yet). `Debug` never prints values.
+/// `identity`+`known_hosts` (SSH; `password` is then the key's passphrase).
+/// `Debug` never prints values.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct GitAuth {
     pub username: Option<String>,
@@ -454,23 +454,28 @@ fn fetch_and_resolve(
                         "",
                     )
                 })?;
-                let wrapper =
-                    ssh_wrapper(scratch.path(), Some((&key, &hosts)), timeout).map_err(|e| {
-                        SourceError::new(
-                            ErrorKind::Io,
-                            &id,
-                            url,
-                            format!("writing ssh wrapper: {e}"),
-                            "",
-                        )
-                    })?;
+                let wrapper = ssh_wrapper(
+                    scratch.path(),
+                    Some((&key, &hosts)),
+                    a.password.as_deref(),
+                    timeout,
+                )
+                .map_err(|e| {
+                    SourceError::new(
+                        ErrorKind::Io,
+                        &id,
+                        url,
+                        format!("writing ssh wrapper: {e}"),
+                        "",
+                    )
+                })?;
                 overrides.push(format!("core.sshCommand={}", wrapper.display()));
             }
             Scheme::Other => {}
         }
     } else if scheme == Scheme::Ssh {
         // No secret: still refuse unknown hosts and never prompt.
-        let wrapper = ssh_wrapper(scratch.path(), None, timeout).map_err(|e| {
+        let wrapper = ssh_wrapper(scratch.path(), None, None, timeout).map_err(|e| {
             SourceError::new(
                 ErrorKind::Io,
                 &id,
@@ -696,10 +701,36 @@ fn sh_quote(p: &Path) -> String {
 fn ssh_wrapper(
     scratch: &Path,
     key_hosts: Option<(&Path, &Path)>,
+    passphrase: Option<&str>,
     timeout: std::time::Duration,
 ) -> std::io::Result<PathBuf> {
+    // With a passphrase, ssh may ask for it, through SSH_ASKPASS only (a script
+    // reading a private scratch file); it never asks for server passwords.
+    let mut env = String::new();
+    let batch = match passphrase {
+        Some(p) => {
+            let pass_file = scratch.join("passphrase");
+            store::write_private(&pass_file, p.as_bytes())?;
+            let askpass = scratch.join("askpass");
+            std::fs::write(
+                &askpass,
+                format!("#!/bin/sh\ncat {}\n", sh_quote(&pass_file)),
+            )?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700))?;
+            }
+            env = format!(
+                "SSH_ASKPASS={} SSH_ASKPASS_REQUIRE=force DISPLAY=none ",
+                sh_quote(&askpass)
+            );
+            "-o BatchMode=no -o PreferredAuthentications=publickey -o NumberOfPasswordPrompts=1"
+        }
+        None => "-o BatchMode=yes",
+    };
     let mut opts = format!(
-        "-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout={}",
+        "{batch} -o StrictHostKeyChecking=yes -o ConnectTimeout={}",
         timeout.as_secs().max(1)
     );
     if let Some((key, hosts)) = key_hosts {
@@ -711,7 +742,7 @@ fn ssh_wrapper(
     }
     let path = scratch.join("ssh");
     let script = format!(
-        "#!/bin/sh\nexec ssh {opts} \"$@\" 2>>{}\n",
+        "#!/bin/sh\n{env}exec ssh {opts} \"$@\" 2>>{}\n",
         sh_quote(&scratch.join("ssh.stderr"))
     );
     std::fs::write(&path, script)?;

@@ -155,6 +155,32 @@ async fn ssh_identity_and_known_hosts() {
     let e = cache.fetch_git(&spec, Some(&stranger)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
 
+    // an encrypted identity: `password` in the Secret is its passphrase
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "key-phrase-31", "-f"])
+        .arg(other.join("enc"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut ak = std::fs::read_to_string(keys.join("authorized_keys")).unwrap();
+    ak.push_str(&std::fs::read_to_string(other.join("enc.pub")).unwrap());
+    std::fs::write(keys.join("authorized_keys"), ak).unwrap();
+    let mut enc = GitAuth {
+        identity: Some(std::fs::read(other.join("enc")).unwrap()),
+        known_hosts: Some(known_hosts.clone().into_bytes()),
+        password: Some("key-phrase-31".into()),
+        ..Default::default()
+    };
+    let b = cache.fetch_git(&spec, Some(&enc)).await.unwrap();
+    assert_eq!(b.revision, a.revision);
+    enc.password = Some("not-the-phrase".into());
+    let e = cache.fetch_git(&spec, Some(&enc)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
+    assert!(!e.to_string().contains("not-the-phrase"), "{e}");
+    enc.password = None;
+    let e = cache.fetch_git(&spec, Some(&enc)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
+
     // no secret at all: unknown host key, no prompt
     let e = cache.fetch_git(&spec, None).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
