@@ -1,6 +1,6 @@
 //! GitRepository over ssh against a real `sshd` on loopback (identity +
-//! known_hosts from the Secret). Skips when sshd is not installed, unless
-//! CAPSTAN_REQUIRE_CLUSTER=1.
+//! known_hosts from the Secret). Skips when sshd is not installed
+//! (`apt-get install -y openssh-server`); CAPSTAN_REQUIRE_SSHD=1 makes that a failure.
 
 mod common;
 
@@ -43,8 +43,8 @@ fn available() -> bool {
         && Command::new("ssh-keygen").arg("-?").output().is_ok()
         && (Path::new("/run/sshd").is_dir() || std::fs::create_dir_all("/run/sshd").is_ok());
     if !ok {
-        if std::env::var("CAPSTAN_REQUIRE_CLUSTER").as_deref() == Ok("1") {
-            panic!("sshd/ssh-keygen missing (apt-get install -y openssh-server) and CAPSTAN_REQUIRE_CLUSTER=1");
+        if std::env::var("CAPSTAN_REQUIRE_SSHD").as_deref() == Ok("1") {
+            panic!("sshd/ssh-keygen missing (apt-get install -y openssh-server) and CAPSTAN_REQUIRE_SSHD=1");
         }
         eprintln!("SKIP: sshd not installed (apt-get install -y openssh-server)");
     }
