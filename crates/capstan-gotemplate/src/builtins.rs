@@ -295,6 +295,11 @@ pub(crate) fn builtins() -> FuncMap {
             Value::List(l) => l.len() as i64,
             Value::Map(m) => m.len() as i64,
             Value::Nil => return Err("len of nil pointer".into()),
+            v @ Value::Object(_) => match v.object_collection() {
+                Some(Value::List(l)) => l.len() as i64,
+                Some(Value::Map(m)) => m.len() as i64,
+                _ => return Err(format!("len of type {}", v.type_name())),
+            },
             v => return Err(format!("len of type {}", v.type_name())),
         }))
     });

@@ -297,7 +297,10 @@ impl Exec<'_> {
         b: &Branch,
         out: &mut String,
     ) -> Result<Flow, Error> {
-        let val = self.eval_cmds(dot, &b.pipe)?;
+        let mut val = self.eval_cmds(dot, &b.pipe)?;
+        if let Some(items) = val.object_collection() {
+            val = items;
+        }
         let mut any = false;
         match &val {
             Value::List(l) => {
@@ -544,6 +547,18 @@ impl Exec<'_> {
                 if let Some((i, ty)) = crate::parse_arg_type_error(&msg) {
                     return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty));
                 }
+                // Go's reflect-level arity check happens before the call, at the function's
+                // identifier and without `error calling NAME:`
+                if msg
+                    .strip_prefix("wrong number of args for ")
+                    .and_then(|r| r.strip_prefix(name))
+                    .is_some_and(|r| r.starts_with(": want "))
+                {
+                    return Err(match cmd.args.first() {
+                        Some(ident) => self.err(ident.pos, ident, msg),
+                        None => self.err(cmd.pos, ctx_node, msg),
+                    });
+                }
                 Err(self.err(cmd.pos, ctx_node, format!("error calling {name}: {msg}")))
             }
         }
@@ -750,6 +765,10 @@ fn print_value(out: &mut String, v: &Value) {
     match v {
         Value::Nil => out.push_str("<no value>"),
         Value::String(s) => out.push_str(s),
+        Value::Object(o) => match o.template_string() {
+            Some(s) => out.push_str(&s),
+            None => crate::fmt::write_value(out, v),
+        },
         v => crate::fmt::write_value(out, v),
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Item {
 pub(crate) struct LexError {
     pub pos: usize,
     pub msg: String,
+    /// Where the action (`{{`) holding the error starts, for errors inside an action.
+    pub action: Option<usize>,
 }
 
 fn is_space(b: u8) -> bool {
@@ -55,11 +57,23 @@ fn is_alnum(c: char) -> bool {
 }
 
 pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
+    let mut action = None;
+    lex_items(src, &mut action).map_err(|mut e| {
+        if e.action.is_none() {
+            e.action = action;
+        }
+        e
+    })
+}
+
+/// Lexes `src`; `action` holds the start of the action being lexed (`None` in text).
+fn lex_items(src: &str, action: &mut Option<usize>) -> Result<Vec<Item>, LexError> {
     let b = src.as_bytes();
     let mut items = Vec::new();
     let mut i = 0;
     let mut trim_next_text = false;
     while i <= b.len() {
+        *action = None;
         // text
         let start = i;
         let next_open = src[i..].find("{{").map(|p| p + i);
@@ -101,6 +115,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                 return Err(LexError {
                     pos: open,
                     msg: "unclosed comment".into(),
+                    action: None,
                 });
             };
             let mut m = k + 2 + cend + 2;
@@ -119,6 +134,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                 return Err(LexError {
                     pos: open,
                     msg: "comment ends before closing delimiter".into(),
+                    action: None,
                 });
             }
             trim_next_text = trim;
@@ -130,6 +146,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
             pos: open,
             space: false,
         });
+        *action = Some(open);
         // action tokens
         let mut p = j;
         let mut paren = 0i32;
@@ -141,8 +158,9 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
             }
             if p >= b.len() {
                 return Err(LexError {
-                    pos: open,
+                    pos: b.len(),
                     msg: "unclosed action".into(),
+                    action: None,
                 });
             }
             // right trim marker " -}}"
@@ -161,6 +179,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                     return Err(LexError {
                         pos: p,
                         msg: "unclosed left paren".into(),
+                        action: None,
                     });
                 }
                 items.push(Item {
@@ -191,6 +210,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                         return Err(LexError {
                             pos: tpos,
                             msg: "unexpected right paren".into(),
+                            action: None,
                         });
                     }
                     Tok::RParen
@@ -207,6 +227,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                         return Err(LexError {
                             pos: tpos,
                             msg: "expected :=".into(),
+                            action: None,
                         });
                     }
                 }
@@ -225,6 +246,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                         return Err(LexError {
                             pos: tpos,
                             msg: "unterminated raw quoted string".into(),
+                            action: None,
                         });
                     };
                     let raw = &src[p + 1..p + 1 + e];
@@ -283,6 +305,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                         return Err(LexError {
                             pos: tpos,
                             msg: format!("bad number syntax: {:?}", &src[p..e.max(p + 1)]),
+                            action: None,
                         });
                     }
                     let t = src[p..e].to_string();
@@ -310,6 +333,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Item>, LexError> {
                     return Err(LexError {
                         pos: tpos,
                         msg: format!("unrecognized character in action: {c:?}"),
+                        action: None,
                     })
                 }
             };
@@ -416,6 +440,7 @@ fn lex_quote(src: &str, start: usize) -> Result<(String, usize), LexError> {
                         return Err(LexError {
                             pos: start,
                             msg: format!("invalid syntax: {}", &src[start..]),
+                            action: None,
                         })
                     }
                 }
@@ -426,6 +451,7 @@ fn lex_quote(src: &str, start: usize) -> Result<(String, usize), LexError> {
     Err(LexError {
         pos: start,
         msg: "unterminated quoted string".into(),
+        action: None,
     })
 }
 
@@ -435,6 +461,7 @@ fn lex_char(src: &str, start: usize) -> Result<(i64, usize), LexError> {
     let err = || LexError {
         pos: start,
         msg: "unterminated character constant".into(),
+        action: None,
     };
     let (_, c) = it.next().ok_or_else(err)?;
     let v = if c == '\\' {

@@ -2,7 +2,10 @@
 //!
 //! * [`Value`]: Go's dynamic values (`nil`, `bool`, `int`, `int64`, `float64`, `string`,
 //!   `[]interface{}`, `map[string]interface{}` with reference semantics, and objects with
-//!   fields and methods for `.Chart`, `.Capabilities`, `.Files`...).
+//!   fields and methods for `.Chart`, `.Capabilities`, `.Files`...). `range` and `len`
+//!   see through an object of kind `map` or `slice` (a named Go map or slice type such as
+//!   Helm's `.Files.Glob` result or `.Capabilities.APIVersions`) to its
+//!   [`Object::to_data`].
 //! * [`TemplateSet`]: many named templates (files) parsed into one set whose `define`s are
 //!   shared (like Helm's engine, which parses every template of a chart and its subcharts
 //!   into one `template.Template`), executed by name over a parsed AST.

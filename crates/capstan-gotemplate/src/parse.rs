@@ -189,7 +189,20 @@ type PResult<T> = Result<T, Error>;
 pub(crate) fn parse(name: &str, src: &str, funcs: &FuncMap) -> Result<Parsed, Error> {
     let items = lex(src).map_err(|e| {
         let (line, _) = location(src, e.pos);
-        perr(name, line, e.msg)
+        let mut msg = e.msg;
+        // Go's parser: an error in an action that started on another line names it.
+        if let Some(a) = e.action {
+            let (aline, _) = location(src, a);
+            if aline != line {
+                let what = if msg.ends_with(" action") {
+                    ""
+                } else {
+                    " in action"
+                };
+                msg = format!("{msg}{what} started at {name}:{aline}");
+            }
+        }
+        perr(name, line, msg)
     })?;
     let src_arc: Arc<str> = Arc::from(src);
     let mut p = Parser {
@@ -317,7 +330,7 @@ impl Parser<'_> {
                         }
                         Some("block") => {
                             self.i += 1;
-                            nodes.push(self.block(it.pos)?);
+                            nodes.push(self.block()?);
                         }
                         Some("if") => {
                             self.i += 1;
@@ -336,7 +349,7 @@ impl Parser<'_> {
                         }
                         Some("template") => {
                             self.i += 1;
-                            nodes.push(self.template_node(it.pos)?);
+                            nodes.push(self.template_node()?);
                         }
                         Some("break") | Some("continue") => {
                             let w = kw.unwrap();
@@ -395,7 +408,8 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn block(&mut self, pos: usize) -> PResult<Node> {
+    fn block(&mut self) -> PResult<Node> {
+        let pos = self.peek().map(|it| it.pos).unwrap_or(self.src.len());
         let name = self.string_const("block clause")?;
         let pipe = self.pipeline("block clause", false)?;
         let saved_vars = std::mem::replace(&mut self.vars, vec![Arc::from("$")]);
@@ -420,7 +434,9 @@ impl Parser<'_> {
         })
     }
 
-    fn template_node(&mut self, pos: usize) -> PResult<Node> {
+    fn template_node(&mut self) -> PResult<Node> {
+        // Go positions a template node at its name (the string constant).
+        let pos = self.peek().map(|it| it.pos).unwrap_or(self.src.len());
         let name = self.string_const("template clause")?;
         let pipe = if matches!(
             self.peek(),

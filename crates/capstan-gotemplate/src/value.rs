@@ -81,12 +81,28 @@ pub trait Object: Send + Sync {
         false
     }
     /// The value as data (what `toJson`/`toYaml` see: a map of the JSON field names).
+    /// For a [`Object::kind`] of `map` or `slice`, also what `range` and `len` iterate
+    /// over (Go ranges over the underlying map or slice of a named type): a
+    /// [`Value::Map`] or [`Value::List`].
     fn to_data(&self) -> Value {
         Value::Nil
     }
     /// How `fmt` prints it with `%v` (`{a b}`, `&{a b}`, or a `String()` method's result).
     fn go_string(&self) -> String {
         format!("{{{}}}", self.type_name())
+    }
+    /// How the template prints it directly (`{{ .X }}`, `{{ $x }}`), when that differs
+    /// from [`Object::go_string`]: Go's text/template uses a `String()` method with a
+    /// pointer receiver on an addressable value (a field reached through a pointer), which
+    /// `fmt` (and so `print`, `printf`, `quote`...) does not see on the copy a function
+    /// receives.
+    fn template_string(&self) -> Option<String> {
+        None
+    }
+    /// The JSON object's fields in Go's struct order (what `toJson` prints), when the
+    /// data view is a struct rather than a map (whose keys Go sorts).
+    fn json_fields(&self) -> Option<Vec<(String, Value)>> {
+        None
     }
     /// The concrete value, for implementations that need to recognize their own objects
     /// among function arguments (e.g. Sprig's date functions and `time.Time`).
@@ -111,6 +127,15 @@ pub struct StructObject {
     pub data: Option<Value>,
     /// When set, `%v` prints this (a `String()` method), e.g. KubeVersion's `v1.36.0`.
     pub stringer: Option<String>,
+    /// A `String()` method with a pointer receiver: printed only by the template itself
+    /// (see [`Object::template_string`]), e.g. Helm's KubeVersion `v1.36.0`.
+    pub ptr_stringer: Option<String>,
+    /// The JSON fields in struct order (see [`Object::json_fields`]).
+    pub json_fields: Option<Vec<(String, Value)>>,
+    /// Go's kind (defaults to `ptr`); `map` or `slice` for a named map or slice type
+    /// with methods (e.g. Helm's `common.VersionSet`), which `range` and `len` then see
+    /// through [`StructObject::data`].
+    pub kind: Option<&'static str>,
 }
 
 impl StructObject {
@@ -140,6 +165,24 @@ impl StructObject {
         self.data = Some(v);
         self
     }
+    /// Sets the result of a `String()` method with a pointer receiver (see
+    /// [`Object::template_string`]).
+    pub fn with_ptr_stringer(mut self, s: impl Into<String>) -> Self {
+        self.ptr_stringer = Some(s.into());
+        self
+    }
+    /// Sets the JSON view as a struct: `toJson` prints the fields in this order, and
+    /// [`Object::to_data`] is the map of them.
+    pub fn with_json_fields(mut self, fields: Vec<(String, Value)>) -> Self {
+        self.data = Some(Value::map(fields.iter().cloned().collect()));
+        self.json_fields = Some(fields);
+        self
+    }
+    /// Sets Go's kind (`map`, `slice`...; default `ptr`).
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = Some(kind);
+        self
+    }
     /// Sets the `String()` result.
     pub fn with_stringer(mut self, s: impl Into<String>) -> Self {
         self.stringer = Some(s.into());
@@ -155,11 +198,24 @@ impl Object for StructObject {
     fn type_name(&self) -> String {
         self.type_name.clone()
     }
+    fn kind(&self) -> &'static str {
+        self.kind.unwrap_or("ptr")
+    }
     fn field(&self, name: &str) -> Option<Value> {
+        // unexported fields (lower case) only show in `%v`
+        if !name.starts_with(|c: char| c.is_uppercase()) {
+            return None;
+        }
         self.fields
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
+    }
+    fn template_string(&self) -> Option<String> {
+        self.ptr_stringer.clone()
+    }
+    fn json_fields(&self) -> Option<Vec<(String, Value)>> {
+        self.json_fields.clone()
     }
     fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         self.methods.get(name).map(|m| m(args))
@@ -448,6 +504,18 @@ impl Value {
                     .collect(),
             ),
             v => v.clone(),
+        }
+    }
+
+    /// The entries `range` and `len` see: for an object of kind `map` or `slice`, its
+    /// [`Object::to_data`] when that is a map or list; `None` otherwise.
+    pub fn object_collection(&self) -> Option<Value> {
+        match self {
+            Value::Object(o) if matches!(o.kind(), "map" | "slice") => match o.to_data() {
+                v @ (Value::Map(_) | Value::List(_)) => Some(v),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

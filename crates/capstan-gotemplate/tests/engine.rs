@@ -327,3 +327,77 @@ fn maps_are_references() {
     let d = Value::from_json_typed(&json!({"m": {}}));
     assert_eq!(set.execute("t", &d).unwrap(), "1");
 }
+
+#[test]
+fn range_and_len_over_map_and_slice_objects() {
+    use capstan_gotemplate::{Map, StructObject};
+    let mut m = Map::new();
+    m.insert("b".into(), Value::str("2"));
+    m.insert("a".into(), Value::str("1"));
+    let files = StructObject::new("engine.files")
+        .with_kind("map")
+        .with_data(Value::map(m))
+        .into_value();
+    let apis = StructObject::new("common.VersionSet")
+        .with_kind("slice")
+        .with_data(Value::list(vec![Value::str("v1"), Value::str("apps/v1")]))
+        .into_value();
+    let ptr = StructObject::new("*x.T")
+        .with_field("A", Value::str("a"))
+        .with_data(Value::list(vec![Value::str("v1")]))
+        .into_value();
+    let mut root = Map::new();
+    root.insert("F".into(), files);
+    root.insert("A".into(), apis);
+    root.insert("P".into(), ptr);
+    let root = Value::map(root);
+    let mut set = TemplateSet::new(FuncMap::new());
+    set.add(
+        "t",
+        "{{ range $k, $v := .F }}{{ $k }}={{ $v }} {{ end }}{{ len .F }}|\
+         {{ $a := .A }}{{ range $i, $v := $a }}{{ $i }}:{{ $v }} {{ end }}{{ len $a }}",
+    )
+    .unwrap();
+    assert_eq!(
+        set.execute("t", &root).unwrap(),
+        "a=1 b=2 2|0:v1 1:apps/v1 2"
+    );
+    set.add("p", "{{ range .P }}x{{ end }}").unwrap();
+    let e = set.execute("p", &root).unwrap_err().to_string();
+    assert!(e.ends_with("range can't iterate over &{a}"), "{e}");
+    set.add("l", "{{ len .P }}").unwrap();
+    let e = set.execute("l", &root).unwrap_err().to_string();
+    assert!(e.ends_with("len of type *x.T"), "{e}");
+}
+
+#[test]
+fn error_texts_as_go_prints_them() {
+    // unclosed action: reported at the end of the file, naming where the action started
+    let e = render("a: 1\nb: {{ .x\n\n  | quote \n", json!({})).unwrap_err();
+    assert_eq!(e, "template: t:5: unclosed action started at t:2");
+    let e = render("a: {{ 1 }} {{ .x", json!({})).unwrap_err();
+    assert_eq!(e, "template: t:1: unclosed action");
+    let e = render("{{ \"x\n  }}\n", json!({})).unwrap_err();
+    assert_eq!(e, "template: t:1: unterminated quoted string");
+    // a template node is positioned at its name
+    let e = render("a: 1\nb: x {{ template \"nope\" }}\n", json!({})).unwrap_err();
+    assert_eq!(
+        e,
+        "template: t:2:17: executing \"t\" at <{{template \"nope\"}}>: template \"nope\" not defined"
+    );
+    // wrong argument count: at the function's identifier, without `error calling`
+    let e = render(
+        "{{ define \"x\" }}y{{ end }}b:  {{ include \"x\" }}",
+        json!({}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "template: t:1:33: executing \"t\" at <include>: wrong number of args for include: want 2 got 1"
+    );
+    let e = render("{{ \"a\" | len 1 }}", json!({})).unwrap_err();
+    assert_eq!(
+        e,
+        "template: t:1:9: executing \"t\" at <len>: wrong number of args for len: want 1 got 2"
+    );
+}

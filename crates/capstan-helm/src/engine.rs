@@ -153,19 +153,24 @@ impl Capabilities {
         let (major, minor) = self.major_minor();
         let norm = self.normalized_kube_version();
         let kv_ver = self.kube_version.clone();
-        let mut kdata = Map::new();
-        kdata.insert("Version".into(), Value::str(&self.kube_version));
-        kdata.insert("Major".into(), Value::str(&major));
-        kdata.insert("Minor".into(), Value::str(&minor));
         let norm2 = norm.clone();
+        // Helm's `common.KubeVersion {Version, normalizedVersion, Major, Minor}` with
+        // `func (*KubeVersion) String()`: `{{ .Capabilities.KubeVersion }}` prints
+        // `v1.36.0`, a function receiving it (`quote`, `print`) `{v1.36.0 v1.36.0 1 36}`
         let kube = StructObject::new("common.KubeVersion")
+            .with_kind("struct")
             .with_field("Version", Value::str(&self.kube_version))
+            .with_field("normalizedVersion", Value::str(&norm))
             .with_field("Major", Value::str(&major))
             .with_field("Minor", Value::str(&minor))
             .with_method("String", move |_| Ok(Value::str(&norm2)))
             .with_method("GitVersion", move |_| Ok(Value::str(&kv_ver)))
-            .with_data(Value::map(kdata))
-            .with_stringer(norm)
+            .with_json_fields(vec![
+                ("Version".into(), Value::str(&self.kube_version)),
+                ("Major".into(), Value::str(&major)),
+                ("Minor".into(), Value::str(&minor)),
+            ])
+            .with_ptr_stringer(norm)
             .into_value();
         let apis = self.api_versions.clone();
         let apis_list = Value::list(apis.iter().map(|s| Value::str(s)).collect());
@@ -174,22 +179,23 @@ impl Capabilities {
                 let want = args.first().and_then(|a| a.as_str()).unwrap_or("");
                 Ok(Value::Bool(apis.iter().any(|a| a == want)))
             })
-            .with_data(apis_list.clone())
-            .with_method(ITEMS_METHOD, move |_| Ok(apis_list.clone()))
+            .with_kind("slice")
+            .with_data(apis_list)
             .with_stringer(format!("[{}]", self.api_versions.join(" ")))
             .into_value();
-        let mut hdata = Map::new();
-        hdata.insert("version".into(), Value::str("v4.2"));
-        hdata.insert("go_version".into(), Value::str("go1.26.6"));
-        hdata.insert("kube_client_version".into(), Value::str("v1.36"));
         let helm = StructObject::new("version.BuildInfo")
+            .with_kind("struct")
             .with_field("Version", Value::str("v4.2"))
             .with_field("GitCommit", Value::str(""))
             .with_field("GitTreeState", Value::str(""))
             .with_field("GoVersion", Value::str("go1.26.6"))
             .with_field("KubeClientVersion", Value::str("v1.36"))
-            .with_data(Value::map(hdata))
-            .with_stringer("{v4.2   go1.26.6 v1.36}")
+            // json:"version,omitempty", git_commit, git_tree_state (empty), go_version...
+            .with_json_fields(vec![
+                ("version".into(), Value::str("v4.2")),
+                ("go_version".into(), Value::str("go1.26.6")),
+                ("kube_client_version".into(), Value::str("v1.36")),
+            ])
             .into_value();
         StructObject::new("*common.Capabilities")
             .with_field("KubeVersion", kube)
@@ -356,7 +362,7 @@ impl Object for Files {
     fn has_method(&self, name: &str) -> bool {
         matches!(
             name,
-            "Get" | "GetBytes" | "Glob" | "AsConfig" | "AsSecrets" | "Lines" | ITEMS_METHOD
+            "Get" | "GetBytes" | "Glob" | "AsConfig" | "AsSecrets" | "Lines"
         )
     }
     fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
@@ -396,7 +402,6 @@ impl Object for Files {
                 }
                 Ok(Value::str(&yaml_string_map(&self.as_map(base64))))
             }
-            ITEMS_METHOD => Ok(self.to_data()),
             "Lines" => {
                 let n = arg_str(args, 0);
                 match self.files.get(&n) {
@@ -614,95 +619,6 @@ fn yaml_scalar_value(s: &str, indent: usize) -> String {
     }
 }
 
-/// A method of capstan's `.Files` and `.Capabilities.APIVersions` objects returning
-/// their entries as a plain map/list, used by [`rewrite_ranges`].
-pub const ITEMS_METHOD: &str = "CapstanItems";
-
-/// True when the template engine can `range` over an object (a Go map or slice type
-/// with methods, such as `.Files.Glob` results) by itself.
-fn engine_ranges_objects() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let mut set = TemplateSet::new(capstan_gotemplate::FuncMap::new());
-        if set
-            .add("probe", "{{ range $k, $v := . }}{{ $k }}{{ end }}")
-            .is_err()
-        {
-            return false;
-        }
-        let mut files = BTreeMap::new();
-        files.insert("a".to_string(), b"x".to_vec());
-        matches!(
-            set.execute("probe", &Files::new_value(files)).as_deref(),
-            Ok("a")
-        )
-    })
-}
-
-/// Until the engine ranges over objects: `range ... := .Files.Glob "x"` and
-/// `range .Capabilities.APIVersions` become `range ... := (.Files.Glob "x").CapstanItems`,
-/// which ranges over the same entries (Go ranges over the underlying map or slice).
-fn rewrite_ranges(src: &str) -> std::borrow::Cow<'_, str> {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    if !(src.contains("Files.Glob") || src.contains("Capabilities.APIVersions"))
-        || engine_ranges_objects()
-    {
-        return std::borrow::Cow::Borrowed(src);
-    }
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(
-            r"(\{\{-?[ \t\r\n]*range[ \t\r\n]+(?:\$[A-Za-z0-9_]*[ \t\r\n]*(?:,[ \t\r\n]*\$[A-Za-z0-9_]*[ \t\r\n]*)?:?=[ \t\r\n]*)?)([^|{}]*?(?:Files\.Glob|Capabilities\.APIVersions)[^|{}]*?)([ \t\r\n]*-?\}\})",
-        )
-        .unwrap()
-    });
-    let out = re.replace_all(src, |c: &regex::Captures| {
-        format!("{}({}).{}{}", &c[1], c[2].trim_end(), ITEMS_METHOD, &c[3])
-    });
-    // `$files := .Files.Glob "x"` ... `range $k, $v := $files` / `len $files`
-    static VARS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let vars_re = VARS.get_or_init(|| {
-        regex::Regex::new(r"\$([A-Za-z0-9_]+)[ \t\r\n]*:?=[ \t\r\n]*\(?[ \t\r\n]*[$.A-Za-z0-9_]*Files\.Glob[^|{}]*\}\}").unwrap()
-    });
-    let mut out = out;
-    let names: Vec<String> = vars_re
-        .captures_iter(&out)
-        .map(|c| c[1].to_string())
-        .collect();
-    for name in names {
-        let n = regex::escape(&name);
-        let range_re = regex::Regex::new(&format!(
-            r"(\{{\{{-?[ \t\r\n]*range[ \t\r\n]+(?:\$[A-Za-z0-9_]*[ \t\r\n]*(?:,[ \t\r\n]*\$[A-Za-z0-9_]*[ \t\r\n]*)?:?=[ \t\r\n]*)?)\${n}([ \t\r\n]*-?\}}\}})"
-        ))
-        .expect("valid pattern");
-        let len_re = regex::Regex::new(&format!(r"((?-u:\b)len[ \t\r\n]+)\${n}([^A-Za-z0-9_.])"))
-            .expect("valid pattern");
-        for re in [range_re, len_re] {
-            if re.is_match(&out) {
-                out = std::borrow::Cow::Owned(
-                    re.replace_all(&out, |c: &regex::Captures| {
-                        format!("{}(${}).{}{}", &c[1], name, ITEMS_METHOD, &c[2])
-                    })
-                    .into_owned(),
-                );
-            }
-        }
-    }
-    static LEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let len_re = LEN.get_or_init(|| {
-        regex::Regex::new(r"(?-u:\b)len[ \t\r\n]+\(([^(){}|]*Files\.Glob[^(){}|]*)\)").unwrap()
-    });
-    if len_re.is_match(&out) {
-        return std::borrow::Cow::Owned(
-            len_re
-                .replace_all(&out, |c: &regex::Captures| {
-                    format!("len (({}).{})", &c[1], ITEMS_METHOD)
-                })
-                .into_owned(),
-        );
-    }
-    out
-}
-
 struct Renderable {
     src: String,
     data: MapRef,
@@ -872,12 +788,13 @@ pub fn render(
     let mut templates = BTreeMap::new();
     rec_all_tpls(chart, chart.name(), true, &top, &mut templates);
 
-    let funcs = capstan_sprig::funcs(capstan_sprig::HelmOptions::default());
-    let mut set = TemplateSet::new(funcs).with_options(Options::default());
+    // the function map is built once per process (`helm template` has no `lookup`)
+    let mut set =
+        TemplateSet::new_shared(capstan_sprig::shared_funcs()).with_options(Options::default());
     let mut keys: Vec<String> = templates.keys().cloned().collect();
     sort_templates(&mut keys);
     for k in &keys {
-        set.add(k, &rewrite_ranges(&templates[k].src))
+        set.add(k, &templates[k].src)
             .map_err(|e| HelmError::Render(format_error(&e)))?;
     }
     let mut state = ExecState::default();

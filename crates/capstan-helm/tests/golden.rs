@@ -90,6 +90,7 @@ fn features_with_options() {
 fn errors() {
     for c in [
         "err-fail",
+        "err-include-args",
         "err-kubeversion",
         "err-missing-dep",
         "err-parse",
@@ -174,4 +175,11 @@ fn renders_from_memory() {
 #[test]
 fn library_root_renders_nothing() {
     check("library-root", "library-root", opts());
+}
+
+#[test]
+fn capabilities_print_and_json_as_go() {
+    // KubeVersion: String() through the template, Go struct formatting through functions,
+    // toJson in struct field order
+    check("capabilities", "capabilities", opts());
 }

@@ -131,7 +131,22 @@ pub fn to_json(v: &Value, out: &mut String) -> Result<(), String> {
             }
             out.push('}');
         }
-        Value::Object(o) => to_json(&o.to_data(), out)?,
+        Value::Object(o) => match o.json_fields() {
+            // a struct: fields in declaration order
+            Some(fields) => {
+                out.push('{');
+                for (i, (k, e)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(k, out);
+                    out.push(':');
+                    to_json(e, out)?;
+                }
+                out.push('}');
+            }
+            None => to_json(&o.to_data(), out)?,
+        },
     }
     Ok(())
 }
@@ -223,7 +238,24 @@ pub fn to_json_pretty(v: &Value, out: &mut String, depth: usize) -> Result<(), S
             ind(out, depth);
             out.push('}');
         }
-        Value::Object(o) => to_json_pretty(&o.to_data(), out, depth)?,
+        Value::Object(o) => match o.json_fields() {
+            Some(fields) if fields.is_empty() => out.push_str("{}"),
+            Some(fields) => {
+                out.push('{');
+                for (i, (k, e)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    ind(out, depth + 1);
+                    json_string(k, out);
+                    out.push_str(": ");
+                    to_json_pretty(e, out, depth + 1)?;
+                }
+                ind(out, depth);
+                out.push('}');
+            }
+            None => to_json_pretty(&o.to_data(), out, depth)?,
+        },
         v => to_json(v, out)?,
     }
     Ok(())
