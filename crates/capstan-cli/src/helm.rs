@@ -94,7 +94,6 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
         no_hooks,
         skip_schema_validation,
         is_upgrade,
-        ..TemplateOptions::default()
     };
     let abs = std::path::absolute(Path::new(&chart)).map_err(|e| format!("{chart}: {e}"))?;
     let fs = capstan_vfs::DiskFs::new("/").map_err(|e| e.to_string())?;
