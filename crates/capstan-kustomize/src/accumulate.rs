@@ -541,6 +541,9 @@ fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()>
     for r in generated {
         merge_generated(acc, r)?;
     }
+    for r in crate::helmcharts::inflate(ctx, k)? {
+        acc.append(r)?;
+    }
     for entry in k.seq("generators").to_vec() {
         for cfg in plugin_configs(ctx, k, &entry)? {
             let rs = generators::builtin_generator(ctx, &k.dir, &cfg)?;

@@ -20,6 +20,7 @@ mod accumulate;
 mod error;
 mod fieldspec;
 mod generators;
+mod helmcharts;
 mod json6902;
 mod kustfile;
 mod nameref;
