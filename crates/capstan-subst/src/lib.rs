@@ -33,11 +33,19 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubstError {
     #[error("line {line}, column {column}: variable `{name}` has no value and no default")]
-    Unset { name: String, line: usize, column: usize },
+    Unset {
+        name: String,
+        line: usize,
+        column: usize,
+    },
     #[error("line {line}, column {column}: unterminated `${{` (missing `}}`)")]
     Unterminated { line: usize, column: usize },
     #[error("line {line}, column {column}: bad substitution `{text}`")]
-    Bad { text: String, line: usize, column: usize },
+    Bad {
+        text: String,
+        line: usize,
+        column: usize,
+    },
     #[error("variable name `{0}` is invalid: it must match ^[_[:alpha:]][_[:alpha:][:digit:]]*$")]
     InvalidName(String),
 }
@@ -68,7 +76,11 @@ pub fn has_references(text: &str) -> bool {
 }
 
 /// Substitute variables in `text`. Returns the new text, or the first error.
-pub fn substitute(text: &str, vars: &BTreeMap<String, String>, mode: Mode) -> Result<String, SubstError> {
+pub fn substitute(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    mode: Mode,
+) -> Result<String, SubstError> {
     if !has_references(text) {
         return Ok(text.to_string());
     }
@@ -107,7 +119,11 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>, mode: Mode) -> Re
                     let (line, column) = position(text, start);
                     match e {
                         EvalError::Unset(name) => SubstError::Unset { name, line, column },
-                        EvalError::Bad => SubstError::Bad { text: text[start..=close].to_string(), line, column },
+                        EvalError::Bad => SubstError::Bad {
+                            text: text[start..=close].to_string(),
+                            line,
+                            column,
+                        },
                     }
                 })?;
                 out.push_str(&value);
@@ -168,7 +184,9 @@ fn eval(expr: &str, vars: &BTreeMap<String, String>, mode: Mode) -> Result<Strin
         }
         return Ok(lookup(name, vars, mode)?.chars().count().to_string());
     }
-    let name_len = expr.find(|c: char| !(c == '_' || c.is_ascii_alphanumeric())).unwrap_or(expr.len());
+    let name_len = expr
+        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+        .unwrap_or(expr.len());
     let name = &expr[..name_len];
     if !valid_name(name) {
         return Err(EvalError::Bad);
@@ -235,46 +253,89 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn plain_and_defaults() {
         let v = vars(&[("cluster", "staging"), ("empty", "")]);
-        assert_eq!(substitute("name: app-${cluster}", &v, Mode::Strict).unwrap(), "name: app-staging");
-        assert_eq!(substitute("r: ${replicas:=2}", &v, Mode::Strict).unwrap(), "r: 2");
-        assert_eq!(substitute("r: ${empty:=x}", &v, Mode::Strict).unwrap(), "r: x");
-        assert_eq!(substitute("r: ${empty=x}", &v, Mode::Strict).unwrap(), "r: ");
-        assert_eq!(substitute("r: ${missing-y}", &v, Mode::Strict).unwrap(), "r: y");
-        assert_eq!(substitute("r: ${missing:=${cluster}}", &v, Mode::Strict).unwrap(), "r: staging");
+        assert_eq!(
+            substitute("name: app-${cluster}", &v, Mode::Strict).unwrap(),
+            "name: app-staging"
+        );
+        assert_eq!(
+            substitute("r: ${replicas:=2}", &v, Mode::Strict).unwrap(),
+            "r: 2"
+        );
+        assert_eq!(
+            substitute("r: ${empty:=x}", &v, Mode::Strict).unwrap(),
+            "r: x"
+        );
+        assert_eq!(
+            substitute("r: ${empty=x}", &v, Mode::Strict).unwrap(),
+            "r: "
+        );
+        assert_eq!(
+            substitute("r: ${missing-y}", &v, Mode::Strict).unwrap(),
+            "r: y"
+        );
+        assert_eq!(
+            substitute("r: ${missing:=${cluster}}", &v, Mode::Strict).unwrap(),
+            "r: staging"
+        );
     }
 
     #[test]
     fn escapes_and_plain_dollars() {
         let v = vars(&[("a", "1")]);
-        assert_eq!(substitute("x: $${a} $a $HOME", &v, Mode::Strict).unwrap(), "x: ${a} $a $HOME");
-        assert_eq!(substitute("cost: $5", &v, Mode::Strict).unwrap(), "cost: $5");
+        assert_eq!(
+            substitute("x: $${a} $a $HOME", &v, Mode::Strict).unwrap(),
+            "x: ${a} $a $HOME"
+        );
+        assert_eq!(
+            substitute("cost: $5", &v, Mode::Strict).unwrap(),
+            "cost: $5"
+        );
     }
 
     #[test]
     fn case_and_length() {
         let v = vars(&[("env", "prod")]);
-        assert_eq!(substitute("${env^^} ${env^} ${#env}", &v, Mode::Strict).unwrap(), "PROD Prod 4");
+        assert_eq!(
+            substitute("${env^^} ${env^} ${#env}", &v, Mode::Strict).unwrap(),
+            "PROD Prod 4"
+        );
     }
 
     #[test]
     fn strict_reports_position() {
         let v = vars(&[]);
         let err = substitute("a: 1\nb: ${nope}\n", &v, Mode::Strict).unwrap_err();
-        assert_eq!(err, SubstError::Unset { name: "nope".into(), line: 2, column: 4 });
+        assert_eq!(
+            err,
+            SubstError::Unset {
+                name: "nope".into(),
+                line: 2,
+                column: 4
+            }
+        );
         assert_eq!(substitute("b: ${nope}", &v, Mode::Lenient).unwrap(), "b: ");
     }
 
     #[test]
     fn malformed() {
         let v = vars(&[]);
-        assert!(matches!(substitute("b: ${nope", &v, Mode::Strict), Err(SubstError::Unterminated { .. })));
-        assert!(matches!(substitute("b: ${1x}", &v, Mode::Strict), Err(SubstError::Bad { .. })));
+        assert!(matches!(
+            substitute("b: ${nope", &v, Mode::Strict),
+            Err(SubstError::Unterminated { .. })
+        ));
+        assert!(matches!(
+            substitute("b: ${1x}", &v, Mode::Strict),
+            Err(SubstError::Bad { .. })
+        ));
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub trait FileSystem: Send + Sync {
         if self.file_type(path).is_some() {
             Ok(normalize(path))
         } else {
-            Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display())))
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file or directory", path.display()),
+            ))
         }
     }
 
@@ -50,7 +53,12 @@ pub trait FileSystem: Send + Sync {
     }
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
         let bytes = self.read(path)?;
-        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{}: not valid UTF-8", path.display())))
+        String::from_utf8(bytes).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not valid UTF-8", path.display()),
+            )
+        })
     }
 }
 
@@ -121,7 +129,9 @@ pub struct DiskFs {
 impl DiskFs {
     /// A file system rooted at `root` (canonicalised).
     pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
-        Ok(DiskFs { root: std::fs::canonicalize(root)? })
+        Ok(DiskFs {
+            root: std::fs::canonicalize(root)?,
+        })
     }
     /// The root directory on disk.
     pub fn root(&self) -> &Path {
@@ -146,7 +156,11 @@ impl FileSystem for DiskFs {
     }
     fn file_type(&self, path: &Path) -> Option<FileType> {
         let md = std::fs::metadata(self.host_path(path)).ok()?;
-        Some(if md.is_dir() { FileType::Dir } else { FileType::File })
+        Some(if md.is_dir() {
+            FileType::Dir
+        } else {
+            FileType::File
+        })
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut names: Vec<String> = std::fs::read_dir(self.host_path(path))?
@@ -162,7 +176,11 @@ impl FileSystem for DiskFs {
             Ok(rel) => Ok(normalize(&Path::new("/").join(rel))),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("{}: symlink leads outside the file system root ({})", path.display(), canon.display()),
+                format!(
+                    "{}: symlink leads outside the file system root ({})",
+                    path.display(),
+                    canon.display()
+                ),
             )),
         }
     }
@@ -218,8 +236,14 @@ impl FileSystem for MemFs {
         let p = normalize(path);
         match self.files.get(&p) {
             Some(c) => Ok(c.to_vec()),
-            None if self.dirs.contains(&p) => Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{}: is a directory", p.display()))),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", p.display()))),
+            None if self.dirs.contains(&p) => Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{}: is a directory", p.display()),
+            )),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file or directory", p.display()),
+            )),
         }
     }
     fn file_type(&self, path: &Path) -> Option<FileType> {
@@ -235,7 +259,10 @@ impl FileSystem for MemFs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let p = normalize(path);
         if !self.dirs.contains(&p) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such directory", p.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such directory", p.display()),
+            ));
         }
         let mut names: Vec<String> = self
             .files
@@ -258,7 +285,10 @@ pub struct OverlayFs<F> {
 
 impl<F: FileSystem> OverlayFs<F> {
     pub fn new(base: F) -> Self {
-        OverlayFs { base, top: MemFs::new() }
+        OverlayFs {
+            base,
+            top: MemFs::new(),
+        }
     }
     /// Put a file over the base (replacing any file of the same path).
     pub fn put(&mut self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> &mut Self {
@@ -281,7 +311,9 @@ impl<F: FileSystem> FileSystem for OverlayFs<F> {
         if self.top.is_file(path) {
             return Some(FileType::File);
         }
-        self.base.file_type(path).or_else(|| self.top.file_type(path))
+        self.base
+            .file_type(path)
+            .or_else(|| self.top.file_type(path))
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut names = match self.base.read_dir(path) {
@@ -312,7 +344,10 @@ mod tests {
     fn normalize_resolves_dots() {
         assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
-        assert_eq!(join(Path::new("/a/b"), "../c/d.yaml"), PathBuf::from("/a/c/d.yaml"));
+        assert_eq!(
+            join(Path::new("/a/b"), "../c/d.yaml"),
+            PathBuf::from("/a/c/d.yaml")
+        );
     }
 
     #[test]
@@ -331,7 +366,10 @@ mod tests {
         let mut o = OverlayFs::new(base);
         o.put("/a/k.yaml", "top").put("/a/new.yaml", "n");
         assert_eq!(o.read_to_string(Path::new("/a/k.yaml")).unwrap(), "top");
-        assert_eq!(o.read_dir(Path::new("/a")).unwrap(), vec!["k.yaml", "new.yaml"]);
+        assert_eq!(
+            o.read_dir(Path::new("/a")).unwrap(),
+            vec!["k.yaml", "new.yaml"]
+        );
     }
 
     #[test]
@@ -345,7 +383,10 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("outside.yaml"), dir.join("root/link.yaml")).unwrap();
         let fs = DiskFs::new(dir.join("root")).unwrap();
         assert_eq!(fs.read_to_string(Path::new("/in.yaml")).unwrap(), "y");
-        assert_eq!(fs.real_path(Path::new("/in.yaml")).unwrap(), PathBuf::from("/in.yaml"));
+        assert_eq!(
+            fs.real_path(Path::new("/in.yaml")).unwrap(),
+            PathBuf::from("/in.yaml")
+        );
         #[cfg(unix)]
         assert!(fs.real_path(Path::new("/link.yaml")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
