@@ -1,24 +1,15 @@
 //! `capstan build`: render a cluster's units without touching any cluster.
 
-use std::path::PathBuf;
-
 use capstan_engine::{render_cluster, to_yaml};
-use capstan_units::{LoadOptions, NoCluster, UnitOutcome};
+use capstan_units::{NoCluster, UnitOutcome};
 use clap::Args;
 
-use crate::{cluster_path, open_repo, EXIT_FAILURE};
+use crate::EXIT_FAILURE;
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// The repository (a working tree).
-    #[arg(default_value = ".")]
-    pub repo: PathBuf,
-    /// The cluster: its state is read from clusters/<NAME>.
-    #[arg(long, short = 'c')]
-    pub cluster: Option<String>,
-    /// The cluster directory inside the repository, instead of clusters/<NAME>.
-    #[arg(long)]
-    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: crate::Target,
     /// Print only this unit (NAME or NAMESPACE/NAME).
     #[arg(long, short = 'u')]
     pub unit: Option<String>,
@@ -28,8 +19,7 @@ pub struct BuildArgs {
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
-    let fs = open_repo(&args.repo)?;
-    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let (fs, opts) = args.target.open()?;
     let render = render_cluster(&fs, &NoCluster, &opts);
     let mut failed = false;
     for e in &render.units.errors {

@@ -8,23 +8,15 @@ use capstan_apply::{Action, Applier, ApplyOptions, PlanOp};
 use capstan_engine::{
     execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
 };
-use capstan_units::LoadOptions;
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::{cluster_path, open_repo, EXIT_DRIFT, EXIT_FAILURE};
+use crate::{EXIT_DRIFT, EXIT_FAILURE};
 
 #[derive(Args)]
 pub struct LiveArgs {
-    /// The repository (a working tree).
-    #[arg(default_value = ".")]
-    pub repo: PathBuf,
-    /// The cluster: its state is read from clusters/<NAME>.
-    #[arg(long, short = 'c')]
-    pub cluster: Option<String>,
-    /// The cluster directory inside the repository, instead of clusters/<NAME>.
-    #[arg(long)]
-    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: crate::Target,
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -74,8 +66,7 @@ fn report_render(render: &capstan_engine::ClusterRender) -> bool {
 }
 
 pub async fn diff(args: LiveArgs) -> Result<u8, String> {
-    let fs = open_repo(&args.repo)?;
-    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let (fs, opts) = args.target.open()?;
     let client = client(&args).await?;
     let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
     let mut failed = report_render(&render);
@@ -133,8 +124,7 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
 
 pub async fn apply(args: LiveArgs) -> Result<u8, String> {
     let started = Instant::now();
-    let fs = open_repo(&args.repo)?;
-    let opts = LoadOptions::new(cluster_path(&args.cluster, &args.path)?);
+    let (fs, opts) = args.target.open()?;
     let client = client(&args).await?;
     let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
     let render_failed = report_render(&render);

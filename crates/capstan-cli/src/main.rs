@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 1 drift found (`diff`); 2 failure (bad input, render or apply
 //! errors, usage errors).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -75,19 +75,30 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The repository root and the cluster directory inside it.
-pub fn open_repo(path: &Path) -> Result<capstan_vfs::DiskFs, String> {
-    capstan_vfs::DiskFs::new(path).map_err(|e| format!("{}: {e}", path.display()))
+/// Which repository and which cluster in it: the arguments every cluster command takes.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The repository (a working tree).
+    #[arg(default_value = ".")]
+    pub repo: PathBuf,
+    /// The cluster: its state is read from clusters/<NAME>.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// The cluster directory inside the repository, instead of clusters/<NAME>.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
 }
 
-/// `--cluster NAME` means `clusters/NAME` unless `--path` says otherwise.
-pub fn cluster_path(cluster: &Option<String>, path: &Option<PathBuf>) -> Result<String, String> {
-    match (path, cluster) {
-        (Some(p), _) => Ok(p.to_string_lossy().trim_start_matches("./").to_string()),
-        (None, Some(c)) => Ok(format!("clusters/{c}")),
-        (None, None) => Err(
-            "name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path"
-                .into(),
-        ),
+impl Target {
+    /// The repository as a file system, and where the cluster's state starts in it.
+    pub fn open(&self) -> Result<(capstan_vfs::DiskFs, capstan_units::LoadOptions), String> {
+        let fs = capstan_vfs::DiskFs::new(&self.repo)
+            .map_err(|e| format!("{}: {e}", self.repo.display()))?;
+        let cluster_path = match (&self.path, &self.cluster) {
+            (Some(p), _) => p.to_string_lossy().trim_start_matches("./").to_string(),
+            (None, Some(c)) => format!("clusters/{c}"),
+            (None, None) => return Err("name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path".into()),
+        };
+        Ok((fs, capstan_units::LoadOptions::new(cluster_path)))
     }
 }

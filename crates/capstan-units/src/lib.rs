@@ -473,15 +473,16 @@ impl Loader<'_> {
         })
     }
 
-    /// The variables for a unit; `Ok(None)` to defer until more of the repository
-    /// has rendered. With `last_chance`, missing objects are looked up in the cluster.
     /// A ConfigMap or Secret from the rendered repository, else (on the last chance)
-    /// the cluster. `Ok(None)`: defer; `Ok(Some(None))`: it does not exist.
+    /// the cluster. `Ok(None)`: defer; `Ok(Some(None))`: absent and `optional`; absent
+    /// and required is an error naming `field`.
+    #[allow(clippy::too_many_arguments)]
     fn find_object(
         &self,
         unit: &Unit,
         kind: &str,
         name: &str,
+        optional: bool,
         field: &str,
         repo: &HashMap<(String, String, String), Value>,
         last_chance: bool,
@@ -491,21 +492,32 @@ impl Loader<'_> {
             unit.id.namespace.clone(),
             name.to_string(),
         );
-        match repo.get(&key) {
-            Some(o) => Ok(Some(Some(o.clone()))),
-            None if !last_chance => Ok(None),
+        let found = match repo.get(&key) {
+            Some(o) => Some(o.clone()),
+            None if !last_chance => return Ok(None),
             None => self
                 .cluster
                 .get(kind, &unit.id.namespace, name)
-                .map(Some)
                 .map_err(|e| {
                     UnitError::new(
                         Some(unit.id.clone()),
                         format!("looking up {kind} {}/{name}: {e}", unit.id.namespace),
                     )
                     .field(field.to_string())
-                }),
+                })?,
+        };
+        if found.is_none() && !optional {
+            return Err(UnitError::new(
+                Some(unit.id.clone()),
+                format!(
+                    "{kind} {}/{name} was found neither in the repository nor in the cluster",
+                    unit.id.namespace
+                ),
+            )
+            .field(field.to_string())
+            .hint("create it, or mark the reference `optional: true`"));
         }
+        Ok(Some(found))
     }
 
     /// Helm values for a HelmRelease unit: `valuesFrom` in order, then `spec.values`.
@@ -519,25 +531,19 @@ impl Loader<'_> {
         let mut values = Value::Object(Default::default());
         for (i, r) in hr.values_from.iter().enumerate() {
             let field = format!("spec.valuesFrom[{i}]");
-            let Some(found) =
-                self.find_object(unit, &r.kind, &r.name, &field, repo, last_chance)?
+            let Some(found) = self.find_object(
+                unit,
+                &r.kind,
+                &r.name,
+                r.optional,
+                &field,
+                repo,
+                last_chance,
+            )?
             else {
                 return Ok(None);
             };
-            let Some(obj) = found else {
-                if r.optional {
-                    continue;
-                }
-                return Err(UnitError::new(
-                    Some(unit.id.clone()),
-                    format!(
-                        "{} {}/{} was found neither in the repository nor in the cluster",
-                        r.kind, unit.id.namespace, r.name
-                    ),
-                )
-                .field(field)
-                .hint("create it, or mark the reference `optional: true`"));
-            };
+            let Some(obj) = found else { continue };
             let Some(text) = data_value(&obj, &r.kind, &r.values_key) else {
                 if r.optional {
                     continue;
@@ -577,6 +583,9 @@ impl Loader<'_> {
         Ok(Some(values))
     }
 
+    /// The post-build variables of a unit; `Ok(None)` to defer until more of the
+    /// repository has rendered. With `last_chance`, missing objects are looked up in the
+    /// cluster.
     fn collect_vars(
         &self,
         unit: &Unit,
@@ -585,38 +594,20 @@ impl Loader<'_> {
     ) -> Result<Option<BTreeMap<String, String>>, UnitError> {
         let mut vars = BTreeMap::new();
         for (i, r) in unit.spec.substitute_from.iter().enumerate() {
-            let key = (r.kind.clone(), unit.id.namespace.clone(), r.name.clone());
-            let obj = match repo.get(&key) {
-                Some(o) => Some(o.clone()),
-                None if !last_chance => return Ok(None),
-                None => self
-                    .cluster
-                    .get(&r.kind, &unit.id.namespace, &r.name)
-                    .map_err(|e| {
-                        UnitError::new(
-                            Some(unit.id.clone()),
-                            format!(
-                                "looking up {} {}/{}: {e}",
-                                r.kind, unit.id.namespace, r.name
-                            ),
-                        )
-                        .field(format!("spec.postBuild.substituteFrom[{i}]"))
-                    })?,
+            let field = format!("spec.postBuild.substituteFrom[{i}]");
+            let Some(found) = self.find_object(
+                unit,
+                &r.kind,
+                &r.name,
+                r.optional,
+                &field,
+                repo,
+                last_chance,
+            )?
+            else {
+                return Ok(None);
             };
-            let Some(obj) = obj else {
-                if r.optional {
-                    continue;
-                }
-                return Err(UnitError::new(
-                    Some(unit.id.clone()),
-                    format!(
-                        "{} {}/{} was found neither in the repository nor in the cluster",
-                        r.kind, unit.id.namespace, r.name
-                    ),
-                )
-                .field(format!("spec.postBuild.substituteFrom[{i}]"))
-                .hint("create it, or mark the reference `optional: true`"));
-            };
+            let Some(obj) = found else { continue };
             let data = obj.get("data").and_then(Value::as_object);
             for (k, v) in data.into_iter().flatten() {
                 let s = v.as_str().unwrap_or_default();
@@ -632,7 +623,7 @@ impl Loader<'_> {
                                     unit.id.namespace, r.name
                                 ),
                             )
-                            .field(format!("spec.postBuild.substituteFrom[{i}]"))
+                            .field(field.clone())
                         })?;
                     String::from_utf8_lossy(&bytes).into_owned()
                 } else {
