@@ -3,66 +3,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use capstan_source::{ErrorKind, HttpAuth, OciRepositorySpec, SourceCache};
 use common::*;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde_json::json;
-
-const REGISTRY: &str = "/usr/bin/docker-registry";
-
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry_available() -> bool {
-    if Path::new(REGISTRY).exists() {
-        return true;
-    }
-    if std::env::var("CAPSTAN_REQUIRE_CLUSTER").as_deref() == Ok("1") {
-        panic!("{REGISTRY} is missing (apt-get install -y docker-registry) and CAPSTAN_REQUIRE_CLUSTER=1");
-    }
-    eprintln!("SKIP: {REGISTRY} not installed (apt-get install -y docker-registry)");
-    false
-}
-
-fn start_registry(dir: &Path, htpasswd: Option<(&str, &str)>) -> Registry {
-    let port = free_port();
-    let mut cfg = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.join("data").display()
-    );
-    if let Some((u, p)) = htpasswd {
-        let hash = bcrypt::hash(p, 4).unwrap();
-        std::fs::write(dir.join("htpasswd"), format!("{u}:{hash}\n")).unwrap();
-        cfg.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-            dir.join("htpasswd").display()
-        ));
-    }
-    std::fs::write(dir.join("config.yml"), cfg).unwrap();
-    let child = Command::new(REGISTRY)
-        .arg("serve")
-        .arg(dir.join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry starts");
-    wait_port(port);
-    Registry { child, port }
-}
 
 fn artifact_tgz(files: &[(&str, &str)]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
