@@ -1,0 +1,1 @@
+//! Push webhooks (work in progress).
