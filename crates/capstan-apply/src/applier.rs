@@ -478,8 +478,18 @@ impl Applier {
         let new_inv = Inventory::from_refs(prepared.iter().map(|p| &p.r));
         let mut result = UnitResult::default();
 
-        // Whatever is applied is recorded, even when a later object fails.
+        // Write-ahead: objects about to be created are recorded before they exist, so a
+        // process killed mid-apply leaves no object that no inventory knows (the next
+        // apply prunes what the repository no longer renders). Costs a write only when
+        // the unit gains objects.
         let mut applied = old.clone();
+        for r in new_inv.refs() {
+            applied.insert(r);
+        }
+        if applied != old {
+            self.store_inventory(&unit.id, &old, &applied).await?;
+        }
+        let old = applied.clone();
         let outcome = self
             .apply_all(unit, opts, &mut prepared, &mut result, &mut applied)
             .await;

@@ -178,6 +178,25 @@ impl TestCluster {
             .as_ref()
     }
 
+    /// Stops and starts this cluster's kube-apiserver (etcd and its data stay), as a
+    /// control-plane restart does. Blocks until the API server is ready again.
+    pub fn restart_apiserver(&self) {
+        let script = self.root.join("scripts/test-cluster");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("restart-apiserver")
+            .arg(&self.name)
+            .current_dir(&self.root)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "scripts/test-cluster restart-apiserver {} failed:\n{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The cluster's unique name.
     pub fn name(&self) -> &str {
         &self.name
