@@ -27,6 +27,20 @@
 //! `GET /metrics` (OpenMetrics text), `GET /healthz` and `GET /readyz`.
 //!
 //! The crate does no I/O by itself; the agent mounts [`router`] in its server.
+//!
+//! ```
+//! use std::time::Duration;
+//! use capstan_metrics::{router, Metrics, Probes};
+//!
+//! let metrics = Metrics::new();
+//! let probes = Probes::new();
+//! metrics.observe_reconcile("Kustomization", "flux-system", "apps", "prod", Duration::from_millis(40), true);
+//! metrics.set_condition("Kustomization", "flux-system", "apps", "prod", "Ready", "True");
+//! assert!(metrics.encode().contains("gotk_reconcile_condition"));
+//! probes.set_ready(true);
+//! let app: axum::Router = router(metrics.clone(), probes.clone());
+//! # drop(app);
+//! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -38,6 +38,36 @@
 //! for events nobody asked for.
 //!
 //! The token never appears in `Debug` output, errors, rejections or logs.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use capstan_receiver::{router, verify, HookSink, ReceiverSpec, ResourceRef};
+//!
+//! let object = serde_json::json!({
+//!     "apiVersion": "notification.toolkit.fluxcd.io/v1",
+//!     "kind": "Receiver",
+//!     "metadata": {"name": "generic", "namespace": "flux-system"},
+//!     "spec": {
+//!         "type": "generic",
+//!         "secretRef": {"name": "webhook-token"},
+//!         "resources": [{"kind": "GitRepository", "name": "flux-system"}]
+//!     }
+//! });
+//! let spec = ReceiverSpec::from_object(&object, b"token from the Secret").unwrap();
+//! assert!(spec.webhook_path().starts_with("/hook/"));
+//! let accepted = verify(&spec, &http::HeaderMap::new(), b"{}").unwrap();
+//! assert_eq!(accepted.resources[0].namespace, "flux-system");
+//!
+//! struct Sink(Vec<ReceiverSpec>);
+//! impl HookSink for Sink {
+//!     fn receivers(&self) -> Vec<ReceiverSpec> { self.0.clone() }
+//!     fn trigger(&self, _receiver: &ReceiverSpec, resources: &[ResourceRef]) {
+//!         // request reconciliation of `resources` (resolve `*` + matchLabels)
+//!     }
+//! }
+//! let app: axum::Router = router(Arc::new(Sink(vec![spec])));
+//! # drop(app);
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -181,6 +211,10 @@ pub struct ReceiverSpec {
     /// `spec.secretRef.name`, the Secret holding `token`.
     pub secret_name: String,
     pub token: Token,
+    /// Fields of the object that capstan reads but does not honour (today:
+    /// `spec.resourceFilter`, Flux's CEL filter, so every listed resource is
+    /// triggered). The agent surfaces them in the Receiver's status/events.
+    pub warnings: Vec<String>,
 }
 
 /// A Receiver object that cannot be used; names the field.
@@ -391,6 +425,17 @@ impl ReceiverSpec {
                 "empty (the token authenticates senders and makes the webhook path secret)",
             ));
         }
+        let mut warnings = Vec::new();
+        if spec
+            .get("resourceFilter")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.trim().is_empty())
+        {
+            warnings.push(
+                "spec.resourceFilter: CEL resource filters are not supported; every resource in spec.resources is reconciled"
+                    .to_string(),
+            );
+        }
         Ok(ReceiverSpec {
             name,
             namespace,
@@ -400,6 +445,7 @@ impl ReceiverSpec {
             suspend,
             secret_name,
             token: Token::new(token),
+            warnings,
         })
     }
 
