@@ -19,7 +19,7 @@ pub struct BuildArgs {
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
-    let (fs, opts) = args.target.open()?;
+    let (fs, opts) = crate::runtime()?.block_on(args.target.open())?;
     let render = render_cluster(&fs, &NoCluster, &opts);
     let mut failed = false;
     for e in &render.units.errors {

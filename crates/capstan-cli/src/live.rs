@@ -66,7 +66,7 @@ fn report_render(render: &capstan_engine::ClusterRender) -> bool {
 }
 
 pub async fn diff(args: LiveArgs) -> Result<u8, String> {
-    let (fs, opts) = args.target.open()?;
+    let (fs, opts) = args.target.open().await?;
     let client = client(&args).await?;
     let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
     let mut failed = report_render(&render);
@@ -124,7 +124,7 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
 
 pub async fn apply(args: LiveArgs) -> Result<u8, String> {
     let started = Instant::now();
-    let (fs, opts) = args.target.open()?;
+    let (fs, opts) = args.target.open().await?;
     let client = client(&args).await?;
     let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
     let render_failed = report_render(&render);

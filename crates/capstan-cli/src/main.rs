@@ -12,6 +12,7 @@ mod build;
 mod helm;
 mod kustomize;
 mod live;
+mod source;
 
 /// Exit code for drift found by `capstan diff`.
 pub const EXIT_DRIFT: u8 = 1;
@@ -79,7 +80,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 #[derive(clap::Args)]
 pub struct Target {
     /// The repository (a working tree).
-    #[arg(default_value = ".")]
+    #[arg(default_value = ".", conflicts_with = "source")]
     pub repo: PathBuf,
     /// The cluster: its state is read from clusters/<NAME>.
     #[arg(long, short = 'c')]
@@ -87,13 +88,19 @@ pub struct Target {
     /// The cluster directory inside the repository, instead of clusters/<NAME>.
     #[arg(long)]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: source::SourceArgs,
 }
 
 impl Target {
-    /// The repository as a file system, and where the cluster's state starts in it.
-    pub fn open(&self) -> Result<(capstan_vfs::DiskFs, capstan_units::LoadOptions), String> {
-        let fs = capstan_vfs::DiskFs::new(&self.repo)
-            .map_err(|e| format!("{}: {e}", self.repo.display()))?;
+    /// The repository as a file system (the working tree, or the tree fetched
+    /// with `--source`), and where the cluster's state starts in it.
+    pub async fn open(&self) -> Result<(capstan_vfs::DiskFs, capstan_units::LoadOptions), String> {
+        let root = match self.source.fetch().await? {
+            Some(artifact) => artifact.path,
+            None => self.repo.clone(),
+        };
+        let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let cluster_path = match (&self.path, &self.cluster) {
             (Some(p), _) => p.to_string_lossy().trim_start_matches("./").to_string(),
             (None, Some(c)) => format!("clusters/{c}"),
