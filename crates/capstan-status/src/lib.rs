@@ -30,8 +30,8 @@ pub use conditions::{conditions_for, Condition, Outcome};
 pub use crds::{ensure_crds, flux_crds};
 pub use events::{EventRecorder, AGGREGATION_WINDOW, MAX_EVENT_MESSAGE_BYTES};
 pub use status::{
-    status_patch, ArtifactStatus, InventoryEntry, LiveObject, StatusClient, StatusUpdate,
-    FIELD_MANAGER, REQUESTED_AT_ANNOTATION,
+    status_patch, ArtifactStatus, HelmSnapshot, InventoryEntry, LiveObject, StatusClient,
+    StatusUpdate, FIELD_MANAGER, REQUESTED_AT_ANNOTATION,
 };
 
 /// The object a status or event is about.

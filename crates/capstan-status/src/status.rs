@@ -1,5 +1,8 @@
 //! Reading and writing the `.status` of Flux objects.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -145,11 +148,12 @@ fn fields_for(kind: &str) -> Fields {
             inventory: true,
             artifact: false,
         },
-        // helm-controller v2: lastAttemptedRevision, no lastAppliedRevision/inventory.
+        // helm-controller v2: lastAttemptedRevision and (since 2026) inventory; no
+        // lastAppliedRevision.
         "HelmRelease" => Fields {
             applied: false,
             attempted: true,
-            inventory: false,
+            inventory: true,
             artifact: false,
         },
         "GitRepository" | "OCIRepository" | "HelmRepository" | "Bucket" | "HelmChart" => Fields {
@@ -214,11 +218,31 @@ fn without_timestamps(status: &Value) -> Value {
 
 /// The merge patch for `.status` that records `update` on an object of `kind` whose live
 /// status is `live`, or `None` when it would change nothing but timestamps. Pure.
+///
+/// Only the fields the kind's status has are written (Kustomization: lastAppliedRevision,
+/// lastAttemptedRevision, inventory; HelmRelease: lastAttemptedRevision, inventory; sources:
+/// artifact; every kind: conditions, observedGeneration, lastHandledReconcileAt).
 pub fn status_patch(kind: &str, live: &Value, update: &StatusUpdate, now: &str) -> Option<Value> {
+    build_patch(kind, live, update, &Map::new(), now, &|_| false)
+}
+
+/// [`status_patch`] plus `extra` top-level status fields (e.g. a HelmRelease's `history`),
+/// leaving out the fields for which `skip` is true.
+pub(crate) fn build_patch(
+    kind: &str,
+    live: &Value,
+    update: &StatusUpdate,
+    extra: &Map<String, Value>,
+    now: &str,
+    skip: &dyn Fn(&str) -> bool,
+) -> Option<Value> {
     let fields = fields_for(kind);
     let previous = parse_conditions(live);
     let conditions = conditions_for(&update.outcome, update.observed_generation, &previous, now);
     let mut patch = Map::new();
+    for (k, v) in extra {
+        patch.insert(k.clone(), v.clone());
+    }
     patch.insert("conditions".into(), json!(conditions));
     if let Some(g) = update.observed_generation {
         patch.insert("observedGeneration".into(), json!(g));
@@ -257,6 +281,7 @@ pub fn status_patch(kind: &str, live: &Value, update: &StatusUpdate, now: &str) 
             patch.insert("artifact".into(), a);
         }
     }
+    patch.retain(|k, _| k == "conditions" || !skip(k));
     let patch = Value::Object(patch);
     let mut merged = if live.is_object() {
         live.clone()
@@ -301,6 +326,10 @@ fn live_object(obj: &DynamicObject) -> LiveObject {
 #[derive(Clone)]
 pub struct StatusClient {
     client: kube::Client,
+    /// `(kind, field)` pairs the API server dropped from a status write (Flux's structural
+    /// schemas prune fields their version lacks); not sent again, so they cannot cause a
+    /// write on every reconciliation.
+    pruned: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl std::fmt::Debug for StatusClient {
@@ -315,7 +344,10 @@ const WRITE_ATTEMPTS: usize = 4;
 impl StatusClient {
     /// A status client on `client`.
     pub fn new(client: kube::Client) -> StatusClient {
-        StatusClient { client }
+        StatusClient {
+            client,
+            pruned: Arc::new(Mutex::new(HashSet::new())),
+        }
     }
 
     fn api(&self, key: &ObjectKey) -> Result<Api<DynamicObject>, StatusError> {
@@ -354,6 +386,19 @@ impl StatusClient {
     ///
     /// Returns whether it wrote. A missing object or CRD gives `Ok(false)`.
     pub async fn write(&self, key: &ObjectKey, update: &StatusUpdate) -> Result<bool, StatusError> {
+        self.write_with_extra(key, update, &Map::new()).await
+    }
+
+    /// [`StatusClient::write`] plus extra top-level `.status` fields written as given, e.g. a
+    /// HelmRelease's `history` (a list of [`HelmSnapshot`], newest first),
+    /// `storageNamespace`, `lastAttemptedValuesChecksum`. Extra fields take part in the
+    /// change detection; `null` removes a field.
+    pub async fn write_with_extra(
+        &self,
+        key: &ObjectKey,
+        update: &StatusUpdate,
+        extra: &Map<String, Value>,
+    ) -> Result<bool, StatusError> {
         let api = self.api(key)?;
         let mut attempt = 0;
         loop {
@@ -363,7 +408,10 @@ impl StatusClient {
                 return Ok(false);
             };
             let live = obj.data.get("status").cloned().unwrap_or(Value::Null);
-            let Some(status) = status_patch(&key.kind, &live, update, &now_rfc3339()) else {
+            let pruned = self.pruned.lock().expect("pruned lock").clone();
+            let skip = |field: &str| pruned.contains(&(key.kind.clone(), field.to_string()));
+            let Some(status) = build_patch(&key.kind, &live, update, extra, &now_rfc3339(), &skip)
+            else {
                 return Ok(false);
             };
             let mut patch = json!({ "status": status });
@@ -378,7 +426,10 @@ impl StatusClient {
                 .patch_status(&key.name, &pp, &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(written) => {
+                    self.note_pruned(key, &patch["status"], written.data.get("status"));
+                    return Ok(true);
+                }
                 Err(e) if is_not_found(&e) => return Ok(false),
                 Err(e) if is_conflict(&e) && attempt < WRITE_ATTEMPTS => {
                     tracing::debug!(object = %key, attempt, "status write conflict, retrying");
@@ -393,6 +444,59 @@ impl StatusClient {
             }
         }
     }
+
+    /// Remembers the fields of `sent` that the server did not keep.
+    fn note_pruned(&self, key: &ObjectKey, sent: &Value, stored: Option<&Value>) {
+        let Some(sent) = sent.as_object() else { return };
+        for (field, value) in sent {
+            if value.is_null() || field == "conditions" {
+                continue;
+            }
+            if stored.and_then(|s| s.get(field)).is_none() {
+                tracing::debug!(object = %key, field, "status field pruned by the CRD schema; not sent again");
+                self.pruned
+                    .lock()
+                    .expect("pruned lock")
+                    .insert((key.kind.clone(), field.clone()));
+            }
+        }
+    }
+}
+
+/// One entry of a HelmRelease's `.status.history` (helm-controller v2 `Snapshot`), for
+/// [`StatusClient::write_with_extra`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSnapshot {
+    /// Snapshot format version (optional in Flux).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// `<algo>:<checksum>` of the release object in storage.
+    pub digest: String,
+    /// Release name.
+    pub name: String,
+    /// Release namespace.
+    pub namespace: String,
+    /// Release version (revision) in storage.
+    pub version: i64,
+    /// Helm release status, e.g. `deployed`, `superseded`, `failed`.
+    pub status: String,
+    /// Chart name.
+    pub chart_name: String,
+    /// Chart version.
+    pub chart_version: String,
+    /// `<algo>:<checksum>` of the values.
+    pub config_digest: String,
+    /// RFC 3339 time of the first deployment.
+    pub first_deployed: String,
+    /// RFC 3339 time of the last deployment.
+    pub last_deployed: String,
+    /// RFC 3339 time of the deletion, if deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+    /// Digest of the OCI artifact of the chart, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_digest: Option<String>,
 }
 
 #[cfg(test)]
@@ -501,7 +605,11 @@ mod tests {
             ..ok_update("main@sha1:aaa")
         };
         let hr = status_patch("HelmRelease", &Value::Null, &u, T0).unwrap();
-        assert!(hr.get("lastAppliedRevision").is_none() && hr.get("inventory").is_none());
+        assert!(hr.get("lastAppliedRevision").is_none());
+        assert_eq!(
+            hr["inventory"]["entries"][0]["id"],
+            "default_web_apps_Deployment"
+        );
         assert_eq!(hr["lastAttemptedRevision"], "main@sha1:aaa");
         let git = status_patch("GitRepository", &Value::Null, &u, T0).unwrap();
         assert!(git.get("lastAttemptedRevision").is_none());

@@ -417,3 +417,160 @@ async fn events_are_created_and_aggregated() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn helm_release_history_extra_and_inventory() {
+    let Some(cluster) = capstan_testbed::TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    ensure_crds(&client).await.unwrap();
+    namespace(&client, "st-hr").await;
+    create(
+        &client,
+        json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": {"name": "podinfo", "namespace": "st-hr"},
+            "spec": {"interval": "5m", "chart": {"spec": {"chart": "podinfo", "version": "6.x",
+                     "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}}
+        }),
+    )
+    .await;
+    let key = ObjectKey::helm_release("st-hr", "podinfo");
+    let status = StatusClient::new(client.clone());
+    let snapshot = capstan_status::HelmSnapshot {
+        api_version: String::new(),
+        digest: "sha256:aa".into(),
+        name: "podinfo".into(),
+        namespace: "st-hr".into(),
+        version: 1,
+        status: "deployed".into(),
+        chart_name: "podinfo".into(),
+        chart_version: "6.5.0".into(),
+        config_digest: "sha256:bb".into(),
+        first_deployed: "2026-01-01T00:00:00Z".into(),
+        last_deployed: "2026-01-01T00:00:00Z".into(),
+        deleted: None,
+        oci_digest: None,
+    };
+    let mut extra = serde_json::Map::new();
+    extra.insert("history".into(), json!([snapshot]));
+    extra.insert("storageNamespace".into(), json!("st-hr"));
+    let update = StatusUpdate {
+        last_applied_revision: Some("6.5.0".into()),
+        last_attempted_revision: Some("6.5.0".into()),
+        inventory: Some(vec![InventoryEntry::new(
+            "st-hr",
+            "podinfo",
+            "apps/v1",
+            "Deployment",
+        )]),
+        ..StatusUpdate::new(
+            Outcome::Ready {
+                reason: "InstallSucceeded".into(),
+                message:
+                    "Helm install succeeded for release st-hr/podinfo.v1 with chart podinfo@6.5.0"
+                        .into(),
+            },
+            Some(1),
+        )
+    };
+    assert!(status
+        .write_with_extra(&key, &update, &extra)
+        .await
+        .unwrap());
+    assert!(!status
+        .write_with_extra(&key, &update, &extra)
+        .await
+        .unwrap());
+    let live = status.read(&key).await.unwrap().unwrap();
+    assert_eq!(live.status["history"][0]["chartVersion"], "6.5.0");
+    assert_eq!(live.status["storageNamespace"], "st-hr");
+    assert_eq!(live.status["lastAttemptedRevision"], "6.5.0");
+    assert!(
+        live.status.get("lastAppliedRevision").is_none(),
+        "not a v2 field"
+    );
+    assert_eq!(
+        live.status["inventory"]["entries"][0]["id"],
+        "st-hr_podinfo_apps_Deployment"
+    );
+    assert_eq!(live.ready().unwrap().reason, "InstallSucceeded");
+}
+
+/// A CRD whose structural status schema lacks fields capstan writes (like an older Flux
+/// CRD): the pruned fields are remembered and identical updates stop writing.
+#[tokio::test]
+async fn pruned_status_fields_do_not_cause_endless_writes() {
+    let Some(cluster) = capstan_testbed::TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    create(
+        &client,
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.status.capstan.test"},
+            "spec": {
+                "group": "status.capstan.test",
+                "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+                "scope": "Namespaced",
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "status": {"type": "object", "properties": {
+                            "observedGeneration": {"type": "integer"},
+                            "conditions": {"type": "array", "items": {"type": "object",
+                                "x-kubernetes-preserve-unknown-fields": true}}
+                        }}
+                    }}}
+                }]
+            }
+        }),
+    )
+    .await;
+    namespace(&client, "st-prune").await;
+    let widgets = dyn_api(
+        &client,
+        "status.capstan.test/v1",
+        "Widget",
+        Some("st-prune"),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "status.capstan.test/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "st-prune"}, "spec": {}
+    }))
+    .unwrap();
+    // The CRD may take a moment to be served.
+    for i in 0.. {
+        match widgets.create(&PostParams::default(), &obj).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => break,
+            Err(e) if i < 100 => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("creating Widget: {e}"),
+        }
+    }
+    let key = ObjectKey::new("status.capstan.test/v1", "Widget", "st-prune", "w");
+    let (counting, counter) = cluster.counting_client().await;
+    let status = StatusClient::new(counting);
+    let update = ready_update("main@sha1:aaa", Some(1));
+    assert!(status.write(&key, &update).await.unwrap());
+    counter.reset();
+    assert!(!status.write(&key, &update).await.unwrap());
+    assert!(counter.writes().is_empty(), "{:?}", counter.writes());
+    let live = status.read(&key).await.unwrap().unwrap();
+    assert_eq!(live.status["observedGeneration"], 1);
+    assert_eq!(live.ready().unwrap().status, "True");
+    assert!(
+        live.status.get("lastAppliedRevision").is_none() && live.status.get("inventory").is_none(),
+        "the schema prunes them: {}",
+        live.status
+    );
+}
