@@ -781,6 +781,27 @@ pub fn render(
     release: &ReleaseInfo,
     caps: &Capabilities,
 ) -> Result<BTreeMap<String, String>, HelmError> {
+    render_with(chart, values, release, caps, None)
+}
+
+/// The function map with a live `lookup` (Helm's install/upgrade against a cluster).
+pub fn funcs_with_lookup(lookup: capstan_sprig::LookupFn) -> Arc<capstan_gotemplate::FuncMap> {
+    Arc::new(capstan_gotemplate::FuncMap::with_builtins(
+        capstan_sprig::funcs(capstan_sprig::HelmOptions {
+            lookup: Some(lookup),
+        }),
+    ))
+}
+
+/// [`render`] with another function map (e.g. [`funcs_with_lookup`]); `None` is the
+/// shared offline map.
+pub fn render_with(
+    chart: &Chart,
+    values: &VMap,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    funcs: Option<Arc<capstan_gotemplate::FuncMap>>,
+) -> Result<BTreeMap<String, String>, HelmError> {
     let top = MapRef::new(Map::new());
     top.insert("Values", to_value(&Val::Map(values.clone())));
     top.insert("Release", release.to_value());
@@ -788,9 +809,9 @@ pub fn render(
     let mut templates = BTreeMap::new();
     rec_all_tpls(chart, chart.name(), true, &top, &mut templates);
 
-    // the function map is built once per process (`helm template` has no `lookup`)
-    let mut set =
-        TemplateSet::new_shared(capstan_sprig::shared_funcs()).with_options(Options::default());
+    // the offline function map is built once per process (`helm template` has no `lookup`)
+    let funcs = funcs.unwrap_or_else(capstan_sprig::shared_funcs);
+    let mut set = TemplateSet::new_shared(funcs).with_options(Options::default());
     let mut keys: Vec<String> = templates.keys().cloned().collect();
     sort_templates(&mut keys);
     for k in &keys {

@@ -192,11 +192,23 @@ pub fn template(
 
 /// Renders a loaded chart with user values (the install action's client-only path).
 pub fn render_chart(
+    chart: Chart,
+    vals: &Map,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    opts: &TemplateOptions,
+) -> Result<Rendered, HelmError> {
+    render_chart_with(chart, vals, release, caps, opts, None)
+}
+
+/// [`render_chart`] with a function map of the caller's (a live `lookup`).
+pub fn render_chart_with(
     mut chart: Chart,
     vals: &Map,
     release: &ReleaseInfo,
     caps: &Capabilities,
     opts: &TemplateOptions,
+    funcs: Option<std::sync::Arc<capstan_gotemplate::FuncMap>>,
 ) -> Result<Rendered, HelmError> {
     let mut warnings = Vec::new();
     // Helm's install action (what the SDK's `helm template` path runs) renders a library
@@ -228,7 +240,7 @@ pub fn render_chart(
             )));
         }
     }
-    let mut files = engine::render(&chart, &values, release, caps)?;
+    let mut files = engine::render_with(&chart, &values, release, caps, funcs)?;
     let notes_path = format!("{}/templates/NOTES.txt", chart.name());
     let notes = files.get(&notes_path).cloned().unwrap_or_default();
     files.retain(|k, _| !k.ends_with("NOTES.txt"));
@@ -322,19 +334,77 @@ pub fn render_release(
     namespace: &str,
     capabilities: &Capabilities,
 ) -> Result<Vec<Manifest>, HelmError> {
+    render_release_with(
+        chart,
+        values,
+        &ReleaseOptions {
+            name: release_name.into(),
+            namespace: namespace.into(),
+            capabilities: capabilities.clone(),
+            lookup: None,
+            is_upgrade: false,
+        },
+    )
+}
+
+/// Lookup hook type for [`ReleaseOptions::lookup`]: `(apiVersion, kind, namespace, name)` to
+/// the object as a template value (an empty map when absent; a map with `items` when `name`
+/// is empty).
+pub use capstan_sprig::LookupFn;
+
+/// How [`render_release_with`] renders: the release, the cluster's capabilities and
+/// (against a live cluster) the `lookup` hook.
+#[derive(Clone)]
+pub struct ReleaseOptions {
+    pub name: String,
+    pub namespace: String,
+    pub capabilities: Capabilities,
+    /// `None`: `lookup` returns empty maps (what `helm template` does).
+    pub lookup: Option<LookupFn>,
+    /// `.Release.IsUpgrade` (else `.Release.IsInstall`).
+    pub is_upgrade: bool,
+}
+
+impl std::fmt::Debug for ReleaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseOptions")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("capabilities", &self.capabilities)
+            .field("lookup", &self.lookup.as_ref().map(|_| "<live>"))
+            .field("is_upgrade", &self.is_upgrade)
+            .finish()
+    }
+}
+
+/// [`render_release`] with a live `lookup`, the cluster's capabilities and install/upgrade.
+pub fn render_release_with(
+    chart: &Chart,
+    values: &Map,
+    ro: &ReleaseOptions,
+) -> Result<Vec<Manifest>, HelmError> {
     let release = ReleaseInfo {
-        name: release_name.into(),
-        namespace: namespace.into(),
+        name: ro.name.clone(),
+        namespace: ro.namespace.clone(),
         revision: 1,
-        is_install: true,
-        is_upgrade: false,
+        is_install: !ro.is_upgrade,
+        is_upgrade: ro.is_upgrade,
     };
     let opts = TemplateOptions {
-        release_name: release_name.into(),
-        namespace: namespace.into(),
+        release_name: ro.name.clone(),
+        namespace: ro.namespace.clone(),
+        is_upgrade: ro.is_upgrade,
         ..TemplateOptions::default()
     };
-    let r = render_chart(chart.clone(), values, &release, capabilities, &opts)?;
+    let funcs = ro.lookup.clone().map(engine::funcs_with_lookup);
+    let r = render_chart_with(
+        chart.clone(),
+        values,
+        &release,
+        &ro.capabilities,
+        &opts,
+        funcs,
+    )?;
     let mut out = Vec::new();
     for (name, content) in &r.crds {
         for object in doc_object(name, content)? {
