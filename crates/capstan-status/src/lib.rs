@@ -15,6 +15,37 @@
 //!   client-go's event correlator.
 //!
 //! Messages (in conditions and events) are written as given: callers redact them first.
+//!
+//! ```no_run
+//! # async fn example(client: kube::Client) -> Result<(), capstan_status::StatusError> {
+//! use capstan_status::{ensure_crds, EventRecorder, ObjectKey, Outcome, StatusClient, StatusUpdate};
+//!
+//! ensure_crds(&client).await?;
+//! let status = StatusClient::new(client.clone());
+//! let events = EventRecorder::new(client, "capstan");
+//! let key = ObjectKey::kustomization("flux-system", "apps");
+//! if let Some(live) = status.read(&key).await? {
+//!     let update = StatusUpdate {
+//!         last_applied_revision: Some("main@sha1:0123abcd".into()),
+//!         last_attempted_revision: Some("main@sha1:0123abcd".into()),
+//!         last_handled_reconcile_at: live.requested_at.clone(),
+//!         ..StatusUpdate::new(
+//!             Outcome::Ready {
+//!                 reason: String::new(),
+//!                 message: "Applied revision: main@sha1:0123abcd".into(),
+//!             },
+//!             live.generation,
+//!         )
+//!     };
+//!     if status.write(&key, &update).await? {
+//!         events
+//!             .publish(&key, false, "ReconciliationSucceeded", "Applied revision: main@sha1:0123abcd")
+//!             .await?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod conditions;
 mod crds;

@@ -59,7 +59,10 @@ pub struct ArtifactStatus {
 /// What to record on an object after a reconciliation. `None` fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusUpdate {
-    /// `.status.observedGeneration` (also each condition's `observedGeneration`).
+    /// `.status.observedGeneration` (also each condition's `observedGeneration`). Flux sets it
+    /// to `.metadata.generation` when a reconciliation of that generation is done (succeeded or
+    /// stalled); kstatus and `flux get` treat a status whose observedGeneration lags the
+    /// generation as still in progress.
     pub observed_generation: Option<i64>,
     /// Sets `Ready` / `Reconciling` / `Stalled` through [`conditions_for`].
     pub outcome: Outcome,
@@ -114,6 +117,23 @@ impl LiveObject {
         self.conditions()
             .into_iter()
             .find(|c| c.type_ == crate::conditions::READY)
+    }
+
+    /// `.status.observedGeneration`.
+    pub fn observed_generation(&self) -> Option<i64> {
+        self.status
+            .get("observedGeneration")
+            .and_then(Value::as_i64)
+    }
+
+    /// Ready as Flux's `dependsOn` checks it: `Ready=True` and the status observed the current
+    /// generation (when the object has one).
+    pub fn is_ready(&self) -> bool {
+        let current = match self.generation {
+            Some(g) => self.observed_generation() == Some(g),
+            None => true,
+        };
+        current && self.ready().is_some_and(|c| c.status == "True")
     }
 }
 
@@ -531,6 +551,25 @@ mod tests {
         let mut v = live.clone();
         merge(&mut v, patch);
         v
+    }
+
+    #[test]
+    fn live_object_readiness() {
+        let status = apply(
+            &Value::Null,
+            &status_patch("Kustomization", &Value::Null, &ok_update("a"), T0).unwrap(),
+        );
+        let mut live = LiveObject {
+            generation: Some(1),
+            suspend: false,
+            requested_at: None,
+            status,
+        };
+        assert!(live.is_ready());
+        live.generation = Some(2);
+        assert!(!live.is_ready(), "status is for an older generation");
+        live.status = Value::Null;
+        assert!(!live.is_ready() && live.ready().is_none());
     }
 
     #[test]
