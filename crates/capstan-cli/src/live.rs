@@ -9,7 +9,6 @@ use capstan_engine::{
     execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
 };
 use clap::Args;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::{EXIT_DRIFT, EXIT_FAILURE};
 
@@ -29,19 +28,7 @@ pub struct LiveArgs {
 }
 
 async fn client(args: &LiveArgs) -> Result<kube::Client, String> {
-    let opts = KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(p) => {
-            let kc = Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await
-        }
-        None => kube::Config::from_kubeconfig(&opts).await,
-    }
-    .map_err(|e| format!("kubeconfig: {e}"))?;
-    kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+    crate::ops::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await
 }
 
 fn report_render(render: &capstan_engine::ClusterRender) -> bool {

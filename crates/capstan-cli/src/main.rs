@@ -9,9 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod get;
 mod helm;
 mod kustomize;
 mod live;
+mod ops;
 mod source;
 
 /// Exit code for drift found by `capstan diff`.
@@ -49,6 +51,17 @@ enum Command {
         #[command(subcommand)]
         command: kustomize::KustomizeCommand,
     },
+    /// Ask the agent to reconcile a unit or source now, and wait for the result.
+    Reconcile(ops::ReconcileArgs),
+    /// Suspend units: the agent stops reconciling them.
+    Suspend(ops::SuspendArgs),
+    /// Resume suspended units, reconcile them and wait for the result.
+    Resume(ops::ResumeArgs),
+    /// Show units, sources or clusters and their status.
+    Get {
+        #[command(subcommand)]
+        command: get::GetCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +72,10 @@ fn main() -> ExitCode {
         Command::Helm { command } => helm::run(command),
         Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(live::apply(args))),
+        Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(ops::reconcile(args))),
+        Command::Suspend(args) => runtime().and_then(|rt| rt.block_on(ops::suspend(args))),
+        Command::Resume(args) => runtime().and_then(|rt| rt.block_on(ops::resume(args))),
+        Command::Get { command } => runtime().and_then(|rt| rt.block_on(get::run(command))),
     };
     match result {
         Ok(code) => ExitCode::from(code),
