@@ -247,3 +247,51 @@ async fn build_from_http_with_credentials_from_env() {
     assert!(text(&out.stdout).contains("scrape_interval: 45s"));
     assert!(!text(&out.stderr).contains("t0ken-value"));
 }
+
+#[test]
+fn apply_and_diff_from_a_source_revision() {
+    let Some(cluster) = capstan_testbed::TestCluster::shared() else {
+        return;
+    };
+    let kc = cluster.kubeconfig_path().to_str().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, c1, c2) = fleet_repo(tmp.path());
+    let daemon = GitDaemon::start(&repo.srv);
+    let url = daemon.url("fleet");
+    let cache = tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let live = |cmd: &str, rev: &str| {
+        capstan(
+            &[
+                cmd,
+                "--source",
+                &url,
+                "--rev",
+                rev,
+                "-c",
+                "local",
+                "--cache-dir",
+                cache,
+                "--kubeconfig",
+                &kc,
+            ],
+            &[],
+        )
+    };
+    let out = live("apply", "v1");
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains(&format!("v1@sha1:{c1}")));
+    let out = live("diff", "v1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // main changed the metrics agent's scrape interval: drift
+    let out = live("diff", "main");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("main@sha1:{c2}")));
+    let d = text(&out.stdout);
+    assert!(d.contains("45s") && d.contains("15s"), "{d}");
+}
