@@ -1,7 +1,7 @@
 //! Reading and writing the `.status` of Flux objects.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
@@ -346,10 +346,15 @@ fn live_object(obj: &DynamicObject) -> LiveObject {
 #[derive(Clone)]
 pub struct StatusClient {
     client: kube::Client,
-    /// `(kind, field)` pairs the API server dropped from a status write (Flux's structural
-    /// schemas prune fields their version lacks); not sent again, so they cannot cause a
-    /// write on every reconciliation.
-    pruned: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// `(apiVersion, kind, field)` triples the API server dropped from a status write (Flux's
+/// structural schemas prune fields their version lacks). They are not sent again, so they
+/// cannot cause a write on every reconciliation. Process-wide, so that short-lived
+/// [`StatusClient`]s share it.
+fn pruned_fields() -> &'static Mutex<HashSet<(String, String, String)>> {
+    static PRUNED: OnceLock<Mutex<HashSet<(String, String, String)>>> = OnceLock::new();
+    PRUNED.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
 impl std::fmt::Debug for StatusClient {
@@ -364,10 +369,7 @@ const WRITE_ATTEMPTS: usize = 4;
 impl StatusClient {
     /// A status client on `client`.
     pub fn new(client: kube::Client) -> StatusClient {
-        StatusClient {
-            client,
-            pruned: Arc::new(Mutex::new(HashSet::new())),
-        }
+        StatusClient { client }
     }
 
     fn api(&self, key: &ObjectKey) -> Result<Api<DynamicObject>, StatusError> {
@@ -428,8 +430,10 @@ impl StatusClient {
                 return Ok(false);
             };
             let live = obj.data.get("status").cloned().unwrap_or(Value::Null);
-            let pruned = self.pruned.lock().expect("pruned lock").clone();
-            let skip = |field: &str| pruned.contains(&(key.kind.clone(), field.to_string()));
+            let pruned = pruned_fields().lock().expect("pruned lock").clone();
+            let skip = |field: &str| {
+                pruned.contains(&(key.api_version.clone(), key.kind.clone(), field.to_string()))
+            };
             let Some(status) = build_patch(&key.kind, &live, update, extra, &now_rfc3339(), &skip)
             else {
                 return Ok(false);
@@ -474,10 +478,11 @@ impl StatusClient {
             }
             if stored.and_then(|s| s.get(field)).is_none() {
                 tracing::debug!(object = %key, field, "status field pruned by the CRD schema; not sent again");
-                self.pruned
-                    .lock()
-                    .expect("pruned lock")
-                    .insert((key.kind.clone(), field.clone()));
+                pruned_fields().lock().expect("pruned lock").insert((
+                    key.api_version.clone(),
+                    key.kind.clone(),
+                    field.clone(),
+                ));
             }
         }
     }

@@ -371,6 +371,16 @@ async fn events_are_created_and_aggregated() {
         )
         .await
         .unwrap();
+    // A fresh recorder (another instance, or the agent after a restart) still aggregates.
+    EventRecorder::new(client.clone(), "capstan")
+        .publish(
+            &key,
+            false,
+            "ReconciliationSucceeded",
+            "Applied revision: main@sha1:aaa",
+        )
+        .await
+        .unwrap();
     recorder
         .publish(&key, true, "BuildFailed", &long)
         .await
@@ -390,7 +400,7 @@ async fn events_are_created_and_aggregated() {
         .iter()
         .find(|e| e.data["reason"] == "ReconciliationSucceeded")
         .unwrap();
-    assert_eq!(ok.data["count"], 2);
+    assert_eq!(ok.data["count"], 3);
     assert_eq!(ok.data["type"], "Normal");
     assert_eq!(ok.data["source"]["component"], "capstan");
     assert_eq!(ok.data["involvedObject"]["kind"], "Kustomization");
