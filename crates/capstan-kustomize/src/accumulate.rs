@@ -26,6 +26,10 @@ pub(crate) struct Ctx<'a> {
     /// kustomize's global OpenAPI schema: unset, the builtin one (`None`) or a custom
     /// document; the first kustomization (top first) that sets it wins.
     pub openapi: Option<Option<std::rc::Rc<serde_json::Value>>>,
+    /// The namespace `helmCharts` entries without their own are rendered into: the
+    /// nearest kustomization's `namespace`, this one's or an including parent's
+    /// (kustomize >= 5.8.1; only helmCharts see the inherited value).
+    pub helm_namespace: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -138,6 +142,7 @@ pub(crate) fn build_resources(
         stack: vec![root.clone()],
         origin: (!meta.is_empty()).then(String::new),
         openapi: None,
+        helm_namespace: None,
     };
     set_openapi(&mut ctx, &k)?;
     let mut acc = Acc::new();
@@ -384,7 +389,18 @@ fn set_openapi(ctx: &mut Ctx, k: &Kustomization) -> Result<()> {
         (None, Some(p)) => {
             let full = join(&k.dir, p);
             if !ctx.fs.is_file(&full) {
-                return Err(kerr!("'{}' doesn't exist", full.display()));
+                // kustomize's loader says "'<path>' doesn't exist"; the path is shown
+                // from the kustomization root (as kustomize's tests see it, root at
+                // `/`), then where it was looked for.
+                let shown = match full.strip_prefix(&k.dir) {
+                    Ok(rel) => format!("/{}", rel.display()),
+                    Err(_) => full.display().to_string(),
+                };
+                return Err(kerr!(
+                    "{}: openapi.path: '{shown}' doesn't exist (relative to the kustomization root; looked for '{}')",
+                    k.file.display(),
+                    full.display()
+                ));
             }
             let (path, text) = read_file(ctx, &k.dir, p)?;
             let doc = capstan_yaml::parse_documents(&text, &path.display().to_string())?
@@ -466,6 +482,16 @@ fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Ac
 }
 
 pub(crate) fn accumulate_target(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let inherited = ctx.helm_namespace.clone();
+    if let Some(ns) = k.str("namespace").filter(|ns| !ns.is_empty()) {
+        ctx.helm_namespace = Some(ns.to_string());
+    }
+    let r = accumulate_target_inner(ctx, k, acc);
+    ctx.helm_namespace = inherited;
+    r
+}
+
+fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {
     accumulate_resources(ctx, k, acc)?;
     // kustomize's MakeTransformerConfig: the builtin tables, or only what the
     // `configurations` files say (the builtin ones then come from the children, if any).

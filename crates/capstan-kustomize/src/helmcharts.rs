@@ -1,6 +1,11 @@
 //! `helmCharts` (kustomize's HelmChartInflationGenerator), rendered natively with
 //! capstan-helm instead of a `helm` binary. Only charts on disk (`helmGlobals.chartHome`,
-//! default `charts/`) are read; pulling from a repository is not done here.
+//! default `charts/`) are read; pulling from a repository (`repo:`) is not done here,
+//! and an entry whose chart is not on disk fails with an error saying so.
+//!
+//! Namespaces follow kustomize 5.8.1: an entry's `namespace`, else the nearest
+//! kustomization's (this one's or an including one's), is `.Release.Namespace`; the
+//! namespace transformers leave the rendered resources alone.
 
 use std::path::Path;
 
@@ -28,8 +33,9 @@ pub(crate) fn inflate(ctx: &Ctx, k: &Kustomization) -> Result<Vec<Resource>> {
         .unwrap_or("charts")
         .to_string();
     let mut out = Vec::new();
-    // Without its own namespace, a chart is rendered into the kustomization's.
-    let default_ns = k.node.str_at(&["namespace"]).map(str::to_string);
+    // Without its own namespace, a chart is rendered into the kustomization's, or
+    // the one a kustomization including this one sets.
+    let default_ns = ctx.helm_namespace.clone();
     for entry in charts {
         out.extend(inflate_one(
             ctx,
@@ -60,10 +66,16 @@ fn inflate_one(
         }
     }
     if !ctx.fs.is_dir(&chart) {
-        return Err(kerr!(
-            "helm chart {name}: {} not found (charts are not pulled from repositories)",
-            chart.display()
-        ));
+        return Err(match s("repo") {
+            // kustomize's wording when there is nothing to pull from.
+            None => kerr!(
+                "helmCharts: chart '{name}': no repo specified for pull, no chart found at '{}'",
+                chart.display()
+            ),
+            Some(repo) => {
+                pull_unsupported(&name, &repo, s("version").as_deref(), &chart, chart_home)
+            }
+        });
     }
     let mut values_yaml = Vec::new();
     if let Some(f) = s("valuesFile") {
@@ -116,5 +128,66 @@ fn inflate_one(
     }
     let rendered = capstan_helm::template(ctx.fs, &chart, &opts)
         .map_err(|e| kerr!("helm chart {name}: {e}"))?;
-    resources_from_text(&rendered.output, &chart.to_string_lossy())
+    let mut out = resources_from_text(&rendered.output, &chart.to_string_lossy())?;
+    for r in &mut out {
+        r.helm_generated = true;
+    }
+    Ok(out)
+}
+
+/// The error for an entry whose chart is not on disk but names a `repo` to pull from.
+fn pull_unsupported(
+    name: &str,
+    repo: &str,
+    version: Option<&str>,
+    chart: &Path,
+    chart_home: &str,
+) -> crate::error::KustomizeError {
+    let repo = redact_userinfo(repo);
+    let version_flag = version
+        .map(|v| format!(" --version {v}"))
+        .unwrap_or_default();
+    let pull = if repo.starts_with("oci://") {
+        format!(
+            "helm pull --untar --untardir {chart_home} {}/{name}{version_flag}",
+            repo.trim_end_matches('/')
+        )
+    } else {
+        format!("helm pull --untar --untardir {chart_home} --repo {repo} {name}{version_flag}")
+    };
+    kerr!(
+        "helmCharts: chart '{name}'{}: no chart found at '{}', and pulling it from its 'repo' field ({repo}) is not supported: capstan renders charts offline only; vendor the chart under helmGlobals.chartHome ('{chart_home}') first, e.g. `{pull}`",
+        version.map(|v| format!(" version {v}")).unwrap_or_default(),
+        chart.display(),
+    )
+}
+
+/// `scheme://user:password@host/...` without its credentials.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn credentials_never_reach_the_error() {
+        assert_eq!(
+            redact_userinfo("https://me:s3cret@charts.example.com/stable"),
+            "https://***@charts.example.com/stable"
+        );
+        assert_eq!(
+            redact_userinfo("https://charts.example.com/a@b"),
+            "https://charts.example.com/a@b"
+        );
+        assert_eq!(redact_userinfo("oci://ghcr.io/org"), "oci://ghcr.io/org");
+    }
 }

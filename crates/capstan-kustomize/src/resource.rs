@@ -75,6 +75,9 @@ pub struct Resource {
     /// Names of kustomizations this resource passed through don't matter; the root
     /// directory it was loaded in does for `configurations`.
     pub(crate) generated: bool,
+    /// Rendered from a helm chart (kustomize's `HelmGeneratedAnnotation` build
+    /// annotation): the namespace transformers leave it alone, at every level.
+    pub(crate) helm_generated: bool,
     /// Name prefixes and suffixes applied, in order (kustomize's nameReference uses them
     /// to choose between candidates).
     pub(crate) prefixes: Vec<String>,
@@ -176,6 +179,7 @@ impl Resource {
             behavior: Behavior::Create,
             needs_hash: false,
             generated: false,
+            helm_generated: false,
             prefixes: Vec::new(),
             suffixes: Vec::new(),
             ref_vars: Vec::new(),

@@ -51,7 +51,8 @@ pub fn set_namespace(
     if ns.is_empty() {
         return Ok(());
     }
-    for r in acc.resources.iter_mut() {
+    // kustomize >= 5.8: what a helm chart rendered keeps the namespaces helm gave it.
+    for r in acc.resources.iter_mut().filter(|r| !r.helm_generated) {
         let kind = r.kind().to_string();
         for fs in fss {
             if !fs.matches(r) {

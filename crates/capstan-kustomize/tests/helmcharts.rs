@@ -41,3 +41,128 @@ fn inflates_with_values_and_namespace() {
     );
     assert!(out.contains("port: 8080\n"), "{out}");
 }
+
+fn helm() -> BuildOptions {
+    BuildOptions {
+        enable_helm: true,
+        ..Default::default()
+    }
+}
+
+/// A chart whose template places its Service in `.Release.Namespace`.
+fn with_ns_chart(fs: MemFs, dir: &str) -> MemFs {
+    fs.with(
+        format!("{dir}/charts/svc/Chart.yaml"),
+        "apiVersion: v2\nname: svc\nversion: 0.1.0\n",
+    )
+    .with(format!("{dir}/charts/svc/values.yaml"), "")
+    .with(
+        format!("{dir}/charts/svc/templates/svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: test-service\n  namespace: {{ .Release.Namespace }}\n  annotations:\n    helm-namespace: {{ .Release.Namespace }}\n",
+    )
+}
+
+#[test]
+fn chart_namespace_survives_the_namespace_transformer() {
+    // kustomize >= 5.8: the namespace transformer skips what a chart rendered, so an
+    // entry's own namespace wins over the kustomization's.
+    let fs = with_ns_chart(MemFs::new(), "/app")
+        .with(
+            "/app/kustomization.yaml",
+            "namespace: transformer-ns\nresources:\n- cm.yaml\nhelmCharts:\n- name: svc\n  releaseName: svc\n  namespace: helm-ns\n",
+        )
+        .with(
+            "/app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n",
+        );
+    let out = build_to_string(&fs, Path::new("/app"), &helm()).unwrap();
+    assert_eq!(
+        out,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n  namespace: transformer-ns\n---\napiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    helm-namespace: helm-ns\n  name: test-service\n  namespace: helm-ns\n"
+    );
+}
+
+#[test]
+fn chart_without_namespace_in_its_template_keeps_none() {
+    // What the chart leaves without a namespace stays so (kustomize 5.8.1).
+    let fs = repo("namespace: shop\nhelmCharts:\n- name: web\n  releaseName: front\n");
+    let out = build_to_string(&fs, Path::new("/app"), &helm()).unwrap();
+    assert!(out.contains("ns: shop\n"), "{out}");
+    assert!(!out.contains("namespace:"), "{out}");
+}
+
+#[test]
+fn namespace_propagates_from_including_kustomizations() {
+    // overlay (namespace) -> mid (namePrefix) -> base (helmCharts): the chart is
+    // rendered into the overlay's namespace; the other transformers still apply.
+    let fs = with_ns_chart(MemFs::new(), "/base")
+        .with(
+            "/base/kustomization.yaml",
+            "helmCharts:\n- name: svc\n  releaseName: svc\n",
+        )
+        .with(
+            "/mid/kustomization.yaml",
+            "namePrefix: mid-\nresources:\n- ../base\n",
+        )
+        .with(
+            "/overlay/kustomization.yaml",
+            "namespace: production\nresources:\n- ../mid\n",
+        );
+    let out = build_to_string(&fs, Path::new("/overlay"), &helm()).unwrap();
+    assert_eq!(
+        out,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    helm-namespace: production\n  name: mid-test-service\n  namespace: production\n"
+    );
+}
+
+#[test]
+fn nearest_namespace_wins_for_charts() {
+    // The namespace of the nearest kustomization wins over an outer one, and the outer
+    // namespace transformer leaves the chart's resources alone.
+    let fs = with_ns_chart(MemFs::new(), "/base")
+        .with(
+            "/base/kustomization.yaml",
+            "helmCharts:\n- name: svc\n  releaseName: svc\n",
+        )
+        .with(
+            "/mid/kustomization.yaml",
+            "namespace: mid-ns\nresources:\n- ../base\n",
+        )
+        .with(
+            "/overlay/kustomization.yaml",
+            "namespace: production\nresources:\n- ../mid\n",
+        );
+    let out = build_to_string(&fs, Path::new("/overlay"), &helm()).unwrap();
+    assert!(out.contains("helm-namespace: mid-ns\n"), "{out}");
+    assert!(out.contains("  namespace: mid-ns\n"), "{out}");
+    assert!(!out.contains("production"), "{out}");
+}
+
+#[test]
+fn chart_with_repo_not_on_disk_says_pulling_is_unsupported() {
+    let fs = MemFs::new().with(
+        "/app/kustomization.yaml",
+        "helmCharts:\n- name: minecraft\n  repo: https://user:hunter2@charts.example.com/stable\n  version: 3.1.3\n  releaseName: test\n",
+    );
+    let err = build_to_string(&fs, Path::new("/app"), &helm())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("chart 'minecraft'"), "{err}");
+    assert!(err.contains("'repo' field"), "{err}");
+    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("offline"), "{err}");
+    assert!(err.contains("/app/charts/minecraft"), "{err}");
+    assert!(!err.contains("hunter2"), "credentials leaked: {err}");
+}
+
+#[test]
+fn chart_without_repo_not_on_disk_uses_kustomize_wording() {
+    let fs = MemFs::new().with("/app/kustomization.yaml", "helmCharts:\n- name: nothere\n");
+    let err = build_to_string(&fs, Path::new("/app"), &helm())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no repo specified for pull, no chart found at '/app/charts/nothere'"),
+        "{err}"
+    );
+}

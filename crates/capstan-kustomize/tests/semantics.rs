@@ -357,3 +357,17 @@ fn common_labels_run_after_label_entries() {
     let out = run(&fs, "/a").unwrap();
     assert!(out.contains("k: from-common"), "{out}");
 }
+
+#[test]
+fn missing_openapi_schema_names_field_and_paths() {
+    let fs = MemFs::new().with(
+        "/app/overlay/kustomization.yaml",
+        "openapi:\n  path: schemas/crd.json\n",
+    );
+    let err = run(&fs, "/app/overlay").unwrap_err();
+    assert!(err.contains("openapi.path"), "{err}");
+    assert!(err.contains("/app/overlay/kustomization.yaml"), "{err}");
+    // kustomize's phrase, the path from the kustomization root, and the full path.
+    assert!(err.contains("'/schemas/crd.json' doesn't exist"), "{err}");
+    assert!(err.contains("'/app/overlay/schemas/crd.json'"), "{err}");
+}
