@@ -82,6 +82,14 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// An empty schedule whose first retry waits `retry_base`.
+    pub fn new(retry_base: Duration) -> Self {
+        Schedule {
+            runs: BTreeMap::new(),
+            retry_base,
+        }
+    }
+
     pub fn last(&self, id: &UnitId) -> Option<&LastRun> {
         self.runs.get(id)
     }

@@ -1,0 +1,611 @@
+//! One cluster's worker: render its state from the current revision, run the units that
+//! are due in dependency order, and report each unit's status where Flux users look for
+//! it (the unit's object in the cluster, Events, metrics).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capstan_apply::{Action, Applier, ApplyOptions, UnitResult};
+use capstan_engine::{execute, ClusterRender, ExecuteOptions, KubeLookup, UnitDriver, UnitStatus};
+use capstan_graph::UnitId;
+use capstan_source::Artifact;
+use capstan_units::{LoadOptions, RenderedUnit, UnitOutcome};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::report::{Outcome, Report, Reporter};
+use crate::schedule::{Observed, Reason, Schedule};
+use crate::source::Current;
+
+/// Settings shared by every cluster worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Where cluster directories live in the repository (`clusters`).
+    pub clusters_dir: String,
+    /// Interval of units that set none.
+    pub default_interval: Duration,
+    /// How often the cluster is checked for reconcile requests, suspends and due units.
+    pub poll_interval: Duration,
+    /// Units applied at once.
+    pub concurrency: usize,
+    /// First retry delay after a failure.
+    pub retry_base: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            clusters_dir: "clusters".into(),
+            default_interval: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(5),
+            concurrency: 8,
+            retry_base: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundSummary {
+    pub revision: String,
+    /// Units run, with why.
+    pub ran: Vec<(UnitId, String)>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub blocked: usize,
+    pub suspended: usize,
+}
+
+/// Drives one cluster.
+pub struct ClusterWorker {
+    pub name: String,
+    client: kube::Client,
+    applier: Arc<Applier>,
+    reporter: Arc<dyn Reporter>,
+    settings: WorkerSettings,
+    schedule: Mutex<Schedule>,
+    /// Wakes the worker at once (webhook, new cluster, tests).
+    pub wake: Arc<Notify>,
+    last_render: Mutex<Option<(String, Vec<(UnitId, Duration, Option<Duration>)>)>>,
+}
+
+const KS: (&str, &str, &str) = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations");
+const HR: (&str, &str, &str) = ("helm.toolkit.fluxcd.io", "v2", "helmreleases");
+
+fn resource((group, version, plural): (&str, &str, &str), kind: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn is_shutdown(e: &str) -> bool {
+    e == SHUTDOWN
+}
+
+const SHUTDOWN: &str = "the agent is shutting down";
+
+impl ClusterWorker {
+    pub fn new(
+        name: impl Into<String>,
+        client: kube::Client,
+        reporter: Arc<dyn Reporter>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let applier = Applier::new(client.clone()).with_concurrency(8);
+        let schedule = Schedule::new(settings.retry_base);
+        ClusterWorker {
+            name: name.into(),
+            client,
+            applier: Arc::new(applier),
+            reporter,
+            settings,
+            schedule: Mutex::new(schedule),
+            wake: Arc::new(Notify::new()),
+            last_render: Mutex::new(None),
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Reconcile until cancelled: on every new revision, every poll, and when woken.
+    pub async fn run(
+        self: Arc<Self>,
+        mut source: watch::Receiver<Current>,
+        cancel: CancellationToken,
+    ) {
+        let mut prepared = false;
+        loop {
+            if !prepared {
+                let ready = match self.reporter.prepare(&self.client).await {
+                    Ok(()) => ensure_namespace(&self.client, "flux-system").await,
+                    Err(e) => Err(e),
+                };
+                match ready {
+                    Ok(()) => {
+                        self.applier.refresh_discovery();
+                        prepared = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %self.name, error = %e, "cannot prepare the cluster (CRDs); retrying")
+                    }
+                }
+            }
+            let artifact = source.borrow_and_update().clone();
+            if let (true, Some(a)) = (prepared, artifact) {
+                match self.round(&a, &cancel).await {
+                    Ok(s) if !s.ran.is_empty() => tracing::info!(
+                        cluster = %self.name, revision = %s.revision, ran = s.ran.len(),
+                        succeeded = s.succeeded, failed = s.failed, blocked = s.blocked,
+                        "reconciled"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(cluster = %self.name, error = %e, "round failed"),
+                }
+            }
+            let sleep = self.next_wake();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = source.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// How long to sleep: the poll interval, or less when a unit comes due sooner.
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let schedule = self.schedule.lock().expect("schedule");
+        let last = self.last_render.lock().expect("last render");
+        let mut wait = self.settings.poll_interval;
+        if let Some((_, units)) = last.as_ref() {
+            for (id, interval, retry) in units {
+                if let Some(at) = schedule.next_due(id, *interval, *retry) {
+                    wait = wait.min(at.saturating_duration_since(now));
+                }
+            }
+        }
+        wait.max(Duration::from_millis(50))
+    }
+
+    /// Reads every unit object of the cluster (one LIST per kind).
+    async fn observe(&self) -> Result<BTreeMap<UnitId, Observed>, String> {
+        let mut out = BTreeMap::new();
+        for (res, kind) in [(KS, "Kustomization"), (HR, "HelmRelease")] {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(res, kind));
+            let list = match api.list(&ListParams::default()).await {
+                Ok(l) => l,
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => return Err(format!("listing {kind}s: {e}")),
+            };
+            for o in list.items {
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let observed = Observed {
+                    suspended: o.data.pointer("/spec/suspend").and_then(Value::as_bool)
+                        == Some(true),
+                    requested_at: o
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt"))
+                        .cloned(),
+                    generation: o.metadata.generation,
+                };
+                out.insert(UnitId::new(kind, ns, name), observed);
+            }
+        }
+        Ok(out)
+    }
+
+    fn interval_of(&self, r: &capstan_units::Unit) -> (Duration, Option<Duration>) {
+        (
+            r.spec.interval.unwrap_or(self.settings.default_interval),
+            r.spec.retry_interval,
+        )
+    }
+
+    /// Render the cluster from `artifact` and run every unit that is due.
+    pub async fn round(
+        &self,
+        artifact: &Artifact,
+        cancel: &CancellationToken,
+    ) -> Result<RoundSummary, String> {
+        let observed = self.observe().await?;
+        let now = Instant::now();
+        // Nothing due and the revision unchanged: no need to render.
+        {
+            let last = self.last_render.lock().expect("last render");
+            let schedule = self.schedule.lock().expect("schedule");
+            if let Some((rev, units)) = last.as_ref() {
+                if *rev == artifact.revision
+                    && !units.iter().any(|(id, interval, retry)| {
+                        let o = observed.get(id).cloned().unwrap_or_default();
+                        schedule
+                            .due(id, &o, &artifact.revision, *interval, *retry, now)
+                            .is_some()
+                    })
+                {
+                    return Ok(RoundSummary {
+                        revision: artifact.revision.clone(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let render = self.render(artifact.path.clone()).await?;
+        let mut render = render;
+        self.prepare_units(&mut render, &observed);
+        let units: Vec<(UnitId, Duration, Option<Duration>)> = render
+            .units
+            .units
+            .iter()
+            .map(|u| {
+                let (i, r) = self.interval_of(u.unit());
+                (u.id().clone(), i, r)
+            })
+            .collect();
+        let mut due: BTreeMap<UnitId, Reason> = BTreeMap::new();
+        {
+            let schedule = self.schedule.lock().expect("schedule");
+            for (id, interval, retry) in &units {
+                let o = observed.get(id).cloned().unwrap_or_default();
+                if let Some(reason) =
+                    schedule.due(id, &o, &artifact.revision, *interval, *retry, now)
+                {
+                    due.insert(id.clone(), reason);
+                }
+            }
+        }
+        let mut summary = RoundSummary {
+            revision: artifact.revision.clone(),
+            ..Default::default()
+        };
+        if let Err(e) = &render.plan {
+            // A cycle or a missing dependency: nothing is applied, every unit says why.
+            let msg = e.to_string();
+            for u in &render.units.units {
+                self.report_unit(
+                    u.unit(),
+                    &artifact.revision,
+                    &observed,
+                    Outcome::Failed {
+                        reason: "DependencyNotReady".into(),
+                        message: msg.clone(),
+                        stalled: true,
+                    },
+                    None,
+                    Duration::ZERO,
+                )
+                .await;
+            }
+            self.remember(&artifact.revision, units);
+            return Err(msg);
+        }
+        let driver = AgentDriver {
+            worker: self,
+            due: &due,
+            observed: &observed,
+            revision: &artifact.revision,
+            cancel,
+        };
+        let opts = ExecuteOptions {
+            concurrency: self.settings.concurrency,
+            ignore_dependencies: false,
+        };
+        let exec = execute(&driver, &render, &opts).await?;
+        for (id, st) in &exec.status {
+            let Some(u) = render.units.get(id) else {
+                continue;
+            };
+            match st {
+                UnitStatus::Done(ran) => {
+                    if *ran {
+                        summary.ran.push((
+                            id.clone(),
+                            due.get(id).map(ToString::to_string).unwrap_or_default(),
+                        ));
+                        summary.succeeded += 1;
+                    }
+                }
+                UnitStatus::Failed(e) => {
+                    if !is_shutdown(e) && due.contains_key(id) {
+                        summary.ran.push((
+                            id.clone(),
+                            due.get(id).map(ToString::to_string).unwrap_or_default(),
+                        ));
+                        summary.failed += 1;
+                    }
+                }
+                UnitStatus::Suspended => summary.suspended += 1,
+                UnitStatus::Blocked(why) => {
+                    summary.blocked += 1;
+                    if cancel.is_cancelled() {
+                        continue;
+                    }
+                    let outcome = match u {
+                        UnitOutcome::Failed { error, .. } => Outcome::Failed {
+                            reason: "BuildFailed".into(),
+                            message: error.to_string(),
+                            stalled: true,
+                        },
+                        UnitOutcome::Rendered(_) => Outcome::DependencyNotReady {
+                            message: why.clone(),
+                        },
+                    };
+                    let ok = false;
+                    let o = observed.get(id).cloned().unwrap_or_default();
+                    self.schedule.lock().expect("schedule").record(
+                        id,
+                        Instant::now(),
+                        &artifact.revision,
+                        ok,
+                        &o,
+                        why.clone(),
+                    );
+                    self.report_unit(
+                        u.unit(),
+                        &artifact.revision,
+                        &observed,
+                        outcome,
+                        None,
+                        Duration::ZERO,
+                    )
+                    .await;
+                }
+            }
+        }
+        self.remember(&artifact.revision, units);
+        Ok(summary)
+    }
+
+    fn remember(&self, revision: &str, units: Vec<(UnitId, Duration, Option<Duration>)>) {
+        let ids: BTreeSet<UnitId> = units.iter().map(|u| u.0.clone()).collect();
+        self.schedule
+            .lock()
+            .expect("schedule")
+            .retain(|id| ids.contains(id));
+        *self.last_render.lock().expect("last render") = Some((revision.to_string(), units));
+    }
+
+    async fn render(&self, root: PathBuf) -> Result<ClusterRender, String> {
+        let client = self.client.clone();
+        let path = format!(
+            "{}/{}",
+            self.settings.clusters_dir.trim_end_matches('/'),
+            self.name
+        );
+        tokio::task::spawn_blocking(move || {
+            let fs =
+                capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+            let lookup = KubeLookup::new(client);
+            Ok(capstan_engine::render_cluster(
+                &fs,
+                &lookup,
+                &LoadOptions::new(path),
+            ))
+        })
+        .await
+        .map_err(|e| format!("render task: {e}"))?
+    }
+
+    /// Units apply their own toolkit objects (child Kustomizations, HelmReleases, sources)
+    /// so their status has a home in the cluster, and the cluster's `suspend` wins.
+    fn prepare_units(&self, render: &mut ClusterRender, observed: &BTreeMap<UnitId, Observed>) {
+        for u in &mut render.units.units {
+            let UnitOutcome::Rendered(r) = u else {
+                continue;
+            };
+            if r.unit.parent.is_none() && !r.consumed.iter().any(|c| same_object(c, &r.unit.object))
+            {
+                r.objects.push(r.unit.object.clone());
+            }
+            r.objects.extend(r.consumed.iter().cloned());
+            if observed.get(&r.unit.id).is_some_and(|o| o.suspended) {
+                r.unit.spec.suspend = true;
+            }
+        }
+        for u in &mut render.units.units {
+            if let UnitOutcome::Failed { unit, .. } = u {
+                if observed.get(&unit.id).is_some_and(|o| o.suspended) {
+                    unit.spec.suspend = true;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn report_unit(
+        &self,
+        unit: &capstan_units::Unit,
+        revision: &str,
+        observed: &BTreeMap<UnitId, Observed>,
+        outcome: Outcome,
+        result: Option<&UnitResult>,
+        took: Duration,
+    ) {
+        let o = observed.get(&unit.id).cloned().unwrap_or_default();
+        let report = Report {
+            cluster: &self.name,
+            unit: &unit.id,
+            api_version: unit
+                .object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            revision,
+            requested_at: o.requested_at.as_deref(),
+            generation: o.generation,
+            outcome,
+            result,
+            took,
+        };
+        self.reporter.unit(&self.client, &report).await;
+    }
+
+    async fn run_unit(
+        &self,
+        unit: &RenderedUnit,
+        due: Option<&Reason>,
+        observed: &BTreeMap<UnitId, Observed>,
+        revision: &str,
+        cancel: &CancellationToken,
+    ) -> Result<bool, String> {
+        let id = &unit.unit.id;
+        let Some(reason) = due else {
+            // Not due: it counts as it last ended, so dependents wait on failures.
+            let schedule = self.schedule.lock().expect("schedule");
+            return match schedule.last(id) {
+                Some(l) if !l.ok => Err(l.message.clone()),
+                _ => Ok(false),
+            };
+        };
+        if cancel.is_cancelled() {
+            return Err(SHUTDOWN.into());
+        }
+        tracing::debug!(cluster = %self.name, unit = %id, reason = %reason, "reconciling");
+        let started = Instant::now();
+        let result = self
+            .applier
+            .apply(&capstan_engine::apply_unit(unit), &ApplyOptions::default())
+            .await;
+        let took = started.elapsed();
+        let o = observed.get(id).cloned().unwrap_or_default();
+        let (ok, message, outcome) = match &result {
+            Ok(r) => {
+                let msg = format!("Applied revision: {revision}");
+                (
+                    true,
+                    msg.clone(),
+                    Outcome::Ready {
+                        message: msg,
+                        changes: summarize(r),
+                    },
+                )
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let reason = if e.not_ready().is_empty() {
+                    "ReconciliationFailed"
+                } else {
+                    "HealthCheckFailed"
+                };
+                (
+                    false,
+                    msg.clone(),
+                    Outcome::Failed {
+                        reason: reason.into(),
+                        message: msg,
+                        stalled: false,
+                    },
+                )
+            }
+        };
+        self.schedule.lock().expect("schedule").record(
+            id,
+            Instant::now(),
+            revision,
+            ok,
+            &o,
+            message.clone(),
+        );
+        self.report_unit(
+            &unit.unit,
+            revision,
+            observed,
+            outcome,
+            result.as_ref().ok(),
+            took,
+        )
+        .await;
+        if ok {
+            Ok(true)
+        } else {
+            Err(message)
+        }
+    }
+}
+
+/// The namespace of the root unit and of Flux's toolkit objects (Flux bootstrap creates it).
+async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), String> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if api
+        .get_opt(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let ns =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply("capstan"),
+        &kube::api::Patch::Apply(&ns),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("creating namespace {name}: {e}"))
+}
+
+fn same_object(a: &Value, b: &Value) -> bool {
+    let key = |o: &Value| {
+        (
+            o.get("kind").cloned(),
+            o.pointer("/metadata/namespace").cloned(),
+            o.pointer("/metadata/name").cloned(),
+        )
+    };
+    key(a) == key(b)
+}
+
+/// `Kind/ns/name action` lines of what changed (for events).
+fn summarize(r: &UnitResult) -> Vec<String> {
+    r.objects
+        .iter()
+        .chain(r.pruned.iter())
+        .filter(|o| {
+            matches!(
+                o.action,
+                Action::Created | Action::Configured | Action::Replaced | Action::Pruned
+            )
+        })
+        .map(|o| format!("{} {}", o.object, o.action))
+        .collect()
+}
+
+struct AgentDriver<'a> {
+    worker: &'a ClusterWorker,
+    due: &'a BTreeMap<UnitId, Reason>,
+    observed: &'a BTreeMap<UnitId, Observed>,
+    revision: &'a str,
+    cancel: &'a CancellationToken,
+}
+
+impl UnitDriver for AgentDriver<'_> {
+    /// Whether the unit ran (false: not due, last run fine).
+    type Output = bool;
+    async fn run(&self, unit: &RenderedUnit) -> Result<bool, String> {
+        self.worker
+            .run_unit(
+                unit,
+                self.due.get(&unit.unit.id),
+                self.observed,
+                self.revision,
+                self.cancel,
+            )
+            .await
+    }
+}

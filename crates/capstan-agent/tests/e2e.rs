@@ -1,0 +1,483 @@
+//! The agent end to end: a real Git server on loopback, real API servers from the test
+//! bed, the agent in-process.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capstan_agent::{Agent, AgentConfig, ClusterSource, WorkerSettings};
+use capstan_source::GitRepositorySpec;
+use capstan_testbed::servers::{git, GitDaemon, Repo};
+use capstan_testbed::TestCluster;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn configmap(name: &str, ns: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+fn push(repo: &Repo, msg: &str) -> String {
+    let c = repo.commit(msg);
+    repo.run(&["push", "-q", "origin", "HEAD:main"]);
+    c
+}
+
+fn new_repo(tmp: &std::path::Path) -> Repo {
+    let repo = Repo::new(tmp, "fleet");
+    git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    repo
+}
+
+fn source(url: &str, interval: &str) -> GitRepositorySpec {
+    GitRepositorySpec::from_object(&json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "flux-system", "namespace": "flux-system"},
+        "spec": {"url": url, "interval": interval, "ref": {"branch": "main"}}
+    }))
+    .unwrap()
+}
+
+fn settings() -> WorkerSettings {
+    WorkerSettings {
+        poll_interval: Duration::from_millis(500),
+        retry_base: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+fn config(src: GitRepositorySpec, interval: Duration, cache: &std::path::Path) -> AgentConfig {
+    AgentConfig {
+        source: src,
+        source_auth: None,
+        source_interval: interval,
+        cache_dir: cache.to_path_buf(),
+        clusters: Vec::new(),
+        management: None,
+        discover_clusters: false,
+        discover_namespace: None,
+        discover_interval: Duration::from_millis(500),
+        settings: settings(),
+        listen: None,
+        install_crds: true,
+        leader_election: None,
+    }
+}
+
+/// Polls `f` until it returns true, for at most `secs` seconds.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {secs}s waiting for: {what}");
+}
+
+async fn value(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    api.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.data)
+        .and_then(|d| d.get("value").cloned())
+}
+
+async fn has_value(client: &kube::Client, ns: &str, name: &str, v: &str) -> bool {
+    value(client, ns, name).await.as_deref() == Some(v)
+}
+
+fn start(
+    agent: &Arc<Agent>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(agent.clone().run(stop.clone()));
+    (stop, task)
+}
+
+async fn ks_status(client: &kube::Client, ns: &str, name: &str) -> serde_json::Value {
+    let ar = kube::discovery::ApiResource {
+        group: "kustomize.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
+        kind: "Kustomization".into(),
+        plural: "kustomizations".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    match api.get_opt(name).await {
+        Ok(Some(o)) => o.data.get("status").cloned().unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn ready(status: &serde_json::Value) -> Option<(String, String)> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_reaches_two_clusters_by_webhook_and_by_interval() {
+    let (Some(a), Some(b)) = (TestCluster::start("agent-a"), TestCluster::start("agent-b")) else {
+        return;
+    };
+    let (ca, cb) = (a.client().await, b.client().await);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    repo.write("clusters/a/app.yaml", &configmap("hello", "default", "one"));
+    repo.write("clusters/b/app.yaml", &configmap("hello", "default", "one"));
+    let c1 = push(&repo, "one");
+    let daemon = GitDaemon::start(&repo.srv);
+
+    // An agent that fetches only when told (interval of an hour), with a webhook.
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1h"),
+        Duration::from_secs(3600),
+        &tmp.path().join("cache"),
+    );
+    cfg.clusters = vec![
+        ClusterSource {
+            name: "a".into(),
+            client: ca.clone(),
+        },
+        ClusterSource {
+            name: "b".into(),
+            client: cb.clone(),
+        },
+    ];
+    cfg.management = Some(ca.clone());
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    eventually(60, "first revision on both clusters", || async {
+        has_value(&ca, "default", "hello", "one").await
+            && has_value(&cb, "default", "hello", "one").await
+    })
+    .await;
+    // Status where Flux users look for it.
+    eventually(20, "Ready status on the root unit", || async {
+        let st = ks_status(&ca, "flux-system", "flux-system").await;
+        ready(&st).is_some_and(|(s, _)| s == "True")
+            && st["lastAppliedRevision"] == format!("main@sha1:{c1}")
+    })
+    .await;
+
+    // A Receiver for the root source, with its token in a Secret.
+    let secrets: Api<Secret> = Api::namespaced(ca.clone(), "flux-system");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "webhook-token", "namespace": "flux-system"},
+                "stringData": {"token": "s3cret-token"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let receiver = json!({
+        "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+        "metadata": {"name": "git-push", "namespace": "flux-system"},
+        "spec": {"type": "generic", "secretRef": {"name": "webhook-token"},
+                 "resources": [{"kind": "GitRepository", "name": "flux-system"}]}
+    });
+    let ar = kube::discovery::ApiResource {
+        group: "notification.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "notification.toolkit.fluxcd.io/v1".into(),
+        kind: "Receiver".into(),
+        plural: "receivers".into(),
+    };
+    let receivers: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ca.clone(), "flux-system", &ar);
+    receivers
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(receiver.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let path = capstan_receiver::ReceiverSpec::from_object(&receiver, b"s3cret-token")
+        .unwrap()
+        .webhook_path();
+
+    repo.write("clusters/a/app.yaml", &configmap("hello", "default", "two"));
+    repo.write("clusters/b/app.yaml", &configmap("hello", "default", "two"));
+    push(&repo, "two");
+    let url = format!("http://{}{path}", agent.http_addr().unwrap());
+    let http = reqwest::Client::new();
+    // The agent reads Receivers every half second; retry until it knows this one.
+    eventually(20, "webhook accepted", || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            matches!(http.post(&url).body("{}").send().await, Ok(r) if r.status().is_success())
+        }
+    })
+    .await;
+    eventually(
+        30,
+        "pushed revision on both clusters after the webhook",
+        || async {
+            has_value(&ca, "default", "hello", "two").await
+                && has_value(&cb, "default", "hello", "two").await
+        },
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // An agent on a short interval: the next push arrives without being asked.
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1s"),
+        Duration::from_secs(1),
+        &tmp.path().join("cache"),
+    );
+    cfg.clusters = vec![
+        ClusterSource {
+            name: "a".into(),
+            client: ca.clone(),
+        },
+        ClusterSource {
+            name: "b".into(),
+            client: cb.clone(),
+        },
+    ];
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    repo.write(
+        "clusters/a/app.yaml",
+        &configmap("hello", "default", "three"),
+    );
+    repo.write(
+        "clusters/b/app.yaml",
+        &configmap("hello", "default", "three"),
+    );
+    push(&repo, "three");
+    eventually(
+        60,
+        "third revision on both clusters by interval",
+        || async {
+            has_value(&ca, "default", "hello", "three").await
+                && has_value(&cb, "default", "hello", "three").await
+        },
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suspend_stops_changes_and_resume_applies_them() {
+    let Some(c) = TestCluster::start("agent-suspend") else {
+        return;
+    };
+    let client = c.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    repo.write(
+        "clusters/c/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+    );
+    repo.write("apps/cm.yaml", &configmap("app", "default", "one"));
+    push(&repo, "one");
+    let daemon = GitDaemon::start(&repo.srv);
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1s"),
+        Duration::from_secs(1),
+        &tmp.path().join("cache"),
+    );
+    cfg.clusters = vec![ClusterSource {
+        name: "c".into(),
+        client: client.clone(),
+    }];
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    eventually(60, "first revision", || {
+        has_value(&client, "default", "app", "one")
+    })
+    .await;
+    eventually(20, "apps Ready", || async {
+        ready(&ks_status(&client, "flux-system", "apps").await).is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+
+    // `capstan suspend ks apps` does this.
+    let ar = kube::discovery::ApiResource {
+        group: "kustomize.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
+        kind: "Kustomization".into(),
+        plural: "kustomizations".into(),
+    };
+    let ks: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "flux-system", &ar);
+    let suspend = |on: bool| json!({"spec": {"suspend": on}});
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(suspend(true)),
+    )
+    .await
+    .unwrap();
+    // Let the agent see the suspension before the push.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    repo.write("apps/cm.yaml", &configmap("app", "default", "two"));
+    let c2 = push(&repo, "two");
+    // The root unit moves on to the new revision; the suspended unit does not.
+    eventually(30, "root unit at the new revision", || async {
+        ks_status(&client, "flux-system", "flux-system").await["lastAppliedRevision"]
+            == format!("main@sha1:{c2}")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        value(&client, "default", "app").await.as_deref(),
+        Some("one"),
+        "suspended unit changed"
+    );
+    // The root unit's apply did not undo the suspension (it does not own spec.suspend).
+    let live = ks.get("apps").await.unwrap();
+    assert_eq!(live.data["spec"]["suspend"], true);
+
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(suspend(false)),
+    )
+    .await
+    .unwrap();
+    eventually(30, "resumed unit applies the new revision", || {
+        has_value(&client, "default", "app", "two")
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_cluster_secret_is_registered_and_a_removed_one_is_left_alone() {
+    let (Some(mgmt), Some(d)) = (
+        TestCluster::start("agent-mgmt"),
+        TestCluster::start("agent-d"),
+    ) else {
+        return;
+    };
+    let (cm, cd) = (mgmt.client().await, d.client().await);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    repo.write("clusters/d/app.yaml", &configmap("hello", "default", "d"));
+    push(&repo, "one");
+    let daemon = GitDaemon::start(&repo.srv);
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1s"),
+        Duration::from_secs(1),
+        &tmp.path().join("cache"),
+    );
+    cfg.management = Some(cm.clone());
+    cfg.discover_clusters = true;
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(agent.clusters().is_empty());
+
+    // Cluster API writes `<cluster>-kubeconfig` Secrets like this one.
+    let kubeconfig = std::fs::read_to_string(d.kubeconfig_path()).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cm.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "cluster.x-k8s.io/secret",
+                "metadata": {"name": "d-kubeconfig", "namespace": "default",
+                             "labels": {"cluster.x-k8s.io/cluster-name": "d"}},
+                "stringData": {"value": kubeconfig}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually(60, "the new cluster gets its state", || {
+        has_value(&cd, "default", "hello", "d")
+    })
+    .await;
+    assert_eq!(agent.clusters(), vec!["d".to_string()]);
+
+    secrets
+        .delete("d-kubeconfig", &Default::default())
+        .await
+        .unwrap();
+    eventually(20, "the cluster is no longer reconciled", || async {
+        agent.clusters().is_empty()
+    })
+    .await;
+    // Nothing was deleted on its behalf.
+    assert!(has_value(&cd, "default", "hello", "d").await);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_server_restart_is_survived() {
+    let Some(e) = TestCluster::start("agent-restart") else {
+        return;
+    };
+    let client = e.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    repo.write("clusters/e/app.yaml", &configmap("hello", "default", "one"));
+    push(&repo, "one");
+    let daemon = GitDaemon::start(&repo.srv);
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1s"),
+        Duration::from_secs(1),
+        &tmp.path().join("cache"),
+    );
+    cfg.clusters = vec![ClusterSource {
+        name: "e".into(),
+        client: client.clone(),
+    }];
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    eventually(60, "first revision", || {
+        has_value(&client, "default", "hello", "one")
+    })
+    .await;
+
+    repo.write("clusters/e/app.yaml", &configmap("hello", "default", "two"));
+    repo.write("clusters/e/more.yaml", &configmap("more", "default", "two"));
+    push(&repo, "two");
+    // The API server goes away while the agent works, and comes back.
+    let e = Arc::new(e);
+    let e2 = e.clone();
+    tokio::task::spawn_blocking(move || e2.restart_apiserver())
+        .await
+        .unwrap();
+    eventually(60, "converged after the restart", || async {
+        has_value(&client, "default", "hello", "two").await
+            && has_value(&client, "default", "more", "two").await
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
