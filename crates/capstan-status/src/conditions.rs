@@ -122,10 +122,25 @@ pub(crate) fn truncate_bytes(s: &str, max: usize) -> String {
 /// Makes `reason` match the `metav1.Condition` pattern `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`
 /// (the API server rejects the whole status otherwise); `fallback` when nothing is left.
 fn sanitize_reason(reason: &str, fallback: &str) -> String {
-    let mut out: String = reason
+    // Words separated by other characters are joined in CamelCase: "health check" ->
+    // "HealthCheck".
+    let separated = reason
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':'))
-        .collect();
+        .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':')));
+    let mut out = String::with_capacity(reason.len());
+    let mut word_start = separated;
+    for c in reason.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':') {
+            out.push(if word_start {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            });
+            word_start = false;
+        } else {
+            word_start = true;
+        }
+    }
     let start = out
         .find(|c: char| c.is_ascii_alphabetic())
         .unwrap_or(out.len());
@@ -433,7 +448,7 @@ mod tests {
             T0,
         );
         let r = get(&f, READY).unwrap();
-        assert_eq!(r.reason, "badreason");
+        assert_eq!(r.reason, "BadReason");
         assert!(r.message.len() <= MAX_MESSAGE_BYTES);
         let g = conditions_for(
             &Outcome::Failed {
