@@ -284,6 +284,7 @@ pub fn builtin_generator(ctx: &mut Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Re
         "ConfigMapGenerator" => Ok(vec![config_map(ctx, dir, &g, None)?]),
         "SecretGenerator" => Ok(vec![secret(ctx, dir, &g, None)?]),
         "IAMPolicyGenerator" => Ok(vec![iam_policy(cfg)?]),
+        "HelmChartInflationGenerator" => crate::helmcharts::generate(ctx, dir, cfg),
         _ => {
             // Not a generator config: plain resources produced by a generator
             // kustomization (a directory) are passed through as generated.

@@ -16,9 +16,24 @@ use crate::error::{kerr, Result};
 use crate::kustfile::Kustomization;
 use crate::resource::Resource;
 
-/// Inflate every `helmCharts` entry of a kustomization.
+/// Inflate every `helmCharts` entry of a kustomization, and those of the deprecated
+/// `helmChartInflationGenerator` field (converted as kustomize's `SplitHelmParameters`
+/// does, after the `helmCharts` ones).
 pub(crate) fn inflate(ctx: &Ctx, k: &Kustomization) -> Result<Vec<Resource>> {
-    let charts = k.seq("helmCharts");
+    let mut charts: Vec<(&str, Node)> = k
+        .seq("helmCharts")
+        .iter()
+        .map(|c| ("helmCharts", c.clone()))
+        .collect();
+    let legacy = k.seq("helmChartInflationGenerator");
+    let mut legacy_home = None;
+    for old in legacy {
+        charts.push(("helmChartInflationGenerator", from_legacy(old)));
+        // Last non-empty wins.
+        if let Some(h) = old.str_at(&["chartHome"]).filter(|h| !h.is_empty()) {
+            legacy_home = Some(h.to_string());
+        }
+    }
     if charts.is_empty() {
         return Ok(Vec::new());
     }
@@ -27,20 +42,22 @@ pub(crate) fn inflate(ctx: &Ctx, k: &Kustomization) -> Result<Vec<Resource>> {
             "unable to run helm chart inflation: must specify --enable-helm"
         ));
     }
-    let chart_home = k
-        .get("helmGlobals")
-        .and_then(|g| g.str_at(&["chartHome"]))
-        .unwrap_or("charts")
-        .to_string();
+    let chart_home = match k.get("helmGlobals") {
+        Some(g) => g.str_at(&["chartHome"]).map(str::to_string),
+        None => legacy_home,
+    }
+    .filter(|h| !h.is_empty())
+    .unwrap_or_else(|| "charts".into());
     let mut out = Vec::new();
     // Without its own namespace, a chart is rendered into the kustomization's, or
     // the one a kustomization including this one sets.
     let default_ns = ctx.helm_namespace.clone();
-    for entry in charts {
+    for (field, entry) in &charts {
         out.extend(inflate_one(
             ctx,
             &k.dir,
             &chart_home,
+            field,
             entry,
             default_ns.as_deref(),
         )?);
@@ -48,15 +65,59 @@ pub(crate) fn inflate(ctx: &Ctx, k: &Kustomization) -> Result<Vec<Resource>> {
     Ok(out)
 }
 
+/// A `HelmChartInflationGenerator` builtin configuration (`generators:` entry): its
+/// own `chartHome` and `namespace` only.
+pub(crate) fn generate(ctx: &Ctx, dir: &Path, cfg: &Node) -> Result<Vec<Resource>> {
+    if !ctx.opts.enable_helm {
+        return Err(kerr!(
+            "HelmChartInflationGenerator {}: must specify --enable-helm",
+            cfg.str_at(&["metadata", "name"]).unwrap_or("")
+        ));
+    }
+    let chart_home = cfg
+        .str_at(&["chartHome"])
+        .filter(|h| !h.is_empty())
+        .unwrap_or("charts")
+        .to_string();
+    inflate_one(
+        ctx,
+        dir,
+        &chart_home,
+        "HelmChartInflationGenerator",
+        cfg,
+        None,
+    )
+}
+
+/// kustomize's `makeHelmChartFromHca` (`releaseNamespace` is not carried over).
+fn from_legacy(old: &Node) -> Node {
+    let mut m = capstan_yaml::Mapping::new();
+    for (from, to) in [
+        ("chartName", "name"),
+        ("chartVersion", "version"),
+        ("chartRepoUrl", "repo"),
+        ("values", "valuesFile"),
+        ("valuesLocal", "valuesInline"),
+        ("valuesMerge", "valuesMerge"),
+        ("releaseName", "releaseName"),
+    ] {
+        if let Some(v) = old.get(from).filter(|v| !v.is_null()) {
+            m.insert(to, v.clone());
+        }
+    }
+    Node::Mapping(m)
+}
+
 fn inflate_one(
     ctx: &Ctx,
     dir: &Path,
     chart_home: &str,
+    field: &str,
     entry: &Node,
     default_ns: Option<&str>,
 ) -> Result<Vec<Resource>> {
     let s = |key: &str| entry.str_at(&[key]).map(str::to_string);
-    let name = s("name").ok_or_else(|| kerr!("helmCharts: an entry has no name"))?;
+    let name = s("name").ok_or_else(|| kerr!("{field}: chart name cannot be empty"))?;
     let home = capstan_vfs::join(dir, chart_home);
     let mut chart = home.join(&name);
     if let Some(v) = s("version") {
@@ -69,12 +130,17 @@ fn inflate_one(
         return Err(match s("repo") {
             // kustomize's wording when there is nothing to pull from.
             None => kerr!(
-                "helmCharts: chart '{name}': no repo specified for pull, no chart found at '{}'",
+                "{field}: chart '{name}': no repo specified for pull, no chart found at '{}'",
                 chart.display()
             ),
-            Some(repo) => {
-                pull_unsupported(&name, &repo, s("version").as_deref(), &chart, chart_home)
-            }
+            Some(repo) => pull_unsupported(
+                field,
+                &name,
+                &repo,
+                s("version").as_deref(),
+                &chart,
+                chart_home,
+            ),
         });
     }
     let mut values_yaml = Vec::new();
@@ -127,7 +193,7 @@ fn inflate_one(
         }
     }
     let rendered = capstan_helm::template(ctx.fs, &chart, &opts)
-        .map_err(|e| kerr!("helm chart {name}: {e}"))?;
+        .map_err(|e| kerr!("{field}: chart '{name}': {e}"))?;
     let mut out = resources_from_text(&rendered.output, &chart.to_string_lossy())?;
     for r in &mut out {
         r.helm_generated = true;
@@ -137,6 +203,7 @@ fn inflate_one(
 
 /// The error for an entry whose chart is not on disk but names a `repo` to pull from.
 fn pull_unsupported(
+    field: &str,
     name: &str,
     repo: &str,
     version: Option<&str>,
@@ -144,6 +211,11 @@ fn pull_unsupported(
     chart_home: &str,
 ) -> crate::error::KustomizeError {
     let repo = redact_userinfo(repo);
+    let repo_field = if field == "helmChartInflationGenerator" {
+        "chartRepoUrl"
+    } else {
+        "repo"
+    };
     let version_flag = version
         .map(|v| format!(" --version {v}"))
         .unwrap_or_default();
@@ -156,7 +228,7 @@ fn pull_unsupported(
         format!("helm pull --untar --untardir {chart_home} --repo {repo} {name}{version_flag}")
     };
     kerr!(
-        "helmCharts: chart '{name}'{}: no chart found at '{}', and pulling it from its 'repo' field ({repo}) is not supported: capstan renders charts offline only; vendor the chart under helmGlobals.chartHome ('{chart_home}') first, e.g. `{pull}`",
+        "{field}: chart '{name}'{}: no chart found at '{}', and pulling it from its '{repo_field}' field ({repo}) is not supported: capstan renders charts offline only; vendor the chart under helmGlobals.chartHome ('{chart_home}') first, e.g. `{pull}`",
         version.map(|v| format!(" version {v}")).unwrap_or_default(),
         chart.display(),
     )

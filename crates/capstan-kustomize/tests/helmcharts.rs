@@ -166,3 +166,37 @@ fn chart_without_repo_not_on_disk_uses_kustomize_wording() {
         "{err}"
     );
 }
+
+#[test]
+fn deprecated_helm_chart_inflation_generator_field_is_converted() {
+    // kustomize's SplitHelmParameters: chartName/chartHome/valuesLocal/releaseName.
+    let fs = with_ns_chart(MemFs::new(), "/app/vendor").with(
+        "/app/kustomization.yaml",
+        "helmChartInflationGenerator:\n- chartName: svc\n  chartHome: vendor/charts\n  releaseName: old\n",
+    );
+    let out = build_to_string(&fs, Path::new("/app"), &helm()).unwrap();
+    assert!(out.contains("name: test-service\n"), "{out}");
+    assert!(out.contains("helm-namespace: default\n"), "{out}");
+}
+
+#[test]
+fn helm_chart_inflation_generator_config_in_generators() {
+    let fs = with_ns_chart(MemFs::new(), "/app")
+        .with(
+            "/app/kustomization.yaml",
+            "namespace: outer\ngenerators:\n- helm.yaml\n",
+        )
+        .with(
+            "/app/helm.yaml",
+            "apiVersion: builtin\nkind: HelmChartInflationGenerator\nmetadata:\n  name: svc\nname: svc\nreleaseName: svc\nnamespace: inner\n",
+        );
+    let out = build_to_string(&fs, Path::new("/app"), &helm()).unwrap();
+    assert!(out.contains("helm-namespace: inner\n"), "{out}");
+    assert!(out.contains("  namespace: inner\n"), "{out}");
+    assert!(!out.contains("outer"), "{out}");
+    let err = build_to_string(&fs, Path::new("/app"), &BuildOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("must specify --enable-helm"),
+        "{err}"
+    );
+}
