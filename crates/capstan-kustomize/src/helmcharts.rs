@@ -143,33 +143,7 @@ fn inflate_one(
             ),
         });
     }
-    let mut values_yaml = Vec::new();
-    if let Some(f) = s("valuesFile") {
-        let p = capstan_vfs::join(dir, &f);
-        values_yaml.push(
-            ctx.fs
-                .read_to_string(&p)
-                .map_err(|e| kerr!("{}: {e}", p.display()))?,
-        );
-    }
-    for f in entry
-        .get("additionalValuesFiles")
-        .and_then(Node::as_sequence)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(f) = f.as_str() {
-            let p = capstan_vfs::join(dir, f);
-            values_yaml.push(
-                ctx.fs
-                    .read_to_string(&p)
-                    .map_err(|e| kerr!("{}: {e}", p.display()))?,
-            );
-        }
-    }
-    if let Some(inline) = entry.get("valuesInline") {
-        values_yaml.push(capstan_yaml::emit_document(inline));
-    }
+    let values_yaml = values_layers(ctx, dir, field, &name, &chart, entry)?;
     let mut opts = capstan_helm::TemplateOptions {
         release_name: s("releaseName").unwrap_or_else(|| "release-name".into()),
         namespace: s("namespace")
@@ -199,6 +173,77 @@ fn inflate_one(
         r.helm_generated = true;
     }
     Ok(out)
+}
+
+/// The values files given to helm, lowest precedence first (helm layers them over the
+/// chart's `values.yaml`). As kustomize: `valuesInline` is first combined with
+/// `valuesFile` (default: the chart's `values.yaml`) according to `valuesMerge`
+/// (`override`, the default: inline wins; `merge`: the file wins; `replace`: the file
+/// is dropped), then `additionalValuesFiles` come on top, in order.
+fn values_layers(
+    ctx: &Ctx,
+    dir: &Path,
+    field: &str,
+    name: &str,
+    chart: &Path,
+    entry: &Node,
+) -> Result<Vec<String>> {
+    let read = |p: &Path| {
+        ctx.fs
+            .read_to_string(p)
+            .map_err(|e| kerr!("{field}: chart '{name}': values file {}: {e}", p.display()))
+    };
+    let file = match entry.str_at(&["valuesFile"]).filter(|f| !f.is_empty()) {
+        Some(f) => Some(read(&capstan_vfs::join(dir, f))?),
+        None => None,
+    };
+    let inline = entry
+        .get("valuesInline")
+        .filter(|v| v.as_mapping().is_some_and(|m| !m.is_empty()));
+    let merge = entry
+        .str_at(&["valuesMerge"])
+        .filter(|m| !m.is_empty())
+        .unwrap_or("override");
+    if !["merge", "override", "replace"].contains(&merge) {
+        return Err(kerr!(
+            "{field}: chart '{name}': valuesMerge must be one of [merge override replace], got '{merge}'"
+        ));
+    }
+    let mut layers = Vec::new();
+    match inline {
+        None => layers.extend(file),
+        Some(inline) => {
+            let inline = capstan_yaml::emit_document(inline);
+            match merge {
+                "override" => {
+                    layers.extend(file);
+                    layers.push(inline);
+                }
+                "merge" => {
+                    layers.push(inline);
+                    // Without a valuesFile, the chart's own values.yaml wins.
+                    let own = chart.join("values.yaml");
+                    match file {
+                        Some(f) => layers.push(f),
+                        None if ctx.fs.is_file(&own) => layers.push(read(&own)?),
+                        None => {}
+                    }
+                }
+                _ => layers.push(inline),
+            }
+        }
+    }
+    for f in entry
+        .get("additionalValuesFiles")
+        .and_then(Node::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(f) = f.as_str() {
+            layers.push(read(&capstan_vfs::join(dir, f))?);
+        }
+    }
+    Ok(layers)
 }
 
 /// The error for an entry whose chart is not on disk but names a `repo` to pull from.

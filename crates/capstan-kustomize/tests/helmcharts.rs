@@ -200,3 +200,53 @@ fn helm_chart_inflation_generator_config_in_generators() {
         "{err}"
     );
 }
+
+fn port_with(kustomization: &str, extra: &[(&str, &str)]) -> Result<String, String> {
+    let mut fs = repo(kustomization);
+    for (p, c) in extra {
+        fs = fs.with(p, c);
+    }
+    build_to_string(&fs, Path::new("/app"), &helm())
+        .map(|out| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix("- port: ").map(str::to_string))
+                .unwrap_or_default()
+        })
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn values_merge_modes() {
+    let file = [("/app/values-file.yaml", "port: 81\n")];
+    let entry =
+        "helmCharts:\n- name: web\n  valuesFile: values-file.yaml\n  valuesInline:\n    port: 82\n";
+    // override (default): inline wins over the file.
+    assert_eq!(port_with(entry, &file).unwrap(), "82");
+    // merge: the file wins; without a valuesFile, the chart's own values.yaml does.
+    assert_eq!(
+        port_with(&format!("{entry}  valuesMerge: merge\n"), &file).unwrap(),
+        "81"
+    );
+    assert_eq!(
+        port_with(
+            "helmCharts:\n- name: web\n  valuesMerge: merge\n  valuesInline:\n    port: 82\n",
+            &[]
+        )
+        .unwrap(),
+        "80"
+    );
+    // replace: the file is dropped.
+    let replace = "helmCharts:\n- name: web\n  valuesFile: values-file.yaml\n  valuesMerge: replace\n  valuesInline:\n    other: 1\n";
+    assert_eq!(port_with(replace, &file).unwrap(), "80");
+    // additionalValuesFiles come last.
+    assert_eq!(
+        port_with(
+            &format!("{entry}  additionalValuesFiles:\n  - more.yaml\n"),
+            &[file[0], ("/app/more.yaml", "port: 83\n")]
+        )
+        .unwrap(),
+        "83"
+    );
+    let err = port_with(&format!("{entry}  valuesMerge: sideways\n"), &file).unwrap_err();
+    assert!(err.contains("valuesMerge must be one of"), "{err}");
+}
