@@ -257,9 +257,10 @@ async fn list(
         return Err(if missing.len() == 1 {
             missing[0].missing_crd()
         } else {
+            let (last, rest) = names.split_last().expect("several kinds");
             format!(
-                "no {} CRD on this cluster: is the capstan agent or Flux installed?",
-                names.join(", ")
+                "no {} or {last} CRDs on this cluster: is the capstan agent or Flux installed?",
+                rest.join(", ")
             )
         });
     }

@@ -27,7 +27,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "URL|PATH")]
     pub source: Option<String>,
     /// With --source: a branch, tag, commit SHA or full ref name (refs/...);
-    /// default: the remote's HEAD branch.
+    /// default (or HEAD): the remote's HEAD branch.
     #[arg(long, requires = "source", conflicts_with = "semver")]
     pub rev: Option<String>,
     /// With --source: the highest tag matching this semver range (e.g. ">=1.0.0 <2.0.0").
@@ -75,6 +75,9 @@ pub fn ref_candidates(rev: Option<&str>, semver: Option<&str>) -> Vec<RefTry> {
     let Some(rev) = rev.map(str::trim).filter(|r| !r.is_empty()) else {
         return vec![RefTry::Head];
     };
+    if rev == "HEAD" {
+        return vec![RefTry::Head];
+    }
     if rev.starts_with("refs/") {
         return vec![RefTry::Name(rev.to_string())];
     }
@@ -217,6 +220,7 @@ mod tests {
     #[test]
     fn rev_candidates() {
         assert_eq!(ref_candidates(None, None), vec![RefTry::Head]);
+        assert_eq!(ref_candidates(Some("HEAD"), None), vec![RefTry::Head]);
         assert_eq!(
             ref_candidates(Some("main"), None),
             vec![RefTry::Branch("main".into()), RefTry::Tag("main".into())]
