@@ -15,6 +15,13 @@
 //! their lists replaced, as kyaml does), builtin generator/transformer plugin configs
 //! (including IAMPolicyGenerator), local-config resources dropped, and the legacy kind
 //! order. Output maps are sorted in go-yaml v2's key order, as `sigs.k8s.io/yaml` does.
+//!
+//! With [`BuildOptions::enable_helm`], `helmCharts` (and the deprecated
+//! `helmChartInflationGenerator` field, and `HelmChartInflationGenerator` configs under
+//! `generators`) are rendered natively by capstan-helm from charts on disk; charts are
+//! never pulled. Namespaces follow kustomize 5.8.1: an entry's `namespace`, else the
+//! nearest kustomization's (its own or an including one's), becomes
+//! `.Release.Namespace`, and namespace transformers leave chart output alone.
 
 mod accumulate;
 mod error;
