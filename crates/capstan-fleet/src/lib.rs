@@ -19,8 +19,23 @@
 //! Kubeconfigs hold credentials: they never appear in `Debug` output, errors or logs. Parse
 //! errors are reported without the parser's excerpt of the document. Like Flux's controllers
 //! (`--insecure-kubeconfig-exec`, `--insecure-kubeconfig-tls`), kubeconfigs from Secrets may not
-//! run `exec` credential plugins or disable TLS verification unless a [`KubeconfigPolicy`]
-//! allows it.
+//! run `exec` credential plugins, disable TLS verification or refer to local files unless a
+//! [`KubeconfigPolicy`] allows it.
+//!
+//! ```no_run
+//! # async fn t(management: kube::Client) -> Result<(), capstan_fleet::FleetError> {
+//! use futures::StreamExt;
+//! for spec in capstan_fleet::discover(&management, Some("fleet")).await? {
+//!     let client = capstan_fleet::client_for(&spec).await?;
+//!     // ... reconcile spec.name with client ...
+//! #   drop(client);
+//! }
+//! let mut events = Box::pin(capstan_fleet::watch(management, Some("fleet".into())));
+//! while let Some(event) = events.next().await {
+//!     println!("{event:?}"); // kubeconfigs print as `<N bytes redacted>`
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -199,15 +214,20 @@ pub enum FleetError {
 }
 
 /// What kubeconfigs taken from Secrets may do. The default refuses `exec`/`auth-provider`
-/// credential plugins (they would run commands inside the agent) and
-/// `insecure-skip-tls-verify`, as Flux does without `--insecure-kubeconfig-exec` /
-/// `--insecure-kubeconfig-tls`.
+/// credential plugins (they would run commands inside the agent), `insecure-skip-tls-verify`
+/// (as Flux does without `--insecure-kubeconfig-exec` / `--insecure-kubeconfig-tls`; Flux
+/// silently drops them, we refuse with an error naming the entry) and references to local files
+/// (as Flux's `ValidateKubeConfig`: a Secret could otherwise make the agent read e.g. its own
+/// service account token).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KubeconfigPolicy {
     /// Allow `users[].user.exec` and `auth-provider`.
     pub allow_exec: bool,
     /// Allow `clusters[].cluster.insecure-skip-tls-verify: true`.
     pub allow_insecure_tls: bool,
+    /// Allow references to files of the agent's file system (`certificate-authority`,
+    /// `tokenFile`, `client-certificate`, `client-key`); otherwise everything must be inline.
+    pub allow_files: bool,
 }
 
 fn secret_ref(s: &Secret) -> String {
@@ -464,38 +484,67 @@ pub fn parse_kubeconfig(
                 "current-context {current:?} is not among its contexts"
             ))
         })?;
-    let cluster = kc
+    if !kc
         .clusters
         .iter()
-        .find(|c| c.name == ctx.cluster)
-        .and_then(|c| c.cluster.as_ref())
-        .ok_or_else(|| {
-            bad(format!(
-                "context {current:?} names cluster {:?}, which is not among its clusters",
-                ctx.cluster
-            ))
-        })?;
-    if cluster.insecure_skip_tls_verify == Some(true) && !policy.allow_insecure_tls {
+        .any(|c| c.name == ctx.cluster && c.cluster.is_some())
+    {
         return Err(bad(format!(
-            "cluster {:?} sets insecure-skip-tls-verify, which is refused (hint: add certificate-authority-data, or allow insecure TLS in the agent's kubeconfig policy)",
+            "context {current:?} names cluster {:?}, which is not among its clusters",
             ctx.cluster
         )));
     }
-    if let Some(user) = ctx.user.as_deref() {
-        let auth = kc
-            .auth_infos
-            .iter()
-            .find(|u| u.name == user)
-            .and_then(|u| u.auth_info.as_ref());
-        if let Some(auth) = auth {
-            if !policy.allow_exec && (auth.exec.is_some() || auth.auth_provider.is_some()) {
-                return Err(bad(format!(
-                    "user {user:?} uses an exec/auth-provider credential plugin, which is refused (hint: use a token or client certificate, or allow exec in the agent's kubeconfig policy)"
-                )));
-            }
+    check_policy(&kc, policy).map_err(bad)?;
+    Ok(kc)
+}
+
+/// Checks every cluster and user entry against `policy` (as Flux's `ValidateKubeConfig` and
+/// `KubeConfig` sanitizer do).
+fn check_policy(kc: &Kubeconfig, policy: &KubeconfigPolicy) -> Result<(), String> {
+    for named in &kc.clusters {
+        let name = &named.name;
+        let Some(c) = named.cluster.as_ref() else {
+            continue;
+        };
+        if c.certificate_authority.is_some() && !policy.allow_files {
+            return Err(format!(
+                "cluster {name:?} references a certificate-authority file, which is refused (hint: embed it as certificate-authority-data)"
+            ));
+        }
+        if c.insecure_skip_tls_verify == Some(true) && !policy.allow_insecure_tls {
+            return Err(format!(
+                "cluster {name:?} sets insecure-skip-tls-verify, which is refused (hint: add certificate-authority-data, or allow insecure TLS in the agent's kubeconfig policy)"
+            ));
         }
     }
-    Ok(kc)
+    for named in &kc.auth_infos {
+        let name = &named.name;
+        let Some(u) = named.auth_info.as_ref() else {
+            continue;
+        };
+        if !policy.allow_files {
+            let file = if u.token_file.is_some() {
+                Some(("tokenFile", "token"))
+            } else if u.client_certificate.is_some() {
+                Some(("client-certificate", "client-certificate-data"))
+            } else if u.client_key.is_some() {
+                Some(("client-key", "client-key-data"))
+            } else {
+                None
+            };
+            if let Some((field, inline)) = file {
+                return Err(format!(
+                    "user {name:?} references a {field} file, which is refused (hint: embed it as {inline})"
+                ));
+            }
+        }
+        if !policy.allow_exec && (u.exec.is_some() || u.auth_provider.is_some()) {
+            return Err(format!(
+                "user {name:?} uses an exec/auth-provider credential plugin, which is refused (hint: use a token or client certificate, or allow exec in the agent's kubeconfig policy)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds a client from kubeconfig bytes (current context), checked against `policy`.

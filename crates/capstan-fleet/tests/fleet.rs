@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use capstan_fleet::{
-    client_for, discover, discover_lenient, kubeconfig_client, watch_every, FleetError, FleetEvent,
-    Origin,
+    client_for, client_for_with, discover, discover_lenient, kubeconfig_client, watch_every,
+    ClusterSpec, FleetError, FleetEvent, KubeconfigPolicy, Origin,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -98,7 +98,10 @@ async fn discovers_three_shapes_and_reaches_cluster_b() {
     };
     let ca = a.client().await;
     let cb = b.client().await;
-    let kubeconfig_b = std::fs::read(b.kubeconfig_path()).unwrap();
+    // The test bed's kubeconfig refers to its CA file; kubeconfigs in Secrets must be
+    // self-contained, so embed it (as Cluster API and Crossplane do).
+    let on_disk = std::fs::read(b.kubeconfig_path()).unwrap();
+    let kubeconfig_b = inline_ca(&on_disk);
     let ns = namespace(&ca, "fleet-shapes").await;
     let marker = namespace(&cb, "only-on-b").await;
 
@@ -229,6 +232,21 @@ async fn discovers_three_shapes_and_reaches_cluster_b() {
         err.contains("value, value.yaml") && err.contains(&format!("{ns}/xp-conn")),
         "{err}"
     );
+    // The file-referencing original is refused unless the policy allows files.
+    let file_spec = ClusterSpec::with_kubeconfig("b", Origin::Label, None, on_disk);
+    let err = client_for(&file_spec)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate-authority file"), "{err}");
+    let lax = KubeconfigPolicy {
+        allow_files: true,
+        ..KubeconfigPolicy::default()
+    };
+    let direct = client_for_with(&file_spec, &lax).await.unwrap();
+    assert!(namespaces(&direct).await.contains(&marker));
+
     let err = kubeconfig_client(&ca, &ns, "absent", None)
         .await
         .map(|_| ())
@@ -393,4 +411,31 @@ async fn next<S: futures::Stream<Item = FleetEvent> + Unpin>(events: &mut S) -> 
         .await
         .expect("a fleet event")
         .expect("the stream does not end")
+}
+
+/// Replaces `certificate-authority: PATH` by `certificate-authority-data: BASE64`.
+fn inline_ca(kubeconfig: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(kubeconfig.to_vec()).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("certificate-authority: ") {
+            Some(path) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let ca = std::fs::read(path.trim()).unwrap();
+                out.push_str(&format!(
+                    "{indent}certificate-authority-data: {}\n",
+                    capstan_testbed::servers::b64(&ca)
+                ));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    assert!(
+        out.contains("certificate-authority-data"),
+        "test bed kubeconfig changed shape"
+    );
+    out.into_bytes()
 }

@@ -480,16 +480,27 @@ impl LeaderHandle {
         }
         self.leading.store(false, Ordering::SeqCst);
         let cfg = &self.elector.cfg;
-        match self.elector.release_lease().await {
-            Ok(true) => {
-                tracing::info!(lease = %format!("{}/{}", cfg.namespace, cfg.name), "released leader lease")
+        let lease = format!("{}/{}", cfg.namespace, cfg.name);
+        // A renewal cut off by the abort may still land: retry a lost race a few times.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.elector.release_lease().await {
+                Ok(true) => {
+                    tracing::info!(lease = %lease, "released leader lease");
+                    break;
+                }
+                Ok(false) => break,
+                Err(kube::Error::Api(s)) if s.code == 409 && attempts < 5 => continue,
+                Err(e) => {
+                    tracing::warn!(
+                        lease = %lease,
+                        error = %api_message(&e),
+                        "releasing leader lease failed; it expires after the lease duration"
+                    );
+                    break;
+                }
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                lease = %format!("{}/{}", cfg.namespace, cfg.name),
-                error = %api_message(&e),
-                "releasing leader lease failed; it expires after the lease duration"
-            ),
         }
     }
 }
