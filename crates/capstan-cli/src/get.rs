@@ -40,8 +40,11 @@ pub enum GetCommand {
 
 #[derive(Args)]
 pub struct GetArgs {
-    /// Only the object with this name.
+    /// Only the object with this name (`get sources git|oci|helm [NAME]` picks one source kind).
     pub name: Option<String>,
+    /// The name after `get sources git|oci|helm`.
+    #[arg(hide = true)]
+    pub source_name: Option<String>,
     /// The namespace to list (default: flux-system).
     #[arg(long, short = 'n', conflicts_with = "all_namespaces")]
     pub namespace: Option<String>,
@@ -283,13 +286,31 @@ fn nothing_found(what: &str, ns: Option<&str>, name: Option<&str>) -> String {
 }
 
 pub async fn run(command: GetCommand) -> Result<u8, String> {
-    let (args, kinds, what): (GetArgs, &[&'static FluxKind], &str) = match command {
+    let (mut args, kinds, what): (GetArgs, &[&'static FluxKind], &str) = match command {
         GetCommand::Units(a) => (a, &UNIT_KINDS, "units"),
         GetCommand::Ks(a) => (a, &UNIT_KINDS[..1], "Kustomizations"),
         GetCommand::Hr(a) => (a, &UNIT_KINDS[1..], "HelmReleases"),
-        GetCommand::Sources(a) => (a, &SOURCE_KINDS, "sources"),
+        GetCommand::Sources(mut a) => {
+            // Flux's `get sources git|oci|helm|all [NAME]`
+            let (kinds, what): (&[&'static FluxKind], &str) = match a.name.as_deref() {
+                Some("git") => (&SOURCE_KINDS[..1], "GitRepositories"),
+                Some("oci") => (&SOURCE_KINDS[1..2], "OCIRepositories"),
+                Some("helm") => (&SOURCE_KINDS[2..], "HelmRepositories"),
+                Some("all") => (&SOURCE_KINDS, "sources"),
+                _ => (&SOURCE_KINDS, "sources"),
+            };
+            if matches!(a.name.as_deref(), Some("git" | "oci" | "helm" | "all")) {
+                a.name = a.source_name.take();
+            }
+            (a, kinds, what)
+        }
         GetCommand::Clusters(a) => return clusters(a).await,
     };
+    if let Some(extra) = args.source_name.take() {
+        return Err(format!(
+            "unexpected argument {extra:?}: give one name (or `get sources git|oci|helm NAME`)"
+        ));
+    }
     let client = args.cluster.client().await?;
     let ns = args.scope(Some("flux-system"));
     let name = args.name.as_deref();
@@ -431,6 +452,11 @@ pub fn cluster_of_secret(secret: &Value) -> Option<ClusterRow> {
 }
 
 async fn clusters(args: GetArgs) -> Result<u8, String> {
+    if let Some(extra) = &args.source_name {
+        return Err(format!(
+            "unexpected argument {extra:?}: give one cluster name"
+        ));
+    }
     if args.watch {
         return Err("get clusters does not watch: run it again".into());
     }

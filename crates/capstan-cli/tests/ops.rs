@@ -377,6 +377,14 @@ async fn get_units_table_json_and_missing_crd() {
         t.contains("GitRepository/fleet") && t.contains("main@sha1:abcd"),
         "{t}"
     );
+    // Flux's `get sources git NAME`: one kind, unqualified names
+    let out = capstan(cluster, &["get", "sources", "git", "fleet", "-n", ns]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(t.lines().nth(1).unwrap().contains(" fleet "), "{t}");
+    let out = capstan(cluster, &["get", "sources", "helm", "-n", ns]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no HelmRepository CRD"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
