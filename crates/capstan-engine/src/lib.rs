@@ -1,49 +1,183 @@
 //! One cluster, end to end: source tree -> units -> rendered objects -> plan -> apply.
 //!
 //! [`render_cluster`] is pure (given a file system and, optionally, a cluster lookup
-//! for `substituteFrom`); the apply half lives in [`apply`].
+//! for `substituteFrom`); [`render_cluster_with`] takes a [`LiveRenderer`] that fetches
+//! charts from Helm repositories ([`SourceFetcher`]), answers Helm's `lookup` from the
+//! cluster and reports the cluster's Capabilities. The apply half lives in [`live`]:
+//! [`apply_rendered`] applies a unit, running a HelmRelease's hooks in phases around
+//! it ([`hooks`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use capstan_graph::{Footprint, GraphError, GroupKind, Plan, UnitId, UnitNode};
-use capstan_units::{ClusterLookup, ClusterUnits, HelmRequest, LoadOptions, Renderer, UnitOutcome};
+use capstan_units::{
+    ChartSource, ClusterLookup, ClusterUnits, HelmRequest, LoadOptions, Renderer, UnitOutcome,
+};
 use capstan_vfs::FileSystem;
 use serde_json::Value;
 
 /// Renders with capstan's own engines: kustomize with the options Flux uses (files
-/// anywhere in the repository may be read; no plugins), and Helm charts.
+/// anywhere in the repository may be read; no plugins), and Helm charts from the
+/// repository tree, offline (`lookup` finds nothing, Helm's default Capabilities).
+/// Charts from HelmRepository/OCIRepository sources need a [`LiveRenderer`] with a
+/// [`ChartFetcher`].
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NativeRenderer;
 
 impl Renderer for NativeRenderer {
     fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
-        let opts = capstan_kustomize::BuildOptions {
-            reorder: capstan_kustomize::Reorder::Legacy,
-            load_restrictor: capstan_kustomize::LoadRestrictor::None,
-            ..Default::default()
-        };
-        let nodes = capstan_kustomize::build(fs, dir, &opts).map_err(|e| e.to_string())?;
-        Ok(nodes.iter().map(capstan_yaml::to_json).collect())
+        kustomize_build(fs, dir)
     }
 
     fn helm(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
-        let Some(path) = &req.chart_path else {
-            return Err(format!("charts from {:?} sources are fetched by the agent; local builds read charts from the repository (GitRepository sources)", req.chart));
+        LiveRenderer::default().helm(fs, req)
+    }
+}
+
+fn kustomize_build(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
+    let opts = capstan_kustomize::BuildOptions {
+        reorder: capstan_kustomize::Reorder::Legacy,
+        load_restrictor: capstan_kustomize::LoadRestrictor::None,
+        ..Default::default()
+    };
+    let nodes = capstan_kustomize::build(fs, dir, &opts).map_err(|e| e.to_string())?;
+    Ok(nodes.iter().map(capstan_yaml::to_json).collect())
+}
+
+/// Fetches charts that do not live in the repository tree. Blocking: implementations
+/// backed by async I/O block the calling thread (rendering runs on a blocking thread
+/// or inside `tokio::task::block_in_place`).
+pub trait ChartFetcher: Send + Sync {
+    /// The chart `chart` at `version` (a semver constraint, empty for the latest) from
+    /// the Flux `source` object (HelmRepository: `chart` is the chart's name;
+    /// OCIRepository: `chart` is empty, the artifact is the chart). Returns a local
+    /// chart archive (`.tgz`) or directory.
+    fn fetch(&self, source: &Value, chart: &str, version: &str) -> Result<PathBuf, String>;
+}
+
+/// [`NativeRenderer`] plus what a live cluster gives Helm: charts from HelmRepository and
+/// OCIRepository sources (through a [`ChartFetcher`]), `lookup` answered by the cluster,
+/// and the cluster's Capabilities. Every part is optional; `LiveRenderer::default()`
+/// renders exactly like [`NativeRenderer`]. See [`live::LiveRenderer::connect`].
+#[derive(Clone, Default)]
+pub struct LiveRenderer {
+    pub fetcher: Option<Arc<dyn ChartFetcher>>,
+    pub lookup: Option<capstan_helm::LookupFn>,
+    /// `None`: Helm's defaults (what `helm template` reports).
+    pub capabilities: Option<capstan_helm::engine::Capabilities>,
+}
+
+impl std::fmt::Debug for LiveRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRenderer")
+            .field("fetcher", &self.fetcher.is_some())
+            .field("lookup", &self.lookup.is_some())
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+impl LiveRenderer {
+    pub fn with_fetcher(mut self, f: Arc<dyn ChartFetcher>) -> Self {
+        self.fetcher = Some(f);
+        self
+    }
+    pub fn with_lookup(mut self, l: capstan_helm::LookupFn) -> Self {
+        self.lookup = Some(l);
+        self
+    }
+    pub fn with_capabilities(mut self, c: capstan_helm::engine::Capabilities) -> Self {
+        self.capabilities = Some(c);
+        self
+    }
+
+    fn chart(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<capstan_helm::Chart, String> {
+        if let Some(path) = &req.chart_path {
+            return capstan_helm::load(fs, path).map_err(|e| e.to_string());
+        }
+        let Some(source) = &req.source else {
+            return Err(format!("no source for chart {:?}", req.chart));
         };
-        let chart = capstan_helm::load(fs, path).map_err(|e| e.to_string())?;
+        let kind = source.get("kind").and_then(Value::as_str).unwrap_or("");
+        let Some(fetcher) = &self.fetcher else {
+            return Err(format!(
+                "the chart comes from {kind} {}: charts from HelmRepository and OCIRepository sources are fetched by the agent; offline builds only read charts in the repository (GitRepository sources)",
+                object_name(source)
+            ));
+        };
+        let (chart, version) = match &req.chart {
+            ChartSource::Template { chart, version, .. } => {
+                (chart.as_str(), version.as_deref().unwrap_or(""))
+            }
+            ChartSource::Ref(_) => ("", ""),
+        };
+        let path = fetcher.fetch(source, chart, version)?;
+        load_local_chart(&path)
+    }
+}
+
+fn object_name(o: &Value) -> String {
+    let m = |k: &str| {
+        o.pointer(&format!("/metadata/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    format!("{}/{}", m("namespace"), m("name"))
+}
+
+/// Load a fetched chart: a `.tgz`, or a directory holding the chart (or one
+/// sub-directory with it, as a chart archive extracts).
+pub fn load_local_chart(path: &Path) -> Result<capstan_helm::Chart, String> {
+    let shown = path.display();
+    if path.is_file() {
+        let data = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+        return capstan_helm::load_archive(&data).map_err(|e| format!("{shown}: {e}"));
+    }
+    let mut root = path.to_path_buf();
+    if !root.join("Chart.yaml").is_file() {
+        let subs: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{shown}: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("Chart.yaml").is_file())
+            .collect();
+        match subs.as_slice() {
+            [one] => root = one.clone(),
+            _ => return Err(format!("{shown}: no Chart.yaml in the artifact")),
+        }
+    }
+    let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    capstan_helm::load_dir(&fs, Path::new("/")).map_err(|e| format!("{shown}: {e}"))
+}
+
+impl Renderer for LiveRenderer {
+    fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
+        kustomize_build(fs, dir)
+    }
+
+    /// Every rendered object, hooks included (they keep their `helm.sh/hook`
+    /// annotations; the loader sets them apart).
+    fn helm(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
+        let chart = self.chart(fs, req)?;
         // JSON is YAML: Helm's own values parser gives the values Helm's types.
         let values = capstan_helm::yaml::parse_values(
             &serde_json::to_string(&req.values).unwrap_or_default(),
         )
         .map_err(|e| format!("values: {e}"))?;
-        let caps = capstan_helm::engine::Capabilities::default();
+        let ro = capstan_helm::ReleaseOptions {
+            name: req.release_name.clone(),
+            namespace: req.namespace.clone(),
+            capabilities: self.capabilities.clone().unwrap_or_default(),
+            lookup: self.lookup.clone(),
+            is_upgrade: false,
+        };
         let manifests =
-            capstan_helm::render_release(&chart, &values, &req.release_name, &req.namespace, &caps)
-                .map_err(|e| e.to_string())?;
+            capstan_helm::render_release_with(&chart, &values, &ro).map_err(|e| e.to_string())?;
         Ok(manifests
             .into_iter()
-            .filter(|m| m.hook.is_none())
-            .filter(|m| req.include_crds || !m.source.contains("/crds/"))
+            .filter(|m| req.include_crds || m.hook.is_some() || !m.source.contains("/crds/"))
             .map(|m| m.object)
             .collect())
     }
@@ -72,7 +206,18 @@ pub fn render_cluster(
     lookup: &dyn ClusterLookup,
     opts: &LoadOptions,
 ) -> ClusterRender {
-    let units = capstan_units::load(fs, &NativeRenderer, lookup, opts);
+    render_cluster_with(fs, &NativeRenderer, lookup, opts)
+}
+
+/// [`render_cluster`] with another renderer (a [`LiveRenderer`] for charts from Helm
+/// repositories, live `lookup` and the cluster's Capabilities).
+pub fn render_cluster_with(
+    fs: &dyn FileSystem,
+    renderer: &dyn Renderer,
+    lookup: &dyn ClusterLookup,
+    opts: &LoadOptions,
+) -> ClusterRender {
+    let units = capstan_units::load(fs, renderer, lookup, opts);
     let (plan, blocked) = plan_units(fs, &units);
     ClusterRender {
         units,
@@ -168,5 +313,10 @@ pub fn to_yaml(objects: &[Value]) -> String {
 pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
 
+pub mod hooks;
+
 pub mod live;
-pub use live::{apply_unit, ApplyDriver, DiffDriver, KubeLookup};
+pub use live::{
+    apply_rendered, apply_unit, cluster_capabilities, helm_lookup, ApplyDriver, DiffDriver,
+    KubeLookup, SourceFetcher,
+};

@@ -1,15 +1,35 @@
-//! The live half: reading `substituteFrom` objects from the cluster, and drivers that
-//! apply or diff units with [`capstan_apply::Applier`].
+//! The live half: reading `substituteFrom`/`valuesFrom` objects and chart sources from
+//! the cluster, fetching charts ([`SourceFetcher`]), Helm's `lookup` and Capabilities
+//! from the cluster, and drivers that apply or diff units with
+//! [`capstan_apply::Applier`] (HelmRelease hooks run in phases around the apply:
+//! [`apply_rendered`]).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use capstan_apply::{Applier, ApplyOptions, ApplyUnit, ObjectRef, UnitPlan, UnitRef, UnitResult};
+use capstan_apply::{
+    Action, Applier, ApplyError, ApplyEvent, ApplyOptions, ApplyUnit, ObjectRef, ObjectResult,
+    UnitPlan, UnitRef, UnitResult,
+};
+use capstan_source::{HelmRepositorySpec, HttpAuth, OciRef, OciRepositorySpec, SourceCache};
 use capstan_units::{ClusterLookup, RenderedUnit};
-use kube::api::{Api, DynamicObject};
-use kube::discovery::ApiResource;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 
 use crate::execute::UnitDriver;
+use crate::hooks::{hooks_for, Hook, Phase};
+use crate::{ChartFetcher, LiveRenderer};
+
+/// Run a future to completion from synchronous code called on a tokio runtime (a
+/// worker of a multi-threaded runtime, or a blocking thread).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(f))
+}
 
 /// Flux's default timeout when neither `timeout` nor `interval` is set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,25 +47,260 @@ impl KubeLookup {
 }
 
 impl ClusterLookup for KubeLookup {
+    /// ConfigMaps, Secrets, and Flux sources (HelmRepository, HelmChart, OCIRepository;
+    /// a cluster without Flux's CRDs has none).
     fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, String> {
-        let plural = match kind {
-            "ConfigMap" => "configmaps",
-            "Secret" => "secrets",
+        let (group, versions, plural): (&str, &[&str], &str) = match kind {
+            "ConfigMap" => ("", &["v1"], "configmaps"),
+            "Secret" => ("", &["v1"], "secrets"),
+            "HelmRepository" => (
+                capstan_units::SOURCE_GROUP,
+                &["v1", "v1beta2"],
+                "helmrepositories",
+            ),
+            "HelmChart" => (
+                capstan_units::SOURCE_GROUP,
+                &["v1", "v1beta2"],
+                "helmcharts",
+            ),
+            "OCIRepository" => (
+                capstan_units::SOURCE_GROUP,
+                &["v1", "v1beta2"],
+                "ocirepositories",
+            ),
             other => return Err(format!("cannot look up kind {other}")),
         };
-        let ar = ApiResource {
-            group: String::new(),
-            version: "v1".into(),
-            api_version: "v1".into(),
-            kind: kind.into(),
-            plural: plural.into(),
+        for version in versions {
+            let ar = ApiResource {
+                group: group.into(),
+                version: version.to_string(),
+                api_version: if group.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{group}/{version}")
+                },
+                kind: kind.into(),
+                plural: plural.into(),
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
+            // Errors never include the object's content, so no secret value can leak here.
+            // An unknown resource (CRD not installed, or not this version) is a 404 too.
+            if let Some(o) = block_on(api.get_opt(name)).map_err(|e| e.to_string())? {
+                return Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn secret_data(obj: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    use base64::Engine;
+    let mut out = BTreeMap::new();
+    for (k, v) in obj
+        .get("data")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or("").trim())
+            .map_err(|_| format!("key {k:?} is not valid base64"))?;
+        out.insert(k.clone(), b);
+    }
+    Ok(out)
+}
+
+/// Fetches charts with [`capstan_source`] (cached by digest: a chart version already in
+/// the cache is not downloaded again), reading `spec.secretRef` credentials from the
+/// cluster. Blocking (see [`ChartFetcher`]); needs a tokio runtime.
+#[derive(Clone)]
+pub struct SourceFetcher {
+    cache: SourceCache,
+    client: Option<kube::Client>,
+}
+
+impl SourceFetcher {
+    /// `client` reads `secretRef` Secrets; without one, sources with credentials fail.
+    pub fn new(cache: SourceCache, client: Option<kube::Client>) -> Self {
+        SourceFetcher { cache, client }
+    }
+
+    fn auth(&self, source: &Value, namespace: &str) -> Result<Option<HttpAuth>, String> {
+        let Some(name) = source
+            .pointer("/spec/secretRef/name")
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
-        let handle = tokio::runtime::Handle::current();
-        // Errors never include the object's content, so no secret value can leak here.
-        let obj = tokio::task::block_in_place(|| handle.block_on(api.get_opt(name)))
-            .map_err(|e| e.to_string())?;
-        Ok(obj.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+        let Some(client) = &self.client else {
+            return Err(format!(
+                "spec.secretRef {namespace}/{name}: credentials need a cluster to read the Secret from"
+            ));
+        };
+        let secret = KubeLookup::new(client.clone())
+            .get("Secret", namespace, name)?
+            .ok_or_else(|| format!("spec.secretRef: Secret {namespace}/{name} not found"))?;
+        let data = secret_data(&secret)
+            .map_err(|e| format!("spec.secretRef: Secret {namespace}/{name}: {e}"))?;
+        HttpAuth::from_secret_data(&data)
+            .map(Some)
+            .map_err(|e| format!("spec.secretRef: Secret {namespace}/{name}: {e}"))
+    }
+}
+
+impl ChartFetcher for SourceFetcher {
+    fn fetch(&self, source: &Value, chart: &str, version: &str) -> Result<PathBuf, String> {
+        let kind = source.get("kind").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            "HelmRepository" => {
+                let spec = HelmRepositorySpec::from_object(source).map_err(|e| e.to_string())?;
+                let auth = self.auth(source, &spec.namespace)?;
+                if spec.repo_type == "oci" {
+                    // Helm OCI repositories: the chart is `<url>/<chart>`, tagged by version.
+                    let exact = capstan_source::parse_version(version).is_some()
+                        && !version.contains(['<', '>', '~', '^', '*', ' ', 'x', 'X', '|', '=']);
+                    let oci = OciRepositorySpec {
+                        namespace: spec.namespace.clone(),
+                        name: spec.name.clone(),
+                        url: format!("{}/{chart}", spec.url.trim_end_matches('/')),
+                        reference: OciRef {
+                            tag: exact.then(|| version.to_string()),
+                            semver: (!exact).then(|| {
+                                if version.is_empty() { "*".to_string() } else { version.to_string() }
+                            }),
+                            digest: None,
+                        },
+                        interval: spec.interval.clone(),
+                        secret_ref: spec.secret_ref.clone(),
+                        insecure: source
+                            .pointer("/spec/insecure")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        ignore: None,
+                    };
+                    return block_on(self.cache.fetch_oci(&oci, auth.as_ref()))
+                        .map(|a| a.path)
+                        .map_err(|e| e.to_string());
+                }
+                block_on(self.cache.fetch_helm_chart(&spec, chart, version, auth.as_ref()))
+                    .map(|a| a.path)
+                    .map_err(|e| e.to_string())
+            }
+            "OCIRepository" => {
+                let spec = OciRepositorySpec::from_object(source).map_err(|e| e.to_string())?;
+                let auth = self.auth(source, &spec.namespace)?;
+                block_on(self.cache.fetch_oci(&spec, auth.as_ref()))
+                    .map(|a| a.path)
+                    .map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "charts from {other} sources are not supported (use a HelmRepository, OCIRepository or GitRepository)"
+            )),
+        }
+    }
+}
+
+/// Helm's `lookup` against the live cluster: the object, a `<Kind>List` with `items`
+/// when `name` is empty, an empty map when it does not exist. Blocking; needs a tokio
+/// runtime.
+pub fn helm_lookup(client: kube::Client) -> capstan_helm::LookupFn {
+    Arc::new(
+        move |api_version: &str, kind: &str, namespace: &str, name: &str| {
+            let (group, version) = match api_version.split_once('/') {
+                Some((g, v)) => (g, v),
+                None => ("", api_version),
+            };
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            block_on(async {
+                let (ar, caps) =
+                    kube::discovery::pinned_kind(&client, &gvk)
+                        .await
+                        .map_err(|e| {
+                            format!("unable to get apiresource for {api_version} {kind}: {e}")
+                        })?;
+                let api: Api<DynamicObject> =
+                    if caps.scope == Scope::Namespaced && !namespace.is_empty() {
+                        Api::namespaced_with(client.clone(), namespace, &ar)
+                    } else {
+                        Api::all_with(client.clone(), &ar)
+                    };
+                let to_tpl = |v: Value| capstan_gotemplate::Value::from_json(&v);
+                if name.is_empty() {
+                    let list = api.list(&ListParams::default()).await.map_err(|e| {
+                        format!("lookup {api_version} {kind} in {namespace:?}: {e}")
+                    })?;
+                    let items: Vec<Value> = list
+                        .items
+                        .iter()
+                        .map(|o| {
+                            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+                            if let Some(m) = v.as_object_mut() {
+                                m.insert("apiVersion".into(), Value::String(api_version.into()));
+                                m.insert("kind".into(), Value::String(kind.into()));
+                            }
+                            v
+                        })
+                        .collect();
+                    return Ok(to_tpl(serde_json::json!({
+                        "apiVersion": api_version, "kind": format!("{kind}List"),
+                        "metadata": {}, "items": items,
+                    })));
+                }
+                match api.get_opt(name).await {
+                    Ok(Some(o)) => Ok(to_tpl(serde_json::to_value(o).unwrap_or(Value::Null))),
+                    Ok(None) => Ok(capstan_gotemplate::Value::empty_map()),
+                    Err(e) => Err(format!(
+                        "lookup {api_version} {kind} {namespace}/{name}: {e}"
+                    )),
+                }
+            })
+        },
+    )
+}
+
+/// The cluster's Capabilities for Helm: the API server's version and every
+/// `group/version` and `group/version/Kind` discovery reports.
+pub async fn cluster_capabilities(
+    client: &kube::Client,
+) -> Result<capstan_helm::engine::Capabilities, String> {
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("reading the API server version: {e}"))?;
+    let mut caps = capstan_helm::engine::Capabilities::default()
+        .with_kube_version(&info.git_version)
+        .map_err(|e| e.to_string())?;
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(|e| format!("API discovery: {e}"))?;
+    let mut versions = Vec::new();
+    for g in discovery.groups() {
+        for v in g.versions() {
+            let gv = if g.name().is_empty() {
+                v.to_string()
+            } else {
+                format!("{}/{v}", g.name())
+            };
+            versions.push(gv.clone());
+            for (ar, _) in g.versioned_resources(v) {
+                versions.push(format!("{gv}/{}", ar.kind));
+            }
+        }
+    }
+    caps.api_versions = versions;
+    Ok(caps)
+}
+
+impl LiveRenderer {
+    /// Everything from the cluster: charts fetched into `cache` (credentials read from
+    /// the cluster), `lookup` answered by it, its Capabilities.
+    pub async fn connect(client: kube::Client, cache: SourceCache) -> Result<LiveRenderer, String> {
+        let caps = cluster_capabilities(&client).await?;
+        Ok(LiveRenderer::default()
+            .with_fetcher(Arc::new(SourceFetcher::new(cache, Some(client.clone()))))
+            .with_lookup(helm_lookup(client))
+            .with_capabilities(caps))
     }
 }
 
@@ -91,10 +346,191 @@ pub struct ApplyDriver<'a> {
 impl UnitDriver for ApplyDriver<'_> {
     type Output = UnitResult;
     async fn run(&self, unit: &RenderedUnit) -> Result<UnitResult, String> {
-        self.applier
-            .apply(&apply_unit(unit), &self.options)
+        apply_rendered(self.applier, unit, &self.options)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Applies a rendered unit. For a HelmRelease with hooks: pre-install (no inventory yet)
+/// or pre-upgrade hooks first, each applied and waited for; then the release's objects
+/// (with prune and wait); then post-install/post-upgrade hooks. Hooks are never
+/// recorded in the inventory; their actions are reported in `UnitResult::objects` and
+/// as events. A failed hook fails the unit (nothing after it runs).
+pub async fn apply_rendered(
+    applier: &Applier,
+    r: &RenderedUnit,
+    opts: &ApplyOptions,
+) -> Result<UnitResult, ApplyError> {
+    let unit = apply_unit(r);
+    if r.hooks.is_empty() {
+        return applier.apply(&unit, opts).await;
+    }
+    let upgrade = !applier.inventory(&unit.id).await?.is_empty();
+    let (pre, post) = Phase::around(upgrade);
+    let mut hook_results = Vec::new();
+    run_hooks(
+        applier,
+        &unit,
+        &hooks_for(&r.hooks, pre),
+        opts,
+        &mut hook_results,
+    )
+    .await?;
+    let mut result = applier.apply(&unit, opts).await?;
+    run_hooks(
+        applier,
+        &unit,
+        &hooks_for(&r.hooks, post),
+        opts,
+        &mut hook_results,
+    )
+    .await?;
+    result.objects.extend(hook_results);
+    Ok(result)
+}
+
+fn hook_event(opts: &ApplyOptions, unit: &UnitRef, object: &ObjectRef, action: Action) {
+    if let Some(f) = &opts.on_event {
+        f(&ApplyEvent {
+            unit: unit.clone(),
+            object: object.clone(),
+            action,
+        });
+    }
+}
+
+async fn run_hooks(
+    applier: &Applier,
+    unit: &ApplyUnit,
+    hooks: &[Hook],
+    opts: &ApplyOptions,
+    results: &mut Vec<ObjectResult>,
+) -> Result<(), ApplyError> {
+    for h in hooks {
+        let Some(mut r) = ObjectRef::from_object(&h.object) else {
+            return Err(ApplyError::InvalidObject {
+                unit: unit.id.clone(),
+                index: 0,
+                reason: format!(
+                    "hook {:?}: apiVersion, kind and metadata.name are required",
+                    h.name()
+                ),
+            });
+        };
+        let gvk = GroupVersionKind::gvk(&r.group, &r.version, &r.kind);
+        let (ar, caps) = kube::discovery::pinned_kind(applier.client(), &gvk)
+            .await
+            .map_err(|_| ApplyError::UnknownKind {
+                kind: r.kind.clone(),
+                api_version: r.api_version(),
+                object: r.clone(),
+            })?;
+        let mut obj = h.object.clone();
+        let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
+            if r.namespace.is_empty() {
+                r.namespace = unit
+                    .target_namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+            }
+            obj["metadata"]["namespace"] = Value::String(r.namespace.clone());
+            Api::namespaced_with(applier.client().clone(), &r.namespace, &ar)
+        } else {
+            r.namespace.clear();
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+            Api::all_with(applier.client().clone(), &ar)
+        };
+        let api_err = |operation: &'static str| {
+            let r = r.clone();
+            move |source: kube::Error| ApplyError::Api {
+                object: r,
+                operation,
+                source,
+            }
+        };
+        if h.delete_before_creation {
+            delete_and_wait(&api, &r, unit.timeout).await?;
+        }
+        let pp = PatchParams::apply(capstan_apply::FIELD_MANAGER).force();
+        let applied = api
+            .patch(&r.name, &pp, &Patch::Apply(&obj))
+            .await
+            .map_err(|e| {
+                let e = match e {
+                    kube::Error::Api(mut s) => {
+                        s.message = capstan_apply::objects::redact_secret_values(&obj, &s.message);
+                        kube::Error::Api(s)
+                    }
+                    other => other,
+                };
+                api_err("hook apply")(e)
+            })?;
+        let _ = applied;
+        hook_event(opts, &unit.id, &r, Action::Configured);
+        results.push(ObjectResult {
+            object: r.clone(),
+            action: Action::Configured,
+        });
+        tracing::info!(unit = %unit.id, hook = %r, "hook applied");
+        if h.waits() {
+            match applier
+                .wait_healthy(&unit.id, std::slice::from_ref(&r), unit.timeout, opts)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    if h.delete_on_failure {
+                        delete_and_wait(&api, &r, unit.timeout).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if h.delete_on_success {
+            delete_and_wait(&api, &r, unit.timeout).await?;
+            hook_event(opts, &unit.id, &r, Action::Deleted);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes an object (its dependents in the background, as Helm does) and waits until
+/// it is gone.
+async fn delete_and_wait(
+    api: &Api<DynamicObject>,
+    r: &ObjectRef,
+    timeout: Duration,
+) -> Result<(), ApplyError> {
+    match api.delete(&r.name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(source) => {
+            return Err(ApplyError::Api {
+                object: r.clone(),
+                operation: "hook delete",
+                source,
+            })
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        match api.get_opt(&r.name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if Instant::now() >= deadline => {
+                return Err(ApplyError::DeleteTimeout { object: r.clone() })
+            }
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(source) => {
+                return Err(ApplyError::Api {
+                    object: r.clone(),
+                    operation: "get",
+                    source,
+                })
+            }
+        }
     }
 }
 

@@ -73,9 +73,39 @@ pub struct HelmRequest {
     pub values: Value,
     /// Include the chart's `crds/` (install.crds is not Skip).
     pub include_crds: bool,
+    /// The chart's source object (HelmRepository, OCIRepository, HelmChart) when the chart
+    /// does not come from the repository itself: found among the toolkit objects the
+    /// repository renders, else in the cluster ([`ClusterLookup`]).
+    pub source: Option<Value>,
 }
 
-/// Reads ConfigMaps and Secrets from the live cluster for `substituteFrom`.
+/// The Helm hook annotation: objects carrying it are hooks, applied in phases around
+/// the release's objects rather than with them.
+pub const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
+
+/// Is this rendered object a Helm hook?
+pub fn is_helm_hook(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(HELM_HOOK_ANNOTATION))
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty())
+}
+
+/// Is this hook only a test hook (`test`, `test-success`), which capstan never runs?
+fn is_test_hook(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(HELM_HOOK_ANNOTATION))
+        .and_then(Value::as_str)
+        .is_some_and(|s| {
+            s.split(',')
+                .map(str::trim)
+                .all(|p| p == "test" || p == "test-success" || p.is_empty())
+        })
+}
+
+/// Reads objects from the live cluster: ConfigMaps and Secrets for `substituteFrom` and
+/// `valuesFrom`, Flux sources (HelmRepository, OCIRepository, HelmChart) for HelmRelease
+/// charts the repository does not declare.
 pub trait ClusterLookup: Send + Sync {
     /// The object, `Ok(None)` if it does not exist.
     fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, String>;
@@ -139,6 +169,10 @@ pub struct RenderedUnit {
     /// Flux toolkit objects found in the output (Kustomizations, HelmReleases,
     /// sources): capstan acts on them instead of applying them.
     pub consumed: Vec<Value>,
+    /// Helm hooks of a HelmRelease unit (objects annotated `helm.sh/hook`, test hooks
+    /// left out), in Helm's install order. Applied in phases around `objects`, never
+    /// recorded in the inventory.
+    pub hooks: Vec<Value>,
 }
 
 /// What became of a unit.
@@ -275,6 +309,8 @@ impl Loader<'_> {
         seen.insert(root_id);
         // ConfigMaps/Secrets rendered so far, for substituteFrom.
         let mut repo_objects: HashMap<(String, String, String), Value> = HashMap::new();
+        // Flux sources rendered so far, for HelmRelease charts.
+        let mut repo_sources: HashMap<(String, String, String), Value> = HashMap::new();
         let mut deferred_rounds = 0usize;
         let mut root_redeclared = false;
 
@@ -285,7 +321,12 @@ impl Loader<'_> {
             let inputs = match &unit.helm {
                 Some(hr) => self
                     .collect_values(&unit, hr, &repo_objects, last_chance)
-                    .map(|v| v.map(Inputs::Values)),
+                    .and_then(|v| {
+                        let Some(v) = v else { return Ok(None) };
+                        Ok(self
+                            .find_source(&unit, hr, &repo_sources, last_chance)?
+                            .map(|s| Inputs::Values(v, s)))
+                    }),
                 None => self
                     .collect_vars(&unit, &repo_objects, last_chance)
                     .map(|v| v.map(Inputs::Vars)),
@@ -303,16 +344,18 @@ impl Loader<'_> {
                 }
             };
             deferred_rounds = 0;
-            let rendered = match (&inputs, &unit.helm) {
-                (Inputs::Values(values), Some(hr)) => self.render_helm(&unit, hr, values),
-                (Inputs::Vars(vars), _) => self.render(&unit, vars),
-                (Inputs::Values(_), None) => {
+            let rendered = match (inputs, &unit.helm) {
+                (Inputs::Values(values, source), Some(hr)) => {
+                    self.render_helm(&unit, hr, &values, source)
+                }
+                (Inputs::Vars(vars), _) => self.render(&unit, &vars).map(|o| (o, Vec::new())),
+                (Inputs::Values(..), None) => {
                     unreachable!("values are only collected for HelmReleases")
                 }
             };
             match rendered {
                 Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
-                Ok(objects) => {
+                Ok((objects, hooks)) => {
                     let mut applied = Vec::with_capacity(objects.len());
                     let mut consumed = Vec::new();
                     let mut children = Vec::new();
@@ -332,6 +375,14 @@ impl Loader<'_> {
                             continue;
                         }
                         let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                        if capstan_graph::group_of(api) == SOURCE_GROUP {
+                            let key = (
+                                kind_of(&obj).to_string(),
+                                meta_str(&obj, "namespace").unwrap_or("default").to_string(),
+                                meta_str(&obj, "name").unwrap_or("").to_string(),
+                            );
+                            repo_sources.insert(key, obj.clone());
+                        }
                         if capstan_graph::group_of(api) == KUSTOMIZE_GROUP
                             && kind_of(&obj) == "Kustomization"
                         {
@@ -361,6 +412,7 @@ impl Loader<'_> {
                         unit,
                         objects: applied,
                         consumed,
+                        hooks,
                     };
                     for child in children {
                         // A repository that declares its own root (Flux bootstrap's
@@ -701,12 +753,78 @@ impl Loader<'_> {
         Ok(objects)
     }
 
+    /// The source object of a chart that does not come from the repository tree:
+    /// `Ok(None)` to defer, `Ok(Some(None))` when the chart is in the tree.
+    fn find_source(
+        &self,
+        unit: &Unit,
+        hr: &HelmReleaseSpec,
+        repo: &HashMap<(String, String, String), Value>,
+        last_chance: bool,
+    ) -> Result<Option<Option<Value>>, UnitError> {
+        let (source, field) = match &hr.chart {
+            ChartSource::Template { source, .. }
+                if source.kind == "GitRepository" || source.kind == "Bucket" =>
+            {
+                return Ok(Some(None))
+            }
+            ChartSource::Template { source, .. } => (source, "spec.chart.spec.sourceRef"),
+            ChartSource::Ref(source) => (source, "spec.chartRef"),
+        };
+        let key = (
+            source.kind.clone(),
+            source.namespace.clone(),
+            source.name.clone(),
+        );
+        if let Some(o) = repo.get(&key) {
+            return Ok(Some(Some(o.clone())));
+        }
+        if !last_chance {
+            return Ok(None);
+        }
+        let found = self
+            .cluster
+            .get(&source.kind, &source.namespace, &source.name)
+            .map_err(|e| {
+                self.with_origin(
+                    unit,
+                    UnitError::new(
+                        Some(unit.id.clone()),
+                        format!(
+                            "looking up {} {}/{}: {e}",
+                            source.kind, source.namespace, source.name
+                        ),
+                    )
+                    .field(field.to_string()),
+                )
+            })?;
+        match found {
+            Some(o) => Ok(Some(Some(o))),
+            None => Err(self.with_origin(
+                unit,
+                UnitError::new(
+                    Some(unit.id.clone()),
+                    format!(
+                        "{} {}/{} was found neither in the repository nor in the cluster",
+                        source.kind, source.namespace, source.name
+                    ),
+                )
+                .field(field.to_string())
+                .hint(format!(
+                    "declare the {} in the repository, or check {field}",
+                    source.kind
+                )),
+            )),
+        }
+    }
+
     fn render_helm(
         &self,
         unit: &Unit,
         hr: &HelmReleaseSpec,
         values: &Value,
-    ) -> Result<Vec<Value>, UnitError> {
+        source: Option<Value>,
+    ) -> Result<(Vec<Value>, Vec<Value>), UnitError> {
         let chart_path = match &hr.chart {
             ChartSource::Template { chart, source, .. }
                 if source.kind == "GitRepository" || source.kind == "Bucket" =>
@@ -733,6 +851,7 @@ impl Loader<'_> {
             namespace: hr.target_namespace.clone(),
             values: values.clone(),
             include_crds: hr.install_crds != CrdPolicy::Skip,
+            source,
         };
         let mut objects = self.renderer.helm(self.fs, &req).map_err(|e| {
             self.with_origin(
@@ -764,10 +883,14 @@ impl Loader<'_> {
                 }
             }
         }
+        let (mut hooks, objects): (Vec<Value>, Vec<Value>) =
+            objects.into_iter().partition(is_helm_hook);
+        hooks.retain(|h| !is_test_hook(h));
+        let mut objects = objects;
         if !hr.post_renderer_patches.is_empty() {
             objects = self.post_render(unit, objects, &hr.post_renderer_patches)?;
         }
-        Ok(objects)
+        Ok((objects, hooks))
     }
 
     /// Flux's kustomize post-renderer: the release's objects as resources of an
@@ -819,8 +942,8 @@ impl Loader<'_> {
 enum Inputs {
     /// Post-build variables (Kustomizations).
     Vars(BTreeMap<String, String>),
-    /// Helm values (HelmReleases).
-    Values(Value),
+    /// Helm values and the chart's source object (HelmReleases).
+    Values(Value, Option<Value>),
 }
 
 /// The text under `key` of a ConfigMap's data or a Secret's data/stringData.

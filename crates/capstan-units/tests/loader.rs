@@ -292,3 +292,99 @@ fn missing_cluster_path() {
         out.errors[0]
     );
 }
+
+/// Renders HelmRelease charts as fixed objects and records each request's source.
+struct FakeHelm(std::sync::Mutex<Vec<Option<Value>>>);
+
+impl Renderer for FakeHelm {
+    fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
+        MiniKustomize.build(fs, dir)
+    }
+    fn helm(
+        &self,
+        _fs: &dyn FileSystem,
+        req: &capstan_units::HelmRequest,
+    ) -> Result<Vec<Value>, String> {
+        self.0.lock().unwrap().push(req.source.clone());
+        if req.source.is_none() && req.chart_path.is_none() {
+            return Err("no chart".into());
+        }
+        Ok(vec![
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"main"}}),
+            json!({"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"migrate","annotations":{"helm.sh/hook":"pre-install,pre-upgrade"}}}),
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"test","annotations":{"helm.sh/hook":"test"}}}),
+        ])
+    }
+}
+
+fn hr(name: &str, source_kind: &str, source_name: &str) -> String {
+    format!("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: apps\nspec:\n  chart:\n    spec:\n      chart: podinfo\n      version: \"6.x\"\n      sourceRef:\n        kind: {source_kind}\n        name: {source_name}\n")
+}
+
+#[test]
+fn helm_chart_sources_are_found_in_the_repository_then_the_cluster() {
+    // The HelmRelease comes before its HelmRepository (declared by a later unit): the
+    // release waits for it.
+    let fs = MemFs::new()
+        .with("/clusters/c/kustomization.yaml", "resources:\n- a\n- b.yaml\n")
+        .with("/clusters/c/a/kustomization.yaml", "resources:\n- hr.yaml\n- hr2.yaml\n")
+        .with("/clusters/c/a/hr.yaml", hr("web", "HelmRepository", "charts"))
+        .with("/clusters/c/a/hr2.yaml", hr("other", "HelmRepository", "elsewhere"))
+        .with("/clusters/c/b.yaml", ks("b", "./sources", ""))
+        .with("/sources/kustomization.yaml", "resources:\n- repo.yaml\n")
+        .with("/sources/repo.yaml", "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: apps\nspec:\n  url: http://charts.example\n");
+    struct Cluster;
+    impl ClusterLookup for Cluster {
+        fn get(&self, kind: &str, ns: &str, name: &str) -> Result<Option<Value>, String> {
+            Ok((kind == "HelmRepository" && name == "elsewhere").then(|| {
+                json!({"apiVersion":"source.toolkit.fluxcd.io/v1","kind":kind,"metadata":{"name":name,"namespace":ns},"spec":{"url":"http://live"}})
+            }))
+        }
+    }
+    let r = FakeHelm(Default::default());
+    let units = load(&fs, &r, &Cluster, &LoadOptions::new("clusters/c"));
+    assert!(
+        units.failed().next().is_none(),
+        "{:?}",
+        units.failed().next()
+    );
+    let web = match units
+        .get(&UnitId::new("HelmRelease", "apps", "web"))
+        .unwrap()
+    {
+        UnitOutcome::Rendered(r) => r,
+        _ => unreachable!(),
+    };
+    assert_eq!(web.objects.len(), 1);
+    assert_eq!(web.hooks.len(), 1, "test hooks are dropped");
+    assert_eq!(web.hooks[0]["metadata"]["name"], "migrate");
+    assert_eq!(web.hooks[0]["metadata"]["namespace"], "apps");
+    let sources = r.0.lock().unwrap().clone();
+    let urls: Vec<&str> = sources
+        .iter()
+        .map(|s| s.as_ref().unwrap()["spec"]["url"].as_str().unwrap())
+        .collect();
+    assert!(
+        urls.contains(&"http://charts.example") && urls.contains(&"http://live"),
+        "{urls:?}"
+    );
+
+    // Found nowhere: a clear error on the field, nothing rendered.
+    let units = load(
+        &fs,
+        &FakeHelm(Default::default()),
+        &NoCluster,
+        &LoadOptions::new("clusters/c"),
+    );
+    let (unit, err) = units.failed().next().unwrap();
+    assert_eq!(unit.id.name, "other");
+    assert!(
+        err.message
+            .contains("HelmRepository apps/elsewhere was found neither"),
+        "{err}"
+    );
+    assert_eq!(
+        err.location.field.as_deref(),
+        Some("spec.chart.spec.sourceRef")
+    );
+}
