@@ -153,3 +153,28 @@ async fn missing_namespace_is_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("no-such-ns/x"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewing_keeps_a_short_lease() {
+    let Some(cluster) = capstan_testbed::TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    let a = LeaderElector::new(client.clone(), cfg("renewed", "a", 3, 2500, 300));
+    a.acquire().await.unwrap();
+    let first = lease(&client, "renewed").await.spec.unwrap();
+    let a = a.run();
+    // Well past the 3 s lease duration: only renewals keep it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(a.is_leader());
+    let later = lease(&client, "renewed").await.spec.unwrap();
+    assert_eq!(later.holder_identity.as_deref(), Some("a"));
+    assert!(later.renew_time > first.renew_time, "renewTime advances");
+    assert_eq!(later.acquire_time, first.acquire_time);
+    assert_eq!(later.lease_transitions, Some(0));
+    let b = LeaderElector::new(client.clone(), cfg("renewed", "b", 3, 2500, 300));
+    let tried = tokio::time::timeout(Duration::from_secs(3), b.acquire()).await;
+    assert!(tried.is_err(), "b took a Lease that a keeps renewing");
+    assert!(a.is_leader());
+    a.release().await;
+}
