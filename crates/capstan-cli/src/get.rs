@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::ApiResource;
+use kube::api::ListParams;
 use serde_json::{json, Value};
 
 use crate::ops::{ready_condition, ClusterArgs, FluxKind, SOURCE_KINDS, UNIT_KINDS};
@@ -381,76 +380,9 @@ pub async fn run(command: GetCommand) -> Result<u8, String> {
     }
 }
 
-/// One cluster the agent would register.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterRow {
-    pub name: String,
-    /// `capstan` (labelled Secret), `crossplane` or `cluster-api`.
-    pub source: &'static str,
-    /// `namespace/name` of the Secret holding the kubeconfig.
-    pub secret: String,
-}
-
-pub const CLUSTER_LABEL: &str = "capstan.io/cluster";
-pub const CAPI_LABEL: &str = "cluster.x-k8s.io/cluster-name";
-
-/// The cluster a Secret registers, if any: labelled `capstan.io/cluster` (value = the
-/// cluster's name; `crossplane` when it is a Crossplane connection Secret with a
-/// `kubeconfig` key), or a Cluster API `<cluster>-kubeconfig` Secret (label
-/// `cluster.x-k8s.io/cluster-name`, key `value`). Reads only metadata, type and key names.
-pub fn cluster_of_secret(secret: &Value) -> Option<ClusterRow> {
-    let label = |k: &str| {
-        secret
-            .pointer("/metadata/labels")
-            .and_then(|l| l.get(k))
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
-    let has_key = |k: &str| secret.pointer("/data").and_then(|d| d.get(k)).is_some();
-    let ns = secret
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let name = secret
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let secret_id = format!("{ns}/{name}");
-    if let Some(cluster) = label(CLUSTER_LABEL) {
-        let ty = secret.get("type").and_then(Value::as_str).unwrap_or("");
-        let crossplane = ty.starts_with("connection.crossplane.io")
-            || secret
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|o| {
-                    o.iter().any(|r| {
-                        r.get("apiVersion")
-                            .and_then(Value::as_str)
-                            .is_some_and(|a| a.contains("crossplane.io"))
-                    })
-                });
-        return Some(ClusterRow {
-            name: cluster.to_string(),
-            source: if crossplane && has_key("kubeconfig") {
-                "crossplane"
-            } else {
-                "capstan"
-            },
-            secret: secret_id,
-        });
-    }
-    if let Some(cluster) = label(CAPI_LABEL) {
-        if name == format!("{cluster}-kubeconfig") && has_key("value") {
-            return Some(ClusterRow {
-                name: cluster.to_string(),
-                source: "cluster-api",
-                secret: secret_id,
-            });
-        }
-    }
-    None
-}
-
+/// `get clusters`: [`capstan_fleet::discover_lenient`], the agent's own discovery, so the
+/// list is exactly what the agent registers. Unusable Secrets and duplicate names are
+/// printed as warnings (never the kubeconfigs).
 async fn clusters(args: GetArgs) -> Result<u8, String> {
     if let Some(extra) = &args.source_name {
         return Err(format!(
@@ -462,35 +394,25 @@ async fn clusters(args: GetArgs) -> Result<u8, String> {
     }
     let client = args.cluster.client().await?;
     let ns = args.scope(None);
-    let res = ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "Secret".into(),
-        plural: "secrets".into(),
-    };
-    let api: Api<DynamicObject> = match &ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &res),
-        None => Api::all_with(client.clone(), &res),
-    };
-    let mut found: BTreeMap<String, ClusterRow> = BTreeMap::new();
-    for label in [CLUSTER_LABEL, CAPI_LABEL] {
-        let list = api
-            .list(&ListParams::default().labels(label))
-            .await
-            .map_err(|e| format!("listing Secrets labelled {label}: {e}"))?;
-        for s in list.items {
-            let v = serde_json::to_value(&s).unwrap_or_default();
-            if let Some(row) = cluster_of_secret(&v) {
-                found.entry(row.secret.clone()).or_insert(row);
-            }
-        }
+    let found = capstan_fleet::discover_lenient(&client, ns.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in &found.problems {
+        eprintln!("warning: {p}");
     }
-    let mut rows: Vec<ClusterRow> = found
-        .into_values()
-        .filter(|r| args.name.as_deref().is_none_or(|n| n == r.name))
+    let rows: Vec<(String, String, String)> = found
+        .clusters
+        .iter()
+        .filter(|c| args.name.as_deref().is_none_or(|n| n == c.name))
+        .map(|c| {
+            let secret = c
+                .secret
+                .as_ref()
+                .map(|(ns, name)| format!("{ns}/{name}"))
+                .unwrap_or_default();
+            (c.name.clone(), c.origin.to_string(), secret)
+        })
         .collect();
-    rows.sort_by(|a, b| (&a.name, &a.secret).cmp(&(&b.name, &b.secret)));
     if rows.is_empty() {
         eprintln!(
             "{}",
@@ -502,13 +424,13 @@ async fn clusters(args: GetArgs) -> Result<u8, String> {
         "table" => {
             let cells: Vec<Vec<String>> = rows
                 .iter()
-                .map(|r| vec![r.name.clone(), r.source.to_string(), r.secret.clone()])
+                .map(|(n, o, s)| vec![n.clone(), o.clone(), s.clone()])
                 .collect();
             print!("{}", table(&["NAME", "SOURCE", "SECRET"], &cells));
         }
         o => print_values(
             rows.iter()
-                .map(|r| json!({"name": r.name, "source": r.source, "secret": r.secret}))
+                .map(|(n, o, s)| json!({"name": n, "source": o, "secret": s}))
                 .collect(),
             o,
         ),
@@ -563,37 +485,5 @@ mod tests {
             &[vec!["x".into(), "y".into(), "z z".into()]],
         );
         assert_eq!(t, "A   LONGER   C\nx   y        z z\n");
-    }
-
-    #[test]
-    fn cluster_secrets() {
-        let labelled = json!({"metadata": {"namespace": "fleet", "name": "edge-1",
-            "labels": {"capstan.io/cluster": "edge-1"}}, "data": {"kubeconfig": "eA=="}});
-        assert_eq!(
-            cluster_of_secret(&labelled),
-            Some(ClusterRow {
-                name: "edge-1".into(),
-                source: "capstan",
-                secret: "fleet/edge-1".into()
-            })
-        );
-        let xp = json!({"metadata": {"namespace": "xp", "name": "conn",
-            "labels": {"capstan.io/cluster": "gke-1"}}, "type": "connection.crossplane.io/v1alpha1",
-            "data": {"kubeconfig": "eA=="}});
-        assert_eq!(cluster_of_secret(&xp).unwrap().source, "crossplane");
-        let capi = json!({"metadata": {"namespace": "default", "name": "prod-kubeconfig",
-            "labels": {"cluster.x-k8s.io/cluster-name": "prod"}}, "data": {"value": "eA=="}});
-        assert_eq!(
-            cluster_of_secret(&capi).unwrap(),
-            ClusterRow {
-                name: "prod".into(),
-                source: "cluster-api",
-                secret: "default/prod-kubeconfig".into()
-            }
-        );
-        // CAPI's other Secrets (CA, etcd, service account) are not kubeconfigs
-        let ca = json!({"metadata": {"namespace": "default", "name": "prod-ca",
-            "labels": {"cluster.x-k8s.io/cluster-name": "prod"}}, "data": {"tls.crt": "eA=="}});
-        assert_eq!(cluster_of_secret(&ca), None);
     }
 }

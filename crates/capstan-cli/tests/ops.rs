@@ -624,10 +624,12 @@ async fn get_clusters_lists_kubeconfig_secrets() {
         json!({"metadata": {"name": "prod-kubeconfig", "labels": {"cluster.x-k8s.io/cluster-name": "prod"}},
                "type": "cluster.x-k8s.io/secret", "data": {"value": b64}}),
         json!({"metadata": {"name": "prod-ca", "labels": {"cluster.x-k8s.io/cluster-name": "prod"}},
-               "data": {"tls.crt": b64}}),
+               "type": "cluster.x-k8s.io/secret", "data": {"tls.crt": b64}}),
         json!({"metadata": {"name": "gke-conn", "labels": {"capstan.io/cluster": "gke-1"}},
                "type": "connection.crossplane.io/v1alpha1", "data": {"kubeconfig": b64}}),
         json!({"metadata": {"name": "unrelated"}, "data": {"x": b64}}),
+        json!({"metadata": {"name": "broken", "labels": {"capstan.io/cluster": "broken"}},
+               "data": {"notes": b64}}),
     ] {
         let mut s = s;
         s["apiVersion"] = json!("v1");
@@ -643,13 +645,20 @@ async fn get_clusters_lists_kubeconfig_secrets() {
         rows,
         vec![
             vec!["NAME", "SOURCE", "SECRET"],
-            vec!["edge-1", "capstan", "ops-clusters/edge-1"],
+            vec!["edge-1", "label", "ops-clusters/edge-1"],
             vec!["gke-1", "crossplane", "ops-clusters/gke-conn"],
             vec!["prod", "cluster-api", "ops-clusters/prod-kubeconfig"],
         ],
         "{t}"
     );
     assert!(!t.contains(&b64));
+    // an unusable cluster Secret is a warning naming it, not a row
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: Secret ops-clusters/broken has no kubeconfig"),
+        "{err}"
+    );
+    assert!(!err.contains(&b64));
     let out = capstan(cluster, &["get", "clusters", "-o", "json"]).await;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v
