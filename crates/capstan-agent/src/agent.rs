@@ -48,7 +48,7 @@ pub struct AgentConfig {
     /// Install the toolkit CRDs (status needs them) when missing.
     pub install_crds: bool,
     /// Only the holder of this Lease (on the management cluster) reconciles.
-    pub leader_election: Option<()>,
+    pub leader_election: Option<capstan_lease::LeaseConfig>,
 }
 
 struct Running {
@@ -179,7 +179,17 @@ impl Agent {
         }
         self.probes.set_live(true);
 
-        let leader: Option<()> = None;
+        let mut leader = None;
+        if let (Some(lease), Some(mgmt)) = (&self.cfg.leader_election, &self.cfg.management) {
+            let elector = capstan_lease::LeaderElector::new(mgmt.clone(), lease.clone());
+            tracing::info!(lease = %lease.name, "waiting for leadership");
+            tokio::select! {
+                r = elector.acquire() => r.map_err(|e| e.to_string())?,
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+            tracing::info!("leading");
+            leader = Some(elector.run());
+        }
         self.metrics.set_leader(true);
 
         let source = self.source.clone();
@@ -191,9 +201,12 @@ impl Agent {
         }
         self.probes.set_ready(true);
 
-        let lost = async {
-            let _ = &leader;
-            std::future::pending::<()>().await
+        let lost_signal = leader.as_ref().map(|h| h.lost());
+        let lost = async move {
+            match lost_signal {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
         };
         tokio::pin!(lost);
         let mut lost_lease = false;
@@ -223,6 +236,9 @@ impl Agent {
             let _ = t.await;
         }
         let _ = source_task.await;
+        if let Some(h) = leader {
+            h.release().await;
+        }
         self.metrics.set_leader(false);
         if lost_lease {
             return Err("lost the leader lease".into());
@@ -232,7 +248,50 @@ impl Agent {
 
     /// Re-read kubeconfig Secrets (start/stop workers) and Receivers.
     async fn refresh(&self, mgmt: &kube::Client, work: &CancellationToken) {
-        let _ = work;
+        if self.cfg.discover_clusters {
+            match capstan_fleet::discover_lenient(mgmt, self.cfg.discover_namespace.as_deref())
+                .await
+            {
+                Ok(d) => {
+                    for p in &d.problems {
+                        tracing::warn!(error = %p, "unusable cluster Secret");
+                    }
+                    let found = d.clusters;
+                    let statics: Vec<&str> =
+                        self.cfg.clusters.iter().map(|c| c.name.as_str()).collect();
+                    let mut seen = Vec::new();
+                    for spec in found {
+                        seen.push(spec.name.clone());
+                        if statics.contains(&spec.name.as_str()) {
+                            continue;
+                        }
+                        if self
+                            .workers
+                            .lock()
+                            .expect("workers")
+                            .contains_key(&spec.name)
+                        {
+                            continue;
+                        }
+                        match capstan_fleet::client_for(&spec).await {
+                            Ok(client) => self.start_worker(&spec.name, client, work),
+                            Err(e) => {
+                                tracing::warn!(cluster = %spec.name, error = %e, "cannot connect to cluster")
+                            }
+                        }
+                    }
+                    let gone: Vec<String> = self
+                        .clusters()
+                        .into_iter()
+                        .filter(|n| !statics.contains(&n.as_str()) && !seen.contains(n))
+                        .collect();
+                    for name in gone {
+                        drop(self.stop_worker(&name));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot discover clusters"),
+            }
+        }
         match load_receivers(mgmt).await {
             Ok(r) => *self.receivers.lock().expect("receivers") = r,
             Err(e) => tracing::debug!(error = %e, "cannot read Receivers"),

@@ -19,6 +19,26 @@ fn configmap(name: &str, ns: &str, value: &str) -> String {
     )
 }
 
+fn inline_ca(kubeconfig: &str) -> String {
+    kubeconfig
+        .lines()
+        .map(
+            |l| match l.trim_start().strip_prefix("certificate-authority: ") {
+                Some(path) => {
+                    let pem = std::fs::read(path.trim()).unwrap();
+                    let indent = &l[..l.len() - l.trim_start().len()];
+                    format!(
+                        "{indent}certificate-authority-data: {}",
+                        capstan_testbed::servers::b64(&pem)
+                    )
+                }
+                None => l.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn push(repo: &Repo, msg: &str) -> String {
     let c = repo.commit(msg);
     repo.run(&["push", "-q", "origin", "HEAD:main"]);
@@ -402,7 +422,8 @@ async fn a_new_cluster_secret_is_registered_and_a_removed_one_is_left_alone() {
     assert!(agent.clusters().is_empty());
 
     // Cluster API writes `<cluster>-kubeconfig` Secrets like this one.
-    let kubeconfig = std::fs::read_to_string(d.kubeconfig_path()).unwrap();
+    // Secrets carry self-contained kubeconfigs (files they name are refused): inline the CA.
+    let kubeconfig = inline_ca(&std::fs::read_to_string(d.kubeconfig_path()).unwrap());
     let secrets: Api<Secret> = Api::namespaced(cm.clone(), "default");
     secrets
         .create(
