@@ -154,8 +154,31 @@ struct Index {
     entries: BTreeMap<String, Vec<IndexEntry>>,
 }
 
+/// Parse a repository's `index.yaml` (YAML through capstan-yaml, then serde).
+fn parse_index(body: &[u8]) -> Result<Index, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "not UTF-8 text".to_string())?;
+    let docs = capstan_yaml::parse_documents(text, "index.yaml").map_err(|e| e.to_string())?;
+    let doc = docs
+        .iter()
+        .find(|d| !d.is_null())
+        .ok_or_else(|| "empty document".to_string())?;
+    serde_json::from_value(capstan_yaml::to_json(doc)).map_err(|e| e.to_string())
+}
+
+/// A version as text, also when the YAML wrote it as a plain number (`version: 1.0`).
+fn version_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "version must be a string, found {other}"
+        ))),
+    }
+}
+
 #[derive(Deserialize)]
 struct IndexEntry {
+    #[serde(deserialize_with = "version_text")]
     version: String,
     #[serde(default)]
     urls: Vec<String>,
@@ -329,7 +352,7 @@ async fn fetch_chart_inner(
         auth,
     )
     .await?;
-    let index: Index = serde_yaml::from_slice(&body).map_err(|e| {
+    let index = parse_index(&body).map_err(|e| {
         SourceError::new(
             ErrorKind::Other,
             id,
@@ -450,4 +473,22 @@ async fn fetch_chart_inner(
         path: dest,
         digest,
     })
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_index() {
+        let idx = parse_index(
+            b"apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 1.2.3\n    digest: abc\n    urls:\n    - web-1.2.3.tgz\n  old:\n  - version: 1.0\n    urls: []\ngenerated: 2024-01-01T00:00:00Z\n",
+        )
+        .unwrap();
+        assert_eq!(idx.entries["web"][0].version, "1.2.3");
+        assert_eq!(idx.entries["web"][0].urls, ["web-1.2.3.tgz"]);
+        assert_eq!(idx.entries["web"][0].digest.as_deref(), Some("abc"));
+        assert_eq!(idx.entries["old"][0].version, "1.0");
+        assert!(parse_index(b"entries: [").is_err());
+    }
 }
