@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod build;
 mod get;
 mod helm;
@@ -41,6 +42,8 @@ enum Command {
     Diff(live::LiveArgs),
     /// Apply every unit of a cluster in dependency order, prune, wait on health.
     Apply(live::LiveArgs),
+    /// Keep clusters converged on a Git repository (interval, webhooks, status, metrics).
+    Agent(agent::AgentArgs),
     /// Helm, natively.
     Helm {
         #[command(subcommand)]
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent::run(args))),
         Command::Kustomize { command } => kustomize::run(command),
         Command::Helm { command } => helm::run(command),
         Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
