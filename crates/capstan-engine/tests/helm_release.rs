@@ -554,3 +554,100 @@ async fn hooks_run_in_phases_around_the_release() {
         "pre-install only"
     );
 }
+
+/// Push a Helm chart to an OCI registry as `helm push` does.
+async fn push_chart(port: u16, repo: &str, tag: &str, tgz: Vec<u8>) {
+    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let reference =
+        oci_client::Reference::with_tag(format!("127.0.0.1:{port}"), repo.into(), tag.into());
+    let layer = ImageLayer::new(
+        tgz,
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip".into(),
+        None,
+    );
+    let config = Config::new(
+        br#"{"apiVersion":"v2","name":"web","version":"1.0.0"}"#.to_vec(),
+        "application/vnd.cncf.helm.config.v1+json".into(),
+        None,
+    );
+    client
+        .push(
+            &reference,
+            &[layer],
+            config,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            None,
+        )
+        .await
+        .expect("push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_from_oci_helm_repositories_and_oci_repository_chart_refs() {
+    if !capstan_testbed::servers::registry_available() {
+        return;
+    }
+    let base = tmp("oci");
+    let reg = capstan_testbed::servers::start_registry(&base, None);
+    for v in ["1.0.0", "1.1.0"] {
+        push_chart(
+            reg.port,
+            "charts/web",
+            v,
+            chart_tgz("web", v, &[("cm.yaml", WEB_CM)]),
+        )
+        .await;
+    }
+    let renderer = LiveRenderer::default().with_fetcher(Arc::new(
+        capstan_engine::SourceFetcher::new(SourceCache::new(base.join("cache")), None),
+    ));
+    let ns = "apps";
+    let repo = capstan_vfs::MemFs::new()
+        .with(
+            "/clusters/test/sources.yaml",
+            format!(
+                "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: {ns}\nspec:\n  type: oci\n  insecure: true\n  url: oci://127.0.0.1:{port}/charts\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: web-chart\n  namespace: {ns}\nspec:\n  insecure: true\n  url: oci://127.0.0.1:{port}/charts/web\n  ref:\n    tag: 1.0.0\n",
+                port = reg.port
+            ),
+        )
+        .with(
+            "/clusters/test/a.yaml",
+            helm_release(ns, "a", "web", "1.x", "    greeting: from-helm-oci\n"),
+        )
+        .with(
+            "/clusters/test/b.yaml",
+            format!("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: b\n  namespace: {ns}\nspec:\n  interval: 5m\n  chartRef:\n    kind: OCIRepository\n    name: web-chart\n  values:\n    greeting: from-chart-ref\n"),
+        );
+    let render = render_cluster_with(
+        &repo,
+        &renderer,
+        &capstan_units::NoCluster,
+        &LoadOptions::new("clusters/test"),
+    );
+    assert!(
+        render.units.failed().next().is_none(),
+        "{:?}",
+        render.units.failed().next()
+    );
+    let objects = |name: &str| -> Value {
+        render
+            .units
+            .rendered()
+            .find(|r| r.unit.id.name == name)
+            .unwrap()
+            .objects[0]
+            .clone()
+    };
+    let a = objects("a");
+    assert_eq!(a["metadata"]["name"], "a-config");
+    assert_eq!(a["data"]["greeting"], "from-helm-oci");
+    assert_eq!(a["data"]["version"], "1.1.0", "highest tag matching 1.x");
+    assert_eq!(a["data"]["seed"], "none", "no lookup: empty");
+    let b = objects("b");
+    assert_eq!(b["data"]["greeting"], "from-chart-ref");
+    assert_eq!(b["data"]["version"], "1.0.0");
+}
