@@ -357,6 +357,7 @@ impl UnitDriver for ApplyDriver<'_> {
 /// (with prune and wait); then post-install/post-upgrade hooks. Hooks are never
 /// recorded in the inventory; their actions are reported in `UnitResult::objects` and
 /// as events. A failed hook fails the unit (nothing after it runs).
+/// `spec.install.disableHooks`/`spec.upgrade.disableHooks` skip them.
 pub async fn apply_rendered(
     applier: &Applier,
     r: &RenderedUnit,
@@ -367,6 +368,16 @@ pub async fn apply_rendered(
         return applier.apply(&unit, opts).await;
     }
     let upgrade = !applier.inventory(&unit.id).await?.is_empty();
+    let disabled = r.unit.helm.as_ref().is_some_and(|h| {
+        if upgrade {
+            h.upgrade_disable_hooks
+        } else {
+            h.install_disable_hooks
+        }
+    });
+    if disabled {
+        return applier.apply(&unit, opts).await;
+    }
     let (pre, post) = Phase::around(upgrade);
     let mut hook_results = Vec::new();
     run_hooks(

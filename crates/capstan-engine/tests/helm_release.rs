@@ -651,3 +651,87 @@ async fn charts_from_oci_helm_repositories_and_oci_repository_chart_refs() {
     assert_eq!(b["data"]["greeting"], "from-chart-ref");
     assert_eq!(b["data"]["version"], "1.0.0");
 }
+
+const FAILING_JOB: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-check
+  annotations:
+    helm.sh/hook: pre-install
+    helm.sh/hook-delete-policy: hook-failed
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: check
+        image: busybox
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hook_fails_the_release_and_applies_nothing() {
+    let Some(cluster) = TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    let base = tmp("failhook");
+    let ns = format!("h2-failhook-{}", std::process::id());
+    create_namespace(&client, &ns).await;
+    let mut charts = HelmRepoDir::new(base.join("charts"));
+    charts.publish(
+        "guarded",
+        "1.0.0",
+        &[("app.yaml", APP_CM), ("check.yaml", FAILING_JOB)],
+    );
+    let server = capstan_testbed::servers::static_files(base.join("charts"), None).await;
+    let env = Arc::new(Env {
+        renderer: LiveRenderer::connect(client.clone(), SourceCache::new(base.join("cache")))
+            .await
+            .unwrap(),
+        client: client.clone(),
+        repo: base.join("git"),
+        root_name: format!("h2-failhook-{}", std::process::id()),
+    });
+    env.write(
+        "clusters/test/repo.yaml",
+        &helm_repository(&ns, &format!("http://{}", server.addr)),
+    );
+    env.write(
+        "clusters/test/rel.yaml",
+        &helm_release(&ns, "g", "guarded", "1.0.0", "    greeting: x\n"),
+    );
+    let run = {
+        let env = env.clone();
+        tokio::spawn(async move { env.apply().await })
+    };
+    // The hook Job fails.
+    let jobs = api(&client, "batch", "Job", "jobs", &ns);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while jobs.get_opt("g-check").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "hook never created");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status = json!({"status": {
+        "startTime": "2026-01-01T00:00:00Z", "failed": 1,
+        "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastProbeTime": "2026-01-01T00:00:10Z", "lastTransitionTime": "2026-01-01T00:00:10Z"}],
+    }});
+    jobs.patch_status("g-check", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let ex = run.await.unwrap();
+    let id = UnitId::new("HelmRelease", &ns, "g");
+    assert!(
+        matches!(&ex.status[&id], UnitStatus::Failed(m) if m.contains("g-check") && m.contains("backoff limit")),
+        "{:?}",
+        ex.status[&id]
+    );
+    assert!(
+        cm_data(&client, &ns, "g-app").await.is_none(),
+        "nothing of the release is applied after a failed pre-install hook"
+    );
+    assert!(
+        jobs.get_opt("g-check").await.unwrap().is_none(),
+        "hook-failed deletes the failed hook"
+    );
+}

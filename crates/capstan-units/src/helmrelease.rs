@@ -80,6 +80,10 @@ pub struct HelmReleaseSpec {
     pub values_from: Vec<ValuesRef>,
     pub install_crds: CrdPolicy,
     pub disable_wait: bool,
+    /// `spec.install.disableHooks`: no hooks run on install.
+    pub install_disable_hooks: bool,
+    /// `spec.upgrade.disableHooks`: no hooks run on upgrade.
+    pub upgrade_disable_hooks: bool,
     pub test_enable: bool,
     pub timeout: Option<Duration>,
     pub interval: Option<Duration>,
@@ -278,6 +282,16 @@ impl HelmReleaseSpec {
                 .and_then(|i| i.get("disableWait"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            install_disable_hooks: spec
+                .get("install")
+                .and_then(|i| i.get("disableHooks"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            upgrade_disable_hooks: spec
+                .get("upgrade")
+                .and_then(|i| i.get("disableHooks"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             test_enable: spec
                 .get("test")
                 .and_then(|t| t.get("enable"))
@@ -345,11 +359,12 @@ mod tests {
         let obj = json!({"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease","spec":{
             "interval":"5m","targetNamespace":"apps","chart":{"spec":{"chart":"./charts/podinfo","sourceRef":{"kind":"GitRepository","name":"flux-system"}}},
             "values":{"replicaCount":2},"valuesFrom":[{"kind":"ConfigMap","name":"vals"}],
-            "install":{"crds":"CreateReplace"},"dependsOn":[{"name":"infra","kind":"Kustomization"}]}});
+            "install":{"crds":"CreateReplace","disableHooks":true},"dependsOn":[{"name":"infra","kind":"Kustomization"}]}});
         let s = HelmReleaseSpec::parse(&obj, &id).unwrap();
         assert_eq!(s.release_name, "apps-podinfo");
         assert_eq!(s.target_namespace, "apps");
         assert_eq!(s.install_crds, CrdPolicy::CreateReplace);
+        assert!(s.install_disable_hooks && !s.upgrade_disable_hooks);
         assert_eq!(s.values_from[0].values_key, "values.yaml");
         assert_eq!(
             s.depends_on,
