@@ -118,6 +118,42 @@ impl LiveRenderer {
     }
 }
 
+/// Flux's `spec.chart.spec.valuesFiles`: the chart's default values become these files
+/// merged in order (`values.yaml` is the chart's own). Paths are relative to the
+/// repository root for charts in the repository, to the chart otherwise.
+fn chart_values_from_files(
+    fs: &dyn FileSystem,
+    req: &HelmRequest,
+    chart: &capstan_helm::Chart,
+    files: &[String],
+) -> Result<capstan_helm::Map, String> {
+    let mut merged = capstan_helm::Map::new();
+    for f in files {
+        let rel = f.trim_start_matches("./");
+        let values = if rel == "values.yaml" {
+            chart.values.clone()
+        } else {
+            let text = match &req.chart_path {
+                Some(_) => fs
+                    .read_to_string(&capstan_vfs::join(Path::new("/"), rel))
+                    .map_err(|e| format!("spec.chart.spec.valuesFiles: {f}: {e}"))?,
+                None => chart
+                    .files
+                    .iter()
+                    .find(|cf| cf.name == rel)
+                    .map(|cf| String::from_utf8_lossy(&cf.data).into_owned())
+                    .ok_or_else(|| {
+                        format!("spec.chart.spec.valuesFiles: {f} is not in the chart")
+                    })?,
+            };
+            capstan_helm::yaml::parse_values(&text)
+                .map_err(|e| format!("spec.chart.spec.valuesFiles: {f}: {e}"))?
+        };
+        merged = capstan_helm::strvals::merge_maps(merged, values);
+    }
+    Ok(merged)
+}
+
 fn object_name(o: &Value) -> String {
     let m = |k: &str| {
         o.pointer(&format!("/metadata/{k}"))
@@ -160,7 +196,12 @@ impl Renderer for LiveRenderer {
     /// Every rendered object, hooks included (they keep their `helm.sh/hook`
     /// annotations; the loader sets them apart).
     fn helm(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
-        let chart = self.chart(fs, req)?;
+        let mut chart = self.chart(fs, req)?;
+        if let ChartSource::Template { values_files, .. } = &req.chart {
+            if !values_files.is_empty() {
+                chart.values = chart_values_from_files(fs, req, &chart, values_files)?;
+            }
+        }
         // JSON is YAML: Helm's own values parser gives the values Helm's types.
         let values = capstan_helm::yaml::parse_values(
             &serde_json::to_string(&req.values).unwrap_or_default(),
@@ -320,3 +361,93 @@ pub use live::{
     apply_rendered, apply_unit, cluster_capabilities, helm_lookup, ApplyDriver, DiffDriver,
     KubeLookup, SourceFetcher,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_units::SourceRef;
+    use serde_json::json;
+
+    fn req(values_files: &[&str], chart_path: Option<&str>) -> HelmRequest {
+        HelmRequest {
+            chart: ChartSource::Template {
+                chart: "./charts/c".into(),
+                version: None,
+                source: SourceRef {
+                    kind: "GitRepository".into(),
+                    name: "flux-system".into(),
+                    namespace: "flux-system".into(),
+                },
+                values_files: values_files.iter().map(|s| s.to_string()).collect(),
+            },
+            chart_path: chart_path.map(PathBuf::from),
+            release_name: "r".into(),
+            namespace: "apps".into(),
+            values: json!({"b": "user"}),
+            include_crds: true,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn values_files_replace_the_chart_defaults_and_hooks_are_kept() {
+        let fs = capstan_vfs::MemFs::new()
+            .with("/charts/c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")
+            .with("/charts/c/values.yaml", "a: default\nb: default\nc: default\n")
+            .with("/charts/c/values-prod.yaml", "a: prod\n")
+            .with("/envs/prod.yaml", "c: env\n")
+            .with(
+                "/charts/c/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: {{ .Values.a | default \"unset\" | quote }}\n  b: {{ .Values.b | quote }}\n  c: {{ .Values.c | default \"unset\" | quote }}\n",
+            )
+            .with(
+                "/charts/c/templates/hook.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hook\n  annotations:\n    helm.sh/hook: pre-install\n",
+            );
+        let out = NativeRenderer
+            .helm(
+                &fs,
+                &req(
+                    &[
+                        "values.yaml",
+                        "charts/c/values-prod.yaml",
+                        "./envs/prod.yaml",
+                    ],
+                    Some("/charts/c"),
+                ),
+            )
+            .unwrap();
+        assert_eq!(
+            out[0]["data"],
+            json!({"a": "prod", "b": "user", "c": "env"})
+        );
+        assert!(capstan_units::is_helm_hook(&out[1]));
+        // Without values.yaml in the list, the chart's defaults are gone.
+        let out = NativeRenderer
+            .helm(&fs, &req(&["charts/c/values-prod.yaml"], Some("/charts/c")))
+            .unwrap();
+        assert_eq!(
+            out[0]["data"],
+            json!({"a": "prod", "b": "user", "c": "unset"})
+        );
+        let e = NativeRenderer
+            .helm(&fs, &req(&["nope.yaml"], Some("/charts/c")))
+            .unwrap_err();
+        assert!(e.contains("valuesFiles: nope.yaml"), "{e}");
+    }
+
+    #[test]
+    fn offline_charts_from_helm_repositories_are_a_clear_error() {
+        let mut r = req(&[], None);
+        r.source = Some(
+            json!({"apiVersion":"source.toolkit.fluxcd.io/v1","kind":"HelmRepository","metadata":{"name":"charts","namespace":"apps"}}),
+        );
+        let e = NativeRenderer
+            .helm(&capstan_vfs::MemFs::new(), &r)
+            .unwrap_err();
+        assert!(
+            e.contains("HelmRepository apps/charts") && e.contains("fetched by the agent"),
+            "{e}"
+        );
+    }
+}

@@ -50,8 +50,10 @@ pub trait Renderer: Send + Sync {
     /// `kustomize build dir`, with files read from `fs`.
     fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String>;
 
-    /// Render a Helm chart for a HelmRelease. The default refuses: renderers without a
-    /// Helm engine report HelmRelease units as failed.
+    /// Render a Helm chart for a HelmRelease: every object, hooks included (they keep
+    /// their `helm.sh/hook` annotation; the loader puts them in
+    /// [`RenderedUnit::hooks`]). The default refuses: renderers without a Helm engine
+    /// report HelmRelease units as failed.
     fn helm(&self, _fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
         Err(format!(
             "cannot render chart {:?}: this renderer has no Helm engine",
