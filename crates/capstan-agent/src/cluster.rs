@@ -72,7 +72,12 @@ pub struct ClusterWorker {
     /// Wakes the worker at once (webhook, new cluster, tests).
     pub wake: Arc<Notify>,
     last_render: Mutex<Option<(String, Vec<(UnitId, Duration, Option<Duration>)>)>>,
+    /// Appliers of remote clusters (`spec.kubeConfig`), re-read from their Secret now and then.
+    remote: Mutex<BTreeMap<(String, String, Option<String>), (Arc<Applier>, Instant)>>,
 }
+
+/// How long a client built from a kubeConfig Secret is reused before the Secret is read again.
+const REMOTE_CLIENT_TTL: Duration = Duration::from_secs(300);
 
 const KS: (&str, &str, &str) = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations");
 const HR: (&str, &str, &str) = ("helm.toolkit.fluxcd.io", "v2", "helmreleases");
@@ -111,6 +116,7 @@ impl ClusterWorker {
             schedule: Mutex::new(schedule),
             wake: Arc::new(Notify::new()),
             last_render: Mutex::new(None),
+            remote: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -454,6 +460,30 @@ impl ClusterWorker {
         self.reporter.unit(&self.client, &report).await;
     }
 
+    /// The applier of the cluster a unit applies to: this one, or the one its
+    /// `spec.kubeConfig.secretRef` names (a Secret in the unit's namespace, as in Flux).
+    async fn applier_for(&self, unit: &RenderedUnit) -> Result<Arc<Applier>, String> {
+        let Some((secret, key)) = &unit.unit.spec.kube_config_secret else {
+            return Ok(self.applier.clone());
+        };
+        let ns = &unit.unit.id.namespace;
+        let cache_key = (ns.clone(), secret.clone(), key.clone());
+        if let Some((applier, at)) = self.remote.lock().expect("remote").get(&cache_key) {
+            if at.elapsed() < REMOTE_CLIENT_TTL {
+                return Ok(applier.clone());
+            }
+        }
+        let client = capstan_fleet::kubeconfig_client(&self.client, ns, secret, key.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let applier = Arc::new(Applier::new(client).with_concurrency(8));
+        self.remote
+            .lock()
+            .expect("remote")
+            .insert(cache_key, (applier.clone(), Instant::now()));
+        Ok(applier)
+    }
+
     async fn run_unit(
         &self,
         unit: &RenderedUnit,
@@ -476,10 +506,20 @@ impl ClusterWorker {
         }
         tracing::debug!(cluster = %self.name, unit = %id, reason = %reason, "reconciling");
         let started = Instant::now();
-        let result = self
-            .applier
-            .apply(&capstan_engine::apply_unit(unit), &ApplyOptions::default())
-            .await;
+        let result = match self.applier_for(unit).await {
+            Ok(applier) => applier
+                .apply(&capstan_engine::apply_unit(unit), &ApplyOptions::default())
+                .await
+                .map_err(|e| {
+                    let reason = if e.not_ready().is_empty() {
+                        "ReconciliationFailed"
+                    } else {
+                        "HealthCheckFailed"
+                    };
+                    (reason, e.to_string())
+                }),
+            Err(e) => Err(("ReconciliationFailed", e)),
+        };
         let took = started.elapsed();
         let o = observed.get(id).cloned().unwrap_or_default();
         let (ok, message, outcome) = match &result {
@@ -494,23 +534,15 @@ impl ClusterWorker {
                     },
                 )
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let reason = if e.not_ready().is_empty() {
-                    "ReconciliationFailed"
-                } else {
-                    "HealthCheckFailed"
-                };
-                (
-                    false,
-                    msg.clone(),
-                    Outcome::Failed {
-                        reason: reason.into(),
-                        message: msg,
-                        stalled: false,
-                    },
-                )
-            }
+            Err((reason, msg)) => (
+                false,
+                msg.clone(),
+                Outcome::Failed {
+                    reason: (*reason).into(),
+                    message: msg.clone(),
+                    stalled: false,
+                },
+            ),
         };
         self.schedule.lock().expect("schedule").record(
             id,

@@ -396,7 +396,7 @@ async fn suspend_stops_changes_and_resume_applies_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_new_cluster_secret_is_registered_and_a_removed_one_is_left_alone() {
+async fn cluster_secrets_register_clusters_and_kubeconfig_units_apply_remotely() {
     let (Some(mgmt), Some(d)) = (
         TestCluster::start("agent-mgmt"),
         TestCluster::start("agent-d"),
@@ -407,23 +407,64 @@ async fn a_new_cluster_secret_is_registered_and_a_removed_one_is_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = new_repo(tmp.path());
     repo.write("clusters/d/app.yaml", &configmap("hello", "default", "d"));
+    // The management cluster's own state drives one unit on D through spec.kubeConfig.
+    repo.write(
+        "clusters/mgmt/remote.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: remote-app\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./remote\n  prune: true\n  kubeConfig:\n    secretRef:\n      name: d-kubeconfig-flux\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+    );
+    repo.write(
+        "remote/cm.yaml",
+        &configmap("remote", "default", "via-kubeconfig"),
+    );
     push(&repo, "one");
+    // Secrets carry self-contained kubeconfigs (files they name are refused): inline the CA.
+    let kubeconfig = inline_ca(&std::fs::read_to_string(d.kubeconfig_path()).unwrap());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cm.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "flux-system"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(cm.clone(), "flux-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "d-kubeconfig-flux", "namespace": "flux-system"},
+                "stringData": {"value": kubeconfig}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let daemon = GitDaemon::start(&repo.srv);
     let mut cfg = config(
         source(&daemon.url("fleet"), "1s"),
         Duration::from_secs(1),
         &tmp.path().join("cache"),
     );
+    cfg.clusters = vec![ClusterSource {
+        name: "mgmt".into(),
+        client: cm.clone(),
+    }];
     cfg.management = Some(cm.clone());
     cfg.discover_clusters = true;
     let agent = Agent::new(cfg);
     let (stop, task) = start(&agent);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(agent.clusters().is_empty());
+    eventually(
+        60,
+        "the remote unit applied to D, with its status on the management cluster",
+        || async {
+            has_value(&cd, "default", "remote", "via-kubeconfig").await
+                && ready(&ks_status(&cm, "flux-system", "remote-app").await)
+                    .is_some_and(|(s, _)| s == "True")
+        },
+    )
+    .await;
+    assert_eq!(agent.clusters(), vec!["mgmt".to_string()]);
 
     // Cluster API writes `<cluster>-kubeconfig` Secrets like this one.
-    // Secrets carry self-contained kubeconfigs (files they name are refused): inline the CA.
-    let kubeconfig = inline_ca(&std::fs::read_to_string(d.kubeconfig_path()).unwrap());
     let secrets: Api<Secret> = Api::namespaced(cm.clone(), "default");
     secrets
         .create(
@@ -442,14 +483,14 @@ async fn a_new_cluster_secret_is_registered_and_a_removed_one_is_left_alone() {
         has_value(&cd, "default", "hello", "d")
     })
     .await;
-    assert_eq!(agent.clusters(), vec!["d".to_string()]);
+    assert_eq!(agent.clusters(), vec!["d".to_string(), "mgmt".to_string()]);
 
     secrets
         .delete("d-kubeconfig", &Default::default())
         .await
         .unwrap();
     eventually(20, "the cluster is no longer reconciled", || async {
-        agent.clusters().is_empty()
+        agent.clusters() == vec!["mgmt".to_string()]
     })
     .await;
     // Nothing was deleted on its behalf.
