@@ -259,7 +259,9 @@ pub fn helm_lookup(client: kube::Client) -> capstan_helm::LookupFn {
 }
 
 /// The cluster's Capabilities for Helm: the API server's version and every
-/// `group/version` and `group/version/Kind` discovery reports.
+/// `group/version` and `group/version/Kind` discovery reports (as Helm's
+/// `GetVersionSet`). A group whose discovery fails (an aggregated API that is down) is
+/// left out rather than failing everything, as Helm tolerates partial discovery.
 pub async fn cluster_capabilities(
     client: &kube::Client,
 ) -> Result<capstan_helm::engine::Capabilities, String> {
@@ -270,21 +272,37 @@ pub async fn cluster_capabilities(
     let mut caps = capstan_helm::engine::Capabilities::default()
         .with_kube_version(&info.git_version)
         .map_err(|e| e.to_string())?;
-    let discovery = kube::discovery::Discovery::new(client.clone())
-        .run()
+    let mut gvs: Vec<String> = client
+        .list_core_api_versions()
+        .await
+        .map_err(|e| format!("API discovery: {e}"))?
+        .versions;
+    let groups = client
+        .list_api_groups()
         .await
         .map_err(|e| format!("API discovery: {e}"))?;
-    let mut versions = Vec::new();
-    for g in discovery.groups() {
-        for v in g.versions() {
-            let gv = if g.name().is_empty() {
-                v.to_string()
-            } else {
-                format!("{}/{v}", g.name())
-            };
-            versions.push(gv.clone());
-            for (ar, _) in g.versioned_resources(v) {
-                versions.push(format!("{gv}/{}", ar.kind));
+    for g in groups.groups {
+        gvs.extend(g.versions.into_iter().map(|v| v.group_version));
+    }
+    let mut versions: Vec<String> = Vec::new();
+    for gv in gvs {
+        let resources = if gv.contains('/') {
+            client.list_api_group_resources(&gv).await
+        } else {
+            client.list_core_api_resources(&gv).await
+        };
+        versions.push(gv.clone());
+        match resources {
+            Ok(list) => {
+                for r in list.resources {
+                    let v = format!("{gv}/{}", r.kind);
+                    if !versions.contains(&v) {
+                        versions.push(v);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(group_version = %gv, error = %e, "API discovery failed for a group version; left out of Capabilities")
             }
         }
     }
