@@ -67,7 +67,13 @@ pub struct LiveRenderer {
     pub lookup: Option<capstan_helm::LookupFn>,
     /// `None`: Helm's defaults (what `helm template` reports).
     pub capabilities: Option<capstan_helm::engine::Capabilities>,
+    /// Is this HelmRelease unit installed already? Renders `.Release.IsUpgrade`
+    /// (`None`: always an install).
+    pub installed: Option<InstalledProbe>,
 }
+
+/// Answers whether a HelmRelease unit is installed (see [`LiveRenderer::installed`]).
+pub type InstalledProbe = Arc<dyn Fn(&capstan_graph::UnitId) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for LiveRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,6 +81,7 @@ impl std::fmt::Debug for LiveRenderer {
             .field("fetcher", &self.fetcher.is_some())
             .field("lookup", &self.lookup.is_some())
             .field("capabilities", &self.capabilities)
+            .field("installed", &self.installed.is_some())
             .finish()
     }
 }
@@ -90,6 +97,10 @@ impl LiveRenderer {
     }
     pub fn with_capabilities(mut self, c: capstan_helm::engine::Capabilities) -> Self {
         self.capabilities = Some(c);
+        self
+    }
+    pub fn with_installed(mut self, probe: InstalledProbe) -> Self {
+        self.installed = Some(probe);
         self
     }
 
@@ -212,7 +223,10 @@ impl Renderer for LiveRenderer {
             namespace: req.namespace.clone(),
             capabilities: self.capabilities.clone().unwrap_or_default(),
             lookup: self.lookup.clone(),
-            is_upgrade: false,
+            is_upgrade: match (&self.installed, &req.unit) {
+                (Some(probe), Some(unit)) => probe(unit),
+                _ => false,
+            },
         };
         let manifests =
             capstan_helm::render_release_with(&chart, &values, &ro).map_err(|e| e.to_string())?;
@@ -358,8 +372,8 @@ pub mod hooks;
 
 pub mod live;
 pub use live::{
-    apply_rendered, apply_unit, cluster_capabilities, helm_lookup, ApplyDriver, DiffDriver,
-    KubeLookup, SourceFetcher,
+    apply_rendered, apply_unit, cluster_capabilities, helm_lookup, installed_probe, ApplyDriver,
+    DiffDriver, KubeLookup, SourceFetcher,
 };
 
 #[cfg(test)]
@@ -386,6 +400,7 @@ mod tests {
             values: json!({"b": "user"}),
             include_crds: true,
             source: None,
+            unit: None,
         }
     }
 

@@ -312,14 +312,27 @@ pub async fn cluster_capabilities(
 
 impl LiveRenderer {
     /// Everything from the cluster: charts fetched into `cache` (credentials read from
-    /// the cluster), `lookup` answered by it, its Capabilities.
+    /// the cluster), `lookup` answered by it, its Capabilities, and whether a release is
+    /// installed (it has an inventory in the default inventory namespace; see
+    /// [`installed_probe`] for another [`Applier`]).
     pub async fn connect(client: kube::Client, cache: SourceCache) -> Result<LiveRenderer, String> {
         let caps = cluster_capabilities(&client).await?;
         Ok(LiveRenderer::default()
             .with_fetcher(Arc::new(SourceFetcher::new(cache, Some(client.clone()))))
-            .with_lookup(helm_lookup(client))
-            .with_capabilities(caps))
+            .with_lookup(helm_lookup(client.clone()))
+            .with_capabilities(caps)
+            .with_installed(installed_probe(Arc::new(Applier::new(client)))))
     }
+}
+
+/// A HelmRelease unit is installed when `applier` has an inventory for it (what
+/// [`apply_rendered`] uses to choose install or upgrade hooks). Blocking; needs a tokio
+/// runtime. A failed read counts as not installed.
+pub fn installed_probe(applier: Arc<Applier>) -> crate::InstalledProbe {
+    Arc::new(move |id: &capstan_graph::UnitId| {
+        let unit = UnitRef::new(id.kind.clone(), id.namespace.clone(), id.name.clone());
+        block_on(applier.inventory(&unit)).is_ok_and(|inv| !inv.is_empty())
+    })
 }
 
 /// What the apply layer needs to know about a rendered unit.

@@ -397,6 +397,7 @@ metadata:
   name: {{ .Release.Name }}-app
 data:
   greeting: {{ .Values.greeting | quote }}
+  upgrade: {{ .Release.IsUpgrade | quote }}
 "#;
 
 /// Waits for the hook Job to exist (checking that the release's objects are not applied
@@ -489,10 +490,9 @@ async fn hooks_run_in_phases_around_the_release() {
     let ex = run.await.unwrap();
     let id = UnitId::new("HelmRelease", &ns, "rel");
     assert!(ex.all_ok(), "{:#?}", ex.status);
-    assert_eq!(
-        cm_data(&client, &ns, "rel-app").await.unwrap()["greeting"],
-        "one"
-    );
+    let app = cm_data(&client, &ns, "rel-app").await.unwrap();
+    assert_eq!(app["greeting"], "one");
+    assert_eq!(app["upgrade"], "false", ".Release.IsUpgrade once installed");
     assert_eq!(
         cm_data(&client, &ns, "rel-post").await.unwrap()["greeting"],
         "one"
@@ -541,10 +541,9 @@ async fn hooks_run_in_phases_around_the_release() {
     assert_ne!(job, job2);
     let ex = run.await.unwrap();
     assert!(ex.all_ok(), "{:#?}", ex.status);
-    assert_eq!(
-        cm_data(&client, &ns, "rel-app").await.unwrap()["greeting"],
-        "two"
-    );
+    let app = cm_data(&client, &ns, "rel-app").await.unwrap();
+    assert_eq!(app["greeting"], "two");
+    assert_eq!(app["upgrade"], "true", ".Release.IsUpgrade once installed");
     assert_eq!(
         cm_data(&client, &ns, "rel-post").await.unwrap()["greeting"],
         "two"

@@ -17,6 +17,14 @@
 //!    Secrets are looked up among the rendered objects of the repository first, then in
 //!    the cluster through a [`ClusterLookup`]).
 //!
+//! Every Flux `HelmRelease` becomes a unit too: its values (`valuesFrom` then
+//! `spec.values`) are collected like `substituteFrom`, its chart source (a
+//! HelmRepository, OCIRepository or HelmChart, when the chart is not in the repository
+//! tree) is found among the rendered toolkit objects, else in the cluster, and the
+//! [`Renderer`] renders the chart ([`HelmRequest`]). Hooks (`helm.sh/hook`) are set
+//! apart in [`RenderedUnit::hooks`] (test hooks dropped), for the apply layer to run in
+//! phases.
+//!
 //! A unit that fails to render is reported with its error; the others still render.
 
 mod duration;
@@ -79,6 +87,9 @@ pub struct HelmRequest {
     /// does not come from the repository itself: found among the toolkit objects the
     /// repository renders, else in the cluster ([`ClusterLookup`]).
     pub source: Option<Value>,
+    /// The HelmRelease unit being rendered (a live renderer asks whether it is
+    /// installed, for `.Release.IsUpgrade`).
+    pub unit: Option<UnitId>,
 }
 
 /// The Helm hook annotation: objects carrying it are hooks, applied in phases around
@@ -854,6 +865,7 @@ impl Loader<'_> {
             values: values.clone(),
             include_crds: hr.install_crds != CrdPolicy::Skip,
             source,
+            unit: Some(unit.id.clone()),
         };
         let mut objects = self.renderer.helm(self.fs, &req).map_err(|e| {
             self.with_origin(
