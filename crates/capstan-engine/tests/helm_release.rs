@@ -734,3 +734,92 @@ async fn a_failed_hook_fails_the_release_and_applies_nothing() {
         "hook-failed deletes the failed hook"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_repository_credentials_come_from_the_secret_ref() {
+    let Some(cluster) = TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    let base = tmp("auth");
+    let ns = format!("h2-auth-{}", std::process::id());
+    create_namespace(&client, &ns).await;
+    let mut charts = HelmRepoDir::new(base.join("charts"));
+    charts.publish("web", "1.0.0", &[("cm.yaml", APP_CM)]);
+    let server = capstan_testbed::servers::static_files(
+        base.join("charts"),
+        Some(("fluxuser", "s3cret-pw")),
+    )
+    .await;
+    let secrets = api(&client, "", "Secret", "secrets", &ns);
+    let secret = |pw: &str| -> DynamicObject {
+        serde_json::from_value(
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"repo-auth","namespace":ns},
+            "stringData":{"username":"fluxuser","password":pw}}),
+        )
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("wrong-pw-123"))
+        .await
+        .unwrap();
+    let env = Env {
+        renderer: LiveRenderer::connect(client.clone(), SourceCache::new(base.join("cache")))
+            .await
+            .unwrap(),
+        client: client.clone(),
+        repo: base.join("git"),
+        root_name: format!("h2-auth-{}", std::process::id()),
+    };
+    env.write(
+        "clusters/test/repo.yaml",
+        &format!(
+            "{}  secretRef:\n    name: repo-auth\n",
+            helm_repository(&ns, &format!("http://{}", server.addr))
+        ),
+    );
+    env.write(
+        "clusters/test/rel.yaml",
+        &helm_release(&ns, "private", "web", "1.0.0", "    greeting: secret\n"),
+    );
+
+    // Wrong password: the release fails to render, the error says why, without the password.
+    let render = env.render();
+    let (_, err) = render
+        .units
+        .failed()
+        .next()
+        .expect("fails with a wrong password");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("401"), "{text}");
+    assert!(
+        !text.contains("wrong-pw-123"),
+        "the password leaked: {text}"
+    );
+
+    secrets
+        .replace("repo-auth", &PostParams::default(), &{
+            let mut s = secret("s3cret-pw");
+            s.metadata.resource_version = secrets
+                .get("repo-auth")
+                .await
+                .unwrap()
+                .metadata
+                .resource_version;
+            s
+        })
+        .await
+        .unwrap();
+    let render = env.render();
+    assert!(
+        render.units.failed().next().is_none(),
+        "{:?}",
+        render.units.failed().next()
+    );
+    let rel = render
+        .units
+        .rendered()
+        .find(|r| r.unit.id.name == "private")
+        .unwrap();
+    assert_eq!(rel.objects[0]["data"]["greeting"], "secret");
+}
