@@ -485,36 +485,34 @@ async fn run_hooks(
             }
             Api::all_with(applier.client().clone(), &ar)
         };
-        let api_err = |operation: &'static str| {
-            let r = r.clone();
-            move |source: kube::Error| ApplyError::Api {
-                object: r,
-                operation,
-                source,
-            }
-        };
         if h.delete_before_creation {
             delete_and_wait(&api, &r, unit.timeout).await?;
         }
         let pp = PatchParams::apply(capstan_apply::FIELD_MANAGER).force();
-        let applied = api
-            .patch(&r.name, &pp, &Patch::Apply(&obj))
+        api.patch(&r.name, &pp, &Patch::Apply(&obj))
             .await
-            .map_err(|e| {
-                let e = match e {
+            .map_err(|e| ApplyError::Api {
+                object: r.clone(),
+                operation: "hook apply",
+                // Only the message may echo the object: Secret values are redacted.
+                source: match e {
                     kube::Error::Api(mut s) => {
                         s.message = capstan_apply::objects::redact_secret_values(&obj, &s.message);
                         kube::Error::Api(s)
                     }
                     other => other,
-                };
-                api_err("hook apply")(e)
+                },
             })?;
-        let _ = applied;
-        hook_event(opts, &unit.id, &r, Action::Configured);
+        // Deleted first (before-hook-creation): created anew; otherwise updated in place.
+        let action = if h.delete_before_creation {
+            Action::Created
+        } else {
+            Action::Configured
+        };
+        hook_event(opts, &unit.id, &r, action.clone());
         results.push(ObjectResult {
             object: r.clone(),
-            action: Action::Configured,
+            action,
         });
         tracing::info!(unit = %unit.id, hook = %r, "hook applied");
         if h.waits() {
