@@ -204,6 +204,16 @@ data:
   a: b
 "#;
 
+const WEB_KEPT: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-kept
+  annotations:
+    helm.sh/resource-policy: keep
+data:
+  a: b
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_repository_charts_install_upgrade_and_prune() {
     let Some(cluster) = TestCluster::shared() else {
@@ -227,7 +237,11 @@ async fn helm_repository_charts_install_upgrade_and_prune() {
     charts.publish(
         "web",
         "1.0.0",
-        &[("cm.yaml", WEB_CM), ("extra.yaml", WEB_EXTRA)],
+        &[
+            ("cm.yaml", WEB_CM),
+            ("extra.yaml", WEB_EXTRA),
+            ("kept.yaml", WEB_KEPT),
+        ],
     );
     let server = capstan_testbed::servers::static_files(base.join("charts"), None).await;
     let url = format!("http://{}/", server.addr);
@@ -303,6 +317,10 @@ async fn helm_repository_charts_install_upgrade_and_prune() {
     assert!(
         cm_data(&client, &ns, "web-extra").await.is_none(),
         "the template the new chart version removed is pruned"
+    );
+    assert!(
+        cm_data(&client, &ns, "web-kept").await.is_some(),
+        "helm.sh/resource-policy: keep is never pruned"
     );
 
     // Cached by digest: with the archive gone from the server, rendering still works

@@ -92,6 +92,10 @@ pub struct HelmRequest {
     pub unit: Option<UnitId>,
 }
 
+/// Set (to `disabled`) on a HelmRelease's objects annotated
+/// `helm.sh/resource-policy: keep`, which capstan's prune then leaves in place.
+pub const PRUNE_DISABLED_ANNOTATION: &str = "capstan.io/prune";
+
 /// The Helm hook annotation: objects carrying it are hooks, applied in phases around
 /// the release's objects rather than with them.
 pub const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
@@ -144,6 +148,11 @@ pub struct LoadOptions {
     pub root_namespace: String,
     /// Unset variables with no default are errors (default) or empty strings.
     pub substitution: capstan_subst::Mode,
+    /// Where the trees of sources other than the repository itself are mounted in the
+    /// file system, by (kind, namespace, name) of the source: a unit whose `sourceRef`
+    /// (or a HelmRelease whose chart source) names one reads its paths there. Units of
+    /// any other source read the repository (local builds have only the working tree).
+    pub source_roots: BTreeMap<(String, String, String), PathBuf>,
 }
 
 impl LoadOptions {
@@ -153,6 +162,7 @@ impl LoadOptions {
             root_name: "flux-system".into(),
             root_namespace: "flux-system".into(),
             substitution: capstan_subst::Mode::Strict,
+            source_roots: BTreeMap::new(),
         }
     }
 }
@@ -171,6 +181,8 @@ pub struct Unit {
     /// Set for HelmRelease units. `spec` then carries only the scheduling settings
     /// (dependsOn, suspend, wait, timeout, prune) in Kustomization terms.
     pub helm: Option<HelmReleaseSpec>,
+    /// Where the unit's source tree is in the file system (`/`: the repository).
+    pub source_root: PathBuf,
 }
 
 /// A unit and the objects it applies.
@@ -317,6 +329,7 @@ impl Loader<'_> {
             object: root_object,
             declared_in: None,
             helm: None,
+            source_root: PathBuf::from("/"),
         });
         let mut seen: HashSet<UnitId> = HashSet::new();
         seen.insert(root_id);
@@ -486,6 +499,20 @@ impl Loader<'_> {
         })
     }
 
+    /// The directory of a source's tree: its mount, or the repository itself.
+    fn source_root(&self, source: Option<&SourceRef>) -> PathBuf {
+        source
+            .and_then(|s| {
+                self.opts.source_roots.get(&(
+                    s.kind.clone(),
+                    s.namespace.clone(),
+                    s.name.clone(),
+                ))
+            })
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
     fn child_unit(&self, parent: &Unit, obj: &Value) -> Result<Unit, UnitError> {
         let name = meta_str(obj, "name").unwrap_or("").to_string();
         let namespace = meta_str(obj, "namespace").unwrap_or("default").to_string();
@@ -496,6 +523,7 @@ impl Loader<'_> {
                     .unwrap_or_default(),
             )
         })?;
+        let source_root = self.source_root(spec.source_ref.as_ref());
         Ok(Unit {
             id,
             spec,
@@ -503,6 +531,7 @@ impl Loader<'_> {
             object: obj.clone(),
             declared_in: Some(unit_dir(parent)),
             helm: None,
+            source_root,
         })
     }
 
@@ -535,6 +564,7 @@ impl Loader<'_> {
             object: obj.clone(),
             declared_in: Some(unit_dir(parent)),
             helm: Some(hr),
+            source_root: PathBuf::from("/"),
         })
     }
 
@@ -842,7 +872,7 @@ impl Loader<'_> {
             ChartSource::Template { chart, source, .. }
                 if source.kind == "GitRepository" || source.kind == "Bucket" =>
             {
-                let p = capstan_vfs::join(Path::new("/"), chart);
+                let p = capstan_vfs::join(&self.source_root(Some(source)), chart);
                 if !self.fs.exists(&p) {
                     return Err(self.with_origin(
                         unit,
@@ -895,6 +925,21 @@ impl Loader<'_> {
                         Value::String(hr.target_namespace.clone()),
                     );
                 }
+            }
+        }
+        // Helm never deletes objects annotated `helm.sh/resource-policy: keep` (on
+        // upgrade or uninstall): capstan's prune skips them.
+        for o in &mut objects {
+            let keep = o
+                .pointer("/metadata/annotations/helm.sh~1resource-policy")
+                .and_then(Value::as_str)
+                == Some("keep");
+            if let (true, Some(a)) = (
+                keep,
+                o.pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut),
+            ) {
+                a.insert(PRUNE_DISABLED_ANNOTATION.into(), "disabled".into());
             }
         }
         let (mut hooks, objects): (Vec<Value>, Vec<Value>) =
@@ -982,7 +1027,7 @@ fn data_value(obj: &Value, kind: &str, key: &str) -> Option<String> {
 
 /// The directory a unit builds.
 pub fn unit_dir(unit: &Unit) -> PathBuf {
-    capstan_vfs::join(Path::new("/"), &unit.spec.path)
+    capstan_vfs::join(&unit.source_root, &unit.spec.path)
 }
 
 fn normalize_rel(p: &str) -> PathBuf {

@@ -310,7 +310,7 @@ impl Renderer for FakeHelm {
             return Err("no chart".into());
         }
         Ok(vec![
-            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"main"}}),
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"main","annotations":{"helm.sh/resource-policy":"keep"}}}),
             json!({"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"migrate","annotations":{"helm.sh/hook":"pre-install,pre-upgrade"}}}),
             json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"test","annotations":{"helm.sh/hook":"test"}}}),
         ])
@@ -356,6 +356,10 @@ fn helm_chart_sources_are_found_in_the_repository_then_the_cluster() {
         _ => unreachable!(),
     };
     assert_eq!(web.objects.len(), 1);
+    assert_eq!(
+        web.objects[0]["metadata"]["annotations"]["capstan.io/prune"], "disabled",
+        "helm.sh/resource-policy: keep is never pruned"
+    );
     assert_eq!(web.hooks.len(), 1, "test hooks are dropped");
     assert_eq!(web.hooks[0]["metadata"]["name"], "migrate");
     assert_eq!(web.hooks[0]["metadata"]["namespace"], "apps");
