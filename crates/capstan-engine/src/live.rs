@@ -93,6 +93,12 @@ impl ClusterLookup for KubeLookup {
     }
 }
 
+fn object_name(o: &Value) -> &str {
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 fn secret_data(obj: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
     use base64::Engine;
     let mut out = BTreeMap::new();
@@ -193,8 +199,40 @@ impl ChartFetcher for SourceFetcher {
                     .map(|a| a.path)
                     .map_err(|e| e.to_string())
             }
+            "HelmChart" => {
+                // A HelmChart (spec.chartRef) names a chart in a HelmRepository, read
+                // from the cluster next to it.
+                let ns = source
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default");
+                let field = |k: &str| {
+                    source
+                        .pointer(&format!("/spec/{k}"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let (chart, version) = (field("chart"), field("version"));
+                let (kind, name) = (field("sourceRef/kind"), field("sourceRef/name"));
+                if kind != "HelmRepository" {
+                    return Err(format!(
+                        "HelmChart {ns}/{}: charts from {kind} sources are not supported through a HelmChart; reference the chart with spec.chart instead",
+                        object_name(source)
+                    ));
+                }
+                let Some(client) = &self.client else {
+                    return Err(format!("HelmChart {ns}/{}: reading HelmRepository {ns}/{name} needs a cluster", object_name(source)));
+                };
+                let repo = KubeLookup::new(client.clone())
+                    .get("HelmRepository", ns, &name)?
+                    .ok_or_else(|| {
+                        format!("HelmChart {ns}/{}: HelmRepository {ns}/{name} not found in the cluster", object_name(source))
+                    })?;
+                self.fetch(&repo, &chart, &version)
+            }
             other => Err(format!(
-                "charts from {other} sources are not supported (use a HelmRepository, OCIRepository or GitRepository)"
+                "charts from {other} sources are not supported (use a HelmRepository, OCIRepository, HelmChart or GitRepository)"
             )),
         }
     }

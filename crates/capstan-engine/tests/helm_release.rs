@@ -841,3 +841,130 @@ async fn helm_repository_credentials_come_from_the_secret_ref() {
         .unwrap();
     assert_eq!(rel.objects[0]["data"]["greeting"], "secret");
 }
+
+/// A minimal CRD for a Flux source kind (the test bed has no Flux installed).
+async fn install_source_crd(client: &kube::Client, kind: &str, plural: &str) {
+    let ar = ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let crds: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let name = format!("{plural}.source.toolkit.fluxcd.io");
+    let crd: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"group": "source.toolkit.fluxcd.io", "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    let _ = crds.create(&PostParams::default(), &crd).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let c = crds.get(&name).await.unwrap();
+        let established = c.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        if established {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "CRD {name} not established"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_sources_only_in_the_cluster_and_helm_chart_refs() {
+    let Some(cluster) = TestCluster::shared() else {
+        return;
+    };
+    let client = cluster.client().await;
+    install_source_crd(&client, "HelmRepository", "helmrepositories").await;
+    install_source_crd(&client, "HelmChart", "helmcharts").await;
+    let base = tmp("incluster");
+    let ns = format!("h2-incluster-{}", std::process::id());
+    create_namespace(&client, &ns).await;
+    let mut charts = HelmRepoDir::new(base.join("charts"));
+    charts.publish("web", "1.0.0", &[("cm.yaml", APP_CM)]);
+    charts.publish("web", "1.2.0", &[("cm.yaml", APP_CM)]);
+    let server = capstan_testbed::servers::static_files(base.join("charts"), None).await;
+    let source = |kind: &str, plural: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &ns,
+            &ApiResource {
+                group: "source.toolkit.fluxcd.io".into(),
+                version: "v1".into(),
+                api_version: "source.toolkit.fluxcd.io/v1".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+            },
+        )
+    };
+    // Only in the cluster: the repository declares neither.
+    let repo_obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+        "metadata": {"name": "charts", "namespace": ns},
+        "spec": {"interval": "10m", "url": format!("http://{}", server.addr)}
+    }))
+    .unwrap();
+    source("HelmRepository", "helmrepositories")
+        .create(&PostParams::default(), &repo_obj)
+        .await
+        .unwrap();
+    let chart_obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+        "metadata": {"name": "web-chart", "namespace": ns},
+        "spec": {"interval": "10m", "chart": "web", "version": "1.0.0",
+            "sourceRef": {"kind": "HelmRepository", "name": "charts"}}
+    }))
+    .unwrap();
+    source("HelmChart", "helmcharts")
+        .create(&PostParams::default(), &chart_obj)
+        .await
+        .unwrap();
+
+    let env = Env {
+        renderer: LiveRenderer::connect(client.clone(), SourceCache::new(base.join("cache")))
+            .await
+            .unwrap(),
+        client: client.clone(),
+        repo: base.join("git"),
+        root_name: format!("h2-incluster-{}", std::process::id()),
+    };
+    env.write(
+        "clusters/test/a.yaml",
+        &helm_release(&ns, "a", "web", "1.x", "    greeting: via-cluster-repo\n"),
+    );
+    env.write(
+        "clusters/test/b.yaml",
+        &format!("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: b\n  namespace: {ns}\nspec:\n  interval: 5m\n  chartRef:\n    kind: HelmChart\n    name: web-chart\n  values:\n    greeting: via-helm-chart\n"),
+    );
+    let render = env.render();
+    assert!(
+        render.units.failed().next().is_none(),
+        "{:?}",
+        render.units.failed().next()
+    );
+    let obj = |name: &str| -> Value {
+        render
+            .units
+            .rendered()
+            .find(|r| r.unit.id.name == name)
+            .unwrap()
+            .objects[0]
+            .clone()
+    };
+    assert_eq!(obj("a")["data"]["greeting"], "via-cluster-repo");
+    assert_eq!(obj("a")["metadata"]["name"], "a-app");
+    assert_eq!(obj("b")["data"]["greeting"], "via-helm-chart");
+}
