@@ -71,7 +71,14 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(cfg: AgentConfig) -> Arc<Self> {
-        let cache = Arc::new(SourceCache::new(&cfg.cache_dir));
+        let mut cfg = cfg;
+        cfg.settings.cache_dir = cfg.cache_dir.join("clusters");
+        cfg.settings.root_source = (
+            "GitRepository".into(),
+            cfg.source.namespace.clone(),
+            cfg.source.name.clone(),
+        );
+        let cache = Arc::new(SourceCache::new(cfg.cache_dir.join("root")));
         let source = Arc::new(RootSource::new(
             cfg.source.clone(),
             cfg.source_auth.clone(),

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::report::{Outcome, Report, Reporter};
 use crate::schedule::{Observed, Reason, Schedule};
 use crate::source::Current;
+use crate::sources::{declared, SourceKey, SourceSet};
 
 /// Settings shared by every cluster worker.
 #[derive(Debug, Clone)]
@@ -35,6 +36,11 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// First retry delay after a failure.
     pub retry_base: Duration,
+    /// Where the cluster's other sources are cached (`<dir>/<cluster>`).
+    pub cache_dir: PathBuf,
+    /// The root repository as a source (kind, namespace, name): units naming it read the
+    /// repository's tree.
+    pub root_source: SourceKey,
 }
 
 impl Default for WorkerSettings {
@@ -45,6 +51,12 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(5),
             concurrency: 8,
             retry_base: Duration::from_secs(5),
+            cache_dir: std::env::temp_dir().join("capstan-agent-sources"),
+            root_source: (
+                "GitRepository".into(),
+                "flux-system".into(),
+                "flux-system".into(),
+            ),
         }
     }
 }
@@ -61,6 +73,18 @@ pub struct RoundSummary {
     pub suspended: usize,
 }
 
+/// A unit as the schedule sees it: id, interval, retry interval, other source.
+type UnitEntry = (UnitId, Duration, Option<Duration>, Option<SourceKey>);
+
+/// The last render: root revision, units, other sources declared.
+type LastRender = (String, Vec<UnitEntry>, Vec<crate::sources::Declared>);
+
+/// A `spec.kubeConfig.secretRef`: namespace, Secret name, key.
+type RemoteKey = (String, String, Option<String>);
+
+/// Start of the error of a unit whose source has no artifact.
+const SOURCE_NOT_READY: &str = "source not ready:";
+
 /// Drives one cluster.
 pub struct ClusterWorker {
     pub name: String,
@@ -71,9 +95,11 @@ pub struct ClusterWorker {
     schedule: Mutex<Schedule>,
     /// Wakes the worker at once (webhook, new cluster, tests).
     pub wake: Arc<Notify>,
-    last_render: Mutex<Option<(String, Vec<(UnitId, Duration, Option<Duration>)>)>>,
+    last_render: Mutex<Option<LastRender>>,
     /// Appliers of remote clusters (`spec.kubeConfig`), re-read from their Secret now and then.
-    remote: Mutex<BTreeMap<(String, String, Option<String>), (Arc<Applier>, Instant)>>,
+    remote: Mutex<BTreeMap<RemoteKey, (Arc<Applier>, Instant)>>,
+    /// Other sources the units name.
+    sources: SourceSet,
 }
 
 /// How long a client built from a kubeConfig Secret is reused before the Secret is read again.
@@ -105,18 +131,22 @@ impl ClusterWorker {
         reporter: Arc<dyn Reporter>,
         settings: WorkerSettings,
     ) -> Self {
+        let name = name.into();
         let applier = Applier::new(client.clone()).with_concurrency(8);
         let schedule = Schedule::new(settings.retry_base);
         ClusterWorker {
-            name: name.into(),
+            name: name.clone(),
             client,
             applier: Arc::new(applier),
             reporter,
-            settings,
             schedule: Mutex::new(schedule),
             wake: Arc::new(Notify::new()),
             last_render: Mutex::new(None),
             remote: Mutex::new(BTreeMap::new()),
+            sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
+                settings.cache_dir.join(&name),
+            ))),
+            settings,
         }
     }
 
@@ -175,8 +205,8 @@ impl ClusterWorker {
         let schedule = self.schedule.lock().expect("schedule");
         let last = self.last_render.lock().expect("last render");
         let mut wait = self.settings.poll_interval;
-        if let Some((_, units)) = last.as_ref() {
-            for (id, interval, retry) in units {
+        if let Some((_, units, _)) = last.as_ref() {
+            for (id, interval, retry, _) in units {
                 if let Some(at) = schedule.next_due(id, *interval, *retry) {
                     wait = wait.min(at.saturating_duration_since(now));
                 }
@@ -222,6 +252,30 @@ impl ClusterWorker {
         )
     }
 
+    /// The source a unit reads: its `sourceRef` (HelmReleases: their chart's source)
+    /// when that is another GitRepository/OCIRepository than the root, else None.
+    fn unit_source(&self, unit: &capstan_units::Unit) -> Option<SourceKey> {
+        let r = match &unit.helm {
+            Some(hr) => match &hr.chart {
+                capstan_units::ChartSource::Template { source, .. } => source,
+                capstan_units::ChartSource::Ref(source) => source,
+            },
+            None => unit.spec.source_ref.as_ref()?,
+        };
+        if r.kind != "GitRepository" && r.kind != "OCIRepository" {
+            return None;
+        }
+        let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+        (key != self.settings.root_source).then_some(key)
+    }
+
+    /// The revision a unit is reconciled at: its source's, else the repository's.
+    fn unit_revision(&self, source: Option<&SourceKey>, root: &str) -> String {
+        source
+            .and_then(|k| self.sources.revision(k))
+            .unwrap_or_else(|| root.to_string())
+    }
+
     /// Render the cluster from `artifact` and run every unit that is due.
     pub async fn round(
         &self,
@@ -230,16 +284,18 @@ impl ClusterWorker {
     ) -> Result<RoundSummary, String> {
         let observed = self.observe().await?;
         let now = Instant::now();
-        // Nothing due and the revision unchanged: no need to render.
+        // Nothing due, no source due and the revision unchanged: no need to render.
         {
             let last = self.last_render.lock().expect("last render");
             let schedule = self.schedule.lock().expect("schedule");
-            if let Some((rev, units)) = last.as_ref() {
+            if let Some((rev, units, declared)) = last.as_ref() {
                 if *rev == artifact.revision
-                    && !units.iter().any(|(id, interval, retry)| {
+                    && !self.sources.due(declared)
+                    && !units.iter().any(|(id, interval, retry, source)| {
                         let o = observed.get(id).cloned().unwrap_or_default();
+                        let revision = self.unit_revision(source.as_ref(), &artifact.revision);
                         schedule
-                            .due(id, &o, &artifact.revision, *interval, *retry, now)
+                            .due(id, &o, &revision, *interval, *retry, now)
                             .is_some()
                     })
                 {
@@ -250,26 +306,37 @@ impl ClusterWorker {
                 }
             }
         }
-        let render = self.render(artifact.path.clone()).await?;
-        let mut render = render;
+        let mut render = self.render(artifact.path.clone()).await?;
+        // Other sources the units name: fetch what is new or due, render again if any moved.
+        let wanted = declared(&render.units, &self.settings.root_source);
+        if self.sources.refresh(&self.client, &wanted).await {
+            render = self.render(artifact.path.clone()).await?;
+        }
         self.prepare_units(&mut render, &observed);
-        let units: Vec<(UnitId, Duration, Option<Duration>)> = render
+        let units: Vec<UnitEntry> = render
             .units
             .units
             .iter()
             .map(|u| {
                 let (i, r) = self.interval_of(u.unit());
-                (u.id().clone(), i, r)
+                (u.id().clone(), i, r, self.unit_source(u.unit()))
+            })
+            .collect();
+        let revisions: BTreeMap<UnitId, String> = units
+            .iter()
+            .map(|(id, _, _, src)| {
+                (
+                    id.clone(),
+                    self.unit_revision(src.as_ref(), &artifact.revision),
+                )
             })
             .collect();
         let mut due: BTreeMap<UnitId, Reason> = BTreeMap::new();
         {
             let schedule = self.schedule.lock().expect("schedule");
-            for (id, interval, retry) in &units {
+            for (id, interval, retry, _) in &units {
                 let o = observed.get(id).cloned().unwrap_or_default();
-                if let Some(reason) =
-                    schedule.due(id, &o, &artifact.revision, *interval, *retry, now)
-                {
+                if let Some(reason) = schedule.due(id, &o, &revisions[id], *interval, *retry, now) {
                     due.insert(id.clone(), reason);
                 }
             }
@@ -284,7 +351,7 @@ impl ClusterWorker {
             for u in &render.units.units {
                 self.report_unit(
                     u.unit(),
-                    &artifact.revision,
+                    &revisions[u.id()],
                     &observed,
                     Outcome::Failed {
                         reason: "DependencyNotReady".into(),
@@ -296,14 +363,14 @@ impl ClusterWorker {
                 )
                 .await;
             }
-            self.remember(&artifact.revision, units);
+            self.remember(&artifact.revision, units, wanted);
             return Err(msg);
         }
         let driver = AgentDriver {
             worker: self,
             due: &due,
             observed: &observed,
-            revision: &artifact.revision,
+            revisions: &revisions,
             cancel,
         };
         let opts = ExecuteOptions {
@@ -342,27 +409,30 @@ impl ClusterWorker {
                     }
                     let outcome = match u {
                         UnitOutcome::Failed { error, .. } => Outcome::Failed {
-                            reason: "BuildFailed".into(),
+                            reason: if error.message.starts_with(SOURCE_NOT_READY) {
+                                "ArtifactFailed".into()
+                            } else {
+                                "BuildFailed".into()
+                            },
                             message: error.to_string(),
-                            stalled: true,
+                            stalled: !error.message.starts_with(SOURCE_NOT_READY),
                         },
                         UnitOutcome::Rendered(_) => Outcome::DependencyNotReady {
                             message: why.clone(),
                         },
                     };
-                    let ok = false;
                     let o = observed.get(id).cloned().unwrap_or_default();
                     self.schedule.lock().expect("schedule").record(
                         id,
                         Instant::now(),
-                        &artifact.revision,
-                        ok,
+                        &revisions[id],
+                        false,
                         &o,
                         why.clone(),
                     );
                     self.report_unit(
                         u.unit(),
-                        &artifact.revision,
+                        &revisions[id],
                         &observed,
                         outcome,
                         None,
@@ -372,17 +442,23 @@ impl ClusterWorker {
                 }
             }
         }
-        self.remember(&artifact.revision, units);
+        self.remember(&artifact.revision, units, wanted);
         Ok(summary)
     }
 
-    fn remember(&self, revision: &str, units: Vec<(UnitId, Duration, Option<Duration>)>) {
+    fn remember(
+        &self,
+        revision: &str,
+        units: Vec<UnitEntry>,
+        declared: Vec<crate::sources::Declared>,
+    ) {
         let ids: BTreeSet<UnitId> = units.iter().map(|u| u.0.clone()).collect();
         self.schedule
             .lock()
             .expect("schedule")
             .retain(|id| ids.contains(id));
-        *self.last_render.lock().expect("last render") = Some((revision.to_string(), units));
+        *self.last_render.lock().expect("last render") =
+            Some((revision.to_string(), units, declared));
     }
 
     async fn render(&self, root: PathBuf) -> Result<ClusterRender, String> {
@@ -392,18 +468,90 @@ impl ClusterWorker {
             self.settings.clusters_dir.trim_end_matches('/'),
             self.name
         );
-        tokio::task::spawn_blocking(move || {
-            let fs =
-                capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-            let lookup = KubeLookup::new(client);
-            Ok(capstan_engine::render_cluster(
-                &fs,
-                &lookup,
-                &LoadOptions::new(path),
-            ))
-        })
-        .await
-        .map_err(|e| format!("render task: {e}"))?
+        let mounted = self.sources.mounted();
+        let root_source = self.settings.root_source.clone();
+        let render = {
+            tokio::task::spawn_blocking(
+                move || -> Result<(ClusterRender, Vec<SourceKey>), String> {
+                    let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
+                        capstan_vfs::DiskFs::new(&root)
+                            .map_err(|e| format!("{}: {e}", root.display()))?,
+                    );
+                    let mut fs = capstan_vfs::MountFs::new(base);
+                    let mut opts = LoadOptions::new(path);
+                    for (key, at, artifact) in &mounted {
+                        let tree = capstan_vfs::DiskFs::new(&artifact.path)
+                            .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
+                        fs.mount(at, Arc::new(tree));
+                        opts.source_roots.insert(key.clone(), at.clone());
+                    }
+                    let lookup = KubeLookup::new(client);
+                    let mut render = capstan_engine::render_cluster(&fs, &lookup, &opts);
+                    // A unit whose source has no artifact cannot be rendered: never from the
+                    // repository's tree by mistake.
+                    let mut missing = Vec::new();
+                    let mut changed = false;
+                    for u in &mut render.units.units {
+                        let unit = u.unit();
+                        let Some(r) = unit
+                            .spec
+                            .source_ref
+                            .as_ref()
+                            .filter(|_| unit.helm.is_none())
+                        else {
+                            continue;
+                        };
+                        if r.kind != "GitRepository" && r.kind != "OCIRepository" {
+                            continue;
+                        }
+                        let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+                        if key == root_source || opts.source_roots.contains_key(&key) {
+                            continue;
+                        }
+                        missing.push(key.clone());
+                        let unit = unit.clone();
+                        let error = capstan_units::UnitError::new(
+                            Some(unit.id.clone()),
+                            format!("{SOURCE_NOT_READY} {}/{}/{}", key.0, key.1, key.2),
+                        )
+                        .field("spec.sourceRef");
+                        *u = UnitOutcome::Failed { unit, error };
+                        changed = true;
+                    }
+                    if changed {
+                        let (plan, blocked) = capstan_engine::plan_units(&fs, &render.units);
+                        render.plan = plan;
+                        render.blocked = blocked;
+                    }
+                    Ok((render, missing))
+                },
+            )
+            .await
+            .map_err(|e| format!("render task: {e}"))??
+        };
+        let (mut render, missing) = render;
+        // Name the cause (the fetch error) in the units' errors.
+        for u in &mut render.units.units {
+            let UnitOutcome::Failed { unit, error } = u else {
+                continue;
+            };
+            let Some(r) = unit.spec.source_ref.as_ref() else {
+                continue;
+            };
+            let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+            if missing.contains(&key) && error.message.starts_with(SOURCE_NOT_READY) {
+                let cause = self
+                    .sources
+                    .error(&key)
+                    .unwrap_or_else(|| "not fetched yet".to_string());
+                *error = capstan_units::UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("{}: {cause}", error.message),
+                )
+                .field("spec.sourceRef");
+            }
+        }
+        Ok(render)
     }
 
     /// Units apply their own toolkit objects (child Kustomizations, HelmReleases, sources)
@@ -622,7 +770,7 @@ struct AgentDriver<'a> {
     worker: &'a ClusterWorker,
     due: &'a BTreeMap<UnitId, Reason>,
     observed: &'a BTreeMap<UnitId, Observed>,
-    revision: &'a str,
+    revisions: &'a BTreeMap<UnitId, String>,
     cancel: &'a CancellationToken,
 }
 
@@ -635,7 +783,7 @@ impl UnitDriver for AgentDriver<'_> {
                 unit,
                 self.due.get(&unit.unit.id),
                 self.observed,
-                self.revision,
+                &self.revisions[&unit.unit.id],
                 self.cancel,
             )
             .await

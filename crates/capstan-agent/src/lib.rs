@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod report;
 pub mod schedule;
 pub mod source;
+pub mod sources;
 
 mod agent;
 

@@ -87,10 +87,9 @@ impl RootSource {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(source = %self.spec.id(), error = %e, "fetch failed; keeping the last good revision");
-                    let backoff = Duration::from_secs(2)
+                    Duration::from_secs(2)
                         .saturating_mul(1 << failures.min(8))
-                        .min(self.interval);
-                    backoff
+                        .min(self.interval)
                 }
             };
             tokio::select! {

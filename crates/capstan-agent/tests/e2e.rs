@@ -543,3 +543,68 @@ async fn an_api_server_restart_is_survived() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn units_of_another_git_repository_follow_that_repository() {
+    let Some(c) = TestCluster::start("agent-sources") else {
+        return;
+    };
+    let client = c.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = new_repo(tmp.path());
+    // The apps live in a repository of their own, declared by the fleet repository.
+    let apps_tmp = tmp.path().join("apps");
+    std::fs::create_dir_all(&apps_tmp).unwrap();
+    let apps = Repo::new(&apps_tmp, "apps");
+    git(&apps.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    apps.write("deploy/cm.yaml", &configmap("from-apps", "default", "one"));
+    let a1 = push(&apps, "one");
+    let apps_daemon = GitDaemon::start(&apps.srv);
+    fleet.write(
+        "clusters/s/apps.yaml",
+        &format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1s\n  url: {}\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: apps\n",
+            apps_daemon.url("apps")
+        ),
+    );
+    // The same path in the fleet repository must not be used for the apps unit.
+    fleet.write(
+        "deploy/cm.yaml",
+        &configmap("from-apps", "default", "wrong-repository"),
+    );
+    push(&fleet, "one");
+    let daemon = GitDaemon::start(&fleet.srv);
+    let mut cfg = config(
+        source(&daemon.url("fleet"), "1s"),
+        Duration::from_secs(1),
+        &tmp.path().join("cache"),
+    );
+    cfg.clusters = vec![ClusterSource {
+        name: "s".into(),
+        client: client.clone(),
+    }];
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    eventually(60, "the apps repository's object", || {
+        has_value(&client, "default", "from-apps", "one")
+    })
+    .await;
+    eventually(
+        20,
+        "the apps unit at the apps repository's revision",
+        || async {
+            ks_status(&client, "flux-system", "apps").await["lastAppliedRevision"]
+                == format!("main@sha1:{a1}")
+        },
+    )
+    .await;
+    // A push to the apps repository alone reaches the cluster.
+    apps.write("deploy/cm.yaml", &configmap("from-apps", "default", "two"));
+    push(&apps, "two");
+    eventually(60, "the apps repository's new revision", || {
+        has_value(&client, "default", "from-apps", "two")
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

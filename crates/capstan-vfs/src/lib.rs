@@ -4,7 +4,8 @@
 //! directly: they read through [`FileSystem`], so tests can hand them an in-memory tree
 //! ([`MemFs`]) and the CLI a directory on disk ([`DiskFs`]). [`OverlayFs`] layers
 //! generated files over another file system (Flux generates or rewrites
-//! `kustomization.yaml` before building; capstan does it in memory).
+//! `kustomization.yaml` before building; capstan does it in memory). [`MountFs`] puts
+//! other trees (other sources' artifacts) at directories of a base tree.
 //!
 //! Paths are always absolute, `/`-separated and normalised (no `.` or `..`
 //! components); use [`normalize`] and [`join`] to build them.
@@ -336,6 +337,93 @@ impl<F: FileSystem> FileSystem for OverlayFs<F> {
     }
 }
 
+/// A base file system with other file systems mounted at directories (the artifacts
+/// of other sources next to the repository's own tree). A path under a mount point is
+/// read from the mounted tree; the directories leading to a mount point exist.
+pub struct MountFs {
+    base: Arc<dyn FileSystem>,
+    /// (mount point, tree), longest mount point first.
+    mounts: Vec<(PathBuf, Arc<dyn FileSystem>)>,
+}
+
+impl MountFs {
+    pub fn new(base: Arc<dyn FileSystem>) -> Self {
+        MountFs {
+            base,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// Mount `tree` at the absolute directory `at` (its `/` appears there).
+    pub fn mount(&mut self, at: impl AsRef<Path>, tree: Arc<dyn FileSystem>) -> &mut Self {
+        self.mounts.push((normalize(at.as_ref()), tree));
+        self.mounts
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        self
+    }
+
+    /// The tree holding `path`, and the path inside it.
+    fn route(&self, path: &Path) -> (&dyn FileSystem, PathBuf) {
+        let path = normalize(path);
+        for (at, tree) in &self.mounts {
+            if let Ok(rest) = path.strip_prefix(at) {
+                return (tree.as_ref(), Path::new("/").join(rest));
+            }
+        }
+        (self.base.as_ref(), path)
+    }
+
+    /// Names of mount points (or their ancestors) directly under `dir`.
+    fn mount_entries(&self, dir: &Path) -> Vec<String> {
+        let dir = normalize(dir);
+        self.mounts
+            .iter()
+            .filter_map(|(at, _)| at.strip_prefix(&dir).ok())
+            .filter_map(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl FileSystem for MountFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let (fs, inner) = self.route(path);
+        fs.read(&inner)
+    }
+    fn file_type(&self, path: &Path) -> Option<FileType> {
+        let (fs, inner) = self.route(path);
+        fs.file_type(&inner)
+            .or_else(|| (!self.mount_entries(path).is_empty()).then_some(FileType::Dir))
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let (fs, inner) = self.route(path);
+        let extra = self.mount_entries(path);
+        let mut names = match fs.read_dir(&inner) {
+            Ok(n) => n,
+            Err(e) if extra.is_empty() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        names.extend(extra);
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        let path = normalize(path);
+        for (at, tree) in &self.mounts {
+            if let Ok(rest) = path.strip_prefix(at) {
+                let inner = tree.real_path(&Path::new("/").join(rest))?;
+                let rel = inner.strip_prefix("/").unwrap_or(&inner);
+                return Ok(at.join(rel));
+            }
+        }
+        if self.base.file_type(&path).is_none() && !self.mount_entries(&path).is_empty() {
+            return Ok(path);
+        }
+        self.base.real_path(&path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +478,40 @@ mod tests {
         #[cfg(unix)]
         assert!(fs.real_path(Path::new("/link.yaml")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mounts_route_paths_and_list_mount_points() {
+        let base = MemFs::new().with("/clusters/a/k.yaml", "base");
+        let other = MemFs::new().with("/apps/cm.yaml", "other");
+        let mut fs = MountFs::new(Arc::new(base));
+        fs.mount("/.sources/GitRepository/ns/apps", Arc::new(other));
+        assert_eq!(
+            fs.read_to_string(Path::new("/clusters/a/k.yaml")).unwrap(),
+            "base"
+        );
+        assert_eq!(
+            fs.read_to_string(Path::new("/.sources/GitRepository/ns/apps/apps/cm.yaml"))
+                .unwrap(),
+            "other"
+        );
+        assert!(fs.is_dir(Path::new("/.sources/GitRepository")));
+        assert_eq!(
+            fs.read_dir(Path::new("/")).unwrap(),
+            vec![".sources", "clusters"]
+        );
+        assert_eq!(
+            fs.read_dir(Path::new("/.sources/GitRepository/ns/apps"))
+                .unwrap(),
+            vec!["apps"]
+        );
+        assert_eq!(
+            fs.real_path(Path::new("/.sources/GitRepository/ns/apps/apps/cm.yaml"))
+                .unwrap(),
+            PathBuf::from("/.sources/GitRepository/ns/apps/apps/cm.yaml")
+        );
+        assert!(fs
+            .read(Path::new("/.sources/GitRepository/ns/apps/missing"))
+            .is_err());
     }
 }
