@@ -312,6 +312,26 @@ impl ClusterWorker {
         if self.sources.refresh(&self.client, &wanted).await {
             render = self.render(artifact.path.clone()).await?;
         }
+        // Sources' status, on their objects in this cluster (written only when it changed).
+        self.reporter
+            .source(
+                &self.client,
+                &self.settings.root_source,
+                Some(artifact),
+                None,
+            )
+            .await;
+        let mounted = self.sources.mounted();
+        for d in &wanted {
+            let art = mounted
+                .iter()
+                .find(|(k, _, _)| k == &d.key)
+                .map(|m| m.2.clone());
+            let err = self.sources.error(&d.key);
+            self.reporter
+                .source(&self.client, &d.key, art.as_deref(), err.as_deref())
+                .await;
+        }
         self.prepare_units(&mut render, &observed);
         let units: Vec<UnitEntry> = render
             .units

@@ -53,6 +53,15 @@ pub trait Reporter: Send + Sync {
     fn unit<'a>(&'a self, client: &'a kube::Client, report: &'a Report<'a>) -> BoxFuture<'a, ()>;
     /// The root source was fetched.
     fn source_fetched(&self, spec: &GitRepositorySpec, took: Duration, error: Option<&SourceError>);
+    /// A source's state, for its object in a cluster (`kind`, `namespace`, `name`): the
+    /// artifact it has, or why the last fetch failed.
+    fn source<'a>(
+        &'a self,
+        client: &'a kube::Client,
+        key: &'a (String, String, String),
+        artifact: Option<&'a capstan_source::Artifact>,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, ()>;
 }
 
 /// Reports nothing (tests of the loop itself).
@@ -66,6 +75,15 @@ impl Reporter for NoReport {
         Box::pin(async {})
     }
     fn source_fetched(&self, _: &GitRepositorySpec, _: Duration, _: Option<&SourceError>) {}
+    fn source<'a>(
+        &'a self,
+        _: &'a kube::Client,
+        _: &'a (String, String, String),
+        _: Option<&'a capstan_source::Artifact>,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Status on the unit objects (Flux's format), Events, and metrics.
@@ -198,6 +216,82 @@ impl Reporter for ClusterReporter {
                 for (action, n) in counts {
                     self.metrics.count_apply(r.cluster, &action, n);
                 }
+            }
+        })
+    }
+
+    fn source<'a>(
+        &'a self,
+        client: &'a kube::Client,
+        key: &'a (String, String, String),
+        artifact: Option<&'a capstan_source::Artifact>,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let (kind, ns, name) = key;
+            let api_version = if kind == "OCIRepository" {
+                "source.toolkit.fluxcd.io/v1beta2"
+            } else {
+                "source.toolkit.fluxcd.io/v1"
+            };
+            let key = capstan_status::ObjectKey {
+                api_version: api_version.into(),
+                kind: kind.clone(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            };
+            let failed_reason = if kind == "OCIRepository" {
+                "OCIOperationFailed"
+            } else {
+                "GitOperationFailed"
+            };
+            let (outcome, warning, reason, message) = match (error, artifact) {
+                (Some(e), _) => (
+                    capstan_status::Outcome::Failed {
+                        reason: failed_reason.into(),
+                        message: e.to_string(),
+                        stalled: false,
+                    },
+                    true,
+                    failed_reason,
+                    e.to_string(),
+                ),
+                (None, Some(a)) => {
+                    let message = format!("stored artifact for revision '{}'", a.revision);
+                    (
+                        capstan_status::Outcome::Ready {
+                            reason: "Succeeded".into(),
+                            message: message.clone(),
+                        },
+                        false,
+                        "NewArtifact",
+                        message,
+                    )
+                }
+                (None, None) => return,
+            };
+            let mut update = capstan_status::StatusUpdate::new(outcome, None);
+            update.artifact = artifact.map(|a| capstan_status::ArtifactStatus {
+                revision: a.revision.clone(),
+                digest: Some(a.digest.clone()),
+                last_update_time: capstan_status::now_rfc3339(),
+                path: format!(
+                    "{}/{ns}/{name}/{}",
+                    kind.to_lowercase(),
+                    a.digest.trim_start_matches("sha256:")
+                ),
+                url: format!("file://{}", a.path.display()),
+            });
+            let status = capstan_status::StatusClient::new(client.clone());
+            match status.write(&key, &update).await {
+                Ok(true) => {
+                    let events = capstan_status::EventRecorder::new(client.clone(), "capstan");
+                    if let Err(e) = events.publish(&key, warning, reason, &message).await {
+                        tracing::debug!(error = %e, "cannot publish event");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(source = %key, error = %e, "cannot write source status"),
             }
         })
     }

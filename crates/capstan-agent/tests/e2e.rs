@@ -598,6 +598,25 @@ async fn units_of_another_git_repository_follow_that_repository() {
         },
     )
     .await;
+    // The source's own status, as source-controller writes it.
+    eventually(20, "the apps GitRepository's artifact status", || async {
+        let ar = kube::discovery::ApiResource {
+            group: "source.toolkit.fluxcd.io".into(),
+            version: "v1".into(),
+            api_version: "source.toolkit.fluxcd.io/v1".into(),
+            kind: "GitRepository".into(),
+            plural: "gitrepositories".into(),
+        };
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), "flux-system", &ar);
+        let Ok(Some(o)) = api.get_opt("apps").await else {
+            return false;
+        };
+        let st = o.data.get("status").cloned().unwrap_or_default();
+        st["artifact"]["revision"] == format!("main@sha1:{a1}")
+            && ready(&st).is_some_and(|(s, _)| s == "True")
+    })
+    .await;
     // A push to the apps repository alone reaches the cluster.
     apps.write("deploy/cm.yaml", &configmap("from-apps", "default", "two"));
     push(&apps, "two");

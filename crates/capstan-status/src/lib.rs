@@ -221,7 +221,7 @@ pub enum StatusError {
 }
 
 /// The current time as RFC 3339 in UTC with second precision (Kubernetes' `metav1.Time`).
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
