@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan_apply::{Action, Applier, ApplyOptions, UnitResult};
-use capstan_engine::{execute, ClusterRender, ExecuteOptions, KubeLookup, UnitDriver, UnitStatus};
+use capstan_engine::{
+    execute, ClusterRender, ExecuteOptions, KubeLookup, LiveRenderer, UnitDriver, UnitStatus,
+};
 use capstan_graph::UnitId;
 use capstan_source::Artifact;
 use capstan_units::{LoadOptions, RenderedUnit, UnitOutcome};
@@ -100,7 +102,14 @@ pub struct ClusterWorker {
     remote: Mutex<BTreeMap<RemoteKey, (Arc<Applier>, Instant)>>,
     /// Other sources the units name.
     sources: SourceSet,
+    /// The renderer with the cluster's charts, `lookup` and Capabilities, and when it was made.
+    renderer: tokio::sync::Mutex<Option<(Arc<LiveRenderer>, Instant)>>,
+    /// Units seen by this process: whether they prune, and their remote cluster.
+    known: Mutex<BTreeMap<UnitId, (bool, Option<RemoteKey>)>>,
 }
+
+/// How long the live renderer (Capabilities from discovery) is reused.
+const RENDERER_TTL: Duration = Duration::from_secs(300);
 
 /// How long a client built from a kubeConfig Secret is reused before the Secret is read again.
 const REMOTE_CLIENT_TTL: Duration = Duration::from_secs(300);
@@ -143,9 +152,11 @@ impl ClusterWorker {
             wake: Arc::new(Notify::new()),
             last_render: Mutex::new(None),
             remote: Mutex::new(BTreeMap::new()),
+            known: Mutex::new(BTreeMap::new()),
             sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-                settings.cache_dir.join(&name),
+                settings.cache_dir.join(&name).join("sources"),
             ))),
+            renderer: tokio::sync::Mutex::new(None),
             settings,
         }
     }
@@ -289,7 +300,14 @@ impl ClusterWorker {
             let last = self.last_render.lock().expect("last render");
             let schedule = self.schedule.lock().expect("schedule");
             if let Some((rev, units, declared)) = last.as_ref() {
+                let pending_gc = self
+                    .known
+                    .lock()
+                    .expect("known")
+                    .keys()
+                    .any(|id| !units.iter().any(|u| &u.0 == id));
                 if *rev == artifact.revision
+                    && !pending_gc
                     && !self.sources.due(declared)
                     && !units.iter().any(|(id, interval, retry, source)| {
                         let o = observed.get(id).cloned().unwrap_or_default();
@@ -331,6 +349,9 @@ impl ClusterWorker {
             self.reporter
                 .source(&self.client, &d.key, art.as_deref(), err.as_deref())
                 .await;
+        }
+        for e in &render.units.errors {
+            tracing::warn!(cluster = %self.name, error = %e, "cannot read the cluster's state; nothing is applied or pruned for it");
         }
         self.prepare_units(&mut render, &observed);
         let units: Vec<UnitEntry> = render
@@ -462,8 +483,81 @@ impl ClusterWorker {
                 }
             }
         }
+        if !render.has_errors() && !cancel.is_cancelled() {
+            self.collect_garbage(&render, &observed).await;
+        }
         self.remember(&artifact.revision, units, wanted);
         Ok(summary)
+    }
+
+    /// Units gone from the repository (their object pruned by their parent) are
+    /// uninstalled as Flux's finalizer does: their objects are deleted when they pruned,
+    /// kept otherwise. Only after a render without errors, and only for units this process
+    /// saw (it knows their `prune`): nothing is deleted on a guess.
+    async fn collect_garbage(&self, render: &ClusterRender, observed: &BTreeMap<UnitId, Observed>) {
+        let current: BTreeMap<UnitId, (bool, Option<RemoteKey>)> = render
+            .units
+            .units
+            .iter()
+            .map(|u| {
+                let unit = u.unit();
+                let remote = unit
+                    .spec
+                    .kube_config_secret
+                    .as_ref()
+                    .map(|(s, k)| (unit.id.namespace.clone(), s.clone(), k.clone()));
+                (unit.id.clone(), (unit.spec.prune, remote))
+            })
+            .collect();
+        let gone: Vec<(UnitId, (bool, Option<RemoteKey>))> = self
+            .known
+            .lock()
+            .expect("known")
+            .iter()
+            .filter(|(id, _)| !current.contains_key(*id) && !observed.contains_key(*id))
+            .map(|(id, v)| (id.clone(), v.clone()))
+            .collect();
+        for (id, (prune, remote)) in gone {
+            if prune {
+                let applier = match &remote {
+                    None => Ok(self.applier.clone()),
+                    Some((ns, secret, key)) => {
+                        capstan_fleet::kubeconfig_client(&self.client, ns, secret, key.as_deref())
+                            .await
+                            .map(|c| Arc::new(Applier::new(c)))
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                let unit = capstan_apply::UnitRef::new(
+                    id.kind.clone(),
+                    id.namespace.clone(),
+                    id.name.clone(),
+                );
+                let result = match applier {
+                    Ok(a) => a
+                        .delete_unit(&unit, &ApplyOptions::default())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(r) => {
+                        tracing::info!(cluster = %self.name, unit = %id, deleted = r.objects.len(), "unit removed from the repository: uninstalled")
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %self.name, unit = %id, error = %e, "cannot uninstall a removed unit; will retry");
+                        continue;
+                    }
+                }
+            } else {
+                tracing::info!(cluster = %self.name, unit = %id, "unit removed from the repository: its objects are kept (prune: false)");
+            }
+            self.known.lock().expect("known").remove(&id);
+        }
+        let mut known = self.known.lock().expect("known");
+        for (id, v) in current {
+            known.insert(id, v);
+        }
     }
 
     fn remember(
@@ -481,6 +575,23 @@ impl ClusterWorker {
             Some((revision.to_string(), units, declared));
     }
 
+    /// Charts fetched with the cluster's credentials, `lookup` answered by the cluster, its
+    /// Capabilities (re-read every few minutes).
+    async fn live_renderer(&self) -> Result<Arc<LiveRenderer>, String> {
+        let mut cached = self.renderer.lock().await;
+        if let Some((r, at)) = cached.as_ref() {
+            if at.elapsed() < RENDERER_TTL {
+                return Ok(r.clone());
+            }
+        }
+        let cache = capstan_source::SourceCache::new(
+            self.settings.cache_dir.join(&self.name).join("charts"),
+        );
+        let r = Arc::new(LiveRenderer::connect(self.client.clone(), cache).await?);
+        *cached = Some((r.clone(), Instant::now()));
+        Ok(r)
+    }
+
     async fn render(&self, root: PathBuf) -> Result<ClusterRender, String> {
         let client = self.client.clone();
         let path = format!(
@@ -490,6 +601,7 @@ impl ClusterWorker {
         );
         let mounted = self.sources.mounted();
         let root_source = self.settings.root_source.clone();
+        let renderer = self.live_renderer().await?;
         let render = {
             tokio::task::spawn_blocking(
                 move || -> Result<(ClusterRender, Vec<SourceKey>), String> {
@@ -506,7 +618,8 @@ impl ClusterWorker {
                         opts.source_roots.insert(key.clone(), at.clone());
                     }
                     let lookup = KubeLookup::new(client);
-                    let mut render = capstan_engine::render_cluster(&fs, &lookup, &opts);
+                    let mut render =
+                        capstan_engine::render_cluster_with(&fs, renderer.as_ref(), &lookup, &opts);
                     // A unit whose source has no artifact cannot be rendered: never from the
                     // repository's tree by mistake.
                     let mut missing = Vec::new();
@@ -675,8 +788,7 @@ impl ClusterWorker {
         tracing::debug!(cluster = %self.name, unit = %id, reason = %reason, "reconciling");
         let started = Instant::now();
         let result = match self.applier_for(unit).await {
-            Ok(applier) => applier
-                .apply(&capstan_engine::apply_unit(unit), &ApplyOptions::default())
+            Ok(applier) => capstan_engine::apply_rendered(&applier, unit, &ApplyOptions::default())
                 .await
                 .map_err(|e| {
                     let reason = if e.not_ready().is_empty() {

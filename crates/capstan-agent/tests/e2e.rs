@@ -39,6 +39,10 @@ fn inline_ca(kubeconfig: &str) -> String {
         .join("\n")
 }
 
+fn fleet_remove(repo: &Repo, path: &str) {
+    std::fs::remove_file(repo.work.join(path)).unwrap();
+}
+
 fn push(repo: &Repo, msg: &str) -> String {
     let c = repo.commit(msg);
     repo.run(&["push", "-q", "origin", "HEAD:main"]);
@@ -122,6 +126,11 @@ fn start(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), String>>,
 ) {
+    // RUST_LOG=capstan_agent=debug shows what the agent does.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let stop = CancellationToken::new();
     let task = tokio::spawn(agent.clone().run(stop.clone()));
     (stop, task)
@@ -319,6 +328,10 @@ async fn suspend_stops_changes_and_resume_applies_them() {
         "clusters/c/apps.yaml",
         "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
     );
+    repo.write(
+        "clusters/c/keep.yaml",
+        &configmap("keep", "default", "kept"),
+    );
     repo.write("apps/cm.yaml", &configmap("app", "default", "one"));
     push(&repo, "one");
     let daemon = GitDaemon::start(&repo.srv);
@@ -389,6 +402,14 @@ async fn suspend_stops_changes_and_resume_applies_them() {
     .unwrap();
     eventually(30, "resumed unit applies the new revision", || {
         has_value(&client, "default", "app", "two")
+    })
+    .await;
+
+    // The unit leaves the repository: its object is pruned, and so are its objects.
+    fleet_remove(&repo, "clusters/c/apps.yaml");
+    push(&repo, "three");
+    eventually(30, "the removed unit's objects are deleted", || async {
+        value(&client, "default", "app").await.is_none()
     })
     .await;
     stop.cancel();
