@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use capstan_apply::{Action, Applier, ApplyOptions, PlanOp};
 use capstan_engine::{
-    execute, render_cluster, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
+    execute, render_cluster_with, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
 };
 use clap::Args;
 
@@ -52,10 +52,21 @@ fn report_render(render: &capstan_engine::ClusterRender) -> bool {
     bad
 }
 
+/// Renders as the agent does: charts from Helm/OCI repositories (cached), `lookup` and
+/// Capabilities from the cluster.
+async fn live_renderer(client: &kube::Client) -> Result<capstan_engine::LiveRenderer, String> {
+    let cache = crate::source::default_cache_dir()
+        .unwrap_or_else(|| std::env::temp_dir().join("capstan"))
+        .join("charts");
+    capstan_engine::LiveRenderer::connect(client.clone(), capstan_source::SourceCache::new(cache))
+        .await
+}
+
 pub async fn diff(args: LiveArgs) -> Result<u8, String> {
     let (fs, opts) = args.target.open().await?;
     let client = client(&args).await?;
-    let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
+    let renderer = live_renderer(&client).await?;
+    let render = render_cluster_with(&fs, &renderer, &KubeLookup::new(client.clone()), &opts);
     let mut failed = report_render(&render);
     let applier = Applier::new(client);
     let exec = execute(
@@ -113,7 +124,8 @@ pub async fn apply(args: LiveArgs) -> Result<u8, String> {
     let started = Instant::now();
     let (fs, opts) = args.target.open().await?;
     let client = client(&args).await?;
-    let render = render_cluster(&fs, &KubeLookup::new(client.clone()), &opts);
+    let renderer = live_renderer(&client).await?;
+    let render = render_cluster_with(&fs, &renderer, &KubeLookup::new(client.clone()), &opts);
     let render_failed = report_render(&render);
     if let Err(e) = &render.plan {
         eprintln!("error: {e}");
