@@ -405,6 +405,39 @@ async fn suspend_stops_changes_and_resume_applies_them() {
     })
     .await;
 
+    // `capstan reconcile ks apps` sets this annotation; the agent answers in the status.
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2026-11-23T12:00:00.000000000Z"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(30, "the reconcile request handled", || async {
+        ks_status(&client, "flux-system", "apps").await["lastHandledReconcileAt"]
+            == "2026-11-23T12:00:00.000000000Z"
+    })
+    .await;
+
+    // A revision that fails to render: Ready=False with the cause, the last good state kept.
+    repo.write("apps/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata: [unclosed\n");
+    push(&repo, "broken");
+    eventually(30, "the unit reports the broken revision", || async {
+        let st = ks_status(&client, "flux-system", "apps").await;
+        ready(&st).is_some_and(|(s, m)| s == "False" && m.contains("cm.yaml"))
+    })
+    .await;
+    assert!(
+        has_value(&client, "default", "app", "two").await,
+        "last good state lost"
+    );
+    repo.write("apps/cm.yaml", &configmap("app", "default", "fixed"));
+    push(&repo, "fixed");
+    eventually(30, "converged once the repository is fixed", || {
+        has_value(&client, "default", "app", "fixed")
+    })
+    .await;
+
     // The unit leaves the repository: its object is pruned, and so are its objects.
     fleet_remove(&repo, "clusters/c/apps.yaml");
     push(&repo, "three");
@@ -540,6 +573,8 @@ async fn an_api_server_restart_is_survived() {
         name: "e".into(),
         client: client.clone(),
     }];
+    // Units without an interval are re-applied every 2 s: drift is corrected quickly.
+    cfg.settings.default_interval = Duration::from_secs(2);
     let agent = Agent::new(cfg);
     let (stop, task) = start(&agent);
     eventually(60, "first revision", || {
@@ -559,6 +594,19 @@ async fn an_api_server_restart_is_survived() {
     eventually(60, "converged after the restart", || async {
         has_value(&client, "default", "hello", "two").await
             && has_value(&client, "default", "more", "two").await
+    })
+    .await;
+    // Drift: someone edits an applied object; the next interval puts it back.
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .patch(
+            "hello",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"value": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    eventually(30, "drift corrected", || {
+        has_value(&client, "default", "hello", "two")
     })
     .await;
     stop.cancel();
