@@ -64,6 +64,23 @@ fn source(url: &str, interval: &str) -> GitRepositorySpec {
     .unwrap()
 }
 
+/// An agent fetching every second, reconciling `clusters`.
+fn polling(url: &str, tmp: &std::path::Path, clusters: &[(&str, &kube::Client)]) -> AgentConfig {
+    let mut cfg = config(
+        source(url, "1s"),
+        Duration::from_secs(1),
+        &tmp.join("cache"),
+    );
+    cfg.clusters = clusters
+        .iter()
+        .map(|(name, client)| ClusterSource {
+            name: name.to_string(),
+            client: (*client).clone(),
+        })
+        .collect();
+    cfg
+}
+
 fn settings() -> WorkerSettings {
     WorkerSettings {
         poll_interval: Duration::from_millis(500),
@@ -136,14 +153,18 @@ fn start(
     (stop, task)
 }
 
-async fn ks_status(client: &kube::Client, ns: &str, name: &str) -> serde_json::Value {
-    let ar = kube::discovery::ApiResource {
+fn ks_resource() -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
         group: "kustomize.toolkit.fluxcd.io".into(),
         version: "v1".into(),
         api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
         kind: "Kustomization".into(),
         plural: "kustomizations".into(),
-    };
+    }
+}
+
+async fn ks_status(client: &kube::Client, ns: &str, name: &str) -> serde_json::Value {
+    let ar = ks_resource();
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     match api.get_opt(name).await {
         Ok(Some(o)) => o.data.get("status").cloned().unwrap_or_default(),
@@ -335,15 +356,7 @@ async fn suspend_stops_changes_and_resume_applies_them() {
     repo.write("apps/cm.yaml", &configmap("app", "default", "one"));
     push(&repo, "one");
     let daemon = GitDaemon::start(&repo.srv);
-    let mut cfg = config(
-        source(&daemon.url("fleet"), "1s"),
-        Duration::from_secs(1),
-        &tmp.path().join("cache"),
-    );
-    cfg.clusters = vec![ClusterSource {
-        name: "c".into(),
-        client: client.clone(),
-    }];
+    let cfg = polling(&daemon.url("fleet"), tmp.path(), &[("c", &client)]);
     let agent = Agent::new(cfg);
     let (stop, task) = start(&agent);
     eventually(60, "first revision", || {
@@ -356,13 +369,7 @@ async fn suspend_stops_changes_and_resume_applies_them() {
     .await;
 
     // `capstan suspend ks apps` does this.
-    let ar = kube::discovery::ApiResource {
-        group: "kustomize.toolkit.fluxcd.io".into(),
-        version: "v1".into(),
-        api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
-        kind: "Kustomization".into(),
-        plural: "kustomizations".into(),
-    };
+    let ar = ks_resource();
     let ks: Api<kube::api::DynamicObject> =
         Api::namespaced_with(client.clone(), "flux-system", &ar);
     let suspend = |on: bool| json!({"spec": {"suspend": on}});
@@ -493,15 +500,7 @@ async fn cluster_secrets_register_clusters_and_kubeconfig_units_apply_remotely()
         .await
         .unwrap();
     let daemon = GitDaemon::start(&repo.srv);
-    let mut cfg = config(
-        source(&daemon.url("fleet"), "1s"),
-        Duration::from_secs(1),
-        &tmp.path().join("cache"),
-    );
-    cfg.clusters = vec![ClusterSource {
-        name: "mgmt".into(),
-        client: cm.clone(),
-    }];
+    let mut cfg = polling(&daemon.url("fleet"), tmp.path(), &[("mgmt", &cm)]);
     cfg.management = Some(cm.clone());
     cfg.discover_clusters = true;
     let agent = Agent::new(cfg);
@@ -564,15 +563,7 @@ async fn an_api_server_restart_is_survived() {
     repo.write("clusters/e/app.yaml", &configmap("hello", "default", "one"));
     push(&repo, "one");
     let daemon = GitDaemon::start(&repo.srv);
-    let mut cfg = config(
-        source(&daemon.url("fleet"), "1s"),
-        Duration::from_secs(1),
-        &tmp.path().join("cache"),
-    );
-    cfg.clusters = vec![ClusterSource {
-        name: "e".into(),
-        client: client.clone(),
-    }];
+    let mut cfg = polling(&daemon.url("fleet"), tmp.path(), &[("e", &client)]);
     // Units without an interval are re-applied every 2 s: drift is corrected quickly.
     cfg.settings.default_interval = Duration::from_secs(2);
     let agent = Agent::new(cfg);
@@ -643,15 +634,7 @@ async fn units_of_another_git_repository_follow_that_repository() {
     );
     push(&fleet, "one");
     let daemon = GitDaemon::start(&fleet.srv);
-    let mut cfg = config(
-        source(&daemon.url("fleet"), "1s"),
-        Duration::from_secs(1),
-        &tmp.path().join("cache"),
-    );
-    cfg.clusters = vec![ClusterSource {
-        name: "s".into(),
-        client: client.clone(),
-    }];
+    let cfg = polling(&daemon.url("fleet"), tmp.path(), &[("s", &client)]);
     let agent = Agent::new(cfg);
     let (stop, task) = start(&agent);
     eventually(60, "the apps repository's object", || {
