@@ -23,7 +23,11 @@ fn tree(n: usize) -> MemFs {
         let mut deploys = String::new();
         let mut services = String::new();
         for i in 0..PAIRS {
-            let name = if i == 0 { format!("app{b}") } else { format!("app{b}-w{i}") };
+            let name = if i == 0 {
+                format!("app{b}")
+            } else {
+                format!("app{b}-w{i}")
+            };
             deploys.push_str(&format!("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: main\n        image: nginx:1.25\n        envFrom:\n        - configMapRef:\n            name: settings\n"));
             services.push_str(&format!("---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n"));
         }
