@@ -553,6 +553,7 @@ impl ClusterWorker {
                 tracing::info!(cluster = %self.name, unit = %id, "unit removed from the repository: its objects are kept (prune: false)");
             }
             self.known.lock().expect("known").remove(&id);
+            self.reporter.unit_removed(&self.name, &id);
         }
         let mut known = self.known.lock().expect("known");
         for (id, v) in current {

@@ -51,6 +51,8 @@ pub trait Reporter: Send + Sync {
     fn prepare<'a>(&'a self, client: &'a kube::Client) -> BoxFuture<'a, Result<(), String>>;
     /// A unit ran (or could not).
     fn unit<'a>(&'a self, client: &'a kube::Client, report: &'a Report<'a>) -> BoxFuture<'a, ()>;
+    /// A unit left the cluster's state: forget its series.
+    fn unit_removed(&self, cluster: &str, unit: &UnitId);
     /// The root source was fetched.
     fn source_fetched(&self, spec: &GitRepositorySpec, took: Duration, error: Option<&SourceError>);
     /// A source's state, for its object in a cluster (`kind`, `namespace`, `name`): the
@@ -75,6 +77,7 @@ impl Reporter for NoReport {
         Box::pin(async {})
     }
     fn source_fetched(&self, _: &GitRepositorySpec, _: Duration, _: Option<&SourceError>) {}
+    fn unit_removed(&self, _: &str, _: &UnitId) {}
     fn source<'a>(
         &'a self,
         _: &'a kube::Client,
@@ -208,6 +211,14 @@ impl Reporter for ClusterReporter {
                     ready,
                 );
             }
+            self.metrics.set_condition(
+                &r.unit.kind,
+                &r.unit.namespace,
+                &r.unit.name,
+                r.cluster,
+                "Ready",
+                if ready { "True" } else { "False" },
+            );
             if let Some(res) = r.result {
                 let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
                 for o in res.objects.iter().chain(res.pruned.iter()) {
@@ -294,6 +305,11 @@ impl Reporter for ClusterReporter {
                 Err(e) => tracing::debug!(source = %key, error = %e, "cannot write source status"),
             }
         })
+    }
+
+    fn unit_removed(&self, cluster: &str, unit: &UnitId) {
+        self.metrics
+            .remove_unit(&unit.kind, &unit.namespace, &unit.name, cluster);
     }
 
     fn source_fetched(

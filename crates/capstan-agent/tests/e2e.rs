@@ -231,6 +231,32 @@ async fn a_push_reaches_two_clusters_by_webhook_and_by_interval() {
     })
     .await;
 
+    // Probes and metrics.
+    let base = format!("http://{}", agent.http_addr().unwrap());
+    let http = reqwest::Client::new();
+    for probe in ["/healthz", "/readyz"] {
+        let r = http.get(format!("{base}{probe}")).send().await.unwrap();
+        assert!(r.status().is_success(), "{probe}: {}", r.status());
+    }
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "capstan_reconcile_duration_seconds",
+        "gotk_reconcile_condition",
+        "capstan_clusters",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from /metrics:\n{metrics}"
+        );
+    }
+
     // A Receiver for the root source, with its token in a Secret.
     let secrets: Api<Secret> = Api::namespaced(ca.clone(), "flux-system");
     secrets
@@ -274,8 +300,7 @@ async fn a_push_reaches_two_clusters_by_webhook_and_by_interval() {
     repo.write("clusters/a/app.yaml", &configmap("hello", "default", "two"));
     repo.write("clusters/b/app.yaml", &configmap("hello", "default", "two"));
     push(&repo, "two");
-    let url = format!("http://{}{path}", agent.http_addr().unwrap());
-    let http = reqwest::Client::new();
+    let url = format!("{base}{path}");
     // The agent reads Receivers every half second; retry until it knows this one.
     eventually(20, "webhook accepted", || {
         let http = http.clone();
