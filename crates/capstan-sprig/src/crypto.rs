@@ -5,11 +5,12 @@
 //! same certificate extensions in Go's order, and Sprig's error strings.
 //!
 //! Keys and signatures come from `aws-lc-rs` (optimized C even in debug builds: RSA
-//! generation stays fast in tests); the certificate DER is assembled in [`crate::der`].
+//! generation stays fast in tests; RSA primes are searched in [`crate::rsagen`]); the
+//! certificate DER is assembled in [`crate::der`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::{AsBigEndian, AsDer};
+use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{self as sig, KeyPair as _};
 use base64::Engine as _;
 use capstan_gotemplate::{FuncMap, Map, StructObject, Value};
@@ -115,19 +116,13 @@ fn unwrap_pkcs8(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 impl Key {
+    /// A new RSA key (see [`crate::rsagen`]: sieved prime search on two threads).
     pub(crate) fn generate_rsa(bits: usize) -> Result<Key, String> {
-        let size = match bits {
-            4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
-            3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
-            _ => aws_lc_rs::rsa::KeySize::Rsa2048,
+        let bits = match bits {
+            4096 | 3072 => bits,
+            _ => 2048,
         };
-        let kp = aws_lc_rs::rsa::KeyPair::generate(size)
-            .map_err(|_| "error generating rsa key".to_string())?;
-        let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp)
-            .map_err(|_| "error generating rsa key".to_string())?;
-        let (_, pkcs1) =
-            unwrap_pkcs8(pkcs8.as_ref()).ok_or_else(|| "error generating rsa key".to_string())?;
-        Ok(Key::Rsa(pkcs1))
+        Ok(Key::Rsa(crate::rsagen::generate_pkcs1(bits)?))
     }
 
     pub(crate) fn generate_ec() -> Result<Key, String> {

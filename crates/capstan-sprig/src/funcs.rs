@@ -194,8 +194,26 @@ fn adler32(s: &[u8]) -> u32 {
     (b << 16) | a
 }
 
+/// A compiled pattern, cached per thread (charts call `regexFind`/`regexMatch` with the
+/// same few patterns over and over; compiling is most of a call's cost).
 fn regex(pat: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pat).map_err(|e| format!("error parsing regexp: {e}"))
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, regex::Regex>> = RefCell::new(HashMap::new());
+    }
+    if let Some(r) = CACHE.with(|c| c.borrow().get(pat).cloned()) {
+        return Ok(r);
+    }
+    let r = regex::Regex::new(pat).map_err(|e| format!("error parsing regexp: {e}"))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(pat.to_string(), r.clone());
+    });
+    Ok(r)
 }
 
 /// Go's regexp ReplaceAllString `$1`/`${name}` expansion, translated to the regex crate's

@@ -26,6 +26,7 @@ mod crypto;
 mod dates;
 mod der;
 mod funcs;
+mod rsagen;
 pub mod semver;
 mod url;
 pub mod yaml;
