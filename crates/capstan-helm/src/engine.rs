@@ -686,7 +686,7 @@ fn rec_all_tpls(
         templates.insert(
             format!("{}/{}", full_path, t.name),
             Renderable {
-                src: String::from_utf8_lossy(&t.data).into_owned(),
+                src: crate::utf8_string(&t.data),
                 data: next.clone(),
                 base_path: format!("{full_path}/templates"),
             },

@@ -153,6 +153,15 @@ pub fn user_values(opts: &TemplateOptions) -> Result<Map, HelmError> {
     Ok(base)
 }
 
+/// `String::from_utf8_lossy(b).into_owned()`, with the fast validation of valid UTF-8
+/// (charts are UTF-8; the lossy scan costs milliseconds on megabytes of CRDs).
+pub(crate) fn utf8_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
 /// Helm's release name rule (DNS-1123 subdomain, at most 53 characters).
 pub fn validate_release_name(name: &str) -> Result<(), HelmError> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -249,7 +258,7 @@ pub fn render_chart_with(
     let mut manifest_buf = String::new();
     let mut crds = Vec::new();
     for (name, f) in chart.crd_objects(chart.name()) {
-        crds.push((name, String::from_utf8_lossy(&f.data).into_owned()));
+        crds.push((name, utf8_string(&f.data)));
     }
     if opts.include_crds {
         for (name, content) in &crds {
