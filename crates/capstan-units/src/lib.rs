@@ -503,11 +503,9 @@ impl Loader<'_> {
     fn source_root(&self, source: Option<&SourceRef>) -> PathBuf {
         source
             .and_then(|s| {
-                self.opts.source_roots.get(&(
-                    s.kind.clone(),
-                    s.namespace.clone(),
-                    s.name.clone(),
-                ))
+                self.opts
+                    .source_roots
+                    .get(&(s.kind.clone(), s.namespace.clone(), s.name.clone()))
             })
             .cloned()
             .unwrap_or_else(|| PathBuf::from("/"))
