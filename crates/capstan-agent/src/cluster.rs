@@ -104,6 +104,8 @@ pub struct ClusterWorker {
     sources: SourceSet,
     /// The renderer with the cluster's charts, `lookup` and Capabilities, and when it was made.
     renderer: tokio::sync::Mutex<Option<(Arc<LiveRenderer>, Instant)>>,
+    /// Group/kind of the toolkit CRDs present in the cluster.
+    toolkit_kinds: Mutex<BTreeSet<(String, String)>>,
     /// Units seen by this process: whether they prune, and their remote cluster.
     known: Mutex<BTreeMap<UnitId, (bool, Option<RemoteKey>)>>,
 }
@@ -153,6 +155,7 @@ impl ClusterWorker {
             last_render: Mutex::new(None),
             remote: Mutex::new(BTreeMap::new()),
             known: Mutex::new(BTreeMap::new()),
+            toolkit_kinds: Mutex::new(BTreeSet::new()),
             sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
                 settings.cache_dir.join(&name).join("sources"),
             ))),
@@ -181,7 +184,15 @@ impl ClusterWorker {
                 match ready {
                     Ok(()) => {
                         self.applier.refresh_discovery();
-                        prepared = true;
+                        match toolkit_kinds(&self.client).await {
+                            Ok(kinds) => {
+                                *self.toolkit_kinds.lock().expect("toolkit kinds") = kinds;
+                                prepared = true;
+                            }
+                            Err(e) => {
+                                tracing::warn!(cluster = %self.name, error = %e, "cannot list CRDs; retrying")
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(cluster = %self.name, error = %e, "cannot prepare the cluster (CRDs); retrying")
@@ -695,11 +706,26 @@ impl ClusterWorker {
             let UnitOutcome::Rendered(r) = u else {
                 continue;
             };
-            if r.unit.parent.is_none() && !r.consumed.iter().any(|c| same_object(c, &r.unit.object))
+            if r.unit.parent.is_none()
+                && !r.consumed.iter().any(|c| same_object(c, &r.unit.object))
+                && self
+                    .toolkit_kinds
+                    .lock()
+                    .expect("toolkit kinds")
+                    .contains(&group_kind(&r.unit.object))
             {
                 r.objects.push(r.unit.object.clone());
             }
-            r.objects.extend(r.consumed.iter().cloned());
+            // Only kinds the cluster knows (with --no-install-crds and no Flux, none):
+            // the units still apply, their status just has no home.
+            let kinds = self.toolkit_kinds.lock().expect("toolkit kinds");
+            r.objects.extend(
+                r.consumed
+                    .iter()
+                    .filter(|o| kinds.contains(&group_kind(o)))
+                    .cloned(),
+            );
+            drop(kinds);
             if observed.get(&r.unit.id).is_some_and(|o| o.suspended) {
                 r.unit.spec.suspend = true;
             }
@@ -871,6 +897,34 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), Strin
     .await
     .map(|_| ())
     .map_err(|e| format!("creating namespace {name}: {e}"))
+}
+
+/// (group, kind) of an object.
+fn group_kind(o: &Value) -> (String, String) {
+    let api = o.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    (
+        capstan_graph::group_of(api).to_string(),
+        o.get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+/// The Flux toolkit kinds (group, kind) whose CRDs the cluster has.
+async fn toolkit_kinds(client: &kube::Client) -> Result<BTreeSet<(String, String)>, String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing CRDs: {e}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|c| c.spec.group.ends_with(".toolkit.fluxcd.io"))
+        .map(|c| (c.spec.group, c.spec.names.kind))
+        .collect())
 }
 
 fn same_object(a: &Value, b: &Value) -> bool {

@@ -704,3 +704,39 @@ async fn units_of_another_git_repository_follow_that_repository() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_toolkit_crds_units_still_apply() {
+    let Some(c) = TestCluster::start("agent-nocrds") else {
+        return;
+    };
+    let client = c.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    repo.write(
+        "clusters/n/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+    );
+    repo.write("apps/cm.yaml", &configmap("app", "default", "one"));
+    push(&repo, "one");
+    let daemon = GitDaemon::start(&repo.srv);
+    let mut cfg = polling(&daemon.url("fleet"), tmp.path(), &[("n", &client)]);
+    cfg.install_crds = false;
+    let agent = Agent::new(cfg);
+    let (stop, task) = start(&agent);
+    eventually(60, "the child unit's object", || {
+        has_value(&client, "default", "app", "one")
+    })
+    .await;
+    // No CRD was installed, so no status object either.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    assert!(crds
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
