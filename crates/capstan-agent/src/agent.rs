@@ -70,8 +70,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(cfg: AgentConfig) -> Arc<Self> {
-        let mut cfg = cfg;
+    pub fn new(mut cfg: AgentConfig) -> Arc<Self> {
         cfg.settings.cache_dir = cfg.cache_dir.join("clusters");
         cfg.settings.root_source = (
             "GitRepository".into(),

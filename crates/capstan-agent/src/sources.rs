@@ -73,18 +73,21 @@ pub fn declared(units: &ClusterUnits, root: &SourceKey) -> Vec<Declared> {
     out
 }
 
-async fn secret_data(
+/// The `data` of Secret `ns/name`, for credentials; `field` names where the reference
+/// came from in errors (which never include the data).
+pub async fn secret_data(
     client: &kube::Client,
     ns: &str,
     name: &str,
+    field: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), ns);
     let secret = api
         .get_opt(name)
         .await
-        .map_err(|e| format!("reading Secret {ns}/{name} (spec.secretRef): {e}"))?
-        .ok_or_else(|| format!("Secret {ns}/{name} (spec.secretRef) not found"))?;
+        .map_err(|e| format!("reading Secret {ns}/{name} ({field}): {e}"))?
+        .ok_or_else(|| format!("Secret {ns}/{name} ({field}) not found"))?;
     Ok(secret
         .data
         .unwrap_or_default()
@@ -204,8 +207,10 @@ impl SourceSet {
                         GitRepositorySpec::from_object(&d.object).map_err(|e| e.to_string())?;
                     let auth = match secret {
                         Some(s) => Some(
-                            GitAuth::from_secret_data(&secret_data(client, &d.key.1, s).await?)
-                                .map_err(|e| e.to_string())?,
+                            GitAuth::from_secret_data(
+                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                            )
+                            .map_err(|e| e.to_string())?,
                         ),
                         None => None,
                     };
@@ -219,8 +224,10 @@ impl SourceSet {
                         OciRepositorySpec::from_object(&d.object).map_err(|e| e.to_string())?;
                     let auth = match secret {
                         Some(s) => Some(
-                            HttpAuth::from_secret_data(&secret_data(client, &d.key.1, s).await?)
-                                .map_err(|e| e.to_string())?,
+                            HttpAuth::from_secret_data(
+                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                            )
+                            .map_err(|e| e.to_string())?,
                         ),
                         None => None,
                     };

@@ -19,26 +19,6 @@ fn configmap(name: &str, ns: &str, value: &str) -> String {
     )
 }
 
-fn inline_ca(kubeconfig: &str) -> String {
-    kubeconfig
-        .lines()
-        .map(
-            |l| match l.trim_start().strip_prefix("certificate-authority: ") {
-                Some(path) => {
-                    let pem = std::fs::read(path.trim()).unwrap();
-                    let indent = &l[..l.len() - l.trim_start().len()];
-                    format!(
-                        "{indent}certificate-authority-data: {}",
-                        capstan_testbed::servers::b64(&pem)
-                    )
-                }
-                None => l.to_string(),
-            },
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn fleet_remove(repo: &Repo, path: &str) {
     std::fs::remove_file(repo.work.join(path)).unwrap();
 }
@@ -504,7 +484,7 @@ async fn cluster_secrets_register_clusters_and_kubeconfig_units_apply_remotely()
     );
     push(&repo, "one");
     // Secrets carry self-contained kubeconfigs (files they name are refused): inline the CA.
-    let kubeconfig = inline_ca(&std::fs::read_to_string(d.kubeconfig_path()).unwrap());
+    let kubeconfig = d.self_contained_kubeconfig();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cm.clone());
     namespaces
         .create(

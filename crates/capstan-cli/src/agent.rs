@@ -100,18 +100,7 @@ fn init_logs(json: bool) {
 }
 
 async fn read_auth(client: &kube::Client, ns: &str, name: &str) -> Result<GitAuth, String> {
-    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client.clone(), ns);
-    let secret = api
-        .get(name)
-        .await
-        .map_err(|e| format!("reading Secret {ns}/{name} (--source-secret): {e}"))?;
-    let data = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
+    let data = capstan_agent::sources::secret_data(client, ns, name, "--source-secret").await?;
     GitAuth::from_secret_data(&data).map_err(|e| format!("Secret {ns}/{name}: {e}"))
 }
 

@@ -101,7 +101,7 @@ async fn discovers_three_shapes_and_reaches_cluster_b() {
     // The test bed's kubeconfig refers to its CA file; kubeconfigs in Secrets must be
     // self-contained, so embed it (as Cluster API and Crossplane do).
     let on_disk = std::fs::read(b.kubeconfig_path()).unwrap();
-    let kubeconfig_b = inline_ca(&on_disk);
+    let kubeconfig_b = b.self_contained_kubeconfig().into_bytes();
     let ns = namespace(&ca, "fleet-shapes").await;
     let marker = namespace(&cb, "only-on-b").await;
 
@@ -411,31 +411,4 @@ async fn next<S: futures::Stream<Item = FleetEvent> + Unpin>(events: &mut S) -> 
         .await
         .expect("a fleet event")
         .expect("the stream does not end")
-}
-
-/// Replaces `certificate-authority: PATH` by `certificate-authority-data: BASE64`.
-fn inline_ca(kubeconfig: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8(kubeconfig.to_vec()).unwrap();
-    let mut out = String::new();
-    for line in text.lines() {
-        match line.trim_start().strip_prefix("certificate-authority: ") {
-            Some(path) => {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                let ca = std::fs::read(path.trim()).unwrap();
-                out.push_str(&format!(
-                    "{indent}certificate-authority-data: {}\n",
-                    capstan_testbed::servers::b64(&ca)
-                ));
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    assert!(
-        out.contains("certificate-authority-data"),
-        "test bed kubeconfig changed shape"
-    );
-    out.into_bytes()
 }

@@ -207,6 +207,37 @@ impl TestCluster {
         &self.kubeconfig
     }
 
+    /// The admin kubeconfig with the CA embedded (`certificate-authority-data`), as
+    /// kubeconfigs stored in Secrets must be (Cluster API and Crossplane write them so;
+    /// kubeconfigs naming local files are refused by the agent).
+    pub fn self_contained_kubeconfig(&self) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.kubeconfig.display()));
+        let mut out = String::new();
+        for line in text.lines() {
+            match line.trim_start().strip_prefix("certificate-authority: ") {
+                Some(path) => {
+                    let indent = &line[..line.len() - line.trim_start().len()];
+                    let ca = std::fs::read(path.trim())
+                        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+                    out.push_str(&format!(
+                        "{indent}certificate-authority-data: {}\n",
+                        servers::b64(&ca)
+                    ));
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        assert!(
+            out.contains("certificate-authority-data"),
+            "test bed kubeconfig changed shape"
+        );
+        out
+    }
+
     /// The kube config for the admin user.
     pub async fn config(&self) -> kube::Config {
         let kc = Kubeconfig::read_from(&self.kubeconfig)
