@@ -13,7 +13,7 @@ use capstan_engine::{
 };
 use capstan_graph::UnitId;
 use capstan_source::Artifact;
-use capstan_units::{LoadOptions, RenderedUnit, UnitOutcome};
+use capstan_units::{LoadOptions, RenderedUnit, UnitOutcome, SOURCE_NOT_READY};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use serde_json::Value;
@@ -83,9 +83,6 @@ type LastRender = (String, Vec<UnitEntry>, Vec<crate::sources::Declared>);
 
 /// A `spec.kubeConfig.secretRef`: namespace, Secret name, key.
 type RemoteKey = (String, String, Option<String>);
-
-/// Start of the error of a unit whose source has no artifact.
-const SOURCE_NOT_READY: &str = "source not ready:";
 
 /// Drives one cluster.
 pub struct ClusterWorker {
@@ -614,68 +611,32 @@ impl ClusterWorker {
         let mounted = self.sources.mounted();
         let root_source = self.settings.root_source.clone();
         let renderer = self.live_renderer().await?;
-        let render = {
-            tokio::task::spawn_blocking(
-                move || -> Result<(ClusterRender, Vec<SourceKey>), String> {
-                    let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
-                        capstan_vfs::DiskFs::new(&root)
-                            .map_err(|e| format!("{}: {e}", root.display()))?,
-                    );
-                    let mut fs = capstan_vfs::MountFs::new(base);
-                    let mut opts = LoadOptions::new(path);
-                    for (key, at, artifact) in &mounted {
-                        let tree = capstan_vfs::DiskFs::new(&artifact.path)
-                            .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
-                        fs.mount(at, Arc::new(tree));
-                        opts.source_roots.insert(key.clone(), at.clone());
-                    }
-                    let lookup = KubeLookup::new(client);
-                    let mut render =
-                        capstan_engine::render_cluster_with(&fs, renderer.as_ref(), &lookup, &opts);
-                    // A unit whose source has no artifact cannot be rendered: never from the
-                    // repository's tree by mistake.
-                    let mut missing = Vec::new();
-                    let mut changed = false;
-                    for u in &mut render.units.units {
-                        let unit = u.unit();
-                        let Some(r) = unit
-                            .spec
-                            .source_ref
-                            .as_ref()
-                            .filter(|_| unit.helm.is_none())
-                        else {
-                            continue;
-                        };
-                        if r.kind != "GitRepository" && r.kind != "OCIRepository" {
-                            continue;
-                        }
-                        let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
-                        if key == root_source || opts.source_roots.contains_key(&key) {
-                            continue;
-                        }
-                        missing.push(key.clone());
-                        let unit = unit.clone();
-                        let error = capstan_units::UnitError::new(
-                            Some(unit.id.clone()),
-                            format!("{SOURCE_NOT_READY} {}/{}/{}", key.0, key.1, key.2),
-                        )
-                        .field("spec.sourceRef");
-                        *u = UnitOutcome::Failed { unit, error };
-                        changed = true;
-                    }
-                    if changed {
-                        let (plan, blocked) = capstan_engine::plan_units(&fs, &render.units);
-                        render.plan = plan;
-                        render.blocked = blocked;
-                    }
-                    Ok((render, missing))
-                },
-            )
-            .await
-            .map_err(|e| format!("render task: {e}"))??
-        };
-        let (mut render, missing) = render;
-        // Name the cause (the fetch error) in the units' errors.
+        let mut render = tokio::task::spawn_blocking(move || -> Result<ClusterRender, String> {
+            let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
+                capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?,
+            );
+            let mut fs = capstan_vfs::MountFs::new(base);
+            let mut opts = LoadOptions::new(path);
+            // A unit whose source has no artifact fails: never read from the repository's
+            // tree by mistake.
+            opts.root_source = Some(root_source);
+            for (key, at, artifact) in &mounted {
+                let tree = capstan_vfs::DiskFs::new(&artifact.path)
+                    .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
+                fs.mount(at, Arc::new(tree));
+                opts.source_roots.insert(key.clone(), at.clone());
+            }
+            let lookup = KubeLookup::new(client);
+            Ok(capstan_engine::render_cluster_with(
+                &fs,
+                renderer.as_ref(),
+                &lookup,
+                &opts,
+            ))
+        })
+        .await
+        .map_err(|e| format!("render task: {e}"))??;
+        // Name the cause (the fetch error) in those units' errors.
         for u in &mut render.units.units {
             let UnitOutcome::Failed { unit, error } = u else {
                 continue;
@@ -683,8 +644,8 @@ impl ClusterWorker {
             let Some(r) = unit.spec.source_ref.as_ref() else {
                 continue;
             };
-            let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
-            if missing.contains(&key) && error.message.starts_with(SOURCE_NOT_READY) {
+            if error.message.starts_with(SOURCE_NOT_READY) {
+                let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
                 let cause = self
                     .sources
                     .error(&key)

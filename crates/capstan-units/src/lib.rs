@@ -153,7 +153,16 @@ pub struct LoadOptions {
     /// (or a HelmRelease whose chart source) names one reads its paths there. Units of
     /// any other source read the repository (local builds have only the working tree).
     pub source_roots: BTreeMap<(String, String, String), PathBuf>,
+    /// The repository as a source (kind, namespace, name). When set, a Kustomization whose
+    /// `sourceRef` names another GitRepository/OCIRepository that is not in
+    /// `source_roots` fails with [`SOURCE_NOT_READY`] instead of reading the repository
+    /// (the agent fetches sources; offline builds leave this unset).
+    pub root_source: Option<(String, String, String)>,
 }
+
+/// Start of the error of a unit whose source has no artifact (see
+/// [`LoadOptions::root_source`]).
+pub const SOURCE_NOT_READY: &str = "source not ready:";
 
 impl LoadOptions {
     pub fn new(cluster_path: impl Into<String>) -> Self {
@@ -163,6 +172,7 @@ impl LoadOptions {
             root_namespace: "flux-system".into(),
             substitution: capstan_subst::Mode::Strict,
             source_roots: BTreeMap::new(),
+            root_source: None,
         }
     }
 }
@@ -750,6 +760,19 @@ impl Loader<'_> {
         unit: &Unit,
         vars: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, UnitError> {
+        if let (Some(root), Some(r)) = (&self.opts.root_source, &unit.spec.source_ref) {
+            let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+            if (r.kind == "GitRepository" || r.kind == "OCIRepository")
+                && &key != root
+                && !self.opts.source_roots.contains_key(&key)
+            {
+                return Err(UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("{SOURCE_NOT_READY} {}/{}/{}", r.kind, r.namespace, r.name),
+                )
+                .field("spec.sourceRef"));
+            }
+        }
         let dir = unit_dir(unit);
         if !self.fs.exists(&dir) {
             let mut e = UnitError::new(

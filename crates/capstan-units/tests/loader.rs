@@ -392,3 +392,59 @@ fn helm_chart_sources_are_found_in_the_repository_then_the_cluster() {
         Some("spec.chart.spec.sourceRef")
     );
 }
+
+#[test]
+fn units_of_other_sources_read_their_mount_or_fail_when_it_is_missing() {
+    let other = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: apps\n";
+    let fs = MemFs::new()
+        .with("/clusters/c/apps.yaml", other)
+        .with("/deploy/kustomization.yaml", "resources:\n- cm.yaml\n")
+        .with(
+            "/deploy/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-repository\n",
+        )
+        .with(
+            "/mnt/apps/deploy/kustomization.yaml",
+            "resources:\n- cm.yaml\n",
+        )
+        .with(
+            "/mnt/apps/deploy/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-apps\n",
+        );
+    let apps = UnitId::new("Kustomization", "flux-system", "apps");
+    let root = (
+        "GitRepository".to_string(),
+        "flux-system".to_string(),
+        "flux-system".to_string(),
+    );
+    let source = (
+        "GitRepository".to_string(),
+        "flux-system".to_string(),
+        "apps".to_string(),
+    );
+
+    // Mounted: the unit reads its own source's tree.
+    let mut opts = LoadOptions::new("clusters/c");
+    opts.root_source = Some(root.clone());
+    opts.source_roots.insert(source, "/mnt/apps".into());
+    let units = load(&fs, &MiniKustomize, &NoCluster, &opts);
+    let Some(UnitOutcome::Rendered(r)) = units.get(&apps) else {
+        panic!("apps did not render: {:?}", units.get(&apps));
+    };
+    assert_eq!(r.objects[0]["metadata"]["name"], "from-apps");
+
+    // Not mounted: the unit fails (its parent still renders), never reading the repository.
+    let mut opts = LoadOptions::new("clusters/c");
+    opts.root_source = Some(root);
+    let units = load(&fs, &MiniKustomize, &NoCluster, &opts);
+    let Some(UnitOutcome::Failed { error, .. }) = units.get(&apps) else {
+        panic!("apps should fail: {:?}", units.get(&apps));
+    };
+    assert!(
+        error.message.starts_with(capstan_units::SOURCE_NOT_READY),
+        "{}",
+        error.message
+    );
+    assert_eq!(error.location.field.as_deref(), Some("spec.sourceRef"));
+    assert_eq!(units.failed().count(), 1);
+}
