@@ -45,6 +45,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         };
         total += n * secs;
     }
+    // Go's time.Duration is int64 nanoseconds: longer durations do not parse.
+    if !total.is_finite() || total * 1e9 > i64::MAX as f64 {
+        return Err(format!(
+            "invalid duration {s:?}: longer than Go's maximum duration (2562047h47m16.854775807s)"
+        ));
+    }
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -60,5 +66,13 @@ mod tests {
         assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn durations_beyond_go_int64_nanoseconds_are_errors_not_panics() {
+        let e = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(e.contains("maximum duration"), "{e}");
+        assert!(parse_duration("2562047h").is_ok());
+        assert!(parse_duration("2562048h").is_err());
     }
 }
