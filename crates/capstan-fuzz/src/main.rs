@@ -281,8 +281,8 @@ fn supervise(args: &Args) -> ExitCode {
     let mut total_execs: u64 = 0;
     let mut corpus = 0;
     let mut crashes: Vec<PathBuf> = Vec::new();
-    let mut seed = args.seed;
-    for _restart in 0..100 {
+    // at most 100 workers: a crash on every start must not restart forever
+    for seed in (args.seed..).take(100) {
         let remaining_iters = args.iterations.map(|n| n.saturating_sub(total_execs));
         let remaining_secs = args.seconds.map(|s| s - started.elapsed().as_secs_f64());
         if remaining_iters == Some(0) || remaining_secs.is_some_and(|s| s <= 0.0) {
@@ -371,7 +371,6 @@ fn supervise(args: &Args) -> ExitCode {
             path.display()
         );
         crashes.push(path);
-        seed += 1;
     }
     let _ = std::fs::remove_file(&current);
     let secs = started.elapsed().as_secs_f64();
