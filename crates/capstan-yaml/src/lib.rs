@@ -25,7 +25,7 @@ pub use emit::{emit_document, emit_documents};
 pub use json::{from_json, normalize_json_like, to_json};
 pub use node::{go_yaml_v2_key_cmp, Mapping, Node, Scalar, ScalarStyle, Tag};
 pub use parse::{
-    parse_documents, parse_documents_last_key_wins, parse_documents_with, DuplicateKeys,
-    ParseLimits, YamlError, YamlErrorKind,
+    parse_documents, parse_documents_last_key_wins, parse_documents_with, BlockScalarAtEnd,
+    DuplicateKeys, ParseLimits, YamlError, YamlErrorKind,
 };
 pub use resolve::{resolve_plain, resolve_plain_v1_1};

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use saphyr_parser::{Event, Parser, ScalarStyle as PStyle, Span};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle as PStyle, Span};
 
 use crate::node::{Mapping, Node, Scalar, ScalarStyle, Tag};
 use crate::resolve::resolve_plain;
@@ -198,6 +198,30 @@ struct MapFrame {
 enum Frame {
     Seq(Vec<Node>, usize),
     Map(MapFrame),
+}
+
+/// libyaml's (go-yaml's) chomping of a block scalar that ends the input without a line
+/// break, for readers built on saphyr-parser's events (saphyr adds a final `\n` that the
+/// input does not have). Build it from the text given to the parser.
+pub struct BlockScalarAtEnd<'t>(InputEnd<'t>);
+
+impl<'t> BlockScalarAtEnd<'t> {
+    pub fn new(text: &'t str) -> Self {
+        BlockScalarAtEnd(InputEnd::new(text))
+    }
+    /// Correct `value`, saphyr's text of a literal or folded scalar event, given its
+    /// span: `start`/`end` as saphyr's markers (1-based line, 0-based column, index in
+    /// characters).
+    pub fn fix(
+        &self,
+        value: &mut String,
+        start: (usize, usize, usize),
+        end: (usize, usize, usize),
+    ) {
+        let mk = |(line, col, index): (usize, usize, usize)| Marker::new(index, line, col);
+        self.0
+            .fix_block_scalar(value, &Span::new(mk(start), mk(end)));
+    }
 }
 
 /// Facts about the input's end that the block scalar fix needs.
