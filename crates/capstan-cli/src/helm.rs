@@ -75,8 +75,11 @@ pub fn run(cmd: HelmCommand) -> Result<u8, String> {
     };
     let mut values_yaml = Vec::new();
     for f in &values {
-        values_yaml
-            .push(std::fs::read_to_string(f).map_err(|e| format!("open {}: {e}", f.display()))?);
+        let text = std::fs::read_to_string(f).map_err(|e| format!("open {}: {e}", f.display()))?;
+        // Helm names the file that does not parse (`failed to parse FILE: ...`).
+        capstan_helm::yaml::parse_values(&text)
+            .map_err(|e| format!("failed to parse {}: {e}", f.display()))?;
+        values_yaml.push(text);
     }
     let opts = TemplateOptions {
         release_name,

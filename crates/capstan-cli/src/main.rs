@@ -69,7 +69,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // A panic is a failure (exit 2), not Rust's 101: e.g. a `println!` whose stdout
+    // was closed by the reader (`capstan build ... | head`). The panic message has been
+    // written by the hook (if stderr is still open).
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command))) {
+        Ok(r) => r,
+        Err(_) => return ExitCode::from(EXIT_FAILURE),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report_error(&mut std::io::stderr(), &e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<u8, String> {
+    match command {
         Command::Build(args) => build::run(args),
         Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent::run(args))),
         Command::Kustomize { command } => kustomize::run(command),
@@ -80,13 +97,35 @@ fn main() -> ExitCode {
         Command::Suspend(args) => runtime().and_then(|rt| rt.block_on(ops::suspend(args))),
         Command::Resume(args) => runtime().and_then(|rt| rt.block_on(ops::resume(args))),
         Command::Get { command } => runtime().and_then(|rt| rt.block_on(get::run(command))),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// Write `error: MSG` to `w` (stderr). A closed or failing stderr is not a reason to
+/// panic (exit 101): the exit code still says what happened.
+fn report_error(w: &mut impl std::io::Write, e: &str) {
+    let _ = writeln!(w, "error: {e}");
+    let _ = w.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    /// A writer whose reader is gone.
+    struct Closed;
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn error_report_survives_a_closed_stderr() {
+        super::report_error(&mut Closed, "boom");
+        let mut v = Vec::new();
+        super::report_error(&mut v, "boom");
+        assert_eq!(v, b"error: boom\n");
     }
 }
 

@@ -82,6 +82,11 @@ pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
         numbers,
         anchors: HashMap::new(),
         parser: Parser::new_from_str(src),
+        span: None,
+        end: capstan_yaml::BlockScalarAtEnd::new(src),
+        depth: 0,
+        alias_nodes: MAX_ALIAS_NODES,
+        alias_bytes: MAX_ALIAS_BYTES,
     };
     let mut docs = Vec::new();
     loop {
@@ -145,36 +150,143 @@ fn go_yaml_error(line: usize, info: &str) -> String {
     }
 }
 
+/// Nesting depth limit (collections, expanded aliases included): the builder recurses,
+/// and values are parsed on 2 MiB tokio worker stacks too (serde_json's limit is 128).
+const MAX_DEPTH: usize = 256;
+/// Alias expansion budget over a stream: nodes copied.
+const MAX_ALIAS_NODES: usize = 1_000_000;
+/// Alias expansion budget over a stream: bytes of text (scalars and keys) copied.
+const MAX_ALIAS_BYTES: usize = 64 << 20;
+
+/// An anchored value and what copying it costs.
+struct Anchored {
+    v: Val,
+    nodes: usize,
+    bytes: usize,
+    height: usize,
+}
+
+/// Nodes, bytes of text and collection height of a value.
+fn measure(v: &Val) -> (usize, usize, usize) {
+    match v {
+        Val::Str(s) => (1, s.len(), 0),
+        Val::List(items) => {
+            let (mut n, mut b, mut h) = (1, 0, 0);
+            for i in items {
+                let (a, c, d) = measure(i);
+                n += a;
+                b += c;
+                h = h.max(d);
+            }
+            (n, b, h + 1)
+        }
+        Val::Map(m) => {
+            let (mut n, mut b, mut h) = (1, 0, 0);
+            for (k, v) in m {
+                let (a, c, d) = measure(v);
+                n += a + 1;
+                b += c + k.len();
+                h = h.max(d);
+            }
+            (n, b, h + 1)
+        }
+        _ => (1, 0, 0),
+    }
+}
+
 struct Builder<'a> {
     numbers: Numbers,
-    anchors: HashMap<usize, Val>,
+    anchors: HashMap<usize, Anchored>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// The span of the last event.
+    span: Option<saphyr_parser::Span>,
+    end: capstan_yaml::BlockScalarAtEnd<'a>,
+    depth: usize,
+    alias_nodes: usize,
+    alias_bytes: usize,
 }
 
 impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Option<Event<'a>>, YamlError> {
         match self.parser.next_event() {
             None => Ok(None),
-            Some(Ok((ev, _))) => Ok(Some(ev)),
+            Some(Ok((ev, span))) => {
+                self.span = Some(span);
+                Ok(Some(ev))
+            }
             Some(Err(e)) => Err(YamlError(go_yaml_error(e.marker().line(), e.info()))),
         }
+    }
+
+    fn line(&self) -> usize {
+        self.span.map_or(0, |s| s.start.line())
+    }
+
+    fn anchor(&mut self, anchor: usize, v: &Val) {
+        if anchor > 0 {
+            let (nodes, bytes, height) = measure(v);
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    v: v.clone(),
+                    nodes,
+                    bytes,
+                    height,
+                },
+            );
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), YamlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(YamlError(format!(
+                "yaml: line {}: exceeded max depth of {MAX_DEPTH}",
+                self.line()
+            )));
+        }
+        Ok(())
     }
 
     fn node(&mut self, ev: Event<'a>) -> Result<Val, YamlError> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let v = resolve_scalar(&text, style, tag.as_deref(), self.numbers);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                let v = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    // libyaml: no invented final line break at the end of the input.
+                    let mut text = text.into_owned();
+                    if let Some(s) = self.span {
+                        let m = |m: saphyr_parser::Marker| (m.line(), m.col(), m.index());
+                        self.end.fix(&mut text, m(s.start), m(s.end));
+                    }
+                    resolve_scalar(&text, style, tag.as_deref(), self.numbers)
+                } else {
+                    resolve_scalar(&text, style, tag.as_deref(), self.numbers)
+                };
+                self.anchor(anchor, &v);
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| YamlError("yaml: unknown anchor referenced".into())),
+            Event::Alias(id) => {
+                let line = self.line();
+                let a = self
+                    .anchors
+                    .get(&id)
+                    .ok_or_else(|| YamlError("yaml: unknown anchor referenced".into()))?;
+                if self.depth + a.height > MAX_DEPTH {
+                    return Err(YamlError(format!(
+                        "yaml: line {line}: exceeded max depth of {MAX_DEPTH}"
+                    )));
+                }
+                if a.nodes > self.alias_nodes || a.bytes > self.alias_bytes {
+                    return Err(YamlError(format!(
+                        "yaml: line {line}: document contains excessive aliasing"
+                    )));
+                }
+                self.alias_nodes -= a.nodes;
+                self.alias_bytes -= a.bytes;
+                Ok(a.v.clone())
+            }
             Event::SequenceStart(anchor, _) => {
+                self.enter()?;
                 let mut items = Vec::new();
                 loop {
                     let ev = self
@@ -186,12 +298,12 @@ impl<'a> Builder<'a> {
                     items.push(self.node(ev)?);
                 }
                 let v = Val::List(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                self.depth -= 1;
+                self.anchor(anchor, &v);
                 Ok(v)
             }
             Event::MappingStart(anchor, _) => {
+                self.enter()?;
                 let mut m = Map::new();
                 let mut merges: Vec<Val> = Vec::new();
                 loop {
@@ -229,9 +341,8 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let v = Val::Map(m);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                self.depth -= 1;
+                self.anchor(anchor, &v);
                 Ok(v)
             }
             _ => Err(YamlError("yaml: unexpected event".into())),
@@ -416,5 +527,53 @@ mod tests {
         assert_eq!(m["f"], Val::Null);
         assert_eq!(m["i"].as_map().unwrap()["k"], Val::Str("v".into()));
         assert!(parse_values("").unwrap().is_empty());
+    }
+
+    /// A values file ending in a block scalar without a final line break (go-yaml:
+    /// no `\n` is added).
+    #[test]
+    fn block_scalar_at_end_of_values_file() {
+        let m = parse_values("a: |\n  x\n  y").unwrap();
+        assert_eq!(m["a"], Val::Str("x\ny".into()));
+        let m = parse_values("a: |\n  x\n  y\n").unwrap();
+        assert_eq!(m["a"], Val::Str("x\ny\n".into()));
+    }
+
+    /// Billion laughs in a values file fails fast.
+    #[test]
+    fn values_alias_bomb_is_refused() {
+        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            s.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse_values(&s).unwrap_err();
+        assert!(e.0.contains("excessive aliasing"), "{e}");
+    }
+
+    /// Deep nesting is an error, not a stack overflow (even on a small thread stack).
+    #[test]
+    fn values_deep_nesting_is_refused() {
+        let h = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let mut text = String::new();
+                for i in 0..5000 {
+                    text.push_str(&" ".repeat(i));
+                    text.push_str("k:\n");
+                }
+                let e = parse_values(&text).unwrap_err();
+                assert!(e.0.contains("exceeded max depth"), "{e}");
+                let mut ok = String::new();
+                for i in 0..255 {
+                    ok.push_str(&" ".repeat(i));
+                    ok.push_str("k:\n");
+                }
+                parse_values(&ok).unwrap();
+            })
+            .unwrap();
+        h.join().unwrap();
     }
 }

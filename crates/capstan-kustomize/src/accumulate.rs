@@ -800,7 +800,10 @@ fn run_transformers_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Re
         let cfgs = if let Some(path) = r.str_at(&["path"]) {
             let (path, text) = read_file(ctx, &k.dir, path)?;
             let mut v = Vec::new();
-            for d in capstan_yaml::parse_documents(&text, &path.display().to_string())? {
+            // kustomize reads replacement files with sigs.k8s.io/yaml (not strict).
+            for d in
+                capstan_yaml::parse_documents_last_key_wins(&text, &path.display().to_string())?
+            {
                 match d {
                     Node::Sequence(s) => v.extend(s),
                     Node::Mapping(_) => v.push(d),
@@ -923,17 +926,21 @@ fn is_delete_patch(p: &Node) -> bool {
 }
 
 fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) -> Result<()> {
-    let text = if let Some(path) = p.str_at(&["path"]) {
-        read_file(ctx, &k.dir, path)?.1
+    let (text, source) = if let Some(path) = p.str_at(&["path"]) {
+        let (path, text) = read_file(ctx, &k.dir, path)?;
+        (text, path.display().to_string())
     } else if let Some(pt) = p.str_at(&["patch"]) {
-        pt.to_string()
+        (
+            pt.to_string(),
+            format!("{}: patches[].patch", k.file.display()),
+        )
     } else {
         return Err(kerr!(
             "{}: patches entry must have a path or a patch",
             k.file.display()
         ));
     };
-    let docs: Vec<Node> = capstan_yaml::parse_documents(&text, "patch")?
+    let docs: Vec<Node> = capstan_yaml::parse_documents(&text, &source)?
         .into_iter()
         .filter(|d| !d.is_null())
         .collect();

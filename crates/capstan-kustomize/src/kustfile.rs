@@ -71,7 +71,9 @@ pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
     let text = fs
         .read_to_string(&file)
         .map_err(|e| kerr!("{}: {e}", file.display()))?;
-    let docs = capstan_yaml::parse_documents(&text, &file.display().to_string())?;
+    // kustomize reads its kustomization file with sigs.k8s.io/yaml (go-yaml v2, not
+    // strict): a repeated key replaces the earlier value.
+    let docs = capstan_yaml::parse_documents_last_key_wins(&text, &file.display().to_string())?;
     let mut node = docs
         .into_iter()
         .find(|d| !d.is_null())

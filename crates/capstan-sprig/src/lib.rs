@@ -74,7 +74,8 @@ pub fn to_json(v: &Value) -> Result<String, String> {
 /// Parses YAML the way Helm's `fromYaml`/values loading do (sigs.k8s.io/yaml: YAML to JSON,
 /// so every number is a float64). Multi-document input: the first document.
 pub fn from_yaml(src: &str) -> Result<Value, String> {
-    let docs = capstan_yaml::parse_documents(src, "fromYaml").map_err(|e| {
+    // sigs.k8s.io/yaml is not strict: a repeated key replaces the earlier value.
+    let docs = capstan_yaml::parse_documents_last_key_wins(src, "fromYaml").map_err(|e| {
         // sigs.k8s.io/yaml's wording: "error converting YAML to JSON: yaml: line N: MSG"
         let m = e.to_string();
         let m = m.strip_prefix("fromYaml: ").unwrap_or(&m).to_string();

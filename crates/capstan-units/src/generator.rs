@@ -45,7 +45,8 @@ pub fn flux_kustomization<'a>(
                 // Nothing to merge: build the directory as it is.
                 return Ok(OverlayFs::new(fs));
             }
-            let docs = capstan_yaml::parse_documents(&text, &path.to_string_lossy())
+            // A kustomization file: read as kustomize reads it (a repeated key wins).
+            let docs = capstan_yaml::parse_documents_last_key_wins(&text, &path.to_string_lossy())
                 .map_err(|e| Partial(UnitError::new(None, e.to_string())))?;
             let kus = match docs.first().map(capstan_yaml::to_json) {
                 Some(Value::Object(m)) => m,

@@ -663,8 +663,8 @@ impl Loader<'_> {
             match &r.target_path {
                 Some(path) => set_path(&mut values, path, Value::String(text)),
                 None => {
-                    let docs =
-                        capstan_yaml::parse_documents(&text, &r.values_key).map_err(|e| {
+                    let docs = capstan_yaml::parse_documents_last_key_wins(&text, &r.values_key)
+                        .map_err(|e| {
                             UnitError::new(
                                 Some(unit.id.clone()),
                                 format!(

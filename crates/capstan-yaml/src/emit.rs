@@ -142,7 +142,10 @@ fn analyze(value: &str) -> Analysis {
                 _ => {}
             }
         }
-        if !is_printable(c) {
+        // Line and paragraph separators and NEL are line breaks to a YAML reader: in
+        // plain, single-quoted or block style they would come back as `\n` or a folded
+        // space (go-yaml writes them raw and loses them); only escapes keep them.
+        if !is_printable(c) || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
             special = true;
         }
         if is_break(c) {
@@ -222,6 +225,10 @@ fn requested_style(s: &Scalar) -> Style {
         return Style::Literal;
     }
     if s.tag == Tag::Str {
+        // go-yaml resolves a plain `<<` to the merge tag, so a `<<` string is quoted.
+        if s.value == "<<" && s.style != ScalarStyle::Plain {
+            return Style::Double;
+        }
         let rtag = if s.style == ScalarStyle::Plain {
             resolve_plain(&s.value)
         } else {
@@ -283,7 +290,9 @@ impl Emitter {
             Node::Mapping(_) => self.put_str("{}\n"),
             Node::Sequence(_) => self.put_str("[]\n"),
             Node::Scalar(s) => {
-                self.scalar(s, 0, false);
+                // libyaml indents a root scalar's continuation lines by the best indent
+                // (a root block scalar's `|2` hint must match its content).
+                self.scalar(s, BEST_INDENT, false);
                 self.newline();
             }
         }
