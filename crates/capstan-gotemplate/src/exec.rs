@@ -561,8 +561,13 @@ impl Exec<'_> {
             return Ok(v);
         }
         let mut vals = Vec::with_capacity(args.len() + 1);
-        for a in args {
-            vals.push(self.eval_arg(dot, a)?);
+        let mut nil_fields = 0u64;
+        for (i, a) in args.iter().enumerate() {
+            let v = self.eval_arg(dot, a)?;
+            if v.is_nil() && i < 64 && is_field_like(a) {
+                nil_fields |= 1 << i;
+            }
+            vals.push(v);
         }
         if let Some(fv) = fin {
             vals.push(fv);
@@ -573,12 +578,14 @@ impl Exec<'_> {
             overlay: self.overlay,
             state: &mut *self.state,
             template: &tname,
+            nil_fields,
         };
         match f(&mut ctx, &vals) {
             Ok(v) => Ok(v),
             Err(msg) => {
                 if let Some((i, ty)) = crate::parse_arg_type_error(&msg) {
-                    return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty));
+                    let typed = i < 64 && nil_fields & (1 << i) != 0;
+                    return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty, typed));
                 }
                 // Go's reflect-level arity check happens before the call, at the function's
                 // identifier and without `error calling NAME:`
@@ -600,6 +607,7 @@ impl Exec<'_> {
     /// Go's reflect-level argument check: a constant of the wrong kind (`expected integer;
     /// found "a"`), nil (`invalid value; expected int`) or a value of another type
     /// (`wrong type for value; expected int; got float64`), at the argument's position.
+    #[allow(clippy::too_many_arguments)]
     fn arg_type_err(
         &self,
         cmd: &Cmd,
@@ -608,6 +616,7 @@ impl Exec<'_> {
         vals: &[Value],
         i: usize,
         ty: &str,
+        nil_interface: bool,
     ) -> Error {
         let v = vals.get(i).cloned().unwrap_or(Value::Nil);
         let node = args.get(i).or(args.last());
@@ -629,6 +638,9 @@ impl Exec<'_> {
                 (_, Some(w)) => format!("expected {w}; found {a}"),
                 (_, None) => format!("can't handle {a} for arg of type {ty}"),
             }
+        } else if v.is_nil() && nil_interface {
+            // a field holding nil is a (valid) nil interface{} value in Go
+            format!("wrong type for value; expected {ty}; got interface {{}}")
         } else if v.is_nil() {
             format!("invalid value; expected {ty}")
         } else {
@@ -779,6 +791,18 @@ impl Exec<'_> {
                 ))
             }
         }
+    }
+}
+
+/// True for an argument Go evaluates to a field's value without digging into the
+/// interface: `.a.b`, `$x.a`, `(pipeline).a`. When that value is nil it is a valid
+/// `interface{}` holding nil, which Go does not convert to a map or slice parameter (a
+/// variable or parenthesised pipeline holding nil converts to the parameter's zero value).
+fn is_field_like(a: &Arg) -> bool {
+    match &a.kind {
+        ArgKind::Field(_) | ArgKind::Chain(..) => true,
+        ArgKind::Var(_, fs) => !fs.is_empty(),
+        _ => false,
     }
 }
 

@@ -376,6 +376,8 @@ pub struct Ctx<'a> {
     pub(crate) overlay: Option<&'a HashMap<String, Arc<parse::Template>>>,
     pub(crate) state: &'a mut ExecState,
     pub(crate) template: &'a str,
+    /// Bit `i`: argument `i` is nil read from a field (see [`Ctx::nil_is_interface`]).
+    pub(crate) nil_fields: u64,
 }
 
 impl Ctx<'_> {
@@ -386,6 +388,20 @@ impl Ctx<'_> {
     /// The name of the template being executed.
     pub fn template_name(&self) -> &str {
         self.template
+    }
+    /// True when argument `i` is nil read from a field (`.Values.x`, `$v.x`,
+    /// `(lookup ...).data`): in Go a valid `interface{}` holding nil, which a parameter of
+    /// type map or slice refuses (`wrong type for value; expected map[string]interface {};
+    /// got interface {}`: return [`arg_type_error`]). A nil from a variable (`$x`) or a
+    /// parenthesised pipeline is Go's invalid value, which such a parameter receives as
+    /// its nil zero value (a nil map reads as empty).
+    pub fn nil_is_interface(&self, i: usize) -> bool {
+        i < 64 && self.nil_fields & (1 << i) != 0
+    }
+    /// Whether argument `i` received as nil converts to Go's nil map / slice: see
+    /// [`Ctx::nil_is_interface`].
+    pub fn nil_converts(&self, a: &[Value], i: usize) -> bool {
+        matches!(a.get(i), Some(Value::Nil)) && !self.nil_is_interface(i)
     }
     /// Helm's `include`: executes the template `name` with `data` and returns its output
     /// (with the recursion limit of [`Options::max_include_depth`]).

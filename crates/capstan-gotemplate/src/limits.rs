@@ -77,3 +77,16 @@ pub fn check_string_len(what: &str, len: u128) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The longest list one function may produce (`until`, `untilStep`, `seq`...): 2^20.
+pub const MAX_LIST_LEN: usize = 1 << 20;
+
+/// Checks that a list of `len` elements fits [`MAX_LIST_LEN`].
+pub fn check_list_len(what: &str, len: u128) -> Result<(), String> {
+    if len > MAX_LIST_LEN as u128 {
+        return Err(format!(
+            "{what}: {len} elements exceed the limit of {MAX_LIST_LEN} per list"
+        ));
+    }
+    Ok(())
+}

@@ -14,6 +14,20 @@ pub type Map = BTreeMap<String, Value>;
 #[derive(Clone, Default)]
 pub struct MapRef(Arc<RwLock<Map>>);
 
+// Dropping the last reference to a deeply nested map recurses: give each level the
+// stack it needs.
+impl Drop for MapRef {
+    fn drop(&mut self) {
+        if let Some(lock) = Arc::get_mut(&mut self.0) {
+            let m = lock.get_mut().unwrap_or_else(|e| e.into_inner());
+            if !m.is_empty() {
+                let m = std::mem::take(m);
+                crate::limits::with_stack(move || drop(m));
+            }
+        }
+    }
+}
+
 impl MapRef {
     /// A new map holding `m`.
     pub fn new(m: Map) -> MapRef {
@@ -50,6 +64,10 @@ impl MapRef {
     /// True when both references point to the same map.
     pub fn ptr_eq(&self, other: &MapRef) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// The map's identity (for cycle detection).
+    pub fn as_ptr(&self) -> *const () {
+        Arc::as_ptr(&self.0) as *const ()
     }
 }
 
