@@ -198,11 +198,11 @@ fn slice(args: &[Value]) -> Result<Value, String> {
     })
 }
 
-fn eval_args_string(args: &[Value]) -> String {
+fn eval_args_string(args: &[Value]) -> Result<String, String> {
     if let [Value::String(s)] = args {
-        return s.to_string();
+        return Ok(s.to_string());
     }
-    crate::fmt::sprint(args)
+    crate::fmt::try_sprint(args).map_err(|l| l.message("print"))
 }
 
 /// Go's `template.HTMLEscapeString`.
@@ -305,8 +305,16 @@ pub(crate) fn builtins() -> FuncMap {
     });
     m.add("index", |_, a| index(a));
     m.add("slice", |_, a| slice(a));
-    m.add("print", |_, a| Ok(Value::from(crate::fmt::sprint(a))));
-    m.add("println", |_, a| Ok(Value::from(crate::fmt::sprintln(a))));
+    m.add("print", |_, a| {
+        crate::fmt::try_sprint(a)
+            .map(Value::from)
+            .map_err(|l| l.message("print"))
+    });
+    m.add("println", |_, a| {
+        crate::fmt::try_sprintln(a)
+            .map(Value::from)
+            .map_err(|l| l.message("println"))
+    });
     m.add("printf", |_, a| {
         let Some(f) = a.first() else {
             return Err("wrong number of args for printf: want at least 1 got 0".into());
@@ -317,16 +325,18 @@ pub(crate) fn builtins() -> FuncMap {
                 f.type_name()
             ));
         };
-        Ok(Value::from(crate::fmt::sprintf(f, &a[1..])))
+        crate::fmt::try_sprintf(f, &a[1..])
+            .map(Value::from)
+            .map_err(|l| l.message("printf"))
     });
     m.add("html", |_, a| {
-        Ok(Value::from(html_escape(&eval_args_string(a))))
+        Ok(Value::from(html_escape(&eval_args_string(a)?)))
     });
     m.add("js", |_, a| {
-        Ok(Value::from(js_escape(&eval_args_string(a))))
+        Ok(Value::from(js_escape(&eval_args_string(a)?)))
     });
     m.add("urlquery", |_, a| {
-        Ok(Value::from(query_escape(&eval_args_string(a))))
+        Ok(Value::from(query_escape(&eval_args_string(a)?)))
     });
     m.add("call", |_, a| {
         Err(format!(

@@ -7,8 +7,6 @@ use crate::parse::{self, Arg, ArgKind, Branch, Cmd, Node, Pipe, Template};
 use crate::value::Value;
 use crate::{Ctx, Error, ErrorKind, ExecState, MissingKey, TemplateSet};
 
-const MAX_EXEC_DEPTH: usize = 100_000;
-
 type Overlay = HashMap<String, Arc<Template>>;
 
 enum Flow {
@@ -66,6 +64,7 @@ pub(crate) fn include(
     data: &Value,
     state: &mut ExecState,
 ) -> Result<String, Error> {
+    check_nesting(set, state)?;
     let depth = state.include_depth.get(name).copied();
     if let Some(v) = depth {
         if v > set.options.max_include_depth {
@@ -83,8 +82,10 @@ pub(crate) fn include(
     })?;
     let t = t.clone();
     *state.include_depth.entry(name.to_string()).or_insert(0) += 1;
+    state.nesting += 1;
     let mut out = String::new();
-    let r = execute(set, overlay, &t, data, &mut out, state);
+    let r = crate::limits::with_stack(|| execute(set, overlay, &t, data, &mut out, state));
+    state.nesting -= 1;
     if let Some(v) = state.include_depth.get_mut(name) {
         *v = v.saturating_sub(1);
     }
@@ -123,8 +124,10 @@ pub(crate) fn tpl(
             p
         }
     };
+    check_nesting(set, state)?;
     let main = parsed.templates[0].clone();
     let mut out = String::new();
+    state.nesting += 1;
     let r = if parsed.templates.len() > 1 {
         let mut ov: Overlay = overlay.cloned().unwrap_or_default();
         for t in &parsed.templates[1..] {
@@ -135,10 +138,11 @@ pub(crate) fn tpl(
             }
             ov.insert(t.name.clone(), t.clone());
         }
-        execute(set, Some(&ov), &main, data, &mut out, state)
+        crate::limits::with_stack(|| execute(set, Some(&ov), &main, data, &mut out, state))
     } else {
-        execute(set, overlay, &main, data, &mut out, state)
+        crate::limits::with_stack(|| execute(set, overlay, &main, data, &mut out, state))
     };
+    state.nesting -= 1;
     r.map_err(|e| {
         Error::other(format!(
             "error during tpl function execution for {}: {}",
@@ -150,6 +154,18 @@ pub(crate) fn tpl(
         out = out.replace("<no value>", "");
     }
     Ok(out)
+}
+
+/// The total nesting of template executions (`template`, `include`, `tpl`) is bounded by
+/// [`crate::Options::max_exec_depth`], so that no chain of them runs unbounded.
+fn check_nesting(set: &TemplateSet, state: &ExecState) -> Result<(), Error> {
+    if state.nesting >= set.options.max_exec_depth {
+        return Err(Error::other(format!(
+            "template: exceeded maximum template depth ({})",
+            set.options.max_exec_depth
+        )));
+    }
+    Ok(())
 }
 
 /// The node as the error context. Go's `ErrorContext` once cut it to 20 characters;
@@ -174,7 +190,14 @@ impl Exec<'_> {
 
     fn walk_list(&mut self, dot: &Value, list: &[Node], out: &mut String) -> Result<Flow, Error> {
         for n in list {
-            match self.walk(dot, n, out)? {
+            let flow = self.walk(dot, n, out)?;
+            if out.len() > self.set.options.max_output_bytes {
+                return Err(Error::other(format!(
+                    "template: {}: output exceeds the limit of {} bytes",
+                    self.tmpl.name, self.set.options.max_output_bytes
+                )));
+            }
+            match flow {
                 Flow::Normal => {}
                 f => return Ok(f),
             }
@@ -183,12 +206,18 @@ impl Exec<'_> {
     }
 
     fn walk(&mut self, dot: &Value, node: &Node, out: &mut String) -> Result<Flow, Error> {
+        crate::limits::with_stack(|| self.walk_node(dot, node, out))
+    }
+
+    fn walk_node(&mut self, dot: &Value, node: &Node, out: &mut String) -> Result<Flow, Error> {
         match node {
             Node::Text(t) => out.push_str(t),
             Node::Action(pipe) => {
                 let v = self.eval_pipe(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    print_value(out, &v);
+                    if let Err(l) = print_value(out, &v) {
+                        return Err(self.err(pipe.pos, pipe, l.message("printing the value")));
+                    }
                 }
             }
             Node::If(b) => return self.walk_if_with(dot, b, false, out),
@@ -203,23 +232,27 @@ impl Exec<'_> {
                         format!("template {} not defined", crate::fmt::quote(name)),
                     ));
                 };
-                let newdot = match pipe {
-                    Some(p) => self.eval_pipe(dot, p)?,
-                    None => Value::Nil,
-                };
-                if self.depth >= MAX_EXEC_DEPTH {
+                // Go checks the depth before evaluating the pipeline
+                let max = self.set.options.max_exec_depth;
+                if self.depth >= max || self.state.nesting >= max {
                     let ctx = TemplateCtx(name, pipe.as_ref());
                     return Err(self.err(
                         *pos,
                         &ctx,
-                        format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})"),
+                        format!("exceeded maximum template depth ({max})"),
                     ));
                 }
+                let newdot = match pipe {
+                    Some(p) => self.eval_pipe(dot, p)?,
+                    None => Value::Nil,
+                };
                 let saved_vars =
                     std::mem::replace(&mut self.vars, vec![(Arc::from("$"), newdot.clone())]);
                 let saved_tmpl = std::mem::replace(&mut self.tmpl, t.clone());
                 self.depth += 1;
+                self.state.nesting += 1;
                 let r = self.walk_list(&newdot, &t.root, out);
+                self.state.nesting -= 1;
                 self.depth -= 1;
                 self.tmpl = saved_tmpl;
                 self.vars = saved_vars;
@@ -425,7 +458,7 @@ impl Exec<'_> {
             ArgKind::Pipe(p) => {
                 self.not_a_function(cmd, &fin)?;
                 let mark = self.vars.len();
-                let r = self.eval_pipe(dot, p);
+                let r = crate::limits::with_stack(|| self.eval_pipe(dot, p));
                 self.vars.truncate(mark);
                 r
             }
@@ -528,8 +561,13 @@ impl Exec<'_> {
             return Ok(v);
         }
         let mut vals = Vec::with_capacity(args.len() + 1);
-        for a in args {
-            vals.push(self.eval_arg(dot, a)?);
+        let mut nil_fields = 0u64;
+        for (i, a) in args.iter().enumerate() {
+            let v = self.eval_arg(dot, a)?;
+            if v.is_nil() && i < 64 && is_field_like(a) {
+                nil_fields |= 1 << i;
+            }
+            vals.push(v);
         }
         if let Some(fv) = fin {
             vals.push(fv);
@@ -540,12 +578,14 @@ impl Exec<'_> {
             overlay: self.overlay,
             state: &mut *self.state,
             template: &tname,
+            nil_fields,
         };
         match f(&mut ctx, &vals) {
             Ok(v) => Ok(v),
             Err(msg) => {
                 if let Some((i, ty)) = crate::parse_arg_type_error(&msg) {
-                    return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty));
+                    let typed = i < 64 && nil_fields & (1 << i) != 0;
+                    return Err(self.arg_type_err(cmd, ctx_node, args, &vals, i, ty, typed));
                 }
                 // Go's reflect-level arity check happens before the call, at the function's
                 // identifier and without `error calling NAME:`
@@ -567,6 +607,7 @@ impl Exec<'_> {
     /// Go's reflect-level argument check: a constant of the wrong kind (`expected integer;
     /// found "a"`), nil (`invalid value; expected int`) or a value of another type
     /// (`wrong type for value; expected int; got float64`), at the argument's position.
+    #[allow(clippy::too_many_arguments)]
     fn arg_type_err(
         &self,
         cmd: &Cmd,
@@ -575,6 +616,7 @@ impl Exec<'_> {
         vals: &[Value],
         i: usize,
         ty: &str,
+        nil_interface: bool,
     ) -> Error {
         let v = vals.get(i).cloned().unwrap_or(Value::Nil);
         let node = args.get(i).or(args.last());
@@ -596,6 +638,9 @@ impl Exec<'_> {
                 (_, Some(w)) => format!("expected {w}; found {a}"),
                 (_, None) => format!("can't handle {a} for arg of type {ty}"),
             }
+        } else if v.is_nil() && nil_interface {
+            // a field holding nil is a (valid) nil interface{} value in Go
+            format!("wrong type for value; expected {ty}; got interface {{}}")
         } else if v.is_nil() {
             format!("invalid value; expected {ty}")
         } else {
@@ -749,6 +794,18 @@ impl Exec<'_> {
     }
 }
 
+/// True for an argument Go evaluates to a field's value without digging into the
+/// interface: `.a.b`, `$x.a`, `(pipeline).a`. When that value is nil it is a valid
+/// `interface{}` holding nil, which Go does not convert to a map or slice parameter (a
+/// variable or parenthesised pipeline holding nil converts to the parameter's zero value).
+fn is_field_like(a: &Arg) -> bool {
+    match &a.kind {
+        ArgKind::Field(_) | ArgKind::Chain(..) => true,
+        ArgKind::Var(_, fs) => !fs.is_empty(),
+        _ => false,
+    }
+}
+
 struct TemplateCtx<'a>(&'a str, Option<&'a Pipe>);
 
 impl std::fmt::Display for TemplateCtx<'_> {
@@ -761,14 +818,20 @@ impl std::fmt::Display for TemplateCtx<'_> {
 }
 
 /// Writes a pipeline's result the way text/template prints it: nil as `<no value>`.
-fn print_value(out: &mut String, v: &Value) {
+fn print_value(out: &mut String, v: &Value) -> Result<(), crate::fmt::Limit> {
     match v {
         Value::Nil => out.push_str("<no value>"),
         Value::String(s) => out.push_str(s),
         Value::Object(o) => match o.template_string() {
             Some(s) => out.push_str(&s),
-            None => crate::fmt::write_value(out, v),
+            None => out.push_str(&o.go_string()),
         },
-        v => crate::fmt::write_value(out, v),
+        v => {
+            // a fresh buffer: the size limit is per value, not per output
+            let mut s = String::new();
+            crate::fmt::try_write_value(&mut s, v)?;
+            out.push_str(&s);
+        }
     }
+    Ok(())
 }

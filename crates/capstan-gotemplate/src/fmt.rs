@@ -3,33 +3,98 @@
 
 use crate::value::Value;
 
+use crate::limits::{MAX_STRING_BYTES, MAX_VALUE_DEPTH};
+
+/// Why printing stopped: a value nested deeper than [`MAX_VALUE_DEPTH`] (or cyclic: a map
+/// that contains itself), or a result longer than [`MAX_STRING_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Nested (or cyclic) beyond [`MAX_VALUE_DEPTH`].
+    Depth,
+    /// Longer than [`MAX_STRING_BYTES`].
+    Size,
+}
+
+impl Limit {
+    /// The error message for this limit.
+    pub fn message(self, what: &str) -> String {
+        match self {
+            Limit::Depth => format!(
+                "{what}: value nested deeper than {MAX_VALUE_DEPTH} levels (or a map that contains itself)"
+            ),
+            Limit::Size => format!(
+                "{what}: result exceeds the limit of {MAX_STRING_BYTES} bytes per string"
+            ),
+        }
+    }
+}
+
+fn check(out: &str, depth: usize) -> Result<(), Limit> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(Limit::Depth);
+    }
+    if out.len() > MAX_STRING_BYTES {
+        return Err(Limit::Size);
+    }
+    Ok(())
+}
+
 /// `fmt.Sprint(args...)`: spaces between operands when neither side is a string.
+/// Past a [`Limit`] the output is cut (see [`try_sprint`]).
 pub fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
+    let _ = sprint_into(&mut out, args);
+    out
+}
+
+/// [`sprint`], failing past a [`Limit`].
+pub fn try_sprint(args: &[Value]) -> Result<String, Limit> {
+    let mut out = String::new();
+    sprint_into(&mut out, args)?;
+    Ok(out)
+}
+
+fn sprint_into(out: &mut String, args: &[Value]) -> Result<(), Limit> {
     for (i, a) in args.iter().enumerate() {
         if i > 0 && !matches!(a, Value::String(_)) && !matches!(args[i - 1], Value::String(_)) {
             out.push(' ');
         }
-        write_value(&mut out, a);
+        write_value_at(out, a, 0)?;
     }
-    out
+    Ok(())
 }
 
 /// `fmt.Sprintln(args...)`: always spaces, then a newline.
 pub fn sprintln(args: &[Value]) -> String {
+    try_sprintln(args).unwrap_or_default()
+}
+
+/// [`sprintln`], failing past a [`Limit`].
+pub fn try_sprintln(args: &[Value]) -> Result<String, Limit> {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        write_value(&mut out, a);
+        write_value_at(&mut out, a, 0)?;
     }
     out.push('\n');
-    out
+    Ok(out)
 }
 
-/// Writes `%v` of a value (no flags).
+/// Writes `%v` of a value (no flags). Past a [`Limit`] the output is cut (see
+/// [`try_write_value`]).
 pub fn write_value(out: &mut String, v: &Value) {
+    let _ = write_value_at(out, v, 0);
+}
+
+/// [`write_value`], failing past a [`Limit`] (Go's `fmt` recurses forever on a map that
+/// contains itself).
+pub fn try_write_value(out: &mut String, v: &Value) -> Result<(), Limit> {
+    write_value_at(out, v, 0)
+}
+
+fn write_value_at(out: &mut String, v: &Value, depth: usize) -> Result<(), Limit> {
     match v {
         Value::Nil => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -37,16 +102,19 @@ pub fn write_value(out: &mut String, v: &Value) {
         Value::Float(f) => out.push_str(&format_float(*f, 'g', -1)),
         Value::String(s) => out.push_str(s),
         Value::List(l) => {
+            check(out, depth + 1)?;
             out.push('[');
             for (i, e) in l.iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
-                write_value(out, e);
+                crate::limits::with_stack(|| write_value_at(out, e, depth + 1))?;
+                check(out, depth)?;
             }
             out.push(']');
         }
         Value::Map(m) => {
+            check(out, depth + 1)?;
             out.push_str("map[");
             for (i, (k, e)) in m.read().iter().enumerate() {
                 if i > 0 {
@@ -54,12 +122,14 @@ pub fn write_value(out: &mut String, v: &Value) {
                 }
                 out.push_str(k);
                 out.push(':');
-                write_value(out, e);
+                crate::limits::with_stack(|| write_value_at(out, e, depth + 1))?;
+                check(out, depth)?;
             }
             out.push(']');
         }
         Value::Object(o) => out.push_str(&o.go_string()),
     }
+    Ok(())
 }
 
 /// Go's `strconv.Quote`.
@@ -135,7 +205,13 @@ pub fn format_float(f: f64, fmt: char, prec: i32) -> String {
             if prec < 0 {
                 s.push_str(&format!("{a}"));
             } else {
-                s.push_str(&format!("{:.*}", prec as usize, a));
+                // the exact value has at most 1074 fractional digits: Rust formats up to
+                // 65535, so format exactly to 1100 and append the zeros Go prints
+                let p = prec as usize;
+                s.push_str(&format!("{:.*}", p.min(1100), a));
+                if p > 1100 {
+                    s.push_str(&"0".repeat(p - 1100));
+                }
             }
         }
         'e' | 'E' => {
@@ -195,7 +271,9 @@ fn decimal_digits(a: f64, sig: Option<usize>) -> (String, i32) {
     }
     let e = match sig {
         None => format!("{a:e}"),
-        Some(n) => format!("{:.*e}", n.saturating_sub(1), a),
+        // an f64 has at most 767 significant decimal digits: rounding to more changes
+        // nothing (and Rust formats at most 65535)
+        Some(n) => format!("{:.*e}", n.saturating_sub(1).min(800), a),
     };
     let (mant, exp) = e.split_once('e').unwrap();
     let exp: i32 = exp.parse().unwrap();
@@ -212,9 +290,9 @@ fn fmt_e(digits: &str, exp: i32, prec: usize, e: char) -> String {
     s.push(d[0]);
     if prec > 0 {
         s.push('.');
-        for i in 1..=prec {
-            s.push(*d.get(i).unwrap_or(&'0'));
-        }
+        let have = d.len().saturating_sub(1).min(prec);
+        s.extend(&d[1..1 + have]);
+        s.push_str(&"0".repeat(prec - have));
     }
     let exp = if digits == "0" { 0 } else { exp };
     s.push(e);
@@ -263,85 +341,124 @@ struct Spec {
     prec: Option<usize>,
 }
 
-/// Go's `fmt.Sprintf`.
+/// Go's `fmt.Sprintf`. Past a [`Limit`] the output is cut (see [`try_sprintf`]).
 pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
-    let mut argi = 0;
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+    let _ = sprintf_into(&mut out, format, args);
+    out
+}
+
+/// Go's `fmt.Sprintf`, failing past a [`Limit`] (widths and precisions are at most about
+/// 10^7, as Go's `fmt` parses them, but many of them could still add up).
+pub fn try_sprintf(format: &str, args: &[Value]) -> Result<String, Limit> {
+    let mut out = String::new();
+    sprintf_into(&mut out, format, args)?;
+    Ok(out)
+}
+
+/// Go's `fmt.tooLarge`: widths and precisions beyond 10^6 (checked before each digit).
+fn too_large(x: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&x)
+}
+
+/// Go's `fmt.parsenum`: the number at `i` of `b`, `None` without digits; a crazy long
+/// number consumes the rest of the format (`i` becomes the end) and is absent.
+fn parsenum(b: &[u8], i: &mut usize) -> Option<usize> {
+    let mut num: i64 = 0;
+    let mut isnum = false;
+    while *i < b.len() && b[*i].is_ascii_digit() {
+        if too_large(num) {
+            *i = b.len();
+            return None;
         }
+        num = num * 10 + (b[*i] - b'0') as i64;
+        isnum = true;
+        *i += 1;
+    }
+    isnum.then_some(num as usize)
+}
+
+/// Go's `fmt.intFromArg`: an integer argument for `*` (absent when missing, not an
+/// integer, or too large); the argument is consumed when present.
+fn int_from_arg(args: &[Value], argi: &mut usize) -> Option<i64> {
+    let a = args.get(*argi)?;
+    *argi += 1;
+    match a {
+        Value::Int(n) | Value::Int64(n) if !too_large(*n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn sprintf_into(out: &mut String, format: &str, args: &[Value]) -> Result<(), Limit> {
+    let b = format.as_bytes();
+    let end = b.len();
+    let mut argi = 0;
+    let mut i = 0;
+    while i < end {
+        let lasti = i;
+        while i < end && b[i] != b'%' {
+            i += 1;
+        }
+        if i > lasti {
+            out.push_str(&format[lasti..i]);
+        }
+        if i >= end {
+            break;
+        }
+        i += 1; // the '%'
         let mut sp = Spec::default();
         // flags
-        while let Some(&f) = chars.peek() {
-            match f {
-                '-' => sp.minus = true,
-                '+' => sp.plus = true,
-                '#' => sp.sharp = true,
-                ' ' => sp.space = true,
-                '0' => sp.zero = true,
+        while i < end {
+            match b[i] {
+                b'-' => {
+                    sp.minus = true;
+                    sp.zero = false;
+                }
+                b'+' => sp.plus = true,
+                b'#' => sp.sharp = true,
+                b' ' => sp.space = true,
+                b'0' => sp.zero = !sp.minus,
                 _ => break,
             }
-            chars.next();
+            i += 1;
         }
         // width
-        if chars.peek() == Some(&'*') {
-            chars.next();
-            if let Some(Value::Int(n) | Value::Int64(n)) = args.get(argi) {
-                if *n < 0 {
-                    sp.minus = true;
-                }
-                sp.width = Some(n.unsigned_abs() as usize);
-            } else {
-                out.push_str("%!(BADWIDTH)");
-            }
-            argi += 1;
-        } else {
-            let mut w = String::new();
-            while let Some(&d) = chars.peek() {
-                if d.is_ascii_digit() {
-                    w.push(d);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            if !w.is_empty() {
-                sp.width = w.parse().ok();
-            }
-        }
-        if chars.peek() == Some(&'.') {
-            chars.next();
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                if let Some(Value::Int(n) | Value::Int64(n)) = args.get(argi) {
-                    sp.prec = Some((*n).max(0) as usize);
-                } else {
-                    out.push_str("%!(BADPREC)");
-                }
-                argi += 1;
-            } else {
-                let mut w = String::new();
-                while let Some(&d) = chars.peek() {
-                    if d.is_ascii_digit() {
-                        w.push(d);
-                        chars.next();
-                    } else {
-                        break;
+        if i < end && b[i] == b'*' {
+            i += 1;
+            match int_from_arg(args, &mut argi) {
+                Some(n) => {
+                    if n < 0 {
+                        sp.minus = true;
+                        sp.zero = false;
                     }
+                    sp.width = Some(n.unsigned_abs() as usize);
                 }
-                sp.prec = Some(w.parse().unwrap_or(0));
+                None => out.push_str("%!(BADWIDTH)"),
+            }
+        } else {
+            sp.width = parsenum(b, &mut i);
+        }
+        // precision
+        if i + 1 < end && b[i] == b'.' {
+            i += 1;
+            if b[i] == b'*' {
+                i += 1;
+                match int_from_arg(args, &mut argi) {
+                    Some(n) if n >= 0 => sp.prec = Some(n as usize),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+            } else {
+                sp.prec = Some(parsenum(b, &mut i).unwrap_or(0));
             }
         }
-        if sp.minus {
-            sp.zero = false;
-        }
-        let Some(verb) = chars.next() else {
+        if i >= end {
             out.push_str("%!(NOVERB)");
             break;
+        }
+        let Some(verb) = format[i..].chars().next() else {
+            break;
         };
+        i += verb.len_utf8();
         if verb == '%' {
             out.push('%');
             continue;
@@ -351,7 +468,8 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         argi += 1;
-        format_arg(&mut out, verb, sp, arg);
+        format_arg(out, verb, sp, arg, 0)?;
+        check(out, 0)?;
     }
     if argi < args.len() {
         out.push_str("%!(EXTRA ");
@@ -361,11 +479,11 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             out.push_str(&a.type_name());
             out.push('=');
-            write_value(&mut out, a);
+            write_value_at(out, a, 0)?;
         }
         out.push(')');
     }
-    out
+    check(out, 0)
 }
 
 fn pad(out: &mut String, s: &str, sp: Spec) {
@@ -378,7 +496,7 @@ fn pad(out: &mut String, s: &str, sp: Spec) {
     let fill = w - n;
     if sp.minus {
         out.push_str(s);
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.push_str(&" ".repeat(fill));
     } else if sp.zero {
         // zero padding goes after the sign
         let (sign, rest) = match s.chars().next() {
@@ -388,10 +506,10 @@ fn pad(out: &mut String, s: &str, sp: Spec) {
         if let Some(c) = sign {
             out.push(c);
         }
-        out.extend(std::iter::repeat_n('0', fill));
+        out.push_str(&"0".repeat(fill));
         out.push_str(rest);
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.push_str(&" ".repeat(fill));
         out.push_str(s);
     }
 }
@@ -406,7 +524,7 @@ fn bad_verb(out: &mut String, verb: char, sp: Spec, v: &Value) {
             out.push_str(&v.type_name());
             out.push('=');
             // Go prints the value with %v and the verb's flags (width, '-', '0')
-            format_arg(out, 'v', sp, v);
+            let _ = format_arg(out, 'v', sp, v, 0);
         }
     }
     out.push(')');
@@ -444,8 +562,8 @@ fn fmt_int(out: &mut String, verb: char, sp: Spec, i: i64) {
         if p == 0 && u == 0 {
             digits.clear();
         }
-        while digits.len() < p {
-            digits.insert(0, '0');
+        if digits.len() < p {
+            digits = "0".repeat(p - digits.len()) + &digits;
         }
     }
     let mut prefix = String::new();
@@ -479,7 +597,7 @@ fn fmt_int(out: &mut String, verb: char, sp: Spec, i: i64) {
         let mut s = String::from(sign);
         s.push_str(&prefix);
         if body_len < w {
-            s.extend(std::iter::repeat_n('0', w - body_len));
+            s.push_str(&"0".repeat(w - body_len));
         }
         s.push_str(&digits);
         out.push_str(&s);
@@ -553,10 +671,16 @@ fn fmt_str(out: &mut String, verb: char, sp: Spec, s: &str) {
     }
 }
 
-fn format_arg(out: &mut String, verb: char, mut sp: Spec, v: &Value) {
+fn format_arg(
+    out: &mut String,
+    verb: char,
+    mut sp: Spec,
+    v: &Value,
+    depth: usize,
+) -> Result<(), Limit> {
     if verb == 'T' {
         pad(out, &v.type_name(), sp);
-        return;
+        return Ok(());
     }
     if verb == 'v' {
         // `%+v` sets plusV (field names) and clears the sign flag
@@ -565,7 +689,7 @@ fn format_arg(out: &mut String, verb: char, mut sp: Spec, v: &Value) {
             // `%#v`: Go syntax; strings are quoted
             if let Value::String(s) = v {
                 pad(out, &quote(s), sp);
-                return;
+                return Ok(());
             }
         }
     }
@@ -593,27 +717,33 @@ fn format_arg(out: &mut String, verb: char, mut sp: Spec, v: &Value) {
         },
         Value::List(l) => {
             if sp.sharp && verb == 'v' {
-                pad(out, &v.to_go_string(), sp);
-                return;
+                let mut s = String::new();
+                write_value_at(&mut s, v, depth)?;
+                pad(out, &s, sp);
+                return Ok(());
             }
+            check(out, depth + 1)?;
             out.push('[');
             for (i, e) in l.iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
-                format_arg(out, verb, sp, e);
+                crate::limits::with_stack(|| format_arg(out, verb, sp, e, depth + 1))?;
+                check(out, depth)?;
             }
             out.push(']');
         }
         Value::Map(m) => {
+            check(out, depth + 1)?;
             out.push_str("map[");
             for (i, (k, e)) in m.read().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
-                format_arg(out, verb, sp, &Value::from(k.as_str()));
+                format_arg(out, verb, sp, &Value::from(k.as_str()), depth + 1)?;
                 out.push(':');
-                format_arg(out, verb, sp, e);
+                crate::limits::with_stack(|| format_arg(out, verb, sp, e, depth + 1))?;
+                check(out, depth)?;
             }
             out.push(']');
         }
@@ -623,4 +753,5 @@ fn format_arg(out: &mut String, verb: char, mut sp: Spec, v: &Value) {
             _ => bad_verb(out, verb, sp, v),
         },
     }
+    Ok(())
 }

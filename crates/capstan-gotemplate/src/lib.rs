@@ -29,12 +29,14 @@ mod builtins;
 mod exec;
 pub mod fmt;
 mod lex;
+pub mod limits;
 mod parse;
 pub mod value;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use limits::{with_stack, MAX_EXEC_DEPTH};
 pub use value::{Map, MapRef, Method, Object, StructObject, Value};
 
 /// A template function: receives the call context and the evaluated arguments, returns a
@@ -199,6 +201,13 @@ pub struct Options {
     pub max_include_depth: usize,
     /// Replace `<no value>` by the empty string in `tpl`'s output (Helm does).
     pub tpl_strip_no_value: bool,
+    /// Maximum nesting of `{{template}}` calls (Go's `maxExecDepth`,
+    /// [`limits::MAX_EXEC_DEPTH`]): deeper is the error `exceeded maximum template depth
+    /// (N)`. The same bound applies to the total nesting of template executions of one
+    /// render ([`ExecState::nesting`]: `template`, `include` and `tpl` together).
+    pub max_exec_depth: usize,
+    /// Maximum size in bytes of one template's output ([`limits::MAX_OUTPUT_BYTES`]).
+    pub max_output_bytes: usize,
 }
 
 impl Default for Options {
@@ -208,6 +217,8 @@ impl Default for Options {
             root_name: "gotpl".into(),
             max_include_depth: 1000,
             tpl_strip_no_value: true,
+            max_exec_depth: limits::MAX_EXEC_DEPTH,
+            max_output_bytes: limits::MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -343,6 +354,19 @@ impl TemplateSet {
 #[derive(Default)]
 pub struct ExecState {
     pub(crate) include_depth: HashMap<String, usize>,
+    pub(crate) nesting: usize,
+}
+
+impl ExecState {
+    /// How many template executions are nested right now: each `{{template}}`, `include`
+    /// and `tpl` adds one while it runs. Bounded by [`Options::max_exec_depth`].
+    pub fn nesting(&self) -> usize {
+        self.nesting
+    }
+    /// How many `include`s of `name` are running right now (Helm's `includedNames`).
+    pub fn include_depth(&self, name: &str) -> usize {
+        self.include_depth.get(name).copied().unwrap_or(0)
+    }
 }
 
 /// The context a [`Func`] is called with: access to the executing set, for `include`,
@@ -352,6 +376,8 @@ pub struct Ctx<'a> {
     pub(crate) overlay: Option<&'a HashMap<String, Arc<parse::Template>>>,
     pub(crate) state: &'a mut ExecState,
     pub(crate) template: &'a str,
+    /// Bit `i`: argument `i` is nil read from a field (see [`Ctx::nil_is_interface`]).
+    pub(crate) nil_fields: u64,
 }
 
 impl Ctx<'_> {
@@ -362,6 +388,20 @@ impl Ctx<'_> {
     /// The name of the template being executed.
     pub fn template_name(&self) -> &str {
         self.template
+    }
+    /// True when argument `i` is nil read from a field (`.Values.x`, `$v.x`,
+    /// `(lookup ...).data`): in Go a valid `interface{}` holding nil, which a parameter of
+    /// type map or slice refuses (`wrong type for value; expected map[string]interface {};
+    /// got interface {}`: return [`arg_type_error`]). A nil from a variable (`$x`) or a
+    /// parenthesised pipeline is Go's invalid value, which such a parameter receives as
+    /// its nil zero value (a nil map reads as empty).
+    pub fn nil_is_interface(&self, i: usize) -> bool {
+        i < 64 && self.nil_fields & (1 << i) != 0
+    }
+    /// Whether argument `i` received as nil converts to Go's nil map / slice: see
+    /// [`Ctx::nil_is_interface`].
+    pub fn nil_converts(&self, a: &[Value], i: usize) -> bool {
+        matches!(a.get(i), Some(Value::Nil)) && !self.nil_is_interface(i)
     }
     /// Helm's `include`: executes the template `name` with `data` and returns its output
     /// (with the recursion limit of [`Options::max_include_depth`]).

@@ -67,6 +67,28 @@ pub(crate) struct Branch {
     pub else_list: Option<Vec<Node>>,
 }
 
+// Dropping a deeply nested tree recurses: give each level the stack it needs.
+impl Drop for Branch {
+    fn drop(&mut self) {
+        if self.list.is_empty() && self.else_list.is_none() {
+            return;
+        }
+        let list = std::mem::take(&mut self.list);
+        let else_list = self.else_list.take();
+        crate::limits::with_stack(move || drop((list, else_list)));
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if self.cmds.is_empty() {
+            return;
+        }
+        let cmds = std::mem::take(&mut self.cmds);
+        crate::limits::with_stack(move || drop(cmds));
+    }
+}
+
 pub(crate) struct Pipe {
     pub pos: usize,
     pub is_assign: bool,
@@ -171,6 +193,10 @@ struct Parser<'a> {
     funcs: &'a FuncMap,
     vars: Vec<Arc<str>>,
     range_depth: usize,
+    /// Nested parenthesised pipelines (Go's `stackDepth`).
+    paren_depth: usize,
+    /// Nested control bodies.
+    nesting: usize,
     defs: Vec<Arc<Template>>,
     parse_name: Arc<str>,
     src_arc: Arc<str>,
@@ -213,6 +239,8 @@ pub(crate) fn parse(name: &str, src: &str, funcs: &FuncMap) -> Result<Parsed, Er
         funcs,
         vars: vec![Arc::from("$")],
         range_depth: 0,
+        paren_depth: 0,
+        nesting: 0,
         defs: Vec::new(),
         parse_name: Arc::from(name),
         src_arc,
@@ -282,6 +310,10 @@ impl Parser<'_> {
 
     /// Parses nodes until EOF, `{{end}}` or `{{else}}`.
     fn list(&mut self, top: bool) -> PResult<(Vec<Node>, End)> {
+        crate::limits::with_stack(|| self.list_inner(top))
+    }
+
+    fn list_inner(&mut self, top: bool) -> PResult<(Vec<Node>, End)> {
         let mut nodes = Vec::new();
         loop {
             let Some(it) = self.peek().cloned() else {
@@ -409,6 +441,16 @@ impl Parser<'_> {
     }
 
     fn block(&mut self) -> PResult<Node> {
+        if self.nesting >= crate::limits::MAX_NESTING_DEPTH {
+            return Err(self.nesting_error());
+        }
+        self.nesting += 1;
+        let r = self.block_inner();
+        self.nesting -= 1;
+        r
+    }
+
+    fn block_inner(&mut self) -> PResult<Node> {
         let pos = self.peek().map(|it| it.pos).unwrap_or(self.src.len());
         let name = self.string_const("block clause")?;
         let pipe = self.pipeline("block clause", false)?;
@@ -454,6 +496,27 @@ impl Parser<'_> {
     }
 
     fn control(&mut self, context: &str) -> PResult<Branch> {
+        // `{{else if}}` chains nest controls without an intervening list
+        if self.nesting >= crate::limits::MAX_NESTING_DEPTH {
+            return Err(self.nesting_error());
+        }
+        self.nesting += 1;
+        let r = crate::limits::with_stack(|| self.control_inner(context));
+        self.nesting -= 1;
+        r
+    }
+
+    fn nesting_error(&self) -> Error {
+        self.err_at(
+            self.items.get(self.i).map_or(self.src.len(), |i| i.pos),
+            format!(
+                "max nesting depth exceeded: more than {} nested if/with/range/block actions",
+                crate::limits::MAX_NESTING_DEPTH
+            ),
+        )
+    }
+
+    fn control_inner(&mut self, context: &str) -> PResult<Branch> {
         let mark = self.vars.len();
         let pipe = self.pipeline(context, false)?;
         let r = self.control_rest(context);
@@ -716,8 +779,13 @@ impl Parser<'_> {
                 None => return Err(self.err_at(pos, format!("illegal number syntax: {text:?}"))),
             },
             Tok::LParen => {
-                let p = self.pipeline("parenthesized pipeline", true)?;
-                ArgKind::Pipe(Box::new(p))
+                if self.paren_depth >= crate::limits::MAX_PAREN_DEPTH {
+                    return Err(self.err_at(pos, "max expression depth exceeded"));
+                }
+                self.paren_depth += 1;
+                let p = crate::limits::with_stack(|| self.pipeline("parenthesized pipeline", true));
+                self.paren_depth -= 1;
+                ArgKind::Pipe(Box::new(p?))
             }
             t => return Err(self.err_at(pos, format!("unexpected {} in operand", tok_desc(&t)))),
         };

@@ -14,6 +14,20 @@ pub type Map = BTreeMap<String, Value>;
 #[derive(Clone, Default)]
 pub struct MapRef(Arc<RwLock<Map>>);
 
+// Dropping the last reference to a deeply nested map recurses: give each level the
+// stack it needs.
+impl Drop for MapRef {
+    fn drop(&mut self) {
+        if let Some(lock) = Arc::get_mut(&mut self.0) {
+            let m = lock.get_mut().unwrap_or_else(|e| e.into_inner());
+            if !m.is_empty() {
+                let m = std::mem::take(m);
+                crate::limits::with_stack(move || drop(m));
+            }
+        }
+    }
+}
+
 impl MapRef {
     /// A new map holding `m`.
     pub fn new(m: Map) -> MapRef {
@@ -50,6 +64,10 @@ impl MapRef {
     /// True when both references point to the same map.
     pub fn ptr_eq(&self, other: &MapRef) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// The map's identity (for cycle detection).
+    pub fn as_ptr(&self) -> *const () {
+        Arc::as_ptr(&self.0) as *const ()
     }
 }
 
@@ -380,7 +398,20 @@ impl Value {
 
     /// Converts to JSON data. Integral floats become JSON integers when they fit in i64
     /// (as Go's encoding/json prints them); objects use [`Object::to_data`].
+    /// Below [`crate::limits::MAX_VALUE_DEPTH`] levels (a map that contains itself) lists
+    /// and maps become `null`.
     pub fn to_json(&self) -> serde_json::Value {
+        self.to_json_at(0)
+    }
+
+    fn to_json_at(&self, depth: usize) -> serde_json::Value {
+        if depth > crate::limits::MAX_VALUE_DEPTH {
+            return serde_json::Value::Null;
+        }
+        crate::limits::with_stack(|| self.to_json_inner(depth))
+    }
+
+    fn to_json_inner(&self, depth: usize) -> serde_json::Value {
         match self {
             Value::Nil => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -395,14 +426,16 @@ impl Value {
                 }
             }
             Value::String(s) => serde_json::Value::String(s.to_string()),
-            Value::List(l) => serde_json::Value::Array(l.iter().map(|v| v.to_json()).collect()),
+            Value::List(l) => {
+                serde_json::Value::Array(l.iter().map(|v| v.to_json_at(depth + 1)).collect())
+            }
             Value::Map(m) => serde_json::Value::Object(
                 m.read()
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .map(|(k, v)| (k.clone(), v.to_json_at(depth + 1)))
                     .collect(),
             ),
-            Value::Object(o) => o.to_data().to_json(),
+            Value::Object(o) => o.to_data().to_json_at(depth + 1),
         }
     }
 
@@ -493,18 +526,45 @@ impl Value {
         self.to_go_string()
     }
 
-    /// Deep copy: maps and lists are copied recursively (Sprig's `deepCopy`).
+    /// Deep copy: maps and lists are copied recursively (Sprig's `deepCopy`). Below
+    /// [`crate::limits::MAX_VALUE_DEPTH`] levels (a map that contains itself) the
+    /// references are shared instead; [`Value::try_deep_copy`] reports that as an error.
     pub fn deep_copy(&self) -> Value {
-        match self {
-            Value::List(l) => Value::list(l.iter().map(|v| v.deep_copy()).collect()),
-            Value::Map(m) => Value::map(
-                m.read()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.deep_copy()))
-                    .collect(),
-            ),
-            v => v.clone(),
+        self.deep_copy_at(0, false).unwrap_or_else(|_| self.clone())
+    }
+
+    /// [`Value::deep_copy`], failing on values nested deeper than
+    /// [`crate::limits::MAX_VALUE_DEPTH`] (Go's `copystructure` recurses forever on a map
+    /// that contains itself).
+    pub fn try_deep_copy(&self) -> Result<Value, crate::fmt::Limit> {
+        self.deep_copy_at(0, true)
+    }
+
+    fn deep_copy_at(&self, depth: usize, strict: bool) -> Result<Value, crate::fmt::Limit> {
+        if depth > crate::limits::MAX_VALUE_DEPTH && matches!(self, Value::List(_) | Value::Map(_))
+        {
+            return if strict {
+                Err(crate::fmt::Limit::Depth)
+            } else {
+                Ok(self.clone())
+            };
         }
+        crate::limits::with_stack(|| {
+            Ok(match self {
+                Value::List(l) => Value::list(
+                    l.iter()
+                        .map(|v| v.deep_copy_at(depth + 1, strict))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Value::Map(m) => Value::map(
+                    m.read()
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), v.deep_copy_at(depth + 1, strict)?)))
+                        .collect::<Result<_, _>>()?,
+                ),
+                v => v.clone(),
+            })
+        })
     }
 
     /// The entries `range` and `len` see: for an object of kind `map` or `slice`, its
@@ -521,7 +581,19 @@ impl Value {
 
     /// Structural equality (Sprig's `deepEqual`, `has`, `uniq`: reflect.DeepEqual).
     /// Numbers of different Go types are different.
+    /// Values nested deeper than [`crate::limits::MAX_VALUE_DEPTH`] compare unequal.
     pub fn deep_equal(&self, other: &Value) -> bool {
+        self.deep_equal_at(other, 0)
+    }
+
+    fn deep_equal_at(&self, other: &Value, depth: usize) -> bool {
+        if depth > crate::limits::MAX_VALUE_DEPTH {
+            return false;
+        }
+        crate::limits::with_stack(|| self.deep_equal_inner(other, depth))
+    }
+
+    fn deep_equal_inner(&self, other: &Value, depth: usize) -> bool {
         match (self, other) {
             (Value::Nil, Value::Nil) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -530,7 +602,10 @@ impl Value {
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.deep_equal(y))
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x.deep_equal_at(y, depth + 1))
             }
             (Value::Map(a), Value::Map(b)) => {
                 if a.ptr_eq(b) {
@@ -540,7 +615,7 @@ impl Value {
                 a.len() == b.len()
                     && a.iter()
                         .zip(b.iter())
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal(vb))
+                        .all(|((ka, va), (kb, vb))| ka == kb && va.deep_equal_at(vb, depth + 1))
             }
             (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
             _ => false,

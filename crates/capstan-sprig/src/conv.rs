@@ -96,8 +96,67 @@ pub fn strslice(v: &Value) -> Vec<String> {
     }
 }
 
+/// Go's `encoding/json` starts looking for cycles this deep.
+const START_DETECTING_CYCLES_AFTER: usize = 1000;
+
+/// Bounds a recursive walk over a value (JSON, YAML): Go's cycle detection (`json:
+/// unsupported value: encountered a cycle via map[string]interface {}`), plus capstan's
+/// depth ([`capstan_gotemplate::limits::MAX_VALUE_DEPTH`]) and size
+/// ([`capstan_gotemplate::limits::MAX_STRING_BYTES`]) budgets.
+#[derive(Default)]
+pub(crate) struct Guard {
+    depth: usize,
+    seen: std::collections::HashSet<usize>,
+}
+
+impl Guard {
+    pub(crate) fn enter(&mut self, v: &Value) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > START_DETECTING_CYCLES_AFTER {
+            if let Value::Map(m) = v {
+                if !self.seen.insert(m.as_ptr() as usize) {
+                    return Err(
+                        "json: unsupported value: encountered a cycle via map[string]interface {}"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if self.depth > capstan_gotemplate::limits::MAX_VALUE_DEPTH {
+            return Err(format!(
+                "json: unsupported value: nested deeper than {} levels",
+                capstan_gotemplate::limits::MAX_VALUE_DEPTH
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self, v: &Value) {
+        if self.depth > START_DETECTING_CYCLES_AFTER {
+            if let Value::Map(m) = v {
+                self.seen.remove(&(m.as_ptr() as usize));
+            }
+        }
+        self.depth -= 1;
+    }
+
+    pub(crate) fn size(len: usize) -> Result<(), String> {
+        if len > capstan_gotemplate::limits::MAX_STRING_BYTES {
+            return Err(format!(
+                "json: result exceeds the limit of {} bytes per string",
+                capstan_gotemplate::limits::MAX_STRING_BYTES
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Go's `encoding/json.Marshal` (HTML-safe escaping, sorted keys, Go float format).
 pub fn to_json(v: &Value, out: &mut String) -> Result<(), String> {
+    to_json_guarded(v, out, &mut Guard::default())
+}
+
+fn to_json_guarded(v: &Value, out: &mut String, g: &mut Guard) -> Result<(), String> {
     match v {
         Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -105,16 +164,20 @@ pub fn to_json(v: &Value, out: &mut String) -> Result<(), String> {
         Value::Float(f) => out.push_str(&json_float(*f)?),
         Value::String(s) => json_string(s, out),
         Value::List(l) => {
+            g.enter(v)?;
             out.push('[');
             for (i, e) in l.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                to_json(e, out)?;
+                capstan_gotemplate::with_stack(|| to_json_guarded(e, out, g))?;
+                Guard::size(out.len())?;
             }
             out.push(']');
+            g.leave(v);
         }
         Value::Map(m) => {
+            g.enter(v)?;
             out.push('{');
             let entries: Vec<(String, Value)> = m
                 .read()
@@ -127,13 +190,16 @@ pub fn to_json(v: &Value, out: &mut String) -> Result<(), String> {
                 }
                 json_string(k, out);
                 out.push(':');
-                to_json(e, out)?;
+                capstan_gotemplate::with_stack(|| to_json_guarded(e, out, g))?;
+                Guard::size(out.len())?;
             }
             out.push('}');
+            g.leave(v);
         }
         Value::Object(o) => match o.json_fields() {
             // a struct: fields in declaration order
             Some(fields) => {
+                g.enter(v)?;
                 out.push('{');
                 for (i, (k, e)) in fields.iter().enumerate() {
                     if i > 0 {
@@ -141,11 +207,17 @@ pub fn to_json(v: &Value, out: &mut String) -> Result<(), String> {
                     }
                     json_string(k, out);
                     out.push(':');
-                    to_json(e, out)?;
+                    capstan_gotemplate::with_stack(|| to_json_guarded(e, out, g))?;
                 }
                 out.push('}');
+                g.leave(v);
             }
-            None => to_json(&o.to_data(), out)?,
+            None => {
+                g.enter(v)?;
+                let d = o.to_data();
+                capstan_gotemplate::with_stack(|| to_json_guarded(&d, out, g))?;
+                g.leave(v);
+            }
         },
     }
     Ok(())
@@ -200,6 +272,15 @@ pub fn json_string(s: &str, out: &mut String) {
 
 /// `json.MarshalIndent(v, "", "  ")`.
 pub fn to_json_pretty(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
+    to_json_pretty_guarded(v, out, depth, &mut Guard::default())
+}
+
+fn to_json_pretty_guarded(
+    v: &Value,
+    out: &mut String,
+    depth: usize,
+    g: &mut Guard,
+) -> Result<(), String> {
     let ind = |out: &mut String, d: usize| {
         out.push('\n');
         for _ in 0..d {
@@ -208,18 +289,22 @@ pub fn to_json_pretty(v: &Value, out: &mut String, depth: usize) -> Result<(), S
     };
     match v {
         Value::List(l) if !l.is_empty() => {
+            g.enter(v)?;
             out.push('[');
             for (i, e) in l.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 ind(out, depth + 1);
-                to_json_pretty(e, out, depth + 1)?;
+                capstan_gotemplate::with_stack(|| to_json_pretty_guarded(e, out, depth + 1, g))?;
+                Guard::size(out.len())?;
             }
             ind(out, depth);
             out.push(']');
+            g.leave(v);
         }
         Value::Map(m) if !m.is_empty() => {
+            g.enter(v)?;
             out.push('{');
             let entries: Vec<(String, Value)> = m
                 .read()
@@ -233,14 +318,17 @@ pub fn to_json_pretty(v: &Value, out: &mut String, depth: usize) -> Result<(), S
                 ind(out, depth + 1);
                 json_string(k, out);
                 out.push_str(": ");
-                to_json_pretty(e, out, depth + 1)?;
+                capstan_gotemplate::with_stack(|| to_json_pretty_guarded(e, out, depth + 1, g))?;
+                Guard::size(out.len())?;
             }
             ind(out, depth);
             out.push('}');
+            g.leave(v);
         }
         Value::Object(o) => match o.json_fields() {
             Some(fields) if fields.is_empty() => out.push_str("{}"),
             Some(fields) => {
+                g.enter(v)?;
                 out.push('{');
                 for (i, (k, e)) in fields.iter().enumerate() {
                     if i > 0 {
@@ -249,14 +337,22 @@ pub fn to_json_pretty(v: &Value, out: &mut String, depth: usize) -> Result<(), S
                     ind(out, depth + 1);
                     json_string(k, out);
                     out.push_str(": ");
-                    to_json_pretty(e, out, depth + 1)?;
+                    capstan_gotemplate::with_stack(|| {
+                        to_json_pretty_guarded(e, out, depth + 1, g)
+                    })?;
                 }
                 ind(out, depth);
                 out.push('}');
+                g.leave(v);
             }
-            None => to_json_pretty(&o.to_data(), out, depth)?,
+            None => {
+                g.enter(v)?;
+                let d = o.to_data();
+                capstan_gotemplate::with_stack(|| to_json_pretty_guarded(&d, out, depth, g))?;
+                g.leave(v);
+            }
         },
-        v => to_json(v, out)?,
+        v => to_json_guarded(v, out, g)?,
     }
     Ok(())
 }

@@ -468,12 +468,17 @@ fn create_certificate(
     let subject = name_der(&t.cn);
     let issuer = parent.map(|p| p.subject.clone()).unwrap_or(subject.clone());
     let now = SystemTime::now();
-    let span = Duration::from_secs(t.days.unsigned_abs().saturating_mul(86400));
-    let not_after = if t.days >= 0 {
-        now + span
+    // Go: time.Now().Add(time.Hour * 24 * time.Duration(daysValid)), an int64 count of
+    // nanoseconds that wraps around for huge day counts (so NotAfter stays within about
+    // 292 years of now)
+    let span_ns = t.days.wrapping_mul(86_400_000_000_000);
+    let span = Duration::from_nanos(span_ns.unsigned_abs());
+    let not_after = if span_ns >= 0 {
+        now.checked_add(span)
     } else {
-        now.checked_sub(span).unwrap_or(UNIX_EPOCH)
-    };
+        now.checked_sub(span)
+    }
+    .unwrap_or(UNIX_EPOCH);
     let spki = subject_key.spki()?;
 
     let mut exts: Vec<Vec<u8>> = Vec::new();

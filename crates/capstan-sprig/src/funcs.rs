@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use capstan_gotemplate::fmt::quote as go_quote;
-use capstan_gotemplate::{Ctx, FuncMap, Map, Value};
+use capstan_gotemplate::{Ctx, FuncMap, Map, MapRef, Value};
 use sha2::Digest as _;
 
 use crate::conv::{strslice, strval, to_f64, to_i64};
@@ -78,6 +78,20 @@ fn list_arg(name: &str, v: &Value) -> Result<Arc<Vec<Value>>, String> {
     }
 }
 
+/// Argument `i` for a Go `map[string]interface{}` parameter: a map; `None` for Go's nil map
+/// (nil from a variable or a parenthesised pipeline, which reads as empty); nil read from a
+/// field, or another type, is Go's argument type error (see [`Ctx::nil_is_interface`]).
+fn map_param(ctx: &Ctx<'_>, a: &[Value], i: usize) -> Result<Option<MapRef>, String> {
+    match a.get(i) {
+        Some(Value::Map(m)) => Ok(Some(m.clone())),
+        Some(Value::Nil) if !ctx.nil_is_interface(i) => Ok(None),
+        _ => Err(capstan_gotemplate::arg_type_error(
+            i,
+            "map[string]interface {}",
+        )),
+    }
+}
+
 fn map_arg(v: &Value) -> Result<capstan_gotemplate::MapRef, String> {
     match v {
         Value::Map(m) => Ok(m.clone()),
@@ -92,8 +106,15 @@ fn empty(v: &Value) -> bool {
     !v.is_true()
 }
 
-fn indent(n: i64, s: &str) -> String {
-    let pad = " ".repeat(n.max(0) as usize);
+/// Sprig's `indent`: `pad + strings.Replace(v, "\n", "\n"+pad, -1)` with `pad =
+/// strings.Repeat(" ", spaces)` (which panics on a negative count).
+fn indent(n: i64, s: &str) -> Result<String, String> {
+    if n < 0 {
+        return Err("strings: negative Repeat count".into());
+    }
+    let lines = s.bytes().filter(|&b| b == b'\n').count() as u128 + 1;
+    capstan_gotemplate::limits::check_string_len("indent", n as u128 * lines + s.len() as u128)?;
+    let pad = " ".repeat(n as usize);
     let mut out = String::with_capacity(s.len() + pad.len() * 4);
     out.push_str(&pad);
     for (i, line) in s.split('\n').enumerate() {
@@ -103,7 +124,31 @@ fn indent(n: i64, s: &str) -> String {
         }
         out.push_str(line);
     }
-    out
+    Ok(out)
+}
+
+/// Sprig's `trunc` slices the string by bytes (`s[:c]`, or `s[len(s)+c:]` for a negative
+/// count). Cutting a multi-byte character leaves Go an invalid UTF-8 fragment (which
+/// Helm's YAML parser then rejects); capstan's strings stay valid UTF-8, so the fragment
+/// of the cut character is dropped: the result is Go's bytes less the 1 to 3 bytes of the
+/// incomplete character.
+fn trunc(c: i64, s: &str) -> String {
+    let l = s.len() as i64;
+    if c < 0 && l.saturating_add(c) > 0 {
+        let mut i = (l + c) as usize;
+        while !s.is_char_boundary(i) {
+            i += 1;
+        }
+        s[i..].to_string()
+    } else if c >= 0 && l > c {
+        let mut i = c as usize;
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        s[..i].to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn title(s: &str) -> String {
@@ -156,10 +201,12 @@ fn rand_u64() -> u64 {
     })
 }
 
-fn rand_string(n: i64, alphabet: &[u8]) -> String {
-    (0..n.max(0))
+/// goutils' random strings: a negative count is an error Sprig swallows ("").
+fn rand_string(n: i64, alphabet: &[u8]) -> Result<String, String> {
+    capstan_gotemplate::limits::check_string_len("random string", n.max(0) as u128)?;
+    Ok((0..n.max(0))
         .map(|_| alphabet[(rand_u64() % alphabet.len() as u64) as usize] as char)
-        .collect()
+        .collect())
 }
 
 fn uuidv4() -> String {
@@ -222,9 +269,20 @@ fn go_replacement(s: &str) -> String {
     s.to_string()
 }
 
-fn merge_into(dst: &capstan_gotemplate::MapRef, src: &capstan_gotemplate::MapRef, overwrite: bool) {
+fn merge_into(
+    dst: &capstan_gotemplate::MapRef,
+    src: &capstan_gotemplate::MapRef,
+    overwrite: bool,
+    depth: usize,
+) -> Result<(), String> {
     if dst.ptr_eq(src) {
-        return;
+        return Ok(());
+    }
+    if depth > capstan_gotemplate::limits::MAX_VALUE_DEPTH {
+        return Err(format!(
+            "maps nested deeper than {} levels (or maps that contain themselves)",
+            capstan_gotemplate::limits::MAX_VALUE_DEPTH
+        ));
     }
     let src_entries: Vec<(String, Value)> = src
         .read()
@@ -234,7 +292,9 @@ fn merge_into(dst: &capstan_gotemplate::MapRef, src: &capstan_gotemplate::MapRef
     for (k, sv) in src_entries {
         let dv = dst.get(&k);
         match (dv, &sv) {
-            (Some(Value::Map(dm)), Value::Map(sm)) => merge_into(&dm, sm, overwrite),
+            (Some(Value::Map(dm)), Value::Map(sm)) => {
+                capstan_gotemplate::with_stack(|| merge_into(&dm, sm, overwrite, depth + 1))?
+            }
             (Some(d), _) => {
                 // mergo: overwrite only with non-empty src values; without overwrite only
                 // fill empty destination values
@@ -249,20 +309,53 @@ fn merge_into(dst: &capstan_gotemplate::MapRef, src: &capstan_gotemplate::MapRef
             (None, _) => dst.insert(k, sv),
         }
     }
+    Ok(())
 }
 
-fn dig(keys: &[Value], default: &Value, m: &Value) -> Value {
-    let mut cur = m.clone();
-    for k in keys {
-        let Value::Map(mm) = &cur else {
-            return default.clone();
-        };
-        match mm.get(&strval(k)) {
-            Some(v) => cur = v,
-            None => return default.clone(),
+/// Sprig's `dig`: type assertions that fail panic in Go, which the template reports as
+/// the call's error (`interface conversion: interface {} is nil, not
+/// map[string]interface {}`).
+fn dig(keys: &[Value], default: &Value, m: &Value) -> Result<Value, String> {
+    fn as_map(v: &Value) -> Result<MapRef, String> {
+        match v {
+            Value::Map(m) => Ok(m.clone()),
+            v => Err(format!(
+                "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
+                if v.is_nil() {
+                    "nil".to_string()
+                } else {
+                    v.type_name()
+                }
+            )),
         }
     }
-    cur
+    let mut names = Vec::with_capacity(keys.len());
+    for k in keys {
+        match k {
+            Value::String(s) => names.push(s.clone()),
+            v => {
+                return Err(format!(
+                    "interface conversion: interface {{}} is {}, not string",
+                    if v.is_nil() {
+                        "nil".to_string()
+                    } else {
+                        v.type_name()
+                    }
+                ))
+            }
+        }
+    }
+    let mut cur = as_map(m)?;
+    for (i, k) in names.iter().enumerate() {
+        let Some(step) = cur.get(k) else {
+            return Ok(default.clone());
+        };
+        if i + 1 == names.len() {
+            return Ok(step);
+        }
+        cur = as_map(&step)?;
+    }
+    Ok(default.clone())
 }
 
 fn round(x: f64, places: i64, round_on: f64) -> f64 {
@@ -426,7 +519,9 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
 
     // ---- Helm ----
     m.add("toYaml", |_, a| Ok(sv(crate::yaml::to_yaml(arg(a, 0)))));
-    m.add("mustToYaml", |_, a| Ok(sv(crate::yaml::to_yaml(arg(a, 0)))));
+    m.add("mustToYaml", |_, a| {
+        crate::yaml::try_to_yaml(arg(a, 0)).map(sv)
+    });
     m.add("toYamlPretty", |_, a| {
         Ok(sv(crate::yaml::to_yaml_pretty(arg(a, 0))))
     });
@@ -552,11 +647,11 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     m.add("any", |_, a| Ok(Value::Bool(a.iter().any(|v| !empty(v)))));
     m.add("ternary", |_, a| {
         need("ternary", a, 3)?;
-        Ok(if a[2].is_true() {
-            a[0].clone()
-        } else {
-            a[1].clone()
-        })
+        // func ternary(vt, vf interface{}, v bool)
+        let Value::Bool(v) = a[2] else {
+            return Err(capstan_gotemplate::arg_type_error(2, "bool"));
+        };
+        Ok(if v { a[0].clone() } else { a[1].clone() })
     });
     m.add("deepEqual", |_, a| {
         Ok(Value::Bool(arg(a, 0).deep_equal(arg(a, 1))))
@@ -585,13 +680,13 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
     m.add("indent", |_, a| {
         need("indent", a, 2)?;
-        Ok(sv(indent(int_arg(&a[0])?, &str_arg("indent", &a[1])?)))
+        Ok(sv(indent(int_arg(&a[0])?, &str_arg("indent", &a[1])?)?))
     });
     m.add("nindent", |_, a| {
         need("nindent", a, 2)?;
         Ok(sv(format!(
             "\n{}",
-            indent(int_arg(&a[0])?, &str_arg("nindent", &a[1])?)
+            indent(int_arg(&a[0])?, &str_arg("nindent", &a[1])?)?
         )))
     });
     m.add("trim", |_, a| Ok(sv(strval(arg(a, 0)).trim())));
@@ -614,9 +709,15 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     m.add("title", |_, a| Ok(sv(title(&strval(arg(a, 0))))));
     m.add("untitle", |_, a| Ok(sv(untitle(&strval(arg(a, 0))))));
     m.add("repeat", |_, a| {
-        Ok(sv(
-            strval(arg(a, 1)).repeat(to_i64(arg(a, 0)).max(0) as usize)
-        ))
+        // func(count int, str string) string { return strings.Repeat(str, count) }
+        need("repeat", a, 2)?;
+        let count = int_at(a, 0)?;
+        let s = str_at(a, 1)?;
+        if count < 0 {
+            return Err("strings: negative Repeat count".into());
+        }
+        capstan_gotemplate::limits::check_string_len("repeat", s.len() as u128 * count as u128)?;
+        Ok(sv(s.repeat(count as usize)))
     });
     m.add("substr", |_, a| {
         need("substr", a, 3)?;
@@ -657,16 +758,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
     m.add("trunc", |_, a| {
         need("trunc", a, 2)?;
-        let c = int_at(a, 0)?;
-        let s = str_at(a, 1)?;
-        let l = s.len() as i64;
-        Ok(sv(if c < 0 && l + c > 0 {
-            s[(l + c) as usize..].to_string()
-        } else if c >= 0 && l > c {
-            s[..c as usize].to_string()
-        } else {
-            s
-        }))
+        Ok(sv(trunc(int_at(a, 0)?, &str_at(a, 1)?)))
     });
     m.add("abbrev", |_, a| {
         let w = to_i64(arg(a, 0));
@@ -840,23 +932,27 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         Ok(sv(rand_string(
             to_i64(arg(a, 0)),
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-        )))
+        )?))
     });
     m.add("randAlpha", |_, a| {
         Ok(sv(rand_string(
             to_i64(arg(a, 0)),
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        )))
+        )?))
     });
     m.add("randNumeric", |_, a| {
-        Ok(sv(rand_string(to_i64(arg(a, 0)), b"0123456789")))
+        Ok(sv(rand_string(to_i64(arg(a, 0)), b"0123456789")?))
     });
     m.add("randAscii", |_, a| {
         let alphabet: Vec<u8> = (32u8..127).collect();
-        Ok(sv(rand_string(to_i64(arg(a, 0)), &alphabet)))
+        Ok(sv(rand_string(to_i64(arg(a, 0)), &alphabet)?))
     });
     m.add("randBytes", |_, a| {
-        let n = to_i64(arg(a, 0)).max(0) as usize;
+        let n = to_i64(arg(a, 0));
+        if n < 0 {
+            return Err("runtime error: makeslice: len out of range".into());
+        }
+        capstan_gotemplate::limits::check_string_len("randBytes", n as u128 * 4 / 3)?;
         let b: Vec<u8> = (0..n).map(|_| rand_u64() as u8).collect();
         Ok(sv(base64::engine::general_purpose::STANDARD.encode(b)))
     });
@@ -962,27 +1058,47 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
 
     // ---- math ----
-    m.add("add", |_, a| Ok(Value::Int64(a.iter().map(to_i64).sum())));
-    m.add("add1", |_, a| Ok(Value::Int64(to_i64(arg(a, 0)) + 1)));
+    // int64 arithmetic wraps around as Go's does; dividing the minimum int64 by -1 gives
+    // the minimum (remainder 0), as the Go spec defines
+    m.add("add", |_, a| {
+        Ok(Value::Int64(
+            a.iter().map(to_i64).fold(0i64, |x, y| x.wrapping_add(y)),
+        ))
+    });
+    m.add("add1", |_, a| {
+        need("add1", a, 1)?;
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_add(1)))
+    });
     m.add("sub", |_, a| {
-        Ok(Value::Int64(to_i64(arg(a, 0)) - to_i64(arg(a, 1))))
+        need("sub", a, 2)?;
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))
     });
     m.add("mul", |_, a| {
-        Ok(Value::Int64(a.iter().map(to_i64).product()))
+        if a.is_empty() {
+            return Err("wrong number of args for mul: want at least 1 got 0".into());
+        }
+        Ok(Value::Int64(
+            a[1..]
+                .iter()
+                .map(to_i64)
+                .fold(to_i64(&a[0]), |x, y| x.wrapping_mul(y)),
+        ))
     });
     m.add("div", |_, a| {
-        let d = to_i64(arg(a, 1));
+        need("div", a, 2)?;
+        let d = to_i64(&a[1]);
         if d == 0 {
             return Err("runtime error: integer divide by zero".into());
         }
-        Ok(Value::Int64(to_i64(arg(a, 0)) / d))
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_div(d)))
     });
     m.add("mod", |_, a| {
-        let d = to_i64(arg(a, 1));
+        need("mod", a, 2)?;
+        let d = to_i64(&a[1]);
         if d == 0 {
             return Err("runtime error: integer divide by zero".into());
         }
-        Ok(Value::Int64(to_i64(arg(a, 0)) % d))
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_rem(d)))
     });
     m.add("max", |_, a| {
         Ok(Value::Int64(a.iter().map(to_i64).max().unwrap_or(0)))
@@ -1028,14 +1144,16 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     m.add("until", |_, a| {
         let n = to_i64(arg(a, 0));
         let step = if n < 0 { -1 } else { 1 };
-        Ok(Value::list(untilstep(0, n, step)))
+        Ok(Value::list(untilstep("until", 0, n as i128, step)?))
     });
     m.add("untilStep", |_, a| {
+        need("untilStep", a, 3)?;
         Ok(Value::list(untilstep(
-            to_i64(arg(a, 0)),
-            to_i64(arg(a, 1)),
-            to_i64(arg(a, 2)),
-        )))
+            "untilStep",
+            to_i64(&a[0]),
+            to_i64(&a[1]) as i128,
+            to_i64(&a[2]),
+        )?))
     });
     m.add("seq", |_, a| {
         let p: Vec<i64> = a.iter().map(to_i64).collect();
@@ -1045,18 +1163,15 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             2 => (p[0], if p[1] >= p[0] { 1 } else { -1 }, p[1]),
             _ => (p[0], p[1], p[2]),
         };
-        let mut out = Vec::new();
         if step == 0 {
             return Ok(sv(""));
         }
-        let mut i = start;
-        while (step > 0 && i <= end) || (step < 0 && i >= end) {
-            out.push(i.to_string());
-            i += step;
-            if out.len() > 1_000_000 {
-                break;
-            }
-        }
+        // untilStep(start, end+increment, step)
+        let stop = end as i128 + if end < start { -1 } else { 1 };
+        let out: Vec<String> = untilstep("seq", start, stop, step)?
+            .iter()
+            .map(|v| v.to_go_string())
+            .collect();
         Ok(sv(out.join(" ")))
     });
 
@@ -1197,51 +1312,82 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         }
         Ok(Value::map(out))
     });
-    m.add("get", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        Ok(d.get(&strval(arg(a, 1))).unwrap_or_else(|| sv("")))
+    m.add("get", |ctx, a| {
+        need("get", a, 2)?;
+        let d = map_param(ctx, a, 0)?;
+        let k = str_at(a, 1)?;
+        Ok(d.and_then(|d| d.get(&k)).unwrap_or_else(|| sv("")))
     });
-    m.add("set", |_, a| {
+    m.add("set", |ctx, a| {
         need("set", a, 3)?;
-        let d = map_arg(&a[0])?;
-        d.insert(strval(&a[1]), a[2].clone());
-        Ok(a[0].clone())
+        let k = str_at(a, 1)?;
+        match map_param(ctx, a, 0)? {
+            Some(d) => {
+                d.insert(k, a[2].clone());
+                Ok(a[0].clone())
+            }
+            None => Err("assignment to entry in nil map".into()),
+        }
     });
-    m.add("unset", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        d.write().remove(&strval(arg(a, 1)));
-        Ok(arg(a, 0).clone())
+    m.add("unset", |ctx, a| {
+        need("unset", a, 2)?;
+        let k = str_at(a, 1)?;
+        match map_param(ctx, a, 0)? {
+            Some(d) => {
+                d.write().remove(&k);
+                Ok(a[0].clone())
+            }
+            // deleting from a nil map does nothing; the nil map prints as map[]
+            None => Ok(Value::empty_map()),
+        }
     });
-    m.add("hasKey", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        let r = d.read().contains_key(&strval(arg(a, 1)));
-        Ok(Value::Bool(r))
+    m.add("hasKey", |ctx, a| {
+        need("hasKey", a, 2)?;
+        let d = map_param(ctx, a, 0)?;
+        let k = str_at(a, 1)?;
+        Ok(Value::Bool(d.is_some_and(|d| d.read().contains_key(&k))))
     });
-    m.add("pluck", |_, a| {
-        let name = strval(arg(a, 0));
-        Ok(Value::list(
-            a[1..]
-                .iter()
-                .filter_map(|d| d.as_map().and_then(|m| m.get(&name)))
-                .collect(),
-        ))
-    });
-    m.add("keys", |_, a| {
+    m.add("pluck", |ctx, a| {
+        if a.is_empty() {
+            return Err("wrong number of args for pluck: want at least 1 got 0".into());
+        }
+        let name = str_at(a, 0)?;
         let mut out = Vec::new();
-        for d in a {
-            let d = map_arg(d)?;
-            out.extend(d.read().keys().map(|k| sv(k.clone())));
+        for i in 1..a.len() {
+            if let Some(v) = map_param(ctx, a, i)?.and_then(|d| d.get(&name)) {
+                out.push(v);
+            }
         }
         Ok(Value::list(out))
     });
-    m.add("values", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        let r: Vec<Value> = d.read().values().cloned().collect();
+    m.add("keys", |ctx, a| {
+        let mut out = Vec::new();
+        for i in 0..a.len() {
+            if let Some(d) = map_param(ctx, a, i)? {
+                out.extend(d.read().keys().map(|k| sv(k.clone())));
+            }
+        }
+        Ok(Value::list(out))
+    });
+    m.add("values", |ctx, a| {
+        need("values", a, 1)?;
+        let r: Vec<Value> = match map_param(ctx, a, 0)? {
+            Some(d) => d.read().values().cloned().collect(),
+            None => Vec::new(),
+        };
         Ok(Value::list(r))
     });
-    m.add("pick", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        let keys: Vec<String> = a[1..].iter().map(strval).collect();
+    m.add("pick", |ctx, a| {
+        if a.is_empty() {
+            return Err("wrong number of args for pick: want at least 1 got 0".into());
+        }
+        let d = map_param(ctx, a, 0)?;
+        let keys = (1..a.len())
+            .map(|i| str_at(a, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(d) = d else {
+            return Ok(Value::empty_map());
+        };
         let src = d.read();
         let out: Map = keys
             .into_iter()
@@ -1249,9 +1395,17 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             .collect();
         Ok(Value::map(out))
     });
-    m.add("omit", |_, a| {
-        let d = map_arg(arg(a, 0))?;
-        let keys: Vec<String> = a[1..].iter().map(strval).collect();
+    m.add("omit", |ctx, a| {
+        if a.is_empty() {
+            return Err("wrong number of args for omit: want at least 1 got 0".into());
+        }
+        let d = map_param(ctx, a, 0)?;
+        let keys = (1..a.len())
+            .map(|i| str_at(a, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(d) = d else {
+            return Ok(Value::empty_map());
+        };
         let out: Map = d
             .read()
             .iter()
@@ -1260,20 +1414,35 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             .collect();
         Ok(Value::map(out))
     });
-    for (name, ow) in [
-        ("merge", false),
-        ("mustMerge", false),
-        ("mergeOverwrite", true),
-        ("mustMergeOverwrite", true),
+    for (name, ow, must) in [
+        ("merge", false, false),
+        ("mustMerge", false, true),
+        ("mergeOverwrite", true, false),
+        ("mustMergeOverwrite", true, true),
     ] {
-        m.add(name, move |_, a| {
-            let dst = map_arg(arg(a, 0))?;
-            for s in &a[1..] {
-                if let Value::Map(sm) = s {
-                    merge_into(&dst, sm, ow);
+        m.add(name, move |ctx, a| {
+            if a.is_empty() {
+                return Err(format!(
+                    "wrong number of args for {name}: want at least 1 got 0"
+                ));
+            }
+            // mergo makes a nil destination a new map
+            let (dst, out) = match map_param(ctx, a, 0)? {
+                Some(d) => (d, a[0].clone()),
+                None => {
+                    let d = MapRef::default();
+                    (d.clone(), Value::Map(d))
+                }
+            };
+            for i in 1..a.len() {
+                if let Some(sm) = map_param(ctx, a, i)? {
+                    if let Err(e) = merge_into(&dst, &sm, ow, 0) {
+                        // Sprig swallows merge errors inside a template
+                        return if must { Err(e) } else { Ok(sv("")) };
+                    }
                 }
             }
-            Ok(arg(a, 0).clone())
+            Ok(out)
         });
     }
     for name in ["deepCopy", "mustDeepCopy"] {
@@ -1284,7 +1453,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
             return Err("dig needs at least three arguments".into());
         }
         let n = a.len();
-        Ok(dig(&a[..n - 2], &a[n - 2], &a[n - 1]))
+        dig(&a[..n - 2], &a[n - 2], &a[n - 1])
     });
 
     // ---- types ----
@@ -1642,17 +1811,27 @@ fn abbreviate_full(s: &[char], offset: i64, max_width: i64) -> String {
     format!("{abbrev}{t}")
 }
 
-fn untilstep(start: i64, stop: i64, step: i64) -> Vec<Value> {
-    let mut v = Vec::new();
-    if step == 0 || (step > 0 && start >= stop) || (step < 0 && start <= stop) {
-        return v;
-    }
-    let mut i = start;
-    while (step > 0 && i < stop) || (step < 0 && i > stop) {
-        v.push(Value::Int(i));
-        i += step;
-    }
-    v
+/// Sprig's `untilStep` (`for i := start; i < stop; i += step`, or `>` downwards), as a
+/// list of at most [`capstan_gotemplate::limits::MAX_LIST_LEN`] ints.
+fn untilstep(what: &str, start: i64, stop: i128, step: i64) -> Result<Vec<Value>, String> {
+    let (start, step) = (start as i128, step as i128);
+    let n: i128 = if stop < start {
+        if step >= 0 {
+            0
+        } else {
+            (start - stop + (-step) - 1) / -step
+        }
+    } else if step <= 0 {
+        0
+    } else {
+        (stop - start + step - 1) / step
+    };
+    capstan_gotemplate::limits::check_list_len(what, n as u128)?;
+    Ok((0..n)
+        .map(|k| start + k * step)
+        .take_while(|i| *i >= i64::MIN as i128 && *i <= i64::MAX as i128)
+        .map(|i| Value::Int(i as i64))
+        .collect())
 }
 
 /// Go's strings.SplitN (n < 0: all).

@@ -20,6 +20,23 @@ enum Y {
     Map(Vec<(String, Y)>),
 }
 
+// Dropping a deeply nested tree recurses: give each level the stack it needs.
+impl Drop for Y {
+    fn drop(&mut self) {
+        match self {
+            Y::Seq(v) if !v.is_empty() => {
+                let v = std::mem::take(v);
+                capstan_gotemplate::with_stack(move || drop(v));
+            }
+            Y::Map(m) if !m.is_empty() => {
+                let m = std::mem::take(m);
+                capstan_gotemplate::with_stack(move || drop(m));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// toYaml goes through JSON, and encoding/json leaves NEL (U+0085) raw: go-yaml then reads
 /// it as a line break inside a double-quoted scalar and folds it (with the blanks around
 /// it) into a space, or into `\n`s for runs of breaks.
@@ -59,25 +76,56 @@ fn fold_nel(s: &str) -> String {
     out
 }
 
-fn to_y(v: &Value) -> Y {
-    match v {
+/// The YAML tree of a value (sigs.k8s.io/yaml marshals through encoding/json, so its
+/// errors are JSON's: a cycle, or capstan's depth and size budgets).
+fn to_y(v: &Value, g: &mut crate::conv::Guard, size: &mut usize) -> Result<Y, String> {
+    *size += 2;
+    crate::conv::Guard::size(*size)?;
+    Ok(match v {
         Value::Nil => Y::Null,
         Value::Bool(b) => Y::Bool(*b),
         Value::Int(i) | Value::Int64(i) => Y::Num(i.to_string()),
         Value::Float(f) => Y::Num(yaml_float(*f)),
-        Value::String(s) => Y::Str(fold_nel(s)),
-        Value::List(l) => Y::Seq(l.iter().map(to_y).collect()),
+        Value::String(s) => {
+            *size += s.len();
+            Y::Str(fold_nel(s))
+        }
+        Value::List(l) => {
+            g.enter(v)?;
+            let items = l
+                .iter()
+                .map(|e| capstan_gotemplate::with_stack(|| to_y(e, g, size)))
+                .collect::<Result<Vec<_>, _>>()?;
+            g.leave(v);
+            Y::Seq(items)
+        }
         Value::Map(m) => {
-            let mut entries: Vec<(String, Y)> = m
+            g.enter(v)?;
+            let entries: Vec<(String, Value)> = m
                 .read()
                 .iter()
-                .map(|(k, v)| (fold_nel(k), to_y(v)))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            entries.sort_by(|a, b| key_cmp(&a.0, &b.0));
-            Y::Map(entries)
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, e) in &entries {
+                *size += k.len();
+                out.push((
+                    fold_nel(k),
+                    capstan_gotemplate::with_stack(|| to_y(e, g, size))?,
+                ));
+            }
+            g.leave(v);
+            out.sort_by(|a, b| key_cmp(&a.0, &b.0));
+            Y::Map(out)
         }
-        Value::Object(o) => to_y(&o.to_data()),
-    }
+        Value::Object(o) => {
+            g.enter(v)?;
+            let d = o.to_data();
+            let y = capstan_gotemplate::with_stack(|| to_y(&d, g, size))?;
+            g.leave(v);
+            y
+        }
+    })
 }
 
 /// A float64 through encoding/json then go-yaml: integral values print as integers (when
@@ -173,28 +221,34 @@ pub fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Helm's `toYaml`: the YAML text without its final newline.
+/// Helm's `toYaml`: the YAML text without its final newline; "" when the value cannot be
+/// marshalled (Helm swallows the error: a map that contains itself...).
 pub fn to_yaml(v: &Value) -> String {
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-        sequence_indent: false,
-    };
-    e.document(&to_y(v));
-    let s = e.out;
-    s.strip_suffix('\n').unwrap_or(&s).to_string()
+    try_to_yaml(v).unwrap_or_default()
+}
+
+/// Helm's `mustToYaml`: [`to_yaml`] with its error.
+pub fn try_to_yaml(v: &Value) -> Result<String, String> {
+    emit(v, false)
 }
 
 /// Helm's `toYamlPretty` (go-yaml v3, indent 2: sequences indented under their key).
 pub fn to_yaml_pretty(v: &Value) -> String {
+    emit(v, true).unwrap_or_default()
+}
+
+fn emit(v: &Value, sequence_indent: bool) -> Result<String, String> {
+    let y = to_y(v, &mut crate::conv::Guard::default(), &mut 0)?;
     let mut e = Emitter {
         out: String::new(),
         column: 0,
-        sequence_indent: true,
+        sequence_indent,
     };
-    e.document(&to_y(v));
+    e.document(&y);
+    drop(y);
     let s = e.out;
-    s.strip_suffix('\n').unwrap_or(&s).to_string()
+    crate::conv::Guard::size(s.len())?;
+    Ok(s.strip_suffix('\n').unwrap_or(&s).to_string())
 }
 
 /// Would go-yaml v2 resolve this plain scalar to something other than a string?
@@ -631,6 +685,13 @@ impl Emitter {
     /// A block mapping at column `indent`; with `first_inline` the first key follows on the
     /// current line (after `- `).
     fn block_map(&mut self, m: &[(String, Y)], indent: usize, first_inline: bool) {
+        if self.out.len() > capstan_gotemplate::limits::MAX_STRING_BYTES {
+            return; // emit reports the size error
+        }
+        capstan_gotemplate::with_stack(|| self.block_map_inner(m, indent, first_inline))
+    }
+
+    fn block_map_inner(&mut self, m: &[(String, Y)], indent: usize, first_inline: bool) {
         for (i, (k, v)) in m.iter().enumerate() {
             if i > 0 || !first_inline {
                 self.start_line(indent);
@@ -674,6 +735,13 @@ impl Emitter {
     }
 
     fn block_seq(&mut self, s: &[Y], indent: usize, first_inline: bool) {
+        if self.out.len() > capstan_gotemplate::limits::MAX_STRING_BYTES {
+            return; // emit reports the size error
+        }
+        capstan_gotemplate::with_stack(|| self.block_seq_inner(s, indent, first_inline))
+    }
+
+    fn block_seq_inner(&mut self, s: &[Y], indent: usize, first_inline: bool) {
         for (i, v) in s.iter().enumerate() {
             if i > 0 || !first_inline {
                 self.start_line(indent);
