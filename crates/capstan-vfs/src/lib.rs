@@ -139,6 +139,14 @@ pub fn join(base: &Path, rel: &str) -> PathBuf {
     normalize(&base.join(rel))
 }
 
+/// `rel` beneath `root`, never above it: `rel` is normalised on its own first, so `..`
+/// stops at `root` and an absolute `rel` starts at `root` (Flux's `SecureJoin` of a
+/// path into an artifact).
+pub fn join_within(root: &Path, rel: &str) -> PathBuf {
+    let inner = normalize(Path::new(rel));
+    normalize(&root.join(inner.strip_prefix("/").unwrap_or(&inner)))
+}
+
 /// An in-memory tree. Directories are implied by the files below them and can also be
 /// added empty with [`MemFs::add_dir`].
 #[derive(Debug, Clone, Default)]
@@ -403,6 +411,14 @@ mod tests {
         assert_eq!(
             join(Path::new("/a/b"), "../c/d.yaml"),
             PathBuf::from("/a/c/d.yaml")
+        );
+        assert_eq!(
+            join_within(Path::new("/.sources/git/a"), "../../../clusters"),
+            PathBuf::from("/.sources/git/a/clusters")
+        );
+        assert_eq!(
+            join_within(Path::new("/src"), "/abs/./x"),
+            PathBuf::from("/src/abs/x")
         );
     }
 
