@@ -238,3 +238,55 @@ fn links_inside_the_root_still_work() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("name: redis"));
 }
+
+/// A Secret whose live copy carries its old values in kubectl's last-applied annotation
+/// (and a copy in another annotation): `capstan diff` shows which keys change, never a
+/// value, old or new.
+#[test]
+fn diff_masks_secret_values_in_data_and_annotations() {
+    let Some(cluster) = capstan_testbed::TestCluster::start("vfsmask") else {
+        return;
+    };
+    let kc = cluster.kubeconfig_path().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |pw: &str| {
+        // base64 of the password, as the API server stores it.
+        let last_applied = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{{\"name\":\"creds\",\"namespace\":\"default\"}},\"stringData\":{{\"password\":\"{pw}\"}}}}"
+        );
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{last_applied}'\n    example.com/note: 'rotated to {pw}'\nstringData:\n  password: {pw}\n  user: admin-user\n"
+        )
+    };
+    let write = |pw: &str| {
+        std::fs::create_dir_all(dir.path().join("clusters/t")).unwrap();
+        std::fs::write(dir.path().join("clusters/t/secret.yaml"), secret(pw)).unwrap();
+    };
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args([cmd, dir.path().to_str().unwrap(), "--cluster", "t"])
+            .args(["--kubeconfig", &kc])
+            .output()
+            .unwrap()
+    };
+    write("old-password-1a2b");
+    let out = run("apply");
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    write("new-password-3c4d");
+    let out = run("diff");
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{o}\n{e}");
+    assert!(o.contains("Secret"), "{o}");
+    assert!(o.contains("*** (before)") && o.contains("*** (after)"), "{o}");
+    // Masked alike on both sides, the annotations are no drift of their own.
+    for leak in [
+        "old-password",
+        "new-password",
+        "b2xkLXBhc3N3b3Jk", // base64("old-password")
+        "bmV3LXBhc3N3b3Jk", // base64("new-password")
+        "admin-user",
+        "YWRtaW4tdXNlcg",
+    ] {
+        assert!(!o.contains(leak) && !e.contains(leak), "{leak} leaked:\n{o}\n{e}");
+    }
+}
