@@ -459,6 +459,56 @@ mod tests {
         assert!(e.contains("valuesFiles: nope.yaml"), "{e}");
     }
 
+    /// Flux: `valuesFiles` of a chart in a source tree are relative to that source's
+    /// root and never leave it (`..` stops there).
+    #[test]
+    fn values_files_stay_beneath_the_charts_source_root() {
+        let fs = capstan_vfs::MemFs::new()
+            .with("/src/charts/c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")
+            .with(
+                "/src/charts/c/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: {{ .Values.a | default \"unset\" | quote }}\n",
+            )
+            .with("/src/prod.yaml", "a: source\n")
+            .with("/prod.yaml", "a: repository\n");
+        let mut r = req(&["../../prod.yaml"], Some("/src/charts/c"));
+        r.source_root = PathBuf::from("/src");
+        let out = NativeRenderer.helm(&fs, &r).unwrap();
+        assert_eq!(out[0]["data"]["a"], "source");
+        let mut r = req(&["/prod.yaml"], Some("/src/charts/c"));
+        r.source_root = PathBuf::from("/src");
+        let out = NativeRenderer.helm(&fs, &r).unwrap();
+        assert_eq!(out[0]["data"]["a"], "source");
+    }
+
+    /// A fetched chart directory is read beneath itself: a template linked out of it
+    /// fails the load, naming the link.
+    #[cfg(unix)]
+    #[test]
+    fn fetched_chart_directories_are_confined() {
+        let dir = std::env::temp_dir().join(format!("capstan-engine-chart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("artifact/c/templates")).unwrap();
+        std::fs::write(
+            dir.join("artifact/c/Chart.yaml"),
+            "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("secret"), "TOP-SECRET").unwrap();
+        let chart = load_local_chart(&dir.join("artifact")).unwrap();
+        assert_eq!(chart.name(), "c");
+        std::os::unix::fs::symlink("../../../secret", dir.join("artifact/c/templates/x.yaml"))
+            .unwrap();
+        let e = load_local_chart(&dir.join("artifact")).unwrap_err();
+        assert!(
+            e.contains("/c/templates/x.yaml")
+                && e.contains("../../../secret")
+                && !e.contains("TOP-SECRET"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn offline_charts_from_helm_repositories_are_a_clear_error() {
         let mut r = req(&[], None);
