@@ -271,13 +271,21 @@ fn diff_masks_secret_values_in_data_and_annotations() {
     };
     write("old-password-1a2b");
     let out = run("apply");
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     write("new-password-3c4d");
     let out = run("diff");
     let (o, e) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{o}\n{e}");
     assert!(o.contains("Secret"), "{o}");
-    assert!(o.contains("*** (before)") && o.contains("*** (after)"), "{o}");
+    assert!(
+        o.contains("*** (before)") && o.contains("*** (after)"),
+        "{o}"
+    );
     // Masked alike on both sides, the annotations are no drift of their own.
     for leak in [
         "old-password",
@@ -287,6 +295,9 @@ fn diff_masks_secret_values_in_data_and_annotations() {
         "admin-user",
         "YWRtaW4tdXNlcg",
     ] {
-        assert!(!o.contains(leak) && !e.contains(leak), "{leak} leaked:\n{o}\n{e}");
+        assert!(
+            !o.contains(leak) && !e.contains(leak),
+            "{leak} leaked:\n{o}\n{e}"
+        );
     }
 }

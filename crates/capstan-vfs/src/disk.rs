@@ -563,6 +563,25 @@ mod tests {
         ));
     }
 
+    /// `..` after a symlink is physical: `d/x -> ..` is the root, so `d/y -> x/../..`
+    /// climbs out although it looks lexically like `d/..` (a check of each link's text
+    /// alone, as a checkout may do, lets it through).
+    #[test]
+    fn dotdot_after_a_symlink_is_resolved_physically() {
+        let t = Tmp::new();
+        t.link("sub/x", "..");
+        t.link("sub/y", "x/../outside/secret.yaml");
+        let fs = t.fs();
+        assert!(matches!(
+            refused(&fs, "/sub/y"),
+            Confinement::Escapes { link, .. } if link == Path::new("/sub/y")
+        ));
+        assert_eq!(
+            fs.read_to_string(Path::new("/sub/x/in.yaml")).unwrap(),
+            "inside"
+        );
+    }
+
     #[test]
     fn directory_symlink_outside_the_root_is_refused_below_it() {
         let t = Tmp::new();
