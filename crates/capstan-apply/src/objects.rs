@@ -219,29 +219,201 @@ pub fn redact_secret_values(obj: &Value, message: &str) -> String {
     out
 }
 
-/// Replaces every Secret value (`data`, `stringData`) by `***`. Non-Secrets are returned as is.
-pub fn mask_secret(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if is_secret(obj) {
-        for key in ["data", "stringData"] {
-            if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
-                for val in m.values_mut() {
-                    *val = Value::String("***".into());
+/// Values shorter than this are only masked where they are a Secret's value
+/// (`data`/`stringData`), not searched for in other fields: a copy of `1` or `on` cannot
+/// be told from other text.
+const MIN_COPY_LEN: usize = 3;
+
+/// Every value of a Secret in the forms a copy of it may take: `data` values (base64)
+/// and their decoded text, `stringData` values and their base64, each also as escaped
+/// inside a JSON string.
+fn secret_values(obj: &Value, out: &mut Vec<String>) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut push = |v: String| {
+        if v.len() >= MIN_COPY_LEN {
+            if let Ok(q) = serde_json::to_string(&v) {
+                let escaped = &q[1..q.len() - 1];
+                if escaped != v {
+                    out.push(escaped.to_string());
                 }
             }
+            out.push(v);
+        }
+    };
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Bool(b) => out.push(b.to_string()),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+            Value::Null => {}
+        }
+    }
+    let mut data = Vec::new();
+    if let Some(d) = obj.get("data") {
+        leaves(d, &mut data);
+    }
+    for v in data {
+        if let Some(text) = b64
+            .decode(v.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            push(text);
+        }
+        push(v);
+    }
+    let mut string_data = Vec::new();
+    if let Some(d) = obj.get("stringData") {
+        leaves(d, &mut string_data);
+    }
+    for v in string_data {
+        push(b64.encode(v.as_bytes()));
+        push(v);
+    }
+}
+
+/// The Secret values of `obj` (when it is a Secret) and of any Secret JSON carried in its
+/// annotations (`kubectl.kubernetes.io/last-applied-configuration` holds the whole
+/// Secret as it was applied), longest first.
+fn all_secret_values(obj: &Value, out: &mut Vec<String>) {
+    if !is_secret(obj) {
+        return;
+    }
+    secret_values(obj, out);
+    if let Some(ann) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for v in ann.values().filter_map(Value::as_str) {
+            if let Ok(inner @ Value::Object(_)) = serde_json::from_str::<Value>(v) {
+                secret_values(&inner, out);
+            }
+        }
+    }
+}
+
+fn sorted_values(mut values: Vec<String>) -> Vec<String> {
+    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    values.dedup();
+    values
+}
+
+/// Replaces every copy of a value in `text` by `***`.
+fn mask_text(text: &str, values: &[String]) -> String {
+    let mut out = text.to_string();
+    for v in values {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// Masks a Secret (or an object held in one of its annotations): `data`/`stringData`
+/// values become `***`; in every other string (annotations, labels, any field; a JSON
+/// annotation is masked as an object and written back) copies of `values` become `***`.
+/// The object's identity (apiVersion, kind, name, namespace) is kept as it is.
+fn mask_with(obj: &Value, values: &[String]) -> Value {
+    let mut v = obj.clone();
+    let Some(m) = v.as_object_mut() else {
+        return v;
+    };
+    for key in ["data", "stringData"] {
+        if let Some(d) = m.get_mut(key).and_then(Value::as_object_mut) {
+            for val in d.values_mut() {
+                *val = Value::String("***".into());
+            }
+        }
+    }
+    for (k, field) in m.iter_mut() {
+        match k.as_str() {
+            "data" | "stringData" | "apiVersion" | "kind" => {}
+            "metadata" => {
+                if let Some(meta) = field.as_object_mut() {
+                    for (mk, mv) in meta.iter_mut() {
+                        match mk.as_str() {
+                            "name" | "namespace" | "generateName" => {}
+                            "annotations" => {
+                                if let Some(ann) = mv.as_object_mut() {
+                                    for av in ann.values_mut() {
+                                        if let Value::String(s) = av {
+                                            *s = mask_annotation(s, values);
+                                        }
+                                    }
+                                }
+                            }
+                            _ => mask_strings(mv, values),
+                        }
+                    }
+                }
+            }
+            _ => mask_strings(field, values),
         }
     }
     v
 }
 
-/// Masks the Secret values of both sides of a diff; values that differ are shown as
-/// `*** (before)` and `*** (after)` so the diff still says which keys changed.
+/// An annotation of a Secret: JSON objects (the last-applied configuration) are masked as
+/// objects, other text by copies of values.
+fn mask_annotation(s: &str, values: &[String]) -> String {
+    if let Ok(inner @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
+        if let Ok(mut text) = serde_json::to_string(&mask_with(&inner, values)) {
+            if s.ends_with('\n') {
+                text.push('\n');
+            }
+            return text;
+        }
+    }
+    mask_text(s, values)
+}
+
+fn mask_strings(v: &mut Value, values: &[String]) {
+    match v {
+        Value::String(s) => *s = mask_text(s, values),
+        Value::Array(a) => a.iter_mut().for_each(|x| mask_strings(x, values)),
+        Value::Object(m) => m.values_mut().for_each(|x| mask_strings(x, values)),
+        _ => {}
+    }
+}
+
+/// Replaces every Secret value by `***`: `data`, `stringData`, the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation (and any annotation
+/// holding the Secret as JSON), and copies of a value in any other field. Non-Secrets
+/// are returned as is.
+pub fn mask_secret(obj: &Value) -> Value {
+    if !is_secret(obj) {
+        return obj.clone();
+    }
+    let mut values = Vec::new();
+    all_secret_values(obj, &mut values);
+    mask_with(obj, &sorted_values(values))
+}
+
+/// Masks the Secret values of both sides of a diff (each side also masks copies of the
+/// other side's values); values that differ are shown as `*** (before)` and
+/// `*** (after)` so the diff still says which keys changed.
 pub fn mask_secret_pair(before: Option<&Value>, after: &Value) -> (Option<Value>, Value) {
     if !is_secret(after) && !before.is_some_and(is_secret) {
         return (before.cloned(), after.clone());
     }
-    let mut b = before.map(mask_secret);
-    let mut a = mask_secret(after);
+    let mut values = Vec::new();
+    if let Some(b) = before {
+        all_secret_values(b, &mut values);
+    }
+    all_secret_values(after, &mut values);
+    let values = sorted_values(values);
+    let mask = |o: &Value| {
+        if is_secret(o) {
+            mask_with(o, &values)
+        } else {
+            o.clone()
+        }
+    };
+    let mut b = before.map(mask);
+    let mut a = mask(after);
     for key in ["data", "stringData"] {
         let orig_b = before.and_then(|o| o.get(key)).and_then(Value::as_object);
         let orig_a = after.get(key).and_then(Value::as_object);
@@ -448,6 +620,62 @@ mod tests {
             !created.contains("c2VjcmV0") && !created.contains("plain"),
             "{created}"
         );
+    }
+
+    /// kubectl's client-side apply leaves the whole Secret, values included, in the
+    /// `kubectl.kubernetes.io/last-applied-configuration` annotation; other annotations
+    /// and labels may carry copies. None reaches a diff.
+    #[test]
+    fn secret_values_are_masked_in_last_applied_and_other_annotations() {
+        let r = ObjectRef::new("v1", "Secret", "ns", "s");
+        let last_applied = |pw: &str| {
+            format!(
+                "{{\"apiVersion\":\"v1\",\"data\":{{\"password\":\"{pw}\"}},\"kind\":\"Secret\",\"metadata\":{{\"annotations\":{{}},\"name\":\"s\",\"namespace\":\"ns\"}},\"stringData\":{{\"token\":\"tok-\\\"quoted\\\"-en\"}},\"type\":\"Opaque\"}}\n"
+            )
+        };
+        // base64("hunter2-old") and base64("hunter2-new").
+        let live = json!({"apiVersion":"v1","kind":"Secret","type":"Opaque",
+            "metadata":{"name":"s","namespace":"ns","annotations":{
+                "kubectl.kubernetes.io/last-applied-configuration": last_applied("aHVudGVyMi1vbGQ="),
+                "example.com/copy": "pw=hunter2-old",
+                "example.com/copy-b64": "aHVudGVyMi1vbGQ="},
+                "labels":{"token":"tok-\"quoted\"-en"}},
+            "data":{"password":"aHVudGVyMi1vbGQ=","token":"dG9rLSJxdW90ZWQiLWVu"}});
+        let new = json!({"apiVersion":"v1","kind":"Secret","type":"Opaque",
+            "metadata":{"name":"s","namespace":"ns","annotations":{
+                "kubectl.kubernetes.io/last-applied-configuration": last_applied("aHVudGVyMi1uZXc="),
+                "example.com/copy": "pw=hunter2-new"}},
+            "data":{"password":"aHVudGVyMi1uZXc=","token":"dG9rLSJxdW90ZWQiLWVu"}});
+        let d = diff(&r, Some(&live), &new).expect("diff");
+        for leak in ["aHVudGVy", "hunter2", "tok-", "dG9r", "quoted"] {
+            assert!(!d.contains(leak), "{leak} leaked:\n{d}");
+        }
+        assert!(d.contains("last-applied-configuration"), "{d}");
+        assert!(d.contains("pw=***"), "{d}");
+        assert!(
+            d.contains("*** (before)") && d.contains("*** (after)"),
+            "{d}"
+        );
+        // The annotation stays JSON, masked as an object.
+        let masked = mask_secret(&live);
+        let la = masked["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap();
+        let inner: Value = serde_json::from_str(la).unwrap();
+        assert_eq!(inner["data"]["password"], "***");
+        assert_eq!(inner["stringData"]["token"], "***");
+        assert_eq!(inner["metadata"]["name"], "s");
+        assert!(la.ends_with('\n'));
+        // Creating: every copy masked too.
+        let created = diff(&r, None, &live).expect("diff");
+        assert!(
+            !created.contains("hunter2") && !created.contains("aHVudGVy"),
+            "{created}"
+        );
+        // Not a Secret: untouched.
+        let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"annotations":{"a":"hunter2-old"}},"data":{"password":"hunter2-old"}});
+        assert_eq!(mask_secret(&cm), cm);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct BuildArgs {
     /// Output format.
     #[arg(long, short = 'o', default_value = "yaml", value_parser = ["yaml", "json"])]
     pub output: String,
+    /// When a unit fails, still print the units that rendered (the exit code stays 2).
+    /// Without it a failed build prints nothing on stdout.
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
@@ -82,6 +86,12 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
             }
             return Err(msg);
         }
+    }
+    if failed && !args.keep_going {
+        eprintln!(
+            "nothing printed: the build failed (--keep-going prints the units that rendered)"
+        );
+        return Ok(EXIT_FAILURE);
     }
     if args.output == "json" {
         println!(

@@ -39,6 +39,15 @@ enum Command {
     /// Print the rendered objects of every unit of a cluster (no cluster needed).
     Build(build::BuildArgs),
     /// Show what `apply` would change on the live cluster (server-side dry run).
+    ///
+    /// Secret values are never printed. In a Secret, every value of `data` and
+    /// `stringData` shows as `***` (a value that changes as `*** (before)` and
+    /// `*** (after)`), the `kubectl.kubernetes.io/last-applied-configuration` annotation
+    /// (and any annotation holding the Secret as JSON) is masked the same way, and copies
+    /// of a value (as written, base64-encoded or decoded; 3 characters or more) in any
+    /// other annotation, label or field show as `***`.
+    ///
+    /// Exit codes: 0 no drift, 1 drift found, 2 failure.
     Diff(live::LiveArgs),
     /// Apply every unit of a cluster in dependency order, prune, wait on health.
     Apply(live::LiveArgs),

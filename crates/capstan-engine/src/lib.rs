@@ -130,8 +130,9 @@ impl LiveRenderer {
 }
 
 /// Flux's `spec.chart.spec.valuesFiles`: the chart's default values become these files
-/// merged in order (`values.yaml` is the chart's own). Paths are relative to the
-/// repository root for charts in the repository, to the chart otherwise.
+/// merged in order (`values.yaml` is the chart's own). Paths are relative to the root
+/// of the chart's source tree (and stay beneath it) for charts in a source tree, to the
+/// chart otherwise.
 fn chart_values_from_files(
     fs: &dyn FileSystem,
     req: &HelmRequest,
@@ -146,7 +147,7 @@ fn chart_values_from_files(
         } else {
             let text = match &req.chart_path {
                 Some(_) => fs
-                    .read_to_string(&capstan_vfs::join(Path::new("/"), rel))
+                    .read_to_string(&capstan_vfs::join_within(&req.source_root, rel))
                     .map_err(|e| format!("spec.chart.spec.valuesFiles: {f}: {e}"))?,
                 None => chart
                     .files
@@ -176,27 +177,33 @@ fn object_name(o: &Value) -> String {
 }
 
 /// Load a fetched chart: a `.tgz`, or a directory holding the chart (or one
-/// sub-directory with it, as a chart archive extracts).
+/// sub-directory with it, as a chart archive extracts). A directory is read through a
+/// [`capstan_vfs::DiskFs`] rooted at it, so the chart's symlinks stay inside it; the
+/// archive is a file of capstan's own cache (the fetcher's answer), read as a whole.
 pub fn load_local_chart(path: &Path) -> Result<capstan_helm::Chart, String> {
     let shown = path.display();
-    if path.is_file() {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.is_file() {
         let data = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
         return capstan_helm::load_archive(&data).map_err(|e| format!("{shown}: {e}"));
     }
-    let mut root = path.to_path_buf();
-    if !root.join("Chart.yaml").is_file() {
-        let subs: Vec<PathBuf> = std::fs::read_dir(path)
+    let fs = capstan_vfs::DiskFs::new(path).map_err(|e| format!("{shown}: {e}"))?;
+    let top = Path::new("/");
+    let mut root = top.to_path_buf();
+    if !fs.is_file(&top.join("Chart.yaml")) {
+        let subs: Vec<PathBuf> = fs
+            .read_dir(top)
             .map_err(|e| format!("{shown}: {e}"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("Chart.yaml").is_file())
+            .into_iter()
+            .map(|n| top.join(n))
+            .filter(|p| fs.is_dir(p) && fs.is_file(&p.join("Chart.yaml")))
             .collect();
         match subs.as_slice() {
             [one] => root = one.clone(),
             _ => return Err(format!("{shown}: no Chart.yaml in the artifact")),
         }
     }
-    let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-    capstan_helm::load_dir(&fs, Path::new("/")).map_err(|e| format!("{shown}: {e}"))
+    capstan_helm::load_dir(&fs, &root).map_err(|e| format!("{shown}: {e}"))
 }
 
 impl Renderer for LiveRenderer {
@@ -395,6 +402,7 @@ mod tests {
                 values_files: values_files.iter().map(|s| s.to_string()).collect(),
             },
             chart_path: chart_path.map(PathBuf::from),
+            source_root: PathBuf::from("/"),
             release_name: "r".into(),
             namespace: "apps".into(),
             values: json!({"b": "user"}),
@@ -449,6 +457,56 @@ mod tests {
             .helm(&fs, &req(&["nope.yaml"], Some("/charts/c")))
             .unwrap_err();
         assert!(e.contains("valuesFiles: nope.yaml"), "{e}");
+    }
+
+    /// Flux: `valuesFiles` of a chart in a source tree are relative to that source's
+    /// root and never leave it (`..` stops there).
+    #[test]
+    fn values_files_stay_beneath_the_charts_source_root() {
+        let fs = capstan_vfs::MemFs::new()
+            .with("/src/charts/c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")
+            .with(
+                "/src/charts/c/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: {{ .Values.a | default \"unset\" | quote }}\n",
+            )
+            .with("/src/prod.yaml", "a: source\n")
+            .with("/prod.yaml", "a: repository\n");
+        let mut r = req(&["../../prod.yaml"], Some("/src/charts/c"));
+        r.source_root = PathBuf::from("/src");
+        let out = NativeRenderer.helm(&fs, &r).unwrap();
+        assert_eq!(out[0]["data"]["a"], "source");
+        let mut r = req(&["/prod.yaml"], Some("/src/charts/c"));
+        r.source_root = PathBuf::from("/src");
+        let out = NativeRenderer.helm(&fs, &r).unwrap();
+        assert_eq!(out[0]["data"]["a"], "source");
+    }
+
+    /// A fetched chart directory is read beneath itself: a template linked out of it
+    /// fails the load, naming the link.
+    #[cfg(unix)]
+    #[test]
+    fn fetched_chart_directories_are_confined() {
+        let dir = std::env::temp_dir().join(format!("capstan-engine-chart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("artifact/c/templates")).unwrap();
+        std::fs::write(
+            dir.join("artifact/c/Chart.yaml"),
+            "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("secret"), "TOP-SECRET").unwrap();
+        let chart = load_local_chart(&dir.join("artifact")).unwrap();
+        assert_eq!(chart.name(), "c");
+        std::os::unix::fs::symlink("../../../secret", dir.join("artifact/c/templates/x.yaml"))
+            .unwrap();
+        let e = load_local_chart(&dir.join("artifact")).unwrap_err();
+        assert!(
+            e.contains("/c/templates/x.yaml")
+                && e.contains("../../../secret")
+                && !e.contains("TOP-SECRET"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

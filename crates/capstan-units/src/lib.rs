@@ -77,6 +77,10 @@ pub struct HelmRequest {
     /// The chart's directory (or archive) in the repository, when the chart comes from
     /// the repository itself (a GitRepository or Bucket source).
     pub chart_path: Option<PathBuf>,
+    /// Where the tree of the chart's source starts (`/` for the repository itself, the
+    /// mount point of another GitRepository): `spec.chart.spec.valuesFiles` of a chart
+    /// in a source tree are relative to it.
+    pub source_root: PathBuf,
     pub release_name: String,
     pub namespace: String,
     /// User values: `valuesFrom` merged in order, then `spec.values`.
@@ -302,6 +306,13 @@ impl Loader<'_> {
     fn run(&self) -> ClusterUnits {
         let mut out = ClusterUnits::default();
         let root_dir = capstan_vfs::join(Path::new("/"), &self.opts.cluster_path);
+        if let Err(e) = self.fs.stat(&root_dir) {
+            out.errors.push(UnitError::new(
+                None,
+                format!("cluster path `{}`: {e}", self.opts.cluster_path),
+            ));
+            return out;
+        }
         if !self.fs.is_dir(&root_dir) {
             let mut e = UnitError::new(
                 None,
@@ -774,6 +785,13 @@ impl Loader<'_> {
             }
         }
         let dir = unit_dir(unit);
+        if let Err(e) = self.fs.stat(&dir) {
+            return Err(self.with_origin(
+                unit,
+                UnitError::new(Some(unit.id.clone()), format!("`{}`: {e}", unit.spec.path))
+                    .field("spec.path"),
+            ));
+        }
         if !self.fs.exists(&dir) {
             let mut e = UnitError::new(
                 Some(unit.id.clone()),
@@ -889,11 +907,22 @@ impl Loader<'_> {
         values: &Value,
         source: Option<Value>,
     ) -> Result<(Vec<Value>, Vec<Value>), UnitError> {
+        let source_root = match &hr.chart {
+            ChartSource::Template { source, .. } => self.source_root(Some(source)),
+            ChartSource::Ref(_) => PathBuf::from("/"),
+        };
         let chart_path = match &hr.chart {
             ChartSource::Template { chart, source, .. }
                 if source.kind == "GitRepository" || source.kind == "Bucket" =>
             {
-                let p = capstan_vfs::join(&self.source_root(Some(source)), chart);
+                let p = capstan_vfs::join_within(&self.source_root(Some(source)), chart);
+                if let Err(e) = self.fs.stat(&p) {
+                    return Err(self.with_origin(
+                        unit,
+                        UnitError::new(Some(unit.id.clone()), format!("chart `{chart}`: {e}"))
+                            .field("spec.chart.spec.chart"),
+                    ));
+                }
                 if !self.fs.exists(&p) {
                     return Err(self.with_origin(
                         unit,
@@ -911,6 +940,7 @@ impl Loader<'_> {
         let req = HelmRequest {
             chart: hr.chart.clone(),
             chart_path,
+            source_root,
             release_name: hr.release_name.clone(),
             namespace: hr.target_namespace.clone(),
             values: values.clone(),
@@ -1047,8 +1077,10 @@ fn data_value(obj: &Value, kind: &str, key: &str) -> Option<String> {
 }
 
 /// The directory a unit builds.
+/// The directory of a Kustomization unit: `spec.path` beneath its source's root (`..`
+/// stops at the source's root, as Flux's `SecureJoin` does).
 pub fn unit_dir(unit: &Unit) -> PathBuf {
-    capstan_vfs::join(&unit.source_root, &unit.spec.path)
+    capstan_vfs::join_within(&unit.source_root, &unit.spec.path)
 }
 
 fn normalize_rel(p: &str) -> PathBuf {

@@ -448,3 +448,122 @@ fn units_of_other_sources_read_their_mount_or_fail_when_it_is_missing() {
     assert_eq!(error.location.field.as_deref(), Some("spec.sourceRef"));
     assert_eq!(units.failed().count(), 1);
 }
+
+/// Flux joins `spec.path` into its source's artifact securely: `..` and absolute paths
+/// stay beneath the source's root, never reaching another tree.
+#[test]
+fn spec_path_stays_beneath_its_sources_root() {
+    let other = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  path: ../../../deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: apps\n";
+    let fs = MemFs::new()
+        .with("/clusters/c/apps.yaml", other)
+        .with("/deploy/kustomization.yaml", "resources:\n- cm.yaml\n")
+        .with(
+            "/deploy/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-repository\n",
+        )
+        .with(
+            "/mnt/apps/deploy/kustomization.yaml",
+            "resources:\n- cm.yaml\n",
+        )
+        .with(
+            "/mnt/apps/deploy/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-apps\n",
+        );
+    let mut opts = LoadOptions::new("clusters/c");
+    opts.source_roots.insert(
+        (
+            "GitRepository".to_string(),
+            "flux-system".to_string(),
+            "apps".to_string(),
+        ),
+        "/mnt/apps".into(),
+    );
+    let units = load(&fs, &MiniKustomize, &NoCluster, &opts);
+    let apps = UnitId::new("Kustomization", "flux-system", "apps");
+    let Some(UnitOutcome::Rendered(r)) = units.get(&apps) else {
+        panic!("apps did not render: {:?}", units.get(&apps));
+    };
+    assert_eq!(r.objects[0]["metadata"]["name"], "from-apps");
+}
+
+/// A file system that refuses one path, as `DiskFs` refuses a symlink leading out of
+/// its root.
+struct Refusing {
+    inner: MemFs,
+    refused: &'static str,
+}
+
+impl Refusing {
+    fn err(&self) -> std::io::Error {
+        capstan_vfs::Confinement::Escapes {
+            link: self.refused.into(),
+            target: "/etc".into(),
+            root: "/repo".into(),
+        }
+        .into()
+    }
+}
+
+impl FileSystem for Refusing {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        if path.starts_with(self.refused) {
+            return Err(self.err());
+        }
+        self.inner.read(path)
+    }
+    fn file_type(&self, path: &Path) -> Option<capstan_vfs::FileType> {
+        if path.starts_with(self.refused) {
+            return Some(capstan_vfs::FileType::File);
+        }
+        self.inner.file_type(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        if path.starts_with(self.refused) {
+            return Err(self.err());
+        }
+        self.inner.read_dir(path)
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<Option<capstan_vfs::FileType>> {
+        if path.starts_with(self.refused) {
+            return Err(self.err());
+        }
+        Ok(self.inner.file_type(path))
+    }
+}
+
+#[test]
+fn a_refused_spec_path_names_the_link_and_the_field() {
+    let fs = Refusing {
+        inner: repo(),
+        refused: "/apps/staging",
+    };
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
+    let (_, err) = out.failed().next().expect("apps fails");
+    let msg = err.to_string();
+    assert_eq!(err.location.field.as_deref(), Some("spec.path"), "{msg}");
+    assert!(
+        msg.contains("symlink /apps/staging -> /etc leads outside the root"),
+        "{msg}"
+    );
+    // A refused cluster path is an error of the whole cluster.
+    let fs = Refusing {
+        inner: repo(),
+        refused: "/clusters/staging",
+    };
+    let out = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
+    let msg = out.errors[0].to_string();
+    assert!(
+        msg.contains("cluster path `clusters/staging`") && msg.contains("outside the root"),
+        "{msg}"
+    );
+}

@@ -9,11 +9,19 @@
 //!
 //! Paths are always absolute, `/`-separated and normalised (no `.` or `..`
 //! components); use [`normalize`] and [`join`] to build them.
+//!
+//! [`DiskFs`] confines every read beneath its root (symlinks followed only while they
+//! stay inside, loops and `..` above the root refused: see [`disk`](DiskFs)); trees
+//! combined with [`OverlayFs`] and [`MountFs`] keep the confinement of each tree, so a
+//! mounted artifact is confined to its own root.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+mod disk;
+pub use disk::{confinement, Confinement, DiskFs, MAX_LINKS};
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +49,13 @@ pub trait FileSystem: Send + Sync {
                 format!("{}: no such file or directory", path.display()),
             ))
         }
+    }
+
+    /// What is at `path` (`Ok(None)` if nothing is), or why it may not be read: a path
+    /// a [`DiskFs`] refuses (a symlink leading outside its root, a loop) is an error
+    /// carrying a [`Confinement`], where [`FileSystem::file_type`] reports a file.
+    fn stat(&self, path: &Path) -> io::Result<Option<FileType>> {
+        Ok(self.file_type(path))
     }
 
     fn is_dir(&self, path: &Path) -> bool {
@@ -76,6 +91,9 @@ impl<T: FileSystem + ?Sized> FileSystem for &T {
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
         (**self).real_path(path)
     }
+    fn stat(&self, path: &Path) -> io::Result<Option<FileType>> {
+        (**self).stat(path)
+    }
 }
 
 impl<T: FileSystem + ?Sized> FileSystem for Arc<T> {
@@ -90,6 +108,9 @@ impl<T: FileSystem + ?Sized> FileSystem for Arc<T> {
     }
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
         (**self).real_path(path)
+    }
+    fn stat(&self, path: &Path) -> io::Result<Option<FileType>> {
+        (**self).stat(path)
     }
 }
 
@@ -118,73 +139,12 @@ pub fn join(base: &Path, rel: &str) -> PathBuf {
     normalize(&base.join(rel))
 }
 
-/// The real disk, seen through a root directory. Paths given to it are absolute paths
-/// *inside* the root (`/` is the root itself); symlinks are followed, and
-/// [`FileSystem::real_path`] reports where they lead (as a path inside the root, or an
-/// error if they lead outside it).
-#[derive(Debug, Clone)]
-pub struct DiskFs {
-    root: PathBuf,
-}
-
-impl DiskFs {
-    /// A file system rooted at `root` (canonicalised).
-    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
-        Ok(DiskFs {
-            root: std::fs::canonicalize(root)?,
-        })
-    }
-    /// The root directory on disk.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    /// The disk path of a path inside this file system.
-    pub fn host_path(&self, path: &Path) -> PathBuf {
-        let n = normalize(path);
-        self.root.join(n.strip_prefix("/").unwrap_or(&n))
-    }
-    /// The path inside this file system of a disk path, if it lies under the root.
-    pub fn inner_path(&self, host: &Path) -> Option<PathBuf> {
-        let canon = std::fs::canonicalize(host).ok()?;
-        let rel = canon.strip_prefix(&self.root).ok()?;
-        Some(normalize(&Path::new("/").join(rel)))
-    }
-}
-
-impl FileSystem for DiskFs {
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(self.host_path(path))
-    }
-    fn file_type(&self, path: &Path) -> Option<FileType> {
-        let md = std::fs::metadata(self.host_path(path)).ok()?;
-        Some(if md.is_dir() {
-            FileType::Dir
-        } else {
-            FileType::File
-        })
-    }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        let mut names: Vec<String> = std::fs::read_dir(self.host_path(path))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
-        let canon = std::fs::canonicalize(self.host_path(path))?;
-        match canon.strip_prefix(&self.root) {
-            Ok(rel) => Ok(normalize(&Path::new("/").join(rel))),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: symlink leads outside the file system root ({})",
-                    path.display(),
-                    canon.display()
-                ),
-            )),
-        }
-    }
+/// `rel` beneath `root`, never above it: `rel` is normalised on its own first, so `..`
+/// stops at `root` and an absolute `rel` starts at `root` (Flux's `SecureJoin` of a
+/// path into an artifact).
+pub fn join_within(root: &Path, rel: &str) -> PathBuf {
+    let inner = normalize(Path::new(rel));
+    normalize(&root.join(inner.strip_prefix("/").unwrap_or(&inner)))
 }
 
 /// An in-memory tree. Directories are implied by the files below them and can also be
@@ -335,6 +295,15 @@ impl<F: FileSystem> FileSystem for OverlayFs<F> {
         }
         self.base.real_path(path)
     }
+    fn stat(&self, path: &Path) -> io::Result<Option<FileType>> {
+        if self.top.is_file(path) {
+            return Ok(Some(FileType::File));
+        }
+        match self.base.stat(path)? {
+            Some(t) => Ok(Some(t)),
+            None => Ok(self.top.file_type(path)),
+        }
+    }
 }
 
 /// A base file system with other file systems mounted at directories (the artifacts
@@ -408,6 +377,13 @@ impl FileSystem for MountFs {
         names.dedup();
         Ok(names)
     }
+    fn stat(&self, path: &Path) -> io::Result<Option<FileType>> {
+        let (fs, inner) = self.route(path);
+        match fs.stat(&inner)? {
+            Some(t) => Ok(Some(t)),
+            None => Ok((!self.mount_entries(path).is_empty()).then_some(FileType::Dir)),
+        }
+    }
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
         let path = normalize(path);
         for (at, tree) in &self.mounts {
@@ -435,6 +411,14 @@ mod tests {
         assert_eq!(
             join(Path::new("/a/b"), "../c/d.yaml"),
             PathBuf::from("/a/c/d.yaml")
+        );
+        assert_eq!(
+            join_within(Path::new("/.sources/git/a"), "../../../clusters"),
+            PathBuf::from("/.sources/git/a/clusters")
+        );
+        assert_eq!(
+            join_within(Path::new("/src"), "/abs/./x"),
+            PathBuf::from("/src/abs/x")
         );
     }
 
@@ -477,6 +461,43 @@ mod tests {
         );
         #[cfg(unix)]
         assert!(fs.real_path(Path::new("/link.yaml")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn mounted_and_overlaid_disk_trees_stay_confined_to_their_own_roots() {
+        let dir = std::env::temp_dir().join(format!("capstan-vfs-mount-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("repo/clusters")).unwrap();
+        std::fs::create_dir_all(dir.join("artifact")).unwrap();
+        std::fs::write(dir.join("repo/clusters/secret.yaml"), "REPO-ONLY").unwrap();
+        // The artifact's link climbs to the repository next to it: outside its own root.
+        std::os::unix::fs::symlink("../repo/clusters/secret.yaml", dir.join("artifact/l.yaml"))
+            .unwrap();
+        let mut fs = MountFs::new(Arc::new(DiskFs::new(dir.join("repo")).unwrap()));
+        fs.mount(
+            "/.sources/a",
+            Arc::new(DiskFs::new(dir.join("artifact")).unwrap()),
+        );
+        let e = fs.read(Path::new("/.sources/a/l.yaml")).unwrap_err();
+        assert!(
+            matches!(confinement(&e), Some(Confinement::Escapes { .. })),
+            "{e}"
+        );
+        assert!(fs.stat(Path::new("/.sources/a/l.yaml")).is_err());
+        assert_eq!(
+            fs.stat(Path::new("/.sources")).unwrap(),
+            Some(FileType::Dir)
+        );
+        let mut o = OverlayFs::new(&fs);
+        o.put("/clusters/new.yaml", "n");
+        assert!(o.read(Path::new("/.sources/a/l.yaml")).is_err());
+        assert!(o.stat(Path::new("/.sources/a/l.yaml")).is_err());
+        assert_eq!(
+            o.stat(Path::new("/clusters/new.yaml")).unwrap(),
+            Some(FileType::File)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
