@@ -69,7 +69,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // A panic is reported once (a unit's, with its unit); every command renders on a
+    // thread with room for the engines' depth budgets.
+    capstan_engine::install_panic_hook();
+    let result = capstan_engine::spawn_render("capstan", move || dispatch(cli))
+        .map_err(|e| format!("cannot start: {e}"))
+        .and_then(|t| {
+            t.join().unwrap_or_else(|_| {
+                Err("capstan panicked (a bug; the panic is logged above)".into())
+            })
+        });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, String> {
+    match cli.command {
         Command::Build(args) => build::run(args),
         Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent::run(args))),
         Command::Kustomize { command } => kustomize::run(command),
@@ -80,19 +100,14 @@ fn main() -> ExitCode {
         Command::Suspend(args) => runtime().and_then(|rt| rt.block_on(ops::suspend(args))),
         Command::Resume(args) => runtime().and_then(|rt| rt.block_on(ops::resume(args))),
         Command::Get { command } => runtime().and_then(|rt| rt.block_on(get::run(command))),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILURE)
-        }
     }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // `diff` and `apply` render on the runtime's threads.
+        .thread_stack_size(capstan_engine::RENDER_STACK_SIZE)
         .build()
         .map_err(|e| e.to_string())
 }
