@@ -643,7 +643,7 @@ impl ClusterWorker {
                 opts.source_roots.insert(key.clone(), at.clone());
             }
             let lookup = KubeLookup::new(client);
-            Ok(capstan_engine::render_cluster_with(
+            Ok(capstan_engine::render_cluster_isolating(
                 &fs,
                 renderer.as_ref(),
                 &lookup,

@@ -768,7 +768,8 @@ fn chart(repo: &Repo, name: &str, template: &str) {
 /// Hostile HelmReleases (a template that fails, `trunc` cutting a multi-byte character)
 /// fail on their own, whatever their failure is (an error, a caught panic, an invalid
 /// object): the healthy units are applied and reconciled, later changes to them too, a
-/// unit that breaks keeps its objects, and units waiting on a broken one say so.
+/// unit that breaks keeps its objects, and units waiting on a broken one (or on one that
+/// does not exist) say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling() {
     let Some(c) = TestCluster::start("agent-hostile") else {
@@ -787,6 +788,16 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
     );
     repo.write("infra/cm.yaml", &configmap("infra", "default", "one"));
     repo.write("apps/cm.yaml", &configmap("app", "default", "one"));
+    // A dependency that does not exist: only this unit waits (as in Flux).
+    repo.write(
+        "clusters/h/typo.yaml",
+        &ks(
+            "typo",
+            "./typo",
+            "  dependsOn:\n  - name: infra\n  - name: infro\n",
+        ),
+    );
+    repo.write("typo/cm.yaml", &configmap("typo", "default", "one"));
     // Healthy at first; its template fails from the second revision on.
     let good_template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: breaks-later\ndata:\n  value: \"one\"\n";
     chart(&repo, "breaks-later", good_template);
@@ -863,6 +874,15 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         })
         .await;
     }
+    eventually(60, "the unit with a missing dependency says so", || async {
+        unit_ready(&client, &ksr, "typo")
+            .await
+            .is_some_and(|(s, reason, m)| {
+                s == "False" && reason == "DependencyNotReady" && m.contains("infro")
+            })
+    })
+    .await;
+    assert!(value(&client, "default", "typo").await.is_none());
     let (_, reason, message) = unit_ready(&client, &hr, "trunc").await.unwrap();
     if message.contains("panicked") {
         // Caught, reported where Flux users look, and counted.
