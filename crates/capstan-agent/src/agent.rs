@@ -70,7 +70,11 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The agent for `cfg`. Installs capstan's panic hook
+    /// ([`capstan_engine::install_panic_hook`]): a unit's panic is logged once, by the
+    /// worker, with the unit it belongs to.
     pub fn new(mut cfg: AgentConfig) -> Arc<Self> {
+        capstan_engine::install_panic_hook();
         cfg.settings.cache_dir = cfg.cache_dir.join("clusters");
         cfg.settings.root_source = (
             "GitRepository".into(),

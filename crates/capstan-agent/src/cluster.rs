@@ -3,13 +3,15 @@
 //! it (the unit's object in the cluster, Events, metrics).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan_apply::{Action, Applier, ApplyOptions, UnitResult};
 use capstan_engine::{
-    execute, ClusterRender, ExecuteOptions, KubeLookup, LiveRenderer, UnitDriver, UnitStatus,
+    catch_future, execute, render_thread, ClusterRender, ExecuteOptions, KubeLookup, LiveRenderer,
+    Panicked, UnitDriver, UnitStatus,
 };
 use capstan_graph::UnitId;
 use capstan_source::Artifact;
@@ -126,6 +128,13 @@ fn resource((group, version, plural): (&str, &str, &str), kind: &str) -> ApiReso
     }
 }
 
+/// A worker's lock, also after a panic while it was held: a panic in one unit (caught)
+/// must not fail every later round on a poisoned lock. The data behind these locks
+/// (schedules, caches) stays consistent between statements.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn is_shutdown(e: &str) -> bool {
     e == SHUTDOWN
 }
@@ -183,7 +192,7 @@ impl ClusterWorker {
                         self.applier.refresh_discovery();
                         match toolkit_kinds(&self.client).await {
                             Ok(kinds) => {
-                                *self.toolkit_kinds.lock().expect("toolkit kinds") = kinds;
+                                *locked(&self.toolkit_kinds) = kinds;
                                 prepared = true;
                             }
                             Err(e) => {
@@ -198,14 +207,22 @@ impl ClusterWorker {
             }
             let artifact = source.borrow_and_update().clone();
             if let (true, Some(a)) = (prepared, artifact) {
-                match self.round(&a, &cancel).await {
-                    Ok(s) if !s.ran.is_empty() => tracing::info!(
+                // Units' panics are caught where they happen; this one keeps the worker
+                // (and every other cluster) going whatever else panics in a round.
+                match catch_future(self.round(&a, &cancel)).await {
+                    Ok(Ok(s)) if !s.ran.is_empty() => tracing::info!(
                         cluster = %self.name, revision = %s.revision, ran = s.ran.len(),
                         succeeded = s.succeeded, failed = s.failed, blocked = s.blocked,
                         "reconciled"
                     ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(cluster = %self.name, error = %e, "round failed"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(cluster = %self.name, error = %e, "round failed"),
+                    Err(p) => tracing::error!(
+                        cluster = %self.name,
+                        location = p.location.as_deref().unwrap_or("unknown"),
+                        message = %p.message,
+                        "a round panicked (a bug in capstan); the cluster is reconciled again at the next wake"
+                    ),
                 }
             }
             let sleep = self.next_wake();
@@ -221,8 +238,8 @@ impl ClusterWorker {
     /// How long to sleep: the poll interval, or less when a unit comes due sooner.
     fn next_wake(&self) -> Duration {
         let now = Instant::now();
-        let schedule = self.schedule.lock().expect("schedule");
-        let last = self.last_render.lock().expect("last render");
+        let schedule = locked(&self.schedule);
+        let last = locked(&self.last_render);
         let mut wait = self.settings.poll_interval;
         if let Some((_, units, _)) = last.as_ref() {
             for (id, interval, retry, _) in units {
@@ -305,13 +322,10 @@ impl ClusterWorker {
         let now = Instant::now();
         // Nothing due, no source due and the revision unchanged: no need to render.
         {
-            let last = self.last_render.lock().expect("last render");
-            let schedule = self.schedule.lock().expect("schedule");
+            let last = locked(&self.last_render);
+            let schedule = locked(&self.schedule);
             if let Some((rev, units, declared)) = last.as_ref() {
-                let pending_gc = self
-                    .known
-                    .lock()
-                    .expect("known")
+                let pending_gc = locked(&self.known)
                     .keys()
                     .any(|id| !units.iter().any(|u| &u.0 == id));
                 if *rev == artifact.revision
@@ -337,6 +351,14 @@ impl ClusterWorker {
         let wanted = declared(&render.units, &self.settings.root_source);
         if self.sources.refresh(&self.client, &wanted).await {
             render = self.render(artifact.path.clone()).await?;
+        }
+        for (unit, p) in render_panics(&render) {
+            tracing::error!(
+                cluster = %self.name, kind = %unit.kind, namespace = %unit.namespace, name = %unit.name,
+                location = p.location.as_deref().unwrap_or("unknown"), message = %p.message,
+                "rendering a unit panicked (a bug in capstan): only this unit and its dependents fail"
+            );
+            self.reporter.unit_panicked(&self.name, unit);
         }
         // Sources' status, on their objects in this cluster (written only when it changed).
         self.reporter
@@ -382,7 +404,7 @@ impl ClusterWorker {
             .collect();
         let mut due: BTreeMap<UnitId, Reason> = BTreeMap::new();
         {
-            let schedule = self.schedule.lock().expect("schedule");
+            let schedule = locked(&self.schedule);
             for (id, interval, retry, _) in &units {
                 let o = observed.get(id).cloned().unwrap_or_default();
                 if let Some(reason) = schedule.due(id, &o, &revisions[id], *interval, *retry, now) {
@@ -426,7 +448,7 @@ impl ClusterWorker {
             concurrency: self.settings.concurrency,
             ignore_dependencies: false,
         };
-        let exec = execute(&driver, &render, &opts).await?;
+        let exec = execute(&Guard(driver), &render, &opts).await?;
         for (id, st) in &exec.status {
             let Some(u) = render.units.get(id) else {
                 continue;
@@ -471,7 +493,7 @@ impl ClusterWorker {
                         },
                     };
                     let o = observed.get(id).cloned().unwrap_or_default();
-                    self.schedule.lock().expect("schedule").record(
+                    locked(&self.schedule).record(
                         id,
                         Instant::now(),
                         &revisions[id],
@@ -517,10 +539,7 @@ impl ClusterWorker {
                 (unit.id.clone(), (unit.spec.prune, remote))
             })
             .collect();
-        let gone: Vec<(UnitId, (bool, Option<RemoteKey>))> = self
-            .known
-            .lock()
-            .expect("known")
+        let gone: Vec<(UnitId, (bool, Option<RemoteKey>))> = locked(&self.known)
             .iter()
             .filter(|(id, _)| !current.contains_key(*id) && !observed.contains_key(*id))
             .map(|(id, v)| (id.clone(), v.clone()))
@@ -560,10 +579,10 @@ impl ClusterWorker {
             } else {
                 tracing::info!(cluster = %self.name, unit = %id, "unit removed from the repository: its objects are kept (prune: false)");
             }
-            self.known.lock().expect("known").remove(&id);
+            locked(&self.known).remove(&id);
             self.reporter.unit_removed(&self.name, &id);
         }
-        let mut known = self.known.lock().expect("known");
+        let mut known = locked(&self.known);
         for (id, v) in current {
             known.insert(id, v);
         }
@@ -576,12 +595,8 @@ impl ClusterWorker {
         declared: Vec<crate::sources::Declared>,
     ) {
         let ids: BTreeSet<UnitId> = units.iter().map(|u| u.0.clone()).collect();
-        self.schedule
-            .lock()
-            .expect("schedule")
-            .retain(|id| ids.contains(id));
-        *self.last_render.lock().expect("last render") =
-            Some((revision.to_string(), units, declared));
+        locked(&self.schedule).retain(|id| ids.contains(id));
+        *locked(&self.last_render) = Some((revision.to_string(), units, declared));
     }
 
     /// Charts fetched with the cluster's credentials, `lookup` answered by the cluster, its
@@ -611,7 +626,8 @@ impl ClusterWorker {
         let mounted = self.sources.mounted();
         let root_source = self.settings.root_source.clone();
         let renderer = self.live_renderer().await?;
-        let mut render = tokio::task::spawn_blocking(move || -> Result<ClusterRender, String> {
+        let thread = format!("render-{}", self.name);
+        let mut render = render_thread(&thread, move || -> Result<ClusterRender, String> {
             let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
                 capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?,
             );
@@ -627,7 +643,7 @@ impl ClusterWorker {
                 opts.source_roots.insert(key.clone(), at.clone());
             }
             let lookup = KubeLookup::new(client);
-            Ok(capstan_engine::render_cluster_with(
+            Ok(capstan_engine::render_cluster_isolating(
                 &fs,
                 renderer.as_ref(),
                 &lookup,
@@ -635,7 +651,7 @@ impl ClusterWorker {
             ))
         })
         .await
-        .map_err(|e| format!("render task: {e}"))??;
+        .map_err(|p| format!("rendering the cluster {p}"))??;
         // Name the cause (the fetch error) in those units' errors.
         for u in &mut render.units.units {
             let UnitOutcome::Failed { unit, error } = u else {
@@ -669,17 +685,13 @@ impl ClusterWorker {
             };
             if r.unit.parent.is_none()
                 && !r.consumed.iter().any(|c| same_object(c, &r.unit.object))
-                && self
-                    .toolkit_kinds
-                    .lock()
-                    .expect("toolkit kinds")
-                    .contains(&group_kind(&r.unit.object))
+                && locked(&self.toolkit_kinds).contains(&group_kind(&r.unit.object))
             {
                 r.objects.push(r.unit.object.clone());
             }
             // Only kinds the cluster knows (with --no-install-crds and no Flux, none):
             // the units still apply, their status just has no home.
-            let kinds = self.toolkit_kinds.lock().expect("toolkit kinds");
+            let kinds = locked(&self.toolkit_kinds);
             r.objects.extend(
                 r.consumed
                     .iter()
@@ -737,7 +749,7 @@ impl ClusterWorker {
         };
         let ns = &unit.unit.id.namespace;
         let cache_key = (ns.clone(), secret.clone(), key.clone());
-        if let Some((applier, at)) = self.remote.lock().expect("remote").get(&cache_key) {
+        if let Some((applier, at)) = locked(&self.remote).get(&cache_key) {
             if at.elapsed() < REMOTE_CLIENT_TTL {
                 return Ok(applier.clone());
             }
@@ -746,10 +758,7 @@ impl ClusterWorker {
             .await
             .map_err(|e| e.to_string())?;
         let applier = Arc::new(Applier::new(client).with_concurrency(8));
-        self.remote
-            .lock()
-            .expect("remote")
-            .insert(cache_key, (applier.clone(), Instant::now()));
+        locked(&self.remote).insert(cache_key, (applier.clone(), Instant::now()));
         Ok(applier)
     }
 
@@ -764,7 +773,7 @@ impl ClusterWorker {
         let id = &unit.unit.id;
         let Some(reason) = due else {
             // Not due: it counts as it last ended, so dependents wait on failures.
-            let schedule = self.schedule.lock().expect("schedule");
+            let schedule = locked(&self.schedule);
             return match schedule.last(id) {
                 Some(l) if !l.ok => Err(l.message.clone()),
                 _ => Ok(false),
@@ -812,14 +821,7 @@ impl ClusterWorker {
                 },
             ),
         };
-        self.schedule.lock().expect("schedule").record(
-            id,
-            Instant::now(),
-            revision,
-            ok,
-            &o,
-            message.clone(),
-        );
+        locked(&self.schedule).record(id, Instant::now(), revision, ok, &o, message.clone());
         self.report_unit(
             &unit.unit,
             revision,
@@ -922,7 +924,7 @@ struct AgentDriver<'a> {
     cancel: &'a CancellationToken,
 }
 
-impl UnitDriver for AgentDriver<'_> {
+impl Guarded for AgentDriver<'_> {
     /// Whether the unit ran (false: not due, last run fine).
     type Output = bool;
     async fn run(&self, unit: &RenderedUnit) -> Result<bool, String> {
@@ -935,5 +937,205 @@ impl UnitDriver for AgentDriver<'_> {
                 self.cancel,
             )
             .await
+    }
+
+    /// Logged once with the unit, counted, recorded as a failure (retried with backoff)
+    /// and reported as Flux's ReconciliationFailed.
+    async fn panicked(&self, unit: &RenderedUnit, p: Panicked) -> String {
+        let w = self.worker;
+        let id = &unit.unit.id;
+        tracing::error!(
+            cluster = %w.name, kind = %id.kind, namespace = %id.namespace, name = %id.name,
+            location = p.location.as_deref().unwrap_or("unknown"), message = %p.message,
+            "applying a unit panicked (a bug in capstan): only this unit and its dependents fail"
+        );
+        w.reporter.unit_panicked(&w.name, id);
+        let message = format!(
+            "applying {p} (a bug in capstan, not an error in the repository; only this unit is affected)"
+        );
+        let revision = &self.revisions[id];
+        let o = self.observed.get(id).cloned().unwrap_or_default();
+        locked(&w.schedule).record(id, Instant::now(), revision, false, &o, message.clone());
+        w.report_unit(
+            &unit.unit,
+            revision,
+            self.observed,
+            Outcome::Failed {
+                reason: "ReconciliationFailed".into(),
+                message: message.clone(),
+                stalled: false,
+            },
+            None,
+            Duration::ZERO,
+        )
+        .await;
+        message
+    }
+}
+
+/// How a round runs one unit, and what it does when that panics.
+pub(crate) trait Guarded {
+    type Output;
+    /// Apply the unit; an `Err` fails it and blocks its dependents.
+    fn run(&self, unit: &RenderedUnit) -> impl Future<Output = Result<Self::Output, String>>;
+    /// `run` panicked (caught): record and report it; returns the unit's error.
+    fn panicked(&self, unit: &RenderedUnit, p: Panicked) -> impl Future<Output = String>;
+}
+
+/// Runs units through a [`Guarded`], each inside [`catch_future`]: a panic in one unit
+/// fails that unit (its dependents are blocked), never the walk, the round or the worker.
+pub(crate) struct Guard<G>(pub G);
+
+impl<G: Guarded> UnitDriver for Guard<G> {
+    type Output = G::Output;
+    async fn run(&self, unit: &RenderedUnit) -> Result<G::Output, String> {
+        match catch_future(self.0.run(unit)).await {
+            Ok(r) => r,
+            Err(p) => Err(self.0.panicked(unit, p).await),
+        }
+    }
+}
+
+/// The units whose rendering panicked (caught by the loader), with the panic.
+pub(crate) fn render_panics(render: &ClusterRender) -> Vec<(&UnitId, &Panicked)> {
+    render
+        .units
+        .failed()
+        .filter_map(|(unit, e)| e.panicked.as_ref().map(|p| (&unit.id, p)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_units::{HelmRequest, NoCluster, Renderer};
+    use capstan_vfs::FileSystem;
+    use std::path::Path;
+
+    /// Kustomize as the agent builds; panics (stand-ins for engine bugs) building `./boom`
+    /// and rendering any chart.
+    struct Panicking;
+
+    impl Renderer for Panicking {
+        fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
+            if dir.ends_with("boom") {
+                let s = String::from("é");
+                return Ok(vec![Value::String(s[..1].to_string())]);
+            }
+            capstan_engine::NativeRenderer.build(fs, dir)
+        }
+        fn helm(&self, _: &dyn FileSystem, _: &HelmRequest) -> Result<Vec<Value>, String> {
+            panic!("chart engine bug")
+        }
+    }
+
+    /// Applies nothing; panics applying `crash`; remembers what ran and what panicked.
+    #[derive(Default)]
+    struct Recorder {
+        ran: Mutex<Vec<String>>,
+        panicked: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Guarded for &Recorder {
+        type Output = ();
+        async fn run(&self, unit: &RenderedUnit) -> Result<(), String> {
+            tokio::task::yield_now().await;
+            if unit.unit.id.name == "crash" {
+                panic!("apply bug");
+            }
+            locked(&self.ran).push(unit.unit.id.name.clone());
+            Ok(())
+        }
+        async fn panicked(&self, unit: &RenderedUnit, p: Panicked) -> String {
+            locked(&self.panicked).push((unit.unit.id.name.clone(), p.message.clone()));
+            format!("applying {p}")
+        }
+    }
+
+    fn ks(name: &str, path: &str, depends_on: Option<&str>) -> String {
+        let deps = depends_on
+            .map(|d| format!("  dependsOn:\n  - name: {d}\n"))
+            .unwrap_or_default();
+        format!("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: {path}\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{deps}")
+    }
+
+    fn cm(name: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n"
+        )
+    }
+
+    /// The isolation of a round, in memory: a unit whose render panics and a unit whose
+    /// apply panics each fail alone (their dependents wait); every other unit runs.
+    #[tokio::test]
+    async fn a_panicking_unit_fails_alone_and_only_its_dependents_wait() {
+        capstan_engine::install_panic_hook();
+        let fs = capstan_vfs::MemFs::new()
+            .with("/clusters/c/ok.yaml", ks("ok", "./ok", None))
+            .with("/clusters/c/boom.yaml", ks("boom", "./boom", None))
+            .with("/clusters/c/after-boom.yaml", ks("after-boom", "./ok2", Some("boom")))
+            .with("/clusters/c/crash.yaml", ks("crash", "./ok3", None))
+            .with("/clusters/c/after-crash.yaml", ks("after-crash", "./ok4", Some("crash")))
+            .with(
+                "/clusters/c/web.yaml",
+                "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: flux-system\nspec:\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n",
+            )
+            .with("/charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+            .with("/ok/cm.yaml", cm("ok"))
+            .with("/boom/cm.yaml", cm("boom"))
+            .with("/ok2/cm.yaml", cm("ok2"))
+            .with("/ok3/cm.yaml", cm("ok3"))
+            .with("/ok4/cm.yaml", cm("ok4"));
+        let render = capstan_engine::render_cluster_with(
+            &fs,
+            &Panicking,
+            &NoCluster,
+            &LoadOptions::new("clusters/c"),
+        );
+        // The plan stands; nothing is collected after a render with failed units.
+        assert!(render.plan.is_ok(), "{:?}", render.plan);
+        assert!(render.has_errors());
+        let mut panics: Vec<(String, String)> = render_panics(&render)
+            .into_iter()
+            .map(|(id, p)| (id.name.clone(), p.message.clone()))
+            .collect();
+        panics.sort();
+        assert_eq!(panics[0].0, "boom");
+        assert!(panics[0].1.contains("char boundary"), "{panics:?}");
+        assert_eq!(
+            panics[1],
+            ("web".to_string(), "chart engine bug".to_string())
+        );
+
+        let recorder = Recorder::default();
+        let exec = execute(&Guard(&recorder), &render, &ExecuteOptions::default())
+            .await
+            .expect("the walk goes on");
+        let status = |name: &str| {
+            exec.status
+                .iter()
+                .find(|(id, _)| id.name == name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| panic!("no status for {name}"))
+        };
+        for name in ["flux-system", "ok"] {
+            assert_eq!(status(name), UnitStatus::Done(()), "{name}");
+        }
+        assert!(
+            matches!(status("crash"), UnitStatus::Failed(m) if m.contains("panicked") && m.contains("apply bug"))
+        );
+        assert!(matches!(status("after-crash"), UnitStatus::Blocked(m) if m.contains("crash")));
+        assert!(
+            matches!(status("boom"), UnitStatus::Blocked(m) if m.contains("rendering panicked"))
+        );
+        assert!(matches!(status("after-boom"), UnitStatus::Blocked(m) if m.contains("boom")));
+        assert!(matches!(status("web"), UnitStatus::Blocked(m) if m.contains("chart engine bug")));
+        let mut ran = locked(&recorder.ran).clone();
+        ran.sort();
+        assert_eq!(ran, ["flux-system", "ok"]);
+        assert_eq!(
+            *locked(&recorder.panicked),
+            [("crash".to_string(), "apply bug".to_string())]
+        );
     }
 }

@@ -7,7 +7,9 @@
 //!   webhook or a `reconcile.fluxcd.io/requestedAt` annotation asks;
 //! * one [`cluster::ClusterWorker`] per cluster renders `clusters/<name>` from the newest
 //!   revision and runs the units that are due ([`schedule`]) in dependency order, with
-//!   bounded concurrency, never pruning what failed to render;
+//!   bounded concurrency, never pruning what failed to render; one unit's failure (a
+//!   render error, a caught panic, a failed apply, a `dependsOn` naming nothing) fails
+//!   that unit and its dependents only, never the round, the worker or the process;
 //! * [`report`] writes Flux-compatible status on the unit objects, Events, and metrics;
 //! * clusters come from the agent's own cluster and from kubeconfig Secrets (Cluster API,
 //!   Crossplane, or labelled `capstan.io/cluster`): a cluster that appears is reconciled,

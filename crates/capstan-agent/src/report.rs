@@ -53,6 +53,9 @@ pub trait Reporter: Send + Sync {
     fn unit<'a>(&'a self, client: &'a kube::Client, report: &'a Report<'a>) -> BoxFuture<'a, ()>;
     /// A unit left the cluster's state: forget its series.
     fn unit_removed(&self, cluster: &str, unit: &UnitId);
+    /// Rendering or applying a unit panicked (caught; only that unit failed). The worker
+    /// has logged it; this counts it.
+    fn unit_panicked(&self, _cluster: &str, _unit: &UnitId) {}
     /// The root source was fetched.
     fn source_fetched(&self, spec: &GitRepositorySpec, took: Duration, error: Option<&SourceError>);
     /// A source's state, for its object in a cluster (`kind`, `namespace`, `name`): the
@@ -310,6 +313,11 @@ impl Reporter for ClusterReporter {
     fn unit_removed(&self, cluster: &str, unit: &UnitId) {
         self.metrics
             .remove_unit(&unit.kind, &unit.namespace, &unit.name, cluster);
+    }
+
+    fn unit_panicked(&self, cluster: &str, unit: &UnitId) {
+        self.metrics
+            .count_unit_panic(&unit.kind, &unit.namespace, &unit.name, cluster);
     }
 
     fn source_fetched(

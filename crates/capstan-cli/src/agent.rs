@@ -86,6 +86,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {s:?} (e.g. 30s, 5m, 1h)"))
 }
 
+/// Logs through `tracing` (stderr), and panics too: once, with their location and
+/// message (a unit's panic is logged by the agent with the unit it belongs to).
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -97,6 +99,7 @@ fn init_logs(json: bool) {
     } else {
         let _ = builder.try_init();
     }
+    capstan_engine::install_panic_hook();
 }
 
 async fn read_auth(client: &kube::Client, ns: &str, name: &str) -> Result<GitAuth, String> {

@@ -78,13 +78,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A panic is a failure (exit 2), not Rust's 101: e.g. a `println!` whose stdout
-    // was closed by the reader (`capstan build ... | head`). The panic message has been
-    // written by the hook (if stderr is still open).
-    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command))) {
-        Ok(r) => r,
-        Err(_) => return ExitCode::from(EXIT_FAILURE),
-    };
+    // A panic is reported once (a unit's, with its unit) and is a failure (exit 2), not
+    // Rust's 101 (e.g. a `println!` whose stdout the reader closed: `capstan build | head`).
+    // Every command renders on a thread with room for the engines' depth budgets.
+    capstan_engine::install_panic_hook();
+    let result = capstan_engine::spawn_render("capstan", move || dispatch(cli))
+        .map_err(|e| format!("cannot start: {e}"))
+        .and_then(|t| {
+            t.join().unwrap_or_else(|_| {
+                Err("capstan panicked (a bug; the panic is logged above)".into())
+            })
+        });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -94,8 +98,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<u8, String> {
-    match command {
+fn dispatch(cli: Cli) -> Result<u8, String> {
+    match cli.command {
         Command::Build(args) => build::run(args),
         Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent::run(args))),
         Command::Kustomize { command } => kustomize::run(command),
@@ -141,6 +145,8 @@ mod tests {
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // `diff` and `apply` render on the runtime's threads.
+        .thread_stack_size(capstan_engine::RENDER_STACK_SIZE)
         .build()
         .map_err(|e| e.to_string())
 }

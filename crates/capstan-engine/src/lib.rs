@@ -288,10 +288,47 @@ pub fn render_cluster_with(
     }
 }
 
-/// Build the dependency graph of rendered and failed units.
+/// [`render_cluster_with`], planned with [`plan_units_isolating`]: what the agent does,
+/// so that one unit's bad `dependsOn` never stops the cluster.
+pub fn render_cluster_isolating(
+    fs: &dyn FileSystem,
+    renderer: &dyn Renderer,
+    lookup: &dyn ClusterLookup,
+    opts: &LoadOptions,
+) -> ClusterRender {
+    let units = capstan_units::load(fs, renderer, lookup, opts);
+    let (plan, blocked) = plan_units_isolating(fs, &units);
+    ClusterRender {
+        units,
+        plan,
+        blocked,
+    }
+}
+
+/// Build the dependency graph of rendered and failed units. A `dependsOn` naming a unit
+/// that does not exist, or a cycle, fails the plan (nothing is applied).
 pub fn plan_units(
     fs: &dyn FileSystem,
     units: &ClusterUnits,
+) -> (Result<Plan, GraphError>, BTreeMap<UnitId, String>) {
+    plan_units_with(fs, units, false)
+}
+
+/// [`plan_units`], but as Flux's controllers treat each unit on its own: a unit whose
+/// `spec.dependsOn` names a unit that does not exist, and the units of a dependency
+/// cycle, are blocked (with the graph's error, e.g. "spec.dependsOn names ..., which does
+/// not exist") and so are the units waiting for them; every other unit is planned.
+pub fn plan_units_isolating(
+    fs: &dyn FileSystem,
+    units: &ClusterUnits,
+) -> (Result<Plan, GraphError>, BTreeMap<UnitId, String>) {
+    plan_units_with(fs, units, true)
+}
+
+fn plan_units_with(
+    fs: &dyn FileSystem,
+    units: &ClusterUnits,
+    isolate: bool,
 ) -> (Result<Plan, GraphError>, BTreeMap<UnitId, String>) {
     // Kinds the repository declares cluster-scoped through CRDs.
     let mut cluster_scoped: BTreeSet<GroupKind> = BTreeSet::new();
@@ -352,7 +389,28 @@ pub fn plan_units(
             footprint,
         });
     }
-    let plan = capstan_graph::plan(&nodes);
+    // Each pass cuts at least one `dependsOn` edge, so this ends.
+    let plan = loop {
+        let plan = capstan_graph::plan(&nodes);
+        let cut: Vec<(UnitId, Vec<UnitId>)> = match &plan {
+            Err(e @ GraphError::MissingDependency(m)) if isolate => {
+                blocked.insert(m.unit.clone(), e.to_string());
+                vec![(m.unit.clone(), vec![m.missing.clone()])]
+            }
+            Err(e @ GraphError::Cycle { path }) if isolate => {
+                for u in path {
+                    blocked.insert(u.clone(), e.to_string());
+                }
+                path.iter().map(|u| (u.clone(), path.clone())).collect()
+            }
+            _ => break plan,
+        };
+        for (unit, gone) in cut {
+            if let Some(n) = nodes.iter_mut().find(|n| n.id == unit) {
+                n.depends_on.retain(|d| !gone.contains(d));
+            }
+        }
+    };
     if let Ok(p) = &plan {
         let roots: Vec<UnitId> = blocked.keys().cloned().collect();
         for b in roots {
@@ -376,6 +434,11 @@ pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
 
 pub mod hooks;
+
+pub mod isolate;
+pub use isolate::{
+    catch_future, install_panic_hook, render_thread, spawn_render, Panicked, RENDER_STACK_SIZE,
+};
 
 pub mod live;
 pub use live::{
@@ -507,6 +570,79 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The deepest recursion the template budgets allow fits in a render thread's stack
+    /// (a debug build): a self-including template ends in Helm's nested-reference error.
+    /// Measured: 12 MiB overflow, 32 MiB suffice. Ignored by default: 1,000 nested
+    /// includes take minutes in a debug build (`cargo test -p capstan-engine -- --ignored`).
+    #[test]
+    #[ignore = "slow in debug builds"]
+    fn recursive_include_to_the_budget_fits_in_a_render_thread() {
+        let fs = capstan_vfs::MemFs::new()
+            .with("/charts/c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")
+            .with(
+                "/charts/c/templates/_loop.tpl",
+                "{{- define \"loop\" -}}{{ include \"loop\" . }}{{- end -}}",
+            )
+            .with(
+                "/charts/c/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: {{ include \"loop\" . | quote }}\n",
+            );
+        let e = spawn_render("render", move || {
+            NativeRenderer.helm(&fs, &req(&[], Some("/charts/c")))
+        })
+        .unwrap()
+        .join()
+        .expect("no panic")
+        .unwrap_err();
+        assert!(e.contains("nested reference"), "{e}");
+    }
+
+    /// One unit's `dependsOn` naming nothing, and a cycle, block those units (and what
+    /// waits for them) only, when isolating; they fail the whole plan otherwise.
+    #[test]
+    fn isolating_plans_block_missing_dependencies_and_cycles_only() {
+        let ks = |name: &str, deps: &[&str]| {
+            let deps: String = deps.iter().map(|d| format!("  - name: {d}\n")).collect();
+            let deps = if deps.is_empty() {
+                String::new()
+            } else {
+                format!("  dependsOn:\n{deps}")
+            };
+            format!("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./app\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{deps}")
+        };
+        let fs = capstan_vfs::MemFs::new()
+            .with("/clusters/c/ok.yaml", ks("ok", &[]))
+            .with("/clusters/c/after-ok.yaml", ks("after-ok", &["ok"]))
+            .with("/clusters/c/typo.yaml", ks("typo", &["ok", "nope"]))
+            .with("/clusters/c/after-typo.yaml", ks("after-typo", &["typo"]))
+            .with("/clusters/c/a.yaml", ks("a", &["b"]))
+            .with("/clusters/c/b.yaml", ks("b", &["a"]))
+            .with(
+                "/app/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: default\n",
+            );
+        let opts = LoadOptions::new("clusters/c");
+        let strict = render_cluster(&fs, &capstan_units::NoCluster, &opts);
+        assert!(strict.plan.is_err());
+        let r = render_cluster_isolating(&fs, &NativeRenderer, &capstan_units::NoCluster, &opts);
+        let plan = r.plan.as_ref().expect("a plan for the others");
+        let id = |n: &str| UnitId::new("Kustomization", "flux-system", n);
+        assert!(plan.order.contains(&id("ok")) && plan.order.contains(&id("after-ok")));
+        let why = |n: &str| r.blocked.get(&id(n)).cloned().unwrap_or_default();
+        assert!(
+            why("typo").contains(
+                "spec.dependsOn names Kustomization/flux-system/nope, which does not exist"
+            ),
+            "{}",
+            why("typo")
+        );
+        assert!(why("after-typo").contains("typo"), "{}", why("after-typo"));
+        assert!(why("a").contains("dependency cycle") && why("b").contains("dependency cycle"));
+        for n in ["ok", "after-ok", "flux-system"] {
+            assert!(!r.blocked.contains_key(&id(n)), "{n} blocked: {}", why(n));
+        }
     }
 
     #[test]

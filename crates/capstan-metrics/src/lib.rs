@@ -15,6 +15,7 @@
 //! | `capstan_source_fetch_duration_seconds` | histogram | kind, name, namespace, result |
 //! | `capstan_apply_objects_total` | counter | cluster, action |
 //! | `capstan_reconciles_total` | counter | kind, cluster, result |
+//! | `capstan_unit_panics_total` | counter | kind, name, namespace, cluster |
 //! | `capstan_clusters` | gauge | |
 //! | `capstan_leader` | gauge (1/0) | |
 //!
@@ -153,6 +154,7 @@ struct Inner {
     fetch_duration: HistogramFamily<FetchLabels>,
     apply_objects: Family<ApplyLabels, Counter>,
     reconciles: Family<ReconcileCountLabels, Counter>,
+    unit_panics: Family<UnitLabels, Counter>,
     clusters: Gauge,
     leader: Gauge,
     /// Series bookkeeping per unit (kind, namespace, name, cluster) and per
@@ -257,6 +259,12 @@ impl Metrics {
             "Reconciliations run, by kind, target cluster and result",
             reconciles.clone(),
         );
+        let unit_panics = Family::<UnitLabels, Counter>::default();
+        registry.register(
+            "capstan_unit_panics",
+            "Panics caught while rendering or applying a unit (a bug in capstan; only that unit failed)",
+            unit_panics.clone(),
+        );
         let clusters = Gauge::default();
         registry.register(
             "capstan_clusters",
@@ -281,6 +289,7 @@ impl Metrics {
                 fetch_duration,
                 apply_objects,
                 reconciles,
+                unit_panics,
                 clusters,
                 leader,
                 units: Mutex::new(HashMap::new()),
@@ -387,7 +396,7 @@ impl Metrics {
     }
 
     /// Removes every series of a unit on a cluster (durations, conditions,
-    /// readiness). The cluster-less `gotk_*` series of the object go as well
+    /// readiness, panics). The cluster-less `gotk_*` series of the object go as well
     /// once no cluster has the unit any more. Counters aggregated by kind or
     /// cluster (`capstan_reconciles_total`, `capstan_apply_objects_total`)
     /// stay, as counters must.
@@ -397,6 +406,7 @@ impl Metrics {
         let series = units.remove(&key).unwrap_or_default();
         self.inner.reconcile_duration.remove(&key);
         self.inner.unit_ready.remove(&key);
+        self.inner.unit_panics.remove(&key);
         let mut types = series.condition_types;
         for t in &types {
             for s in STATUSES {
@@ -498,6 +508,14 @@ impl Metrics {
                 action: action.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// Counts a panic caught while rendering or applying a unit
+    /// (`capstan_unit_panics_total`). The series goes with the unit ([`Metrics::remove_unit`]).
+    pub fn count_unit_panic(&self, kind: &str, namespace: &str, name: &str, cluster: &str) {
+        let key = unit(kind, namespace, name, cluster);
+        self.track(&key, |_| {});
+        self.inner.unit_panics.get_or_create(&key).inc();
     }
 
     /// Sets `capstan_clusters`.
@@ -637,6 +655,8 @@ mod tests {
         );
         m.count_apply("prod", "created", 3);
         m.count_apply("prod", "created", 2);
+        m.count_unit_panic("HelmRelease", "apps", "web", "prod");
+        m.count_unit_panic("HelmRelease", "apps", "web", "prod");
         m.set_clusters(2);
         m.set_leader(true);
         let text = m.encode();
@@ -651,6 +671,8 @@ mod tests {
             "capstan_unit_ready{kind=\"Kustomization\",name=\"apps\",namespace=\"flux-system\",cluster=\"prod\"} 1",
             "capstan_source_fetch_duration_seconds_count{kind=\"GitRepository\",name=\"repo\",namespace=\"flux-system\",result=\"failure\"} 1",
             "capstan_apply_objects_total{cluster=\"prod\",action=\"created\"} 5",
+            "# TYPE capstan_unit_panics counter",
+            "capstan_unit_panics_total{kind=\"HelmRelease\",name=\"web\",namespace=\"apps\",cluster=\"prod\"} 2",
             "capstan_reconciles_total{kind=\"Kustomization\",cluster=\"prod\",result=\"success\"} 1",
             "capstan_clusters 2",
             "capstan_leader 1",
@@ -685,6 +707,7 @@ mod tests {
                 false,
             );
             m.set_condition("Kustomization", "ns", "gone", cluster, "Ready", "False");
+            m.count_unit_panic("Kustomization", "ns", "gone", cluster);
         }
         m.observe_reconcile(
             "Kustomization",

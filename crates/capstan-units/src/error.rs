@@ -30,6 +30,9 @@ pub struct UnitErrorData {
     pub message: String,
     pub location: Location,
     pub hint: Option<String>,
+    /// Set when rendering the unit panicked (a bug in capstan, caught at the unit's
+    /// boundary, see [`crate::isolate`]), not when the repository is at fault.
+    pub panicked: Option<crate::isolate::Panicked>,
 }
 
 impl UnitError {
@@ -39,7 +42,20 @@ impl UnitError {
             message: message.into(),
             location: Location::default(),
             hint: None,
+            panicked: None,
         }))
+    }
+    /// A unit whose rendering panicked, while doing `what` (e.g. "rendering").
+    pub fn from_panic(
+        unit: Option<UnitId>,
+        what: &str,
+        panicked: crate::isolate::Panicked,
+    ) -> Self {
+        let mut e = UnitError::new(unit, format!("{what} {panicked}")).hint(
+            "this is a bug in capstan, not an error in the repository (please report it); only this unit is affected",
+        );
+        e.panicked = Some(panicked);
+        e
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.location.field = Some(field.into());

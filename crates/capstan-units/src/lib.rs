@@ -31,6 +31,7 @@ mod duration;
 mod error;
 mod generator;
 mod helmrelease;
+pub mod isolate;
 mod spec;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -365,7 +366,8 @@ impl Loader<'_> {
             // substituteFrom: wait until every referenced object has been rendered, as
             // long as other units may still produce it.
             let last_chance = deferred_rounds > queue.len();
-            let inputs = match &unit.helm {
+            // A panic (a bug in an engine) fails this unit only.
+            let inputs = isolate::catch(|| match &unit.helm {
                 Some(hr) => self
                     .collect_values(&unit, hr, &repo_objects, last_chance)
                     .and_then(|v| {
@@ -377,7 +379,14 @@ impl Loader<'_> {
                 None => self
                     .collect_vars(&unit, &repo_objects, last_chance)
                     .map(|v| v.map(Inputs::Vars)),
-            };
+            })
+            .unwrap_or_else(|p| {
+                Err(UnitError::from_panic(
+                    Some(unit.id.clone()),
+                    "reading its inputs",
+                    p,
+                ))
+            });
             let inputs = match inputs {
                 Ok(Some(v)) => v,
                 Ok(None) => {
@@ -391,7 +400,7 @@ impl Loader<'_> {
                 }
             };
             deferred_rounds = 0;
-            let rendered = match (inputs, &unit.helm) {
+            let rendered = isolate::catch(|| match (inputs, &unit.helm) {
                 (Inputs::Values(values, source), Some(hr)) => {
                     self.render_helm(&unit, hr, &values, source)
                 }
@@ -399,7 +408,8 @@ impl Loader<'_> {
                 (Inputs::Values(..), None) => {
                     unreachable!("values are only collected for HelmReleases")
                 }
-            };
+            })
+            .unwrap_or_else(|p| Err(UnitError::from_panic(Some(unit.id.clone()), "rendering", p)));
             match rendered {
                 Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
                 Ok((objects, hooks)) => {
@@ -433,7 +443,15 @@ impl Loader<'_> {
                         if capstan_graph::group_of(api) == KUSTOMIZE_GROUP
                             && kind_of(&obj) == "Kustomization"
                         {
-                            match self.child_unit(&unit, &obj) {
+                            match isolate::catch(|| self.child_unit(&unit, &obj)).unwrap_or_else(
+                                |p| {
+                                    Err(UnitError::from_panic(
+                                        Some(unit.id.clone()),
+                                        "reading a child Kustomization",
+                                        p,
+                                    ))
+                                },
+                            ) {
                                 Ok(child) => children.push(child),
                                 Err(e) => {
                                     failed.get_or_insert(e);
@@ -442,7 +460,15 @@ impl Loader<'_> {
                         } else if capstan_graph::group_of(api) == HELM_GROUP
                             && kind_of(&obj) == "HelmRelease"
                         {
-                            match self.helm_unit(&unit, &obj) {
+                            match isolate::catch(|| self.helm_unit(&unit, &obj)).unwrap_or_else(
+                                |p| {
+                                    Err(UnitError::from_panic(
+                                        Some(unit.id.clone()),
+                                        "reading a HelmRelease",
+                                        p,
+                                    ))
+                                },
+                            ) {
                                 Ok(child) => children.push(child),
                                 Err(e) => {
                                     failed.get_or_insert(e);

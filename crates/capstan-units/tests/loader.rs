@@ -567,3 +567,81 @@ fn a_refused_spec_path_names_the_link_and_the_field() {
         "{msg}"
     );
 }
+
+/// Panics (a stand-in for an engine bug) when building `infrastructure` or rendering a
+/// chart; builds everything else like [`MiniKustomize`].
+struct PanickingRenderer;
+
+impl Renderer for PanickingRenderer {
+    fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
+        if dir.ends_with("infrastructure") {
+            let s = String::from("é");
+            // A string sliced inside a character, as `trunc` at a multi-byte boundary did.
+            return Ok(vec![json!(s[..1].to_string())]);
+        }
+        MiniKustomize.build(fs, dir)
+    }
+    fn helm(
+        &self,
+        _fs: &dyn FileSystem,
+        _req: &capstan_units::HelmRequest,
+    ) -> Result<Vec<Value>, String> {
+        panic!("chart engine bug")
+    }
+}
+
+#[test]
+fn a_panic_while_rendering_fails_only_that_unit_with_a_typed_error() {
+    let fs = repo()
+        .with("/clusters/staging/other.yaml", ks("other", "./other", ""))
+        .with("/other/kustomization.yaml", "resources:\n- cm.yaml\n")
+        .with(
+            "/other/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: default\n",
+        )
+        .with(
+            "/clusters/staging/hr.yaml",
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: flux-system\nspec:\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n",
+        )
+        .with(
+            "/charts/web/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+        );
+    let out = load(
+        &fs,
+        &PanickingRenderer,
+        &NoCluster,
+        &LoadOptions::new("clusters/staging"),
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let outcome = |name: &str| {
+        out.units
+            .iter()
+            .find(|u| u.id().name == name)
+            .unwrap_or_else(|| panic!("no unit {name}"))
+    };
+    for name in ["infra", "web"] {
+        let UnitOutcome::Failed { error, .. } = outcome(name) else {
+            panic!("{name} rendered")
+        };
+        let p = error.panicked.as_ref().expect("typed as a panic");
+        assert!(error.message.starts_with("rendering panicked"), "{error}");
+        assert!(error.hint.as_deref().unwrap().contains("bug in capstan"));
+        if name == "web" {
+            assert_eq!(p.message, "chart engine bug");
+        } else {
+            assert!(p.message.contains("char boundary"), "{}", p.message);
+        }
+    }
+    // The others render (apps fails on its own: its substituteFrom came from infra).
+    assert!(matches!(outcome("other"), UnitOutcome::Rendered(_)));
+    assert!(matches!(outcome("flux-system"), UnitOutcome::Rendered(_)));
+    // An ordinary failure is not typed as a panic.
+    let plain = load(
+        &repo(),
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/nope"),
+    );
+    assert!(plain.errors[0].panicked.is_none());
+}
