@@ -128,13 +128,9 @@ pub(crate) fn build_resources(
             root.display()
         ));
     }
+    // kustomize builds a `kind: Component` given as the root like a Kustomization (only
+    // one listed under `resources` is an error).
     let k = kustfile::load(fs, &root)?;
-    if k.kind() == "Component" {
-        return Err(kerr!(
-            "expected kind != 'Component' for path '{}'",
-            root.display()
-        ));
-    }
     let meta: Vec<String> = k.strings("buildMetadata").unwrap_or_default();
     let mut ctx = Ctx {
         fs,
