@@ -538,10 +538,11 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
         r.map_err(|e| e.context("accumulating components"))?;
     }
     run_transformers(ctx, k, acc)?;
-    for v in k.seq("vars").to_vec() {
-        vars::bind(acc, &v)?;
+    let declared: Vec<Node> = k.seq("vars").iter().map(vars::canonical_var).collect();
+    for v in &declared {
+        vars::bind(acc, v)?;
     }
-    for v in k.seq("vars").to_vec() {
+    for v in declared {
         add_var(acc, v)?;
     }
     Ok(())

@@ -31,7 +31,17 @@ impl fmt::Display for ResId {
         } else {
             &self.namespace
         };
-        write!(f, "{}.{}.{}/{}.{}", self.kind, v, g, self.name, ns)
+        let k = if self.kind.is_empty() {
+            "[noKind]"
+        } else {
+            &self.kind
+        };
+        let n = if self.name.is_empty() {
+            "[noName]"
+        } else {
+            &self.name
+        };
+        write!(f, "{k}.{v}.{g}/{n}.{ns}")
     }
 }
 

@@ -41,3 +41,47 @@ fn component_under_resources_is_an_error() {
     let err = run(&fs, "/top").unwrap_err();
     assert!(err.contains("expected kind != 'Component'"), "{err}");
 }
+
+#[test]
+fn replacement_target_path_with_bracketed_annotation_key() {
+    let fs = MemFs::new()
+        .with("/a/cm.yaml", CM)
+        .with(
+            "/a/svc.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  annotations:\n    cert-manager.io/inject-ca-from: X\n",
+        )
+        .with(
+            "/a/kustomization.yaml",
+            "resources:\n- cm.yaml\n- svc.yaml\nreplacements:\n- source:\n    kind: ConfigMap\n    name: cm\n    fieldPath: data.a\n  targets:\n  - select:\n      kind: Service\n    fieldPaths:\n    - metadata.annotations.[cert-manager.io/inject-ca-from]\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("cert-manager.io/inject-ca-from: b"), "{out}");
+}
+
+#[test]
+fn replacement_source_not_found_names_the_selector() {
+    let fs = MemFs::new().with("/a/cm.yaml", CM).with(
+        "/a/kustomization.yaml",
+        "resources:\n- cm.yaml\nreplacements:\n- source:\n    version: v1\n    kind: ConfigMap\n    name: other\n    fieldPath: data.a\n  targets:\n  - select:\n      kind: ConfigMap\n    fieldPaths:\n    - data.b\n",
+    );
+    let err = run(&fs, "/a").unwrap_err();
+    assert!(
+        err.contains("nothing selected by ConfigMap.v1.[noGrp]/other.[noNs]:data.a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vars_fieldref_field_path_in_camel_case() {
+    let fs = MemFs::new()
+        .with(
+            "/a/pod.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: i\n    args: [$(IMG)]\n",
+        )
+        .with(
+            "/a/kustomization.yaml",
+            "resources:\n- pod.yaml\nvars:\n- name: IMG\n  objRef:\n    apiVersion: v1\n    kind: Pod\n    name: p\n  fieldRef:\n    fieldPath: spec.containers[0].image\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("- i\n"), "{out}");
+}
