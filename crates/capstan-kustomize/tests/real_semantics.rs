@@ -85,3 +85,61 @@ fn vars_fieldref_field_path_in_camel_case() {
     let out = run(&fs, "/a").unwrap();
     assert!(out.contains("- i\n"), "{out}");
 }
+
+const SA_CRB: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: crb\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cr\nsubjects:\n- kind: ServiceAccount\n  name: sa\n";
+
+#[test]
+fn binding_subject_gets_the_namespace_of_the_service_account_it_resolves_to() {
+    let fs = MemFs::new()
+        .with(
+            "/a/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n",
+        )
+        .with("/a/crb.yaml", SA_CRB)
+        .with(
+            "/a/kustomization.yaml",
+            "namespace: ns1\nnamePrefix: p-\nresources:\n- sa.yaml\n- crb.yaml\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("- kind: ServiceAccount\n  name: p-sa\n  namespace: ns1\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn namespace_transformer_makes_unrenamed_service_account_a_referral() {
+    // The ServiceAccount already has the namespace: kustomize still stores its id as a
+    // previous one, so the subject resolves to it and takes its namespace.
+    let fs = MemFs::new()
+        .with(
+            "/a/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  namespace: ns1\n",
+        )
+        .with("/a/crb.yaml", SA_CRB)
+        .with(
+            "/a/kustomization.yaml",
+            "namespace: ns1\nresources:\n- sa.yaml\n- crb.yaml\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  name: sa\n  namespace: ns1\n"), "{out}");
+}
+
+#[test]
+fn subject_of_untransformed_service_account_is_left_alone() {
+    let fs = MemFs::new()
+        .with(
+            "/a/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  namespace: ns1\n",
+        )
+        .with("/a/crb.yaml", SA_CRB)
+        .with(
+            "/a/kustomization.yaml",
+            "resources:\n- sa.yaml\n- crb.yaml\n",
+        );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.ends_with("- kind: ServiceAccount\n  name: sa\n"),
+        "{out}"
+    );
+}
