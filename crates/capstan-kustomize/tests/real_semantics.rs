@@ -143,3 +143,31 @@ fn subject_of_untransformed_service_account_is_left_alone() {
         "{out}"
     );
 }
+
+#[test]
+fn empty_or_null_annotations_are_removed_at_the_end_of_a_build() {
+    let fs = MemFs::new()
+        .with(
+            "/a/a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n  labels: {}\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- a.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(!out.contains("annotations"), "{out}");
+    assert!(out.contains("labels: {}"), "{out}");
+}
+
+#[test]
+fn annotation_values_become_strings() {
+    let fs = MemFs::new()
+        .with(
+            "/a/a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    num: 1\n    b: true\n    s: x\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- a.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("    b: \"true\"\n    num: \"1\"\n    s: x\n"),
+        "{out}"
+    );
+}
