@@ -128,13 +128,9 @@ pub(crate) fn build_resources(
             root.display()
         ));
     }
+    // kustomize builds a `kind: Component` given as the root like a Kustomization (only
+    // one listed under `resources` is an error).
     let k = kustfile::load(fs, &root)?;
-    if k.kind() == "Component" {
-        return Err(kerr!(
-            "expected kind != 'Component' for path '{}'",
-            root.display()
-        ));
-    }
     let meta: Vec<String> = k.strings("buildMetadata").unwrap_or_default();
     let mut ctx = Ctx {
         fs,
@@ -161,8 +157,15 @@ pub(crate) fn build_resources(
     let origin_annos = meta.iter().any(|m| m == "originAnnotations");
     let managed_by = opts.add_managed_by_label || meta.iter().any(|m| m == "managedByLabel");
     let transformer_annos = meta.iter().any(|m| m == "transformerAnnotations");
+    // kustomize ends a build by rewriting every resource's annotations through kyaml's
+    // SetAnnotations (removing its build/origin/transformer annotations): values become
+    // strings, and an empty (or null) annotations field is removed unless both origin
+    // and transformer annotations are kept.
+    let keep_empty_annotations = meta.iter().any(|m| m == "originAnnotations")
+        && meta.iter().any(|m| m == "transformerAnnotations");
     for r in acc.resources.iter_mut() {
         transformers::strip_internal(&mut r.node);
+        rewrite_annotations(&mut r.node, keep_empty_annotations);
         if managed_by {
             r.node.ensure_mapping_path(&["metadata", "labels"]).insert(
                 "app.kubernetes.io/managed-by",
@@ -212,6 +215,36 @@ pub(crate) fn build_resources(
         (Reorder::None, None) => {}
     }
     Ok(res)
+}
+
+/// kyaml's `GetAnnotations` then `SetAnnotations`: every value becomes a string of its
+/// text (a non-scalar value an empty string); a field that is no mapping, or an empty
+/// one, is removed (unless `keep_empty` and it is an empty mapping).
+fn rewrite_annotations(node: &mut Node, keep_empty: bool) {
+    let Some(meta) = node.get_mut("metadata").and_then(Node::as_mapping_mut) else {
+        return;
+    };
+    let Some(annos) = meta.get_mut("annotations") else {
+        return;
+    };
+    match annos {
+        Node::Mapping(m) if !m.entries.is_empty() => {
+            for (_, v) in m.entries.iter_mut() {
+                let text = match v {
+                    Node::Scalar(s) => s.value.clone(),
+                    _ => String::new(),
+                };
+                let is_string = matches!(v, Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str);
+                if !is_string {
+                    *v = Node::string(text);
+                }
+            }
+        }
+        Node::Mapping(_) if keep_empty => {}
+        _ => {
+            meta.remove("annotations");
+        }
+    }
 }
 
 pub(crate) fn check_file(ctx: &Ctx, dir: &Path, path: &Path) -> Result<()> {
@@ -542,10 +575,11 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
         r.map_err(|e| e.context("accumulating components"))?;
     }
     run_transformers(ctx, k, acc)?;
-    for v in k.seq("vars").to_vec() {
-        vars::bind(acc, &v)?;
+    let declared: Vec<Node> = k.seq("vars").iter().map(vars::canonical_var).collect();
+    for v in &declared {
+        vars::bind(acc, v)?;
     }
-    for v in k.seq("vars").to_vec() {
+    for v in declared {
         add_var(acc, v)?;
     }
     Ok(())

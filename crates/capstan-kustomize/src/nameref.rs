@@ -129,11 +129,9 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                 id: r.id().to_string(),
             })
             .collect();
-        if cands.is_empty()
-            || cands
-                .iter()
-                .all(|c| c.names.iter().all(|(n, ns)| *n == c.name && *ns == c.ns))
-        {
+        // Only resources with previous ids (renamed, or passed through a namespace
+        // transformer) are candidates (kustomize's `previousNameMatches`).
+        if cands.iter().all(|c| c.names.len() == 1) {
             continue;
         }
         let cands = Cands::new(cands);
@@ -206,13 +204,15 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                                 ns_filter
                             };
                             match select(&cands, &name, filt, ref_cluster, (&rp, &rs), keep) {
-                                Ok(Some(c)) => {
+                                // kustomize's setMapping: the referral's name, and its
+                                // namespace unless empty (a wildcard, not "default").
+                                Ok(Some(c)) if c.name != name || !c.ns.is_empty() => {
                                     m.insert("name", Node::string(c.name.clone()));
-                                    if ns.is_some() && !c.ns.is_empty() {
+                                    if !c.ns.is_empty() {
                                         m.insert("namespace", Node::string(c.ns.clone()));
                                     }
                                 }
-                                Ok(None) => {}
+                                Ok(_) => {}
                                 Err(e) => err = Some(e),
                             }
                         }

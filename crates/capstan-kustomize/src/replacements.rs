@@ -4,37 +4,58 @@ use capstan_yaml::{Mapping, Node};
 
 use crate::accumulate::Selector;
 use crate::error::{kerr, Result};
-use crate::resource::Resource;
+use crate::resource::{ResId, Resource};
 
-/// Split a kyaml field path (`spec.containers.[name=x].image`, `a.b\.c`).
+/// Split a kyaml field path as kyaml's `SmarterPathSplitter` does: `.` separates parts
+/// (`\.` escapes one), a part starting with `[` that spans separators runs to the part
+/// ending in `]`; such a bracketed run keeps its brackets when it is a list entry
+/// matcher (`[name=a.b]`) and loses them when it is a map key (`[cert-manager.io/x]`).
 pub fn split_field_path(p: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0;
-    let mut chars = p.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '[' => {
-                depth += 1;
-                cur.push(c)
+    // kyaml's PathSplitter: split on '.', re-joining parts whose predecessor ends in '\'.
+    let mut parts: Vec<String> = Vec::new();
+    for piece in p.split('.') {
+        match parts.last_mut() {
+            Some(last) if last.ends_with('\\') => {
+                last.pop();
+                last.push('.');
+                last.push_str(piece);
             }
-            ']' => {
-                depth -= 1;
-                cur.push(c)
-            }
-            '\\' if chars.peek() == Some(&'.') => {
-                cur.push('.');
-                chars.next();
-            }
-            '.' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+            _ => parts.push(piece.to_string()),
         }
     }
-    out.push(cur);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let elem = &parts[i];
+        if elem.starts_with('[') && !elem.ends_with(']') {
+            let mut run = vec![elem.clone()];
+            while i < parts.len() - 1 {
+                i += 1;
+                run.push(parts[i].clone());
+                if parts[i].ends_with(']') {
+                    break;
+                }
+            }
+            let joined = run.join(".");
+            if joined.contains('=') {
+                out.push(joined);
+            } else {
+                out.push(joined.trim_matches(|c| c == '[' || c == ']').to_string());
+            }
+        } else {
+            out.push(elem.clone());
+        }
+        i += 1;
+    }
     out.retain(|s| !s.is_empty());
-    // `containers[0]` / `ports[name=x]` written without a dot.
+    out
+}
+
+/// [`split_field_path`], also splitting `containers[0]` / `ports[name=x]` written
+/// without a dot into two parts (as `vars` field references are written).
+pub fn split_field_path_loose(p: &str) -> Vec<String> {
     let mut res = Vec::new();
-    for s in out {
+    for s in split_field_path(p) {
         if !s.starts_with('[') {
             if let Some(i) = s.find('[') {
                 if s.ends_with(']') {
@@ -195,6 +216,45 @@ fn selector_matches(sel: &Node, r: &Resource) -> Result<bool> {
     })
 }
 
+/// The id a source selector names (kustomize's `SourceSelector.ResId`).
+fn selector_id(src: &Node) -> ResId {
+    let f = |k: &str| src.str_at(&[k]).unwrap_or("").to_string();
+    ResId {
+        group: f("group"),
+        version: f("version"),
+        kind: f("kind"),
+        name: f("name"),
+        namespace: f("namespace"),
+    }
+}
+
+/// kustomize's `SourceSelector.String()`: the id, then `:fieldPath` and
+/// `:delimiter(index), create=bool` when given.
+fn source_selector_string(src: &Node) -> String {
+    let mut out = selector_id(src).to_string();
+    if let Some(fp) = src.str_at(&["fieldPath"]).filter(|f| !f.is_empty()) {
+        out.push(':');
+        out.push_str(fp);
+    }
+    let opts = src.get("options");
+    let delim = opts.and_then(|o| o.str_at(&["delimiter"])).unwrap_or("");
+    let create = opts.and_then(|o| o.str_at(&["create"])) == Some("true");
+    if !delim.is_empty() || create {
+        let idx = opts.and_then(|o| o.str_at(&["index"])).unwrap_or("0");
+        out.push_str(&format!(":{delim}({idx}), create={create}"));
+    }
+    out
+}
+
+/// kyaml's `IsNilOrEmpty`: null, or an empty map or list.
+fn is_nil_or_empty(n: &Node) -> bool {
+    match n {
+        Node::Mapping(m) => m.entries.is_empty(),
+        Node::Sequence(s) => s.is_empty(),
+        other => other.is_null(),
+    }
+}
+
 /// Apply one replacement.
 pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
     let src = rep
@@ -207,28 +267,27 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
         .map(|(i, _)| i)
         .collect();
     if srcs.len() > 1 {
-        let ids: Vec<String> = srcs
-            .iter()
-            .map(|&i| resources[i].id().to_string())
-            .collect();
         return Err(kerr!(
-            "multiple matches for selector {}: [{}]",
-            capstan_yaml::emit_document(src).trim(),
-            ids.join(" ")
+            "multiple matches for selector {}",
+            source_selector_string(src)
         ));
     }
     let Some(&si) = srcs.first() else {
-        return Err(kerr!(
-            "nothing selected by {}",
-            capstan_yaml::emit_document(src).trim()
-        ));
+        return Err(kerr!("nothing selected by {}", source_selector_string(src)));
     };
-    let fp = src.str_at(&["fieldPath"]).unwrap_or("metadata.name");
+    let fp = src
+        .str_at(&["fieldPath"])
+        .filter(|f| !f.is_empty())
+        .unwrap_or("metadata.name");
     let found = lookup(&resources[si].node, &split_field_path(fp));
-    let Some(value) = found.first().map(|n| (*n).clone()) else {
+    let Some(value) = found
+        .first()
+        .filter(|n| !is_nil_or_empty(n))
+        .map(|n| (*n).clone())
+    else {
         return Err(kerr!(
             "fieldPath `{fp}` is missing for replacement source {}",
-            resources[si].id()
+            selector_id(src)
         ));
     };
     let (d, idx) = opt_delim(src.get("options"));
@@ -310,4 +369,44 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smarter_path_splitter_strips_brackets_of_map_keys_with_dots() {
+        assert_eq!(
+            split_field_path("metadata.annotations.[cert-manager.io/inject-ca-from]"),
+            ["metadata", "annotations", "cert-manager.io/inject-ca-from"]
+        );
+    }
+
+    #[test]
+    fn smarter_path_splitter_keeps_list_matchers_with_dots() {
+        assert_eq!(
+            split_field_path("spec.containers.[name=com.foo.app].image"),
+            ["spec", "containers", "[name=com.foo.app]", "image"]
+        );
+    }
+
+    #[test]
+    fn path_splitter_honours_escaped_dots() {
+        assert_eq!(split_field_path(r"data.a\.b"), ["data", "a.b"]);
+    }
+
+    #[test]
+    fn source_selector_string_as_kustomize_prints_it() {
+        let src = capstan_yaml::parse_documents(
+            "group: ''\nversion: v1\nkind: ConfigMap\nname: cm\nfieldPath: data.x\n",
+            "t",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            source_selector_string(&src),
+            "ConfigMap.v1.[noGrp]/cm.[noNs]:data.x"
+        );
+    }
 }

@@ -31,7 +31,17 @@ impl fmt::Display for ResId {
         } else {
             &self.namespace
         };
-        write!(f, "{}.{}.{}/{}.{}", self.kind, v, g, self.name, ns)
+        let k = if self.kind.is_empty() {
+            "[noKind]"
+        } else {
+            &self.kind
+        };
+        let n = if self.name.is_empty() {
+            "[noName]"
+        } else {
+            &self.name
+        };
+        write!(f, "{k}.{v}.{g}/{n}.{ns}")
     }
 }
 
@@ -230,8 +240,20 @@ impl Resource {
     }
     fn record(&mut self) {
         let cur = (self.name().to_string(), self.namespace().to_string());
+        // The same id twice in a row says nothing more.
+        if self.prev.last() == Some(&cur)
+            && self.prev_kinds.last().map(String::as_str) == Some(self.kind())
+        {
+            return;
+        }
         self.prev.push(cur);
         self.prev_kinds.push(self.kind().to_string());
+    }
+    /// kustomize's `StorePreviousId`: remember the current id as a previous one even when
+    /// nothing changes (the namespace transformer does so for every resource, which
+    /// makes each a name-reference candidate).
+    pub fn store_previous_id(&mut self) {
+        self.record();
     }
     pub fn set_name(&mut self, name: &str) {
         if name == self.name() {

@@ -53,6 +53,7 @@ pub fn set_namespace(
     }
     // kustomize >= 5.8: what a helm chart rendered keeps the namespaces helm gave it.
     for r in acc.resources.iter_mut().filter(|r| !r.helm_generated) {
+        r.store_previous_id();
         let kind = r.kind().to_string();
         for fs in fss {
             if !fs.matches(r) {

@@ -5,7 +5,7 @@ use capstan_yaml::Node;
 use crate::accumulate::Acc;
 use crate::error::{kerr, Result};
 use crate::fieldspec::apply_path;
-use crate::replacements::{lookup, split_field_path};
+use crate::replacements::{lookup, split_field_path_loose};
 use crate::resource::ResId;
 
 fn substitute(s: &str, vals: &[(String, String)], used: &mut Vec<String>) -> String {
@@ -43,6 +43,46 @@ fn ns_eq(a: &str, b: &str) -> bool {
     let a = if a.is_empty() { "default" } else { a };
     let b = if b.is_empty() { "default" } else { b };
     a == b
+}
+
+/// Rename the keys of mapping `n` to the names in `canon` they equal ignoring ASCII case
+/// (encoding/json, which sigs.k8s.io/yaml decodes through, matches fields so).
+fn canonical_keys(n: &mut Node, canon: &[&str]) {
+    if let Some(m) = n.as_mapping_mut() {
+        for (k, _) in m.entries.iter_mut() {
+            if let Some(c) = canon.iter().find(|c| c.eq_ignore_ascii_case(k)) {
+                if k != c {
+                    *k = c.to_string();
+                }
+            }
+        }
+    }
+}
+
+/// A `vars` entry with kustomize's field names (`objref`, `fieldref.fieldPath`, ...),
+/// whatever their case in the file.
+pub fn canonical_var(v: &Node) -> Node {
+    let mut v = v.clone();
+    canonical_keys(&mut v, &["name", "objref", "fieldref"]);
+    if let Some(m) = v.as_mapping_mut() {
+        if let Some(o) = m.get_mut("objref") {
+            canonical_keys(
+                o,
+                &[
+                    "kind",
+                    "name",
+                    "namespace",
+                    "apiVersion",
+                    "group",
+                    "version",
+                ],
+            );
+        }
+        if let Some(f) = m.get_mut("fieldref") {
+            canonical_keys(f, &["fieldPath"]);
+        }
+    }
+    v
 }
 
 /// kustomize's `MergeVars`: bind a var to the one resource its objref names (by any of
@@ -114,9 +154,9 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
             ));
         };
         let fp = v
-            .str_at(&["fieldref", "fieldpath"])
+            .str_at(&["fieldref", "fieldPath"])
             .unwrap_or("metadata.name");
-        let path = split_field_path(fp);
+        let path = split_field_path_loose(fp);
         let val = lookup(&res.node, &path).first().map(|n| match n {
             Node::Scalar(s) => ((*s).clone(), s.value.clone()),
             other => (
