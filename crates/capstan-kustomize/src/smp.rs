@@ -31,6 +31,29 @@ use capstan_yaml::{Mapping, Node};
 
 use crate::error::{kerr, Result};
 
+/// kyaml's `AssociativeSequenceKeys`, in the order it tries them when it infers a list's key.
+pub const ASSOCIATIVE_KEYS: [&str; 7] = [
+    "mountPath",
+    "devicePath",
+    "ip",
+    "type",
+    "topologyKey",
+    "name",
+    "containerPort",
+];
+
+/// kyaml's `RNode.GetAssociativeKey`: the first of [`ASSOCIATIVE_KEYS`] every element has
+/// ("" when none; an empty list yields the first key).
+fn associative_key(list: &[Node]) -> &'static str {
+    ASSOCIATIVE_KEYS
+        .into_iter()
+        .find(|k| {
+            list.iter()
+                .all(|e| e.as_mapping().is_some_and(|m| m.contains_key(k)))
+        })
+        .unwrap_or("")
+}
+
 /// What decides whether a list is merged by key or replaced.
 #[derive(Debug, Clone, Copy)]
 pub enum Schema<'a> {
@@ -39,6 +62,11 @@ pub enum Schema<'a> {
     Builtin,
     /// The same (kyaml has no separate mode): objects of kinds the schema lacks get no schema.
     Unknown,
+    /// The builtin schema, and where it has nothing, associative lists inferred from their
+    /// elements (kyaml's `InferAssociativeLists`: a list whose elements all have one of
+    /// [`ASSOCIATIVE_KEYS`] merges by it). capstan uses this only when the kustomization's
+    /// `openapi.path` is a remote schema it cannot fetch.
+    Inferred,
     /// A custom OpenAPI schema (`openapi.path`): the root document and the schema of
     /// the current node, if any.
     Custom(&'a serde_json::Value, Option<&'a serde_json::Value>),
@@ -206,10 +234,13 @@ pub fn merge(dst: &mut Node, patch: &Node) -> Result<()> {
 /// [`merge`] with an explicit schema.
 pub fn merge_with(dst: &mut Node, patch: &Node, schema: Schema) -> Result<()> {
     let (src, sch) = match schema {
-        Schema::Builtin | Schema::Unknown => (Source::Builtin, None),
+        Schema::Builtin | Schema::Unknown | Schema::Inferred => (Source::Builtin, None),
         Schema::Custom(root, n) => (Source::Custom(root), n.map(|n| Sch::Json(root, n))),
     };
-    let w = Walker { src };
+    let w = Walker {
+        src,
+        infer: matches!(schema, Schema::Inferred),
+    };
     let mut path = Vec::new();
     match w.walk(Some(dst), Some(patch), sch, false, &mut path)? {
         Out::Keep => {}
@@ -462,6 +493,8 @@ fn merge_values(list: &mut [Vec<String>]) {
 
 struct Walker<'a> {
     src: Source<'a>,
+    /// kyaml's `InferAssociativeLists`.
+    infer: bool,
 }
 
 const MAX_DEPTH: usize = 512;
@@ -505,16 +538,56 @@ impl<'a> Walker<'a> {
                 Some(o) => Out::Set(o.clone()),
                 None => Out::Keep,
             }),
-            Some("SequenceNode") => match sch.and_then(|s| s.list_keys()) {
-                Some(keys) => self.walk_assoc(dest, origin, sch, keys, alias, path),
-                None => Ok(match origin {
-                    Some(o) if o.is_null() => Out::Clear,
-                    Some(o) => Out::Set(o.clone()),
-                    None => Out::Keep,
-                }),
-            },
+            Some("SequenceNode") => {
+                let keys = match sch {
+                    Some(s) => s.list_keys(),
+                    None if self.infer => self.inferred_key(dest.as_deref(), origin, path)?,
+                    None => None,
+                };
+                match keys {
+                    Some(keys) => self.walk_assoc(dest, origin, sch, keys, alias, path),
+                    None => Ok(match origin {
+                        Some(o) if o.is_null() => Out::Clear,
+                        Some(o) => Out::Set(o.clone()),
+                        None => Out::Keep,
+                    }),
+                }
+            }
             _ => self.walk_map(dest, origin, sch, alias, path),
         }
+    }
+
+    /// kyaml's `IsAssociative` with inference, then `elementKey`: the key every non-empty
+    /// side agrees on.
+    fn inferred_key(
+        &self,
+        dest: Option<&Node>,
+        origin: Option<&Node>,
+        path: &[String],
+    ) -> Result<Option<Vec<String>>> {
+        let lists: Vec<&[Node]> = [dest, origin]
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_sequence().map(Vec::as_slice))
+            .collect();
+        if !lists.iter().any(|l| !associative_key(l).is_empty()) {
+            return Ok(None);
+        }
+        let mut key = "";
+        for l in lists.iter().filter(|l| !l.is_empty()) {
+            let k = associative_key(l);
+            if !key.is_empty() && key != k {
+                return Err(kerr!(
+                    "conflicting merge keys [{key},{k}] for {}",
+                    show_path(path)
+                ));
+            }
+            key = k;
+        }
+        if key.is_empty() {
+            return Err(kerr!("no merge key found for {}", show_path(path)));
+        }
+        Ok(Some(vec![key.to_string()]))
     }
 
     fn walk_map(
@@ -1098,6 +1171,20 @@ mod tests {
         let mut d = y(&format!("{DEPLOY}spec:\n  replicas: 1\n"));
         let e = merge(&mut d, &y(&format!("{DEPLOY}spec:\n  $patch: nope\n"))).unwrap_err();
         assert!(e.message.contains("unknown patch strategy 'nope'"), "{e}");
+    }
+
+    /// Inference (used for an unfetchable remote `openapi.path`): a custom resource's list
+    /// whose elements all have `name` merges by it.
+    #[test]
+    fn inferred_schema_merges_lists_by_associative_keys() {
+        let h = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nitems:\n";
+        let mut d = y(&format!("{h}- name: a\n  v: 1\n"));
+        merge_with(&mut d, &y(&format!("{h}- name: b\n")), Schema::Inferred).unwrap();
+        let got = out(&d);
+        assert!(
+            got.contains("items:\n- name: b\n- name: a\n  v: 1\n"),
+            "{got}"
+        );
     }
 
     #[test]
