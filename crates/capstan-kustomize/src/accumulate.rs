@@ -893,13 +893,13 @@ fn apply_smp_to(
     let schema = custom
         .filter(|root| !root.is_null())
         .and_then(|root| smp::Schema::for_gvk(root, &group, &version, r.kind()))
-        .unwrap_or(
-            if crate::resource::builtin_group(&group) || custom.is_some_and(|c| c.is_null()) {
-                smp::Schema::Builtin
-            } else {
-                smp::Schema::Unknown
-            },
-        );
+        .unwrap_or(if custom.is_some_and(|c| c.is_null()) {
+            smp::Schema::Inferred
+        } else if crate::resource::builtin_group(&group) {
+            smp::Schema::Builtin
+        } else {
+            smp::Schema::Unknown
+        });
     smp::merge_with(&mut r.node, &patch, schema)?;
     if r.node.is_null() {
         r.node = Node::null();
