@@ -22,10 +22,11 @@ pub enum KustomizeCommand {
         /// Allow helmCharts (rendered natively, no helm binary).
         #[arg(long = "enable-helm")]
         enable_helm: bool,
-        /// Allow KRM-function plugins.
+        /// Allow external plugins: KRM functions in generators/transformers/validators.
         #[arg(long = "enable-alpha-plugins")]
         enable_alpha_plugins: bool,
-        /// Allow exec plugins.
+        /// Run exec KRM functions (local executables; with --enable-alpha-plugins). Do not
+        /// use for untrusted configurations.
         #[arg(long = "enable-exec")]
         enable_exec: bool,
         /// Add the app.kubernetes.io/managed-by label.
@@ -69,8 +70,16 @@ pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
             // files outside the kustomization; the engine enforces the restrictor.
             let abs = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let fs = capstan_vfs::DiskFs::new("/").map_err(|e| e.to_string())?;
-            let text = capstan_kustomize::build_to_string(&fs, Path::new(&abs), &opts)
-                .map_err(|e| e.to_string())?;
+            let runner = ProcessRunner {
+                root: PathBuf::from("/"),
+            };
+            let text = capstan_kustomize::build_to_string_with_runner(
+                &fs,
+                Path::new(&abs),
+                &opts,
+                &runner,
+            )
+            .map_err(|e| e.to_string())?;
             match output {
                 Some(p) => std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?,
                 None => std::io::stdout()
@@ -80,4 +89,119 @@ pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
             Ok(0)
         }
     }
+}
+
+/// Runs exec KRM functions as local processes (the kustomize engine's only process I/O).
+pub struct ProcessRunner {
+    /// The host directory the build's file system is rooted at.
+    pub root: PathBuf,
+}
+
+/// Output kept from a function: stdout up to this size (a larger output is an error),
+/// stderr's last part.
+const MAX_STDOUT: u64 = 256 << 20;
+const MAX_STDERR: u64 = 64 << 10;
+
+impl capstan_kustomize::FunctionRunner for ProcessRunner {
+    fn run(
+        &self,
+        call: &capstan_kustomize::ExecCall<'_>,
+    ) -> Result<capstan_kustomize::ExecOutput, String> {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+        let dir = self
+            .root
+            .join(call.dir.strip_prefix("/").unwrap_or(call.dir));
+        // As Go's exec.Cmd with Dir set: a path with a separator is relative to the
+        // working directory, a bare name is looked up in PATH.
+        let program = if call.path.contains('/') {
+            dir.join(call.path)
+        } else {
+            PathBuf::from(call.path)
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(call.args)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for e in call.envs {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("fork/exec {}: {e}", call.path))?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = call.stdin.to_vec();
+        // Write stdin while stdout/stderr are drained, so neither side blocks; a
+        // function that exits without reading its input is not an error.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut tail = stderr.take(u64::MAX);
+            let mut chunk = [0u8; 8192];
+            loop {
+                match tail.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if buf.len() as u64 > MAX_STDERR {
+                            let cut = buf.len() - MAX_STDERR as usize;
+                            buf.drain(..cut);
+                        }
+                    }
+                }
+            }
+            buf
+        });
+        let mut stdout = Vec::new();
+        let read = child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .take(MAX_STDOUT + 1)
+            .read_to_end(&mut stdout);
+        if read.is_err() || stdout.len() as u64 > MAX_STDOUT {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        let _ = writer.join();
+        let stderr = err_reader.join().unwrap_or_default();
+        if let Err(e) = read {
+            return Err(format!("reading the output of {}: {e}", call.path));
+        }
+        if stdout.len() as u64 > MAX_STDOUT {
+            return Err(format!(
+                "the output of {} exceeds {} MiB",
+                call.path,
+                MAX_STDOUT >> 20
+            ));
+        }
+        Ok(capstan_kustomize::ExecOutput {
+            success: status.success(),
+            status: go_status(&status),
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// An exit status as Go's `ExitError` prints it.
+fn go_status(s: &std::process::ExitStatus) -> String {
+    if let Some(c) = s.code() {
+        return format!("exit status {c}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = s.signal() {
+            return format!("signal: {sig}");
+        }
+    }
+    s.to_string()
 }

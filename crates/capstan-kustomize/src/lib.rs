@@ -29,6 +29,7 @@ mod fieldspec;
 mod generators;
 mod helmcharts;
 mod json6902;
+mod krm;
 mod kustfile;
 mod nameref;
 mod order;
@@ -44,6 +45,7 @@ use capstan_vfs::FileSystem;
 use capstan_yaml::Node;
 
 pub use error::KustomizeError;
+pub use krm::{ExecCall, ExecOutput, FunctionRunner};
 pub use resource::{ResId, Resource};
 
 /// The value of `app.kubernetes.io/managed-by` with `--enable-managedby-label` or
@@ -94,6 +96,29 @@ pub fn build(
 ) -> Result<Vec<Node>, KustomizeError> {
     let res = accumulate::build_resources(fs, root, opts)?;
     Ok(res.into_iter().map(|r| r.node).collect())
+}
+
+/// [`build`] with a runner for exec KRM functions (`exec:` functions in `generators`,
+/// `transformers` and `validators`, allowed by [`BuildOptions::enable_exec`]).
+pub fn build_with_runner(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+    runner: &dyn FunctionRunner,
+) -> Result<Vec<Node>, KustomizeError> {
+    let res = accumulate::build_resources_with(fs, root, opts, Some(runner))?;
+    Ok(res.into_iter().map(|r| r.node).collect())
+}
+
+/// [`build_to_string`] with a runner for exec KRM functions.
+pub fn build_to_string_with_runner(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+    runner: &dyn FunctionRunner,
+) -> Result<String, KustomizeError> {
+    let nodes = build_with_runner(fs, root, opts, runner)?;
+    Ok(render(&nodes))
 }
 
 /// Build and render as `kustomize build` prints: keys sorted, values normalised as
