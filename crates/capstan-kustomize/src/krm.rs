@@ -325,8 +325,7 @@ fn check_mounts(cfg: &Node) -> Result<()> {
                 org_id(cfg)
             ));
         }
-        let clean = capstan_vfs::normalize(Path::new(src));
-        if clean.starts_with("..") {
+        if go_clean_relative(src).starts_with("../") {
             return Err(kerr!(
                 "plugin {} with mount path '{src}' is not permitted; mount paths must be under the current kustomization directory",
                 org_id(cfg)
@@ -334,6 +333,25 @@ fn check_mounts(cfg: &Node) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Go's `filepath.Clean` of a relative path.
+fn go_clean_relative(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if out.last().is_some_and(|l| *l != "..") => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        ".".to_string()
+    } else {
+        out.join("/")
+    }
 }
 
 fn annotations_mut(n: &mut Node) -> &mut Mapping {
@@ -708,4 +726,487 @@ pub(crate) fn run_validators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) ->
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{build_to_string, build_to_string_with_runner, BuildOptions, Reorder};
+    use capstan_vfs::MemFs;
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    /// What the fake runner saw.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        path: String,
+        args: Vec<String>,
+        dir: PathBuf,
+        stdin: String,
+    }
+
+    /// An in-memory exec function: answers every call with `reply(stdin)`.
+    struct Fake<F: Fn(&str) -> ExecOutput> {
+        reply: F,
+        calls: RefCell<Vec<Seen>>,
+    }
+
+    impl<F: Fn(&str) -> ExecOutput> FunctionRunner for Fake<F> {
+        fn run(&self, call: &ExecCall<'_>) -> std::result::Result<ExecOutput, String> {
+            let stdin = String::from_utf8(call.stdin.to_vec()).unwrap();
+            self.calls.borrow_mut().push(Seen {
+                path: call.path.into(),
+                args: call.args.to_vec(),
+                dir: call.dir.to_path_buf(),
+                stdin: stdin.clone(),
+            });
+            Ok((self.reply)(&stdin))
+        }
+    }
+
+    fn fake<F: Fn(&str) -> ExecOutput>(reply: F) -> Fake<F> {
+        Fake {
+            reply,
+            calls: RefCell::new(vec![]),
+        }
+    }
+
+    fn ok(stdout: &str) -> ExecOutput {
+        ExecOutput {
+            success: true,
+            status: "exit status 0".into(),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: vec![],
+        }
+    }
+
+    fn opts(alpha: bool, exec: bool) -> BuildOptions {
+        BuildOptions {
+            reorder: Reorder::None,
+            enable_alpha_plugins: alpha,
+            enable_exec: exec,
+            ..Default::default()
+        }
+    }
+
+    const SECRET: &str =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dummy\ntype: Opaque\nstringData:\n  foo: bar\n";
+    const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\n";
+
+    fn exec_cfg(kind: &str, path: &str) -> String {
+        format!(
+            "apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: demo\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: {path}\nspec:\n  size: small\n"
+        )
+    }
+
+    fn tree(field: &str, cfg: &str) -> MemFs {
+        MemFs::new()
+            .with("/app/secret.yaml", SECRET)
+            .with("/app/fn.yaml", cfg)
+            .with(
+                "/app/kustomization.yaml",
+                format!("resources:\n- secret.yaml\n{field}:\n- fn.yaml\n"),
+            )
+    }
+
+    fn spec_of(cfg: &str) -> Result<Option<FnSpec>> {
+        function_spec(&capstan_yaml::parse_documents(cfg, "t").unwrap()[0])
+    }
+
+    #[test]
+    fn function_spec_annotation_exec_with_args_and_envs() {
+        let cfg = "kind: K\nmetadata:\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ./fn\n        args: [a, b]\n        envs: [X=1]\n";
+        assert_eq!(
+            spec_of(cfg).unwrap(),
+            Some(FnSpec::Exec {
+                path: "./fn".into(),
+                args: vec!["a".into(), "b".into()],
+                envs: vec!["X=1".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn function_spec_legacy_annotation_config_fn_and_container_annotation() {
+        let legacy = "kind: K\nmetadata:\n  annotations:\n    config.k8s.io/function: |\n      container:\n        image: gcr.io/x/y:v1\n";
+        assert_eq!(
+            spec_of(legacy).unwrap(),
+            Some(FnSpec::Container {
+                image: "gcr.io/x/y:v1".into()
+            })
+        );
+        let config_fn = "kind: K\nmetadata:\n  configFn:\n    exec:\n      path: ./g\n";
+        assert!(
+            matches!(spec_of(config_fn).unwrap(), Some(FnSpec::Exec { path, .. }) if path == "./g")
+        );
+        let image =
+            "kind: K\nmetadata:\n  annotations:\n    config.kubernetes.io/container: img:1\n";
+        assert_eq!(
+            spec_of(image).unwrap(),
+            Some(FnSpec::Container {
+                image: "img:1".into()
+            })
+        );
+        assert_eq!(spec_of("kind: K\nmetadata:\n  name: x\n").unwrap(), None);
+    }
+
+    #[test]
+    fn function_spec_is_strict_and_starlark_is_named() {
+        let typo = "kind: K\nmetadata:\n  annotations:\n    config.kubernetes.io/function: |\n      execs:\n        path: ./fn\n";
+        let e = spec_of(typo).unwrap_err().to_string();
+        assert!(
+            e.contains("config.kubernetes.io/function unmarshal error: unknown field \"execs\""),
+            "{e}"
+        );
+        let star = "kind: K\nmetadata:\n  annotations:\n    config.kubernetes.io/function: |\n      starlark:\n        path: x.star\n";
+        let e = spec_of(star).unwrap_err().to_string();
+        assert!(e.contains("starlark functions are not supported"), "{e}");
+    }
+
+    #[test]
+    fn external_plugin_needs_enable_alpha_plugins() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        let e = build_to_string(&fs, Path::new("/app"), &opts(false, false)).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("loading generator plugins: failed to load generator: external plugins disabled; unable to load external plugin 'MyGen'"),
+            "{e}"
+        );
+        assert!(!e.contains("builtin MyGen"), "{e}");
+    }
+
+    #[test]
+    fn exec_function_needs_enable_exec() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        let r = fake(|_| ok(DEPLOY));
+        let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, false), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exec function './gen.sh'"), "{e}");
+        assert!(e.contains("--enable-exec"), "{e}");
+        assert!(e.contains("configured in fn.yaml"), "{e}");
+        assert!(r.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn exec_function_without_runner_is_an_error() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        let e = build_to_string(&fs, Path::new("/app"), &opts(true, true))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no process runner"), "{e}");
+    }
+
+    #[test]
+    fn container_function_is_an_error_naming_image_and_file() {
+        let cfg = "apiVersion: example.com/v1\nkind: Svc\nmetadata:\n  name: demo\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: gcr.io/example/fn:v1\n";
+        for field in ["generators", "transformers", "validators"] {
+            let fs = tree(field, cfg);
+            let r = fake(|_| ok(""));
+            let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(
+                    "container functions need a container runtime; capstan does not run containers"
+                ),
+                "{field}: {e}"
+            );
+            assert!(
+                e.contains("gcr.io/example/fn:v1") && e.contains("fn.yaml"),
+                "{e}"
+            );
+            assert!(!e.contains("builtin"), "{e}");
+        }
+    }
+
+    #[test]
+    fn container_mounts_must_stay_under_the_kustomization() {
+        for (src, phrase) in [
+            (
+                "/tmp/dir",
+                "mount paths must be relative to the current kustomization directory",
+            ),
+            (
+                "../up",
+                "mount paths must be under the current kustomization directory",
+            ),
+        ] {
+            let cfg = format!("apiVersion: v1alpha1\nkind: RenderHelmChart\nmetadata:\n  name: demo\n  annotations:\n    config.kubernetes.io/function: |\n      container:\n        image: img\n        mounts:\n        - type: bind\n          src: {src}\n          dst: /charts\n");
+            let fs = tree("generators", &cfg);
+            let e = build_to_string(&fs, Path::new("/app"), &opts(true, false))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("plugin RenderHelmChart.v1alpha1.[noGrp]/demo.[noNs] with mount path '{src}' is not permitted; {phrase}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn go_clean_keeps_leading_parent_components() {
+        assert_eq!(go_clean_relative("a/../../b"), "../b");
+        assert_eq!(go_clean_relative("./a/./b/"), "a/b");
+        assert_eq!(go_clean_relative(".."), "..");
+        assert_eq!(go_clean_relative("a/.."), ".");
+    }
+
+    #[test]
+    fn builtin_api_version_wins_over_a_function_annotation() {
+        let cfg = "apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: l\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ./never\nlabels:\n  a: b\nfieldSpecs:\n- path: metadata/labels\n  create: true\n";
+        let fs = tree("transformers", cfg);
+        let r = fake(|_| ok(""));
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(false, false), &r).unwrap();
+        assert!(out.contains("labels:\n    a: b"), "{out}");
+        assert!(r.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn generator_gets_a_resource_list_in_the_kustomization_dir() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        let r = fake(|_| ok(DEPLOY));
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        assert_eq!(
+            out,
+            format!("{}---\n{DEPLOY}", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dummy\nstringData:\n  foo: bar\ntype: Opaque\n")
+        );
+        let calls = r.calls.borrow();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, "./gen.sh");
+        assert_eq!(calls[0].dir, PathBuf::from("/app"));
+        let rl = &capstan_yaml::parse_documents(&calls[0].stdin, "rl").unwrap()[0];
+        assert_eq!(rl.str_at(&["apiVersion"]), Some("config.kubernetes.io/v1"));
+        assert_eq!(rl.str_at(&["kind"]), Some("ResourceList"));
+        let fc = rl.get("functionConfig").unwrap();
+        assert_eq!(fc.str_at(&["spec", "size"]), Some("small"));
+        assert_eq!(annotation(fc, LOCAL_CONFIG), Some("true"));
+        let items = rl.get("items").unwrap().as_sequence().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].str_at(&["kind"]), Some("MyGen"));
+        for (k, v) in [
+            (LEGACY_INDEX, "0"),
+            (INDEX, "0"),
+            (LEGACY_ID, "1"),
+            (ID, "1"),
+            (LOCAL_CONFIG, "true"),
+        ] {
+            assert_eq!(annotation(&items[0], k), Some(v), "{k}");
+        }
+    }
+
+    #[test]
+    fn generator_output_resource_list_is_unwrapped_and_local_config_dropped() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        // A framework-style generator: echoes its items (the function config, local) and
+        // appends a ConfigMap asking for a hash suffix.
+        let r = fake(|stdin| {
+            let rl = capstan_yaml::parse_documents(stdin, "in")
+                .unwrap()
+                .remove(0);
+            let mut items = rl.get("items").unwrap().as_sequence().unwrap().clone();
+            items.push(
+                capstan_yaml::parse_documents(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gen\n  annotations:\n    kustomize.config.k8s.io/needs-hash: \"true\"\n    config.kubernetes.io/path: configmap_gen.yaml\ndata:\n  a: b\n",
+                    "cm",
+                )
+                .unwrap()
+                .remove(0),
+            );
+            let mut m = Mapping::new();
+            m.insert("apiVersion", Node::string("config.kubernetes.io/v1"));
+            m.insert("kind", Node::string("ResourceList"));
+            m.insert("items", Node::Sequence(items));
+            ok(&capstan_yaml::emit_document(&Node::Mapping(m)))
+        });
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        assert!(!out.contains("MyGen"), "{out}");
+        assert!(!out.contains("annotations"), "{out}");
+        assert!(
+            out.contains("kind: ConfigMap\nmetadata:\n  name: gen-"),
+            "hash suffix: {out}"
+        );
+    }
+
+    #[test]
+    fn generator_bad_needs_hash_is_an_error() {
+        let fs = tree("generators", &exec_cfg("MyGen", "./gen.sh"));
+        let r = fake(|_| {
+            ok("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: g\n  annotations:\n    kustomize.config.k8s.io/needs-hash: maybe\n")
+        });
+        let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contains an invalid value (\"maybe\")"), "{e}");
+    }
+
+    #[test]
+    fn generator_behavior_merge_merges_into_an_existing_resource() {
+        let fs = MemFs::new()
+            .with("/app/fn.yaml", exec_cfg("MyGen", "./gen.sh"))
+            .with(
+                "/app/kustomization.yaml",
+                "configMapGenerator:\n- name: cm\n  literals: [a=1]\n  options:\n    disableNameSuffixHash: true\ngenerators:\n- fn.yaml\n",
+            );
+        let r = fake(|_| {
+            ok("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  annotations:\n    kustomize.config.k8s.io/behavior: merge\ndata:\n  b: \"2\"\n")
+        });
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        assert!(out.contains("data:\n  a: \"1\"\n  b: \"2\""), "{out}");
+        assert_eq!(out.matches("kind: ConfigMap").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn failing_function_reports_status_and_stderr() {
+        let fs = tree("transformers", &exec_cfg("MyT", "./t.sh"));
+        let r = fake(|_| ExecOutput {
+            success: false,
+            status: "exit status 3".into(),
+            stdout: vec![],
+            stderr: b"bad config: size\n".to_vec(),
+        });
+        let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("couldn't execute function: exit status 3"),
+            "{e}"
+        );
+        assert!(e.contains("stderr: bad config: size"), "{e}");
+        assert!(e.contains("fn.yaml"), "{e}");
+    }
+
+    #[test]
+    fn transformer_items_carry_kustomize_ids_and_output_replaces_resources() {
+        let fs = tree("transformers", &exec_cfg("MyT", "./t.sh"));
+        // Renames the Secret (a new id: appended, the old one removed), as kustomize's
+        // UpdateResMapValues does.
+        let r = fake(|_| {
+            ok("apiVersion: v1\nkind: Secret\nmetadata:\n  name: dummyTransformed\nstringData:\n  foo: bar\ntype: Opaque\n")
+        });
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        assert_eq!(out, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dummyTransformed\nstringData:\n  foo: bar\ntype: Opaque\n");
+        let calls = r.calls.borrow();
+        let rl = &capstan_yaml::parse_documents(&calls[0].stdin, "rl").unwrap()[0];
+        let item = &rl.get("items").unwrap().as_sequence().unwrap()[0];
+        assert_eq!(
+            annotation(item, KUSTOMIZE_ID),
+            Some("kind: Secret\nname: dummy\nversion: v1\n")
+        );
+        assert_eq!(annotation(item, INDEX), Some("0"));
+        assert_eq!(rl.str_at(&["functionConfig", "kind"]), Some("MyT"));
+    }
+
+    #[test]
+    fn transformer_updates_in_place_keeping_order_and_drops_missing() {
+        let fs = MemFs::new()
+            .with("/app/r.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+            .with("/app/fn.yaml", exec_cfg("MyT", "./t.sh"))
+            .with("/app/kustomization.yaml", "resources:\n- r.yaml\ntransformers:\n- fn.yaml\n");
+        // Echo the items in reverse, without `b`, with a label and the reader annotations.
+        let r = fake(|stdin| {
+            let rl = capstan_yaml::parse_documents(stdin, "in")
+                .unwrap()
+                .remove(0);
+            let mut items: Vec<Node> = rl
+                .get("items")
+                .unwrap()
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter(|n| n.str_at(&["metadata", "name"]) != Some("b"))
+                .cloned()
+                .collect();
+            items.reverse();
+            for n in items.iter_mut() {
+                n.ensure_mapping_path(&["metadata", "labels"])
+                    .insert("seen", Node::string("yes"));
+            }
+            ok(&capstan_yaml::emit_documents(&items))
+        });
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        assert_eq!(
+            out,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    seen: \"yes\"\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    seen: \"yes\"\n  name: c\n"
+        );
+    }
+
+    #[test]
+    fn transformer_duplicate_output_is_an_error() {
+        let fs = tree("transformers", &exec_cfg("MyT", "./t.sh"));
+        let r = fake(|_| ok(&format!("{SECRET}---\n{SECRET}")));
+        let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "plugin api: example.com/v1, kind: MyT, name: demo generated duplicate resource"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn exec_args_are_passed() {
+        let cfg = "apiVersion: example.com/v1\nkind: MyT\nmetadata:\n  name: demo\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: fn-on-path\n        args: [--mode, strict]\n";
+        let fs = tree("transformers", cfg);
+        let r = fake(|_| ok(SECRET));
+        build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &r).unwrap();
+        let calls = r.calls.borrow();
+        assert_eq!(calls[0].path, "fn-on-path");
+        assert_eq!(calls[0].args, vec!["--mode".to_string(), "strict".into()]);
+    }
+
+    #[test]
+    fn validator_may_only_add_the_validated_by_label() {
+        let fs = tree("validators", &exec_cfg("MyV", "./v.sh"));
+        let labelled = fake(|stdin| {
+            let rl = capstan_yaml::parse_documents(stdin, "in")
+                .unwrap()
+                .remove(0);
+            let mut items = rl.get("items").unwrap().as_sequence().unwrap().clone();
+            for n in items.iter_mut() {
+                n.ensure_mapping_path(&["metadata", "labels"])
+                    .insert(VALIDATED_BY, Node::string("v"));
+            }
+            ok(&capstan_yaml::emit_documents(&items))
+        });
+        let out = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &labelled)
+            .unwrap();
+        assert!(
+            out.contains("labels:\n    validated-by: v\n  name: dummy"),
+            "{out}"
+        );
+        let changing =
+            fake(|_| ok("apiVersion: v1\nkind: Secret\nmetadata:\n  name: dummy\ntype: Opaque\n"));
+        let e = build_to_string_with_runner(&fs, Path::new("/app"), &opts(true, true), &changing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("validator shouldn't modify the resource map"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn generator_in_an_overlay_base_runs_in_the_base_dir_with_origin() {
+        let fs = MemFs::new()
+            .with("/r/base/gener.yaml", "kind: executable\nmetadata:\n  name: demo\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ./gen.sh\n")
+            .with("/r/base/kustomization.yaml", "generators:\n- gener.yaml\n")
+            .with("/r/prod/kustomization.yaml", "resources:\n- ../base\nbuildMetadata: [originAnnotations]\n");
+        let r = fake(|_| ok(DEPLOY));
+        let out =
+            build_to_string_with_runner(&fs, Path::new("/r/prod"), &opts(true, true), &r).unwrap();
+        assert_eq!(r.calls.borrow()[0].dir, PathBuf::from("/r/base"));
+        assert!(
+            out.contains("config.kubernetes.io/origin: |\n      configuredIn: ../base/gener.yaml\n      configuredBy:\n        kind: executable\n        name: demo\n"),
+            "{out}"
+        );
+    }
 }
