@@ -142,11 +142,12 @@ impl capstan_kustomize::FunctionRunner for ProcessRunner {
         });
         let stderr = child.stderr.take().expect("piped stderr");
         let err_reader = std::thread::spawn(move || {
+            // Keep the last MAX_STDERR bytes.
+            let mut stderr = stderr;
             let mut buf = Vec::new();
-            let mut tail = stderr.take(u64::MAX);
             let mut chunk = [0u8; 8192];
             loop {
-                match tail.read(&mut chunk) {
+                match stderr.read(&mut chunk) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         buf.extend_from_slice(&chunk[..n]);

@@ -22,6 +22,13 @@
 //! never pulled. Namespaces follow kustomize 5.8.1: an entry's `namespace`, else the
 //! nearest kustomization's (its own or an including one's), becomes
 //! `.Release.Namespace`, and namespace transformers leave chart output alone.
+//!
+//! KRM functions in `generators`, `transformers` and `validators` (configurations with
+//! the `config.kubernetes.io/function` annotation) need
+//! [`BuildOptions::enable_alpha_plugins`], as kustomize's external plugins do. Exec
+//! functions also need [`BuildOptions::enable_exec`] and a [`FunctionRunner`]
+//! ([`build_with_runner`]); they speak kustomize's `ResourceList` protocol. Container
+//! (and starlark) functions are an error: capstan runs no containers.
 
 mod accumulate;
 mod error;
