@@ -72,6 +72,7 @@ pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
             let fs = capstan_vfs::DiskFs::new("/").map_err(|e| e.to_string())?;
             let runner = ProcessRunner {
                 root: PathBuf::from("/"),
+                timeout: FUNCTION_TIMEOUT,
             };
             let text = capstan_kustomize::build_to_string_with_runner(
                 &fs,
@@ -95,7 +96,13 @@ pub fn run(cmd: KustomizeCommand) -> Result<u8, String> {
 pub struct ProcessRunner {
     /// The host directory the build's file system is rooted at.
     pub root: PathBuf,
+    /// How long one function may run (and keep its output open) before it is killed.
+    pub timeout: std::time::Duration,
 }
+
+/// The time limit of one exec function (kustomize has none; a hung function must not
+/// hang the build forever).
+pub const FUNCTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Output kept from a function: stdout up to this size (a larger output is an error),
 /// stderr's last part.
@@ -160,22 +167,44 @@ impl capstan_kustomize::FunctionRunner for ProcessRunner {
             }
             buf
         });
-        let mut stdout = Vec::new();
-        let read = child
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .take(MAX_STDOUT + 1)
-            .read_to_end(&mut stdout);
-        if read.is_err() || stdout.len() as u64 > MAX_STDOUT {
-            let _ = child.kill();
-        }
-        let status = child.wait().map_err(|e| e.to_string())?;
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Reading stops past the limit; closing the pipe ends a runaway writer.
+            let mut stdout = Vec::new();
+            let read = out.take(MAX_STDOUT + 1).read_to_end(&mut stdout);
+            let _ = tx.send(read.map(|_| stdout));
+        });
+        let deadline = std::time::Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) => break status,
+                None if std::time::Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{} did not finish within {}s",
+                        call.path,
+                        self.timeout.as_secs()
+                    ));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let stdout = match rx.recv_timeout(left) {
+            Ok(Ok(stdout)) => stdout,
+            Ok(Err(e)) => return Err(format!("reading the output of {}: {e}", call.path)),
+            Err(_) => {
+                return Err(format!(
+                    "the output of {} was not closed within {}s",
+                    call.path,
+                    self.timeout.as_secs()
+                ))
+            }
+        };
         let _ = writer.join();
         let stderr = err_reader.join().unwrap_or_default();
-        if let Err(e) = read {
-            return Err(format!("reading the output of {}: {e}", call.path));
-        }
         if stdout.len() as u64 > MAX_STDOUT {
             return Err(format!(
                 "the output of {} exceeds {} MiB",
@@ -205,4 +234,68 @@ fn go_status(s: &std::process::ExitStatus) -> String {
         }
     }
     s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_kustomize::{ExecCall, FunctionRunner};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    fn call<'a>(path: &'a str, args: &'a [String], dir: &'a Path, stdin: &'a [u8]) -> ExecCall<'a> {
+        ExecCall {
+            path,
+            args,
+            envs: &[],
+            dir,
+            stdin,
+        }
+    }
+
+    fn runner(timeout: Duration) -> ProcessRunner {
+        ProcessRunner {
+            root: PathBuf::from("/"),
+            timeout,
+        }
+    }
+
+    #[test]
+    fn bare_name_is_looked_up_in_path_and_gets_stdin_and_args() {
+        let tmp = tempfile::tempdir().unwrap();
+        let args = vec!["-c".to_string(), "cat; echo \"$PWD\"".to_string()];
+        let out = runner(FUNCTION_TIMEOUT)
+            .run(&call("sh", &args, tmp.path(), b"items: []\n"))
+            .unwrap();
+        assert!(out.success);
+        let real = std::fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("items: []\n{}\n", real.display())
+        );
+    }
+
+    #[test]
+    fn relative_path_is_resolved_in_the_working_dir_and_status_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("fn.sh");
+        std::fs::write(&f, "#!/bin/sh\necho oops >&2\nexit 2\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = runner(FUNCTION_TIMEOUT)
+            .run(&call("./fn.sh", &[], tmp.path(), b""))
+            .unwrap();
+        assert!(!out.success);
+        assert_eq!(out.status, "exit status 2");
+        assert_eq!(out.stderr, b"oops\n");
+    }
+
+    #[test]
+    fn a_hung_function_is_killed_at_the_timeout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let args = vec!["-c".to_string(), "exec sleep 30".to_string()];
+        let e = runner(Duration::from_millis(100))
+            .run(&call("sh", &args, tmp.path(), b""))
+            .unwrap_err();
+        assert!(e.contains("did not finish within"), "{e}");
+    }
 }
