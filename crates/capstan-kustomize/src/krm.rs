@@ -518,6 +518,34 @@ fn strip_transient(n: &mut Node) {
     }
 }
 
+/// kyaml's reader annotations kustomize removes from every output resource.
+const READER_ANNOTATIONS: [&str; 5] = [
+    "internal.config.kubernetes.io/path",
+    INDEX,
+    "internal.config.kubernetes.io/seqindent",
+    "config.kubernetes.io/path",
+    LEGACY_INDEX,
+];
+
+/// Remove kyaml's reader annotations (an emptied annotations map goes too).
+pub(crate) fn remove_reader_annotations(n: &mut Node) {
+    let Some(meta) = n.get_mut("metadata").and_then(Node::as_mapping_mut) else {
+        return;
+    };
+    let Some(Node::Mapping(a)) = meta.get_mut("annotations") else {
+        return;
+    };
+    if !READER_ANNOTATIONS.iter().any(|k| a.contains_key(k)) {
+        return;
+    }
+    for k in READER_ANNOTATIONS {
+        a.remove(k);
+    }
+    if a.is_empty() {
+        meta.remove("annotations");
+    }
+}
+
 fn is_local(n: &Node) -> bool {
     annotation(n, LOCAL_CONFIG) == Some("true")
 }
@@ -942,6 +970,18 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn build_removes_kyaml_reader_annotations_from_every_resource() {
+        let fs = MemFs::new()
+            .with("/app/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    config.kubernetes.io/path: x.yaml\n    config.kubernetes.io/index: '0'\n    internal.config.kubernetes.io/path: x.yaml\n    internal.config.kubernetes.io/index: '0'\n    internal.config.kubernetes.io/seqindent: compact\n    keep: me\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    config.kubernetes.io/path: y.yaml\n")
+            .with("/app/kustomization.yaml", "resources:\n- a.yaml\n");
+        let out = build_to_string(&fs, Path::new("/app"), &opts(false, false)).unwrap();
+        assert_eq!(
+            out,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    keep: me\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"
+        );
     }
 
     #[test]
