@@ -30,6 +30,8 @@ pub(crate) struct Ctx<'a> {
     /// nearest kustomization's `namespace`, this one's or an including parent's
     /// (kustomize >= 5.8.1; only helmCharts see the inherited value).
     pub helm_namespace: Option<String>,
+    /// Runs exec KRM functions (none: they are an error).
+    pub runner: Option<&'a dyn crate::krm::FunctionRunner>,
 }
 
 impl Ctx<'_> {
@@ -121,6 +123,15 @@ pub(crate) fn build_resources(
     root: &Path,
     opts: &BuildOptions,
 ) -> Result<Vec<Resource>> {
+    build_resources_with(fs, root, opts, None)
+}
+
+pub(crate) fn build_resources_with(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+    runner: Option<&dyn crate::krm::FunctionRunner>,
+) -> Result<Vec<Resource>> {
     let root = normalize(root);
     if !fs.is_dir(&root) {
         return Err(kerr!(
@@ -139,6 +150,7 @@ pub(crate) fn build_resources(
         origin: (!meta.is_empty()).then(String::new),
         openapi: None,
         helm_namespace: None,
+        runner,
     };
     set_openapi(&mut ctx, &k)?;
     let mut acc = Acc::new();
@@ -575,6 +587,7 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
         r.map_err(|e| e.context("accumulating components"))?;
     }
     run_transformers(ctx, k, acc)?;
+    crate::krm::run_validators(ctx, k, acc)?;
     let declared: Vec<Node> = k.seq("vars").iter().map(vars::canonical_var).collect();
     for v in &declared {
         vars::bind(acc, v)?;
@@ -605,8 +618,14 @@ fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()>
         acc.append(r)?;
     }
     for entry in k.seq("generators").to_vec() {
+        let source = crate::krm::entry_source(k, &entry);
         for cfg in plugin_configs(ctx, k, &entry)? {
-            let rs = generators::builtin_generator(ctx, &k.dir, &cfg)?;
+            let rs = match crate::krm::load(ctx, &cfg, &source)
+                .map_err(|e| e.context("loading generator plugins: failed to load generator"))?
+            {
+                Some(f) => crate::krm::generate(ctx, k, &f, &cfg)?,
+                None => generators::builtin_generator(ctx, &k.dir, &cfg)?,
+            };
             let origin = plugin_origin(ctx, k, &entry, &cfg);
             for mut r in rs {
                 if r.origin.is_none() {
@@ -853,8 +872,12 @@ fn run_transformers_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Re
         }
     }
     for entry in k.seq("transformers").to_vec() {
+        let source = crate::krm::entry_source(k, &entry);
         for cfg in plugin_configs(ctx, k, &entry)? {
-            transformers::builtin_transformer(ctx, k, acc, &cfg)?;
+            match crate::krm::load(ctx, &cfg, &source)? {
+                Some(f) => crate::krm::transform(ctx, k, acc, &f, &cfg)?,
+                None => transformers::builtin_transformer(ctx, k, acc, &cfg)?,
+            }
         }
     }
     Ok(())

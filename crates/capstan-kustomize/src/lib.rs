@@ -22,6 +22,13 @@
 //! never pulled. Namespaces follow kustomize 5.8.1: an entry's `namespace`, else the
 //! nearest kustomization's (its own or an including one's), becomes
 //! `.Release.Namespace`, and namespace transformers leave chart output alone.
+//!
+//! KRM functions in `generators`, `transformers` and `validators` (configurations with
+//! the `config.kubernetes.io/function` annotation) need
+//! [`BuildOptions::enable_alpha_plugins`], as kustomize's external plugins do. Exec
+//! functions also need [`BuildOptions::enable_exec`] and a [`FunctionRunner`]
+//! ([`build_with_runner`]); they speak kustomize's `ResourceList` protocol. Container
+//! (and starlark) functions are an error: capstan runs no containers.
 
 mod accumulate;
 mod error;
@@ -29,6 +36,7 @@ mod fieldspec;
 mod generators;
 mod helmcharts;
 mod json6902;
+mod krm;
 mod kustfile;
 mod nameref;
 mod order;
@@ -44,6 +52,7 @@ use capstan_vfs::FileSystem;
 use capstan_yaml::Node;
 
 pub use error::KustomizeError;
+pub use krm::{ExecCall, ExecOutput, FunctionRunner};
 pub use resource::{ResId, Resource};
 
 /// The value of `app.kubernetes.io/managed-by` with `--enable-managedby-label` or
@@ -94,6 +103,29 @@ pub fn build(
 ) -> Result<Vec<Node>, KustomizeError> {
     let res = accumulate::build_resources(fs, root, opts)?;
     Ok(res.into_iter().map(|r| r.node).collect())
+}
+
+/// [`build`] with a runner for exec KRM functions (`exec:` functions in `generators`,
+/// `transformers` and `validators`, allowed by [`BuildOptions::enable_exec`]).
+pub fn build_with_runner(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+    runner: &dyn FunctionRunner,
+) -> Result<Vec<Node>, KustomizeError> {
+    let res = accumulate::build_resources_with(fs, root, opts, Some(runner))?;
+    Ok(res.into_iter().map(|r| r.node).collect())
+}
+
+/// [`build_to_string`] with a runner for exec KRM functions.
+pub fn build_to_string_with_runner(
+    fs: &dyn FileSystem,
+    root: &Path,
+    opts: &BuildOptions,
+    runner: &dyn FunctionRunner,
+) -> Result<String, KustomizeError> {
+    let nodes = build_with_runner(fs, root, opts, runner)?;
+    Ok(render(&nodes))
 }
 
 /// Build and render as `kustomize build` prints: keys sorted, values normalised as

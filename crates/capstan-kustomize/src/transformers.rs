@@ -10,8 +10,12 @@ use crate::kustfile::Kustomization;
 use crate::resource::Resource;
 use crate::{json6902, replacements, smp};
 
-/// Remove bookkeeping annotations before output (none are stored in the tree today).
-pub fn strip_internal(_n: &mut Node) {}
+/// Remove bookkeeping annotations before output, as kustomize's `RemoveBuildAnnotations`
+/// does: kyaml's reader annotations (path, index, sequence indent; internal and legacy
+/// spellings), whoever wrote them. capstan's own bookkeeping is kept outside the tree.
+pub fn strip_internal(n: &mut Node) {
+    crate::krm::remove_reader_annotations(n);
+}
 
 fn string_map(n: Option<&Node>) -> Vec<(String, String)> {
     match n {
