@@ -503,13 +503,27 @@ fn add_var(acc: &mut Acc, v: Node) -> Result<()> {
     Ok(())
 }
 
-fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Acc> {
-    if ctx.stack.iter().any(|d| d == dir) {
-        return Err(kerr!(
-            "cycle detected: '{}' is already being built",
-            dir.display()
-        ));
+/// kustomize's loader (`errIfArgEqualOrHigher`): a directory that is, or contains, one being
+/// built (the current one or any that includes it) is a cycle, for resources and components
+/// alike.
+fn check_cycle(ctx: &Ctx, dir: &Path) -> Result<()> {
+    match ctx
+        .stack
+        .iter()
+        .rev()
+        .find(|visited| visited.starts_with(dir))
+    {
+        Some(visited) => Err(kerr!(
+            "cycle detected: candidate root '{}' contains visited root '{}'",
+            dir.display(),
+            visited.display()
+        )),
+        None => Ok(()),
     }
+}
+
+fn accumulate_directory(ctx: &mut Ctx, dir: &Path, component: bool) -> Result<Acc> {
+    check_cycle(ctx, dir)?;
     let k = kustfile::load(ctx.fs, dir)?;
     if !component && k.kind() == "Component" {
         return Err(kerr!(
@@ -570,6 +584,7 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
                 dir.display()
             ));
         }
+        check_cycle(ctx, &dir).map_err(|e| e.context("accumulating components"))?;
         let ck = kustfile::load(ctx.fs, &dir).map_err(|e| e.context("accumulating components"))?;
         if ck.kind() != "Component" {
             return Err(kerr!(
