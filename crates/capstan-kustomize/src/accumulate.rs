@@ -1012,7 +1012,9 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
             k.file.display()
         ));
     };
-    let docs: Vec<Node> = capstan_yaml::parse_documents(&text, &source)?
+    // A JSON patch is read without strictness (sigs.k8s.io/yaml), a strategic merge patch
+    // as a resource (go-yaml v3: a repeated key is an error).
+    let docs: Vec<Node> = capstan_yaml::parse_documents_last_key_wins(&text, &source)?
         .into_iter()
         .filter(|d| !d.is_null())
         .collect();
@@ -1020,6 +1022,9 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
         return Err(kerr!("patch appears to be empty"));
     }
     let is_json = matches!(docs.first(), Some(Node::Sequence(_)));
+    if !is_json {
+        capstan_yaml::parse_documents(&text, &source)?;
+    }
     let opt = |k: &str| {
         p.get("options")
             .and_then(|o| o.get(k))
@@ -1035,7 +1040,7 @@ fn apply_patch_entry(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc, p: &Node) 
                 "unable to apply patch: must specify a target for patch"
             ));
         };
-        let ops = json6902::parse_ops(&text, "patch")?;
+        let ops = json6902::parse_ops(&text, &source)?;
         let sel = Selector::from_node(target)?;
         for r in acc.resources.iter_mut() {
             if sel.matches(r) {

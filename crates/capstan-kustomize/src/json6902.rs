@@ -6,7 +6,9 @@ use crate::error::{kerr, Result};
 
 /// Parse the operations of a JSON or YAML patch document.
 pub fn parse_ops(text: &str, source: &str) -> Result<Vec<Node>> {
-    let docs = capstan_yaml::parse_documents(text, source)?;
+    // kustomize converts JSON patches with sigs.k8s.io/yaml (not strict): a repeated key
+    // in an operation replaces the earlier value.
+    let docs = capstan_yaml::parse_documents_last_key_wins(text, source)?;
     let mut ops = Vec::new();
     for d in docs {
         match d {
