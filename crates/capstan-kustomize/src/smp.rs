@@ -741,7 +741,7 @@ impl<'a> Walker<'a> {
                             Some((dir, value)) => {
                                 let mut s2 = s.to_vec();
                                 let key = ["$patch".to_string()];
-                                element_setter(&mut s2, None, &key, &[value.clone()]);
+                                element_setter(&mut s2, None, &key, std::slice::from_ref(&value));
                                 match dir {
                                     Directive::Delete => return Ok(Out::Clear),
                                     Directive::Replace => {
