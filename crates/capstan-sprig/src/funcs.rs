@@ -559,8 +559,11 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
     m.add("mustToJson", |_, a| crate::to_json(arg(a, 0)).map(sv));
     m.add("toPrettyJson", |_, a| {
+        // Sprig: output, _ := json.MarshalIndent(v, "", "  "): "" on error
         let mut s = String::new();
-        let _ = crate::conv::to_json_pretty(arg(a, 0), &mut s, 0);
+        if crate::conv::to_json_pretty(arg(a, 0), &mut s, 0).is_err() {
+            s.clear();
+        }
         Ok(sv(s))
     });
     m.add("mustToPrettyJson", |_, a| {
