@@ -865,6 +865,18 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
     Ok(())
 }
 
+/// kyaml's merge walks every field of the target and writes each back with `SetField`,
+/// which drops a field whose value is null: after a strategic-merge patch no map of the
+/// target (through nested maps; lists are kept as they are) has a null-valued field.
+fn clear_null_fields(n: &mut Node) {
+    if let Node::Mapping(m) = n {
+        m.entries.retain(|(_, v)| !v.is_null());
+        for (_, v) in m.entries.iter_mut() {
+            clear_null_fields(v);
+        }
+    }
+}
+
 /// kustomize's `Resource.ApplySmPatch` (as `resWrangler.ApplySmPatch` calls it): the
 /// patch takes the target's apiVersion; afterwards kind and name are restored unless
 /// the patch entry allows changing them, and the namespace always is.
@@ -898,6 +910,7 @@ fn apply_smp_to(
             },
         );
     smp::merge_with(&mut r.node, &patch, schema)?;
+    clear_null_fields(&mut r.node);
     if r.node.is_null() {
         r.node = Node::null();
         return Ok(());

@@ -171,3 +171,46 @@ fn annotation_values_become_strings() {
         "{out}"
     );
 }
+
+#[test]
+fn strategic_merge_patch_drops_null_fields_of_the_target_maps() {
+    let fs = MemFs::new()
+        .with(
+            "/a/d.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels:\n  template:\n    spec:\n      affinity:\n        nodeAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n",
+        )
+        .with(
+            "/a/p.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: 2\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- d.yaml\npatches:\n- path: p.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  selector: {}\n"), "{out}");
+    assert!(out.contains("        nodeAffinity: {}\n"), "{out}");
+}
+
+#[test]
+fn null_fields_of_unpatched_resources_are_kept() {
+    let fs = MemFs::new()
+        .with(
+            "/a/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\nbinaryData:\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- cm.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("binaryData: null\n"), "{out}");
+}
+
+#[test]
+fn secret_generator_without_sources_has_empty_data() {
+    let fs = MemFs::new().with(
+        "/a/kustomization.yaml",
+        "secretGenerator:\n- name: s\n  options:\n    disableNameSuffixHash: true\nconfigMapGenerator:\n- name: c\n  options:\n    disableNameSuffixHash: true\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("apiVersion: v1\ndata: {}\nkind: Secret\n"),
+        "{out}"
+    );
+    assert!(out.contains("apiVersion: v1\nkind: ConfigMap\n"), "{out}");
+}
