@@ -866,11 +866,13 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
 }
 
 /// kyaml's merge walks every field of the target and writes each back with `SetField`,
-/// which drops a field whose value is null: after a strategic-merge patch no map of the
-/// target (through nested maps; lists are kept as they are) has a null-valued field.
+/// which drops a field whose value is an empty null (`key:`); an explicit `null` or `~`
+/// the patch does not touch is kept (merge2's VisitMap). Applied through nested maps;
+/// lists are kept as they are.
 fn clear_null_fields(n: &mut Node) {
     if let Node::Mapping(m) = n {
-        m.entries.retain(|(_, v)| !v.is_null());
+        m.entries
+            .retain(|(_, v)| !matches!(v, Node::Scalar(s) if s.is_null() && s.value.is_empty()));
         for (_, v) in m.entries.iter_mut() {
             clear_null_fields(v);
         }

@@ -177,7 +177,7 @@ fn strategic_merge_patch_drops_null_fields_of_the_target_maps() {
     let fs = MemFs::new()
         .with(
             "/a/d.yaml",
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels:\n  template:\n    spec:\n      affinity:\n        nodeAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  creationTimestamp: null\nspec:\n  selector:\n    matchLabels:\n  template:\n    spec:\n      affinity:\n        nodeAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n",
         )
         .with(
             "/a/p.yaml",
@@ -187,6 +187,8 @@ fn strategic_merge_patch_drops_null_fields_of_the_target_maps() {
     let out = run(&fs, "/a").unwrap();
     assert!(out.contains("  selector: {}\n"), "{out}");
     assert!(out.contains("        nodeAffinity: {}\n"), "{out}");
+    // An explicit null is kept.
+    assert!(out.contains("  creationTimestamp: null\n"), "{out}");
 }
 
 #[test]
