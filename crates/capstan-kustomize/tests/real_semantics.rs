@@ -216,3 +216,23 @@ fn secret_generator_without_sources_has_empty_data() {
     );
     assert!(out.contains("apiVersion: v1\nkind: ConfigMap\n"), "{out}");
 }
+
+#[test]
+fn json6902_replace_of_a_missing_object_key_sets_it() {
+    let fs = MemFs::new().with("/a/cm.yaml", CM).with(
+        "/a/kustomization.yaml",
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: replace\n      path: /data/new\n      value: x\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  new: x\n"), "{out}");
+}
+
+#[test]
+fn json6902_replace_under_a_missing_parent_is_an_error() {
+    let fs = MemFs::new().with("/a/cm.yaml", CM).with(
+        "/a/kustomization.yaml",
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: replace\n      path: /nope/new\n      value: x\n",
+    );
+    let err = run(&fs, "/a").unwrap_err();
+    assert!(err.contains("doc is missing path"), "{err}");
+}
