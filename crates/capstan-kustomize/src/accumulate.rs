@@ -62,10 +62,13 @@ pub(crate) struct Acc {
 }
 
 /// The part of an id kustomize's duplicate check compares.
-type IdKey = (String, String, String, String);
+type IdKey = (String, String, String, String, String);
 
+/// kustomize's `ResId.Equals` compares group, version and kind: one kind and name under
+/// two apiVersions are two resources.
 fn id_key(r: &Resource) -> IdKey {
     (
+        r.api_version().to_string(),
         r.group(),
         r.kind().to_string(),
         r.name().to_string(),
@@ -99,12 +102,8 @@ impl Acc {
     }
     pub fn append(&mut self, r: Resource) -> Result<()> {
         let (kind, name, ns, av) = (r.kind(), r.name(), r.namespace(), r.api_version());
-        let g = |a: &str| a.rsplit_once('/').map(|x| x.0).unwrap_or("").to_string();
         if self.resources.iter().any(|x| {
-            x.name() == name
-                && x.kind() == kind
-                && x.namespace() == ns
-                && g(x.api_version()) == g(av)
+            x.name() == name && x.kind() == kind && x.namespace() == ns && x.api_version() == av
         }) {
             return Err(kerr!(
                 "may not add resource with an already registered id: {}",

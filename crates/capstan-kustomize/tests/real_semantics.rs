@@ -236,3 +236,15 @@ fn json6902_replace_under_a_missing_parent_is_an_error() {
     let err = run(&fs, "/a").unwrap_err();
     assert!(err.contains("doc is missing path"), "{err}");
 }
+
+#[test]
+fn one_kind_and_name_under_two_api_versions_are_two_resources() {
+    let fs = MemFs::new()
+        .with(
+            "/a/r.yaml",
+            "apiVersion: example.com/v1alpha1\nkind: Thing\nmetadata:\n  name: t\n---\napiVersion: example.com/v1beta1\nkind: Thing\nmetadata:\n  name: t\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- r.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert_eq!(out.matches("kind: Thing").count(), 2, "{out}");
+}
