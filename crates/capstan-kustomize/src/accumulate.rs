@@ -64,10 +64,13 @@ pub(crate) struct Acc {
 }
 
 /// The part of an id kustomize's duplicate check compares.
-type IdKey = (String, String, String, String);
+type IdKey = (String, String, String, String, String);
 
+/// kustomize's `ResId.Equals` compares group, version and kind: one kind and name under
+/// two apiVersions are two resources.
 fn id_key(r: &Resource) -> IdKey {
     (
+        r.api_version().to_string(),
         r.group(),
         r.kind().to_string(),
         r.name().to_string(),
@@ -101,12 +104,8 @@ impl Acc {
     }
     pub fn append(&mut self, r: Resource) -> Result<()> {
         let (kind, name, ns, av) = (r.kind(), r.name(), r.namespace(), r.api_version());
-        let g = |a: &str| a.rsplit_once('/').map(|x| x.0).unwrap_or("").to_string();
         if self.resources.iter().any(|x| {
-            x.name() == name
-                && x.kind() == kind
-                && x.namespace() == ns
-                && g(x.api_version()) == g(av)
+            x.name() == name && x.kind() == kind && x.namespace() == ns && x.api_version() == av
         }) {
             return Err(kerr!(
                 "may not add resource with an already registered id: {}",
@@ -906,6 +905,20 @@ pub(crate) fn apply_json6902(r: &mut Resource, ops: &[Node]) -> Result<()> {
     Ok(())
 }
 
+/// kyaml's merge walks every field of the target and writes each back with `SetField`,
+/// which drops a field whose value is an empty null (`key:`); an explicit `null` or `~`
+/// the patch does not touch is kept (merge2's VisitMap). Applied through nested maps;
+/// lists are kept as they are.
+fn clear_null_fields(n: &mut Node) {
+    if let Node::Mapping(m) = n {
+        m.entries
+            .retain(|(_, v)| !matches!(v, Node::Scalar(s) if s.is_null() && s.value.is_empty()));
+        for (_, v) in m.entries.iter_mut() {
+            clear_null_fields(v);
+        }
+    }
+}
+
 /// kustomize's `Resource.ApplySmPatch` (as `resWrangler.ApplySmPatch` calls it): the
 /// patch takes the target's apiVersion; afterwards kind and name are restored unless
 /// the patch entry allows changing them, and the namespace always is.
@@ -939,6 +952,7 @@ fn apply_smp_to(
             smp::Schema::Unknown
         });
     smp::merge_with(&mut r.node, &patch, schema)?;
+    clear_null_fields(&mut r.node);
     if r.node.is_null() {
         r.node = Node::null();
         return Ok(());

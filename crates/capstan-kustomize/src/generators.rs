@@ -240,9 +240,9 @@ pub fn secret(ctx: &Ctx, dir: &Path, g: &Node, global: Option<&Node>) -> Result<
     for (k, v) in pairs {
         data.insert(k, Node::string(encode_base64(&v)));
     }
-    if !data.is_empty() {
-        root.insert("data", Node::Mapping(data));
-    }
+    // kyaml's LoadMapIntoSecretData creates `data` even when there is nothing to put in
+    // it (LoadMapIntoConfigMapData creates it per key, so an empty ConfigMap has none).
+    root.insert("data", Node::Mapping(data));
     root.insert(
         "type",
         Node::string(g.str_at(&["type"]).unwrap_or("Opaque")),

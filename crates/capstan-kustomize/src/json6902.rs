@@ -80,11 +80,8 @@ fn add(n: &mut Node, toks: &[String], v: Node, path: &str, replace: bool) -> Res
         .ok_or_else(|| kerr!("doc is missing path: \"{path}\": missing value"))?;
     match p {
         Node::Mapping(m) => {
-            if replace && !m.contains_key(last) {
-                return Err(kerr!(
-                    "replace operation does not apply: doc is missing key: {path}: missing value"
-                ));
-            }
+            // evanphx/json-patch v5 as kustomize 5.5 uses it: `replace` of a key missing
+            // from an object that exists sets it (partialDoc.get does not fail there).
             m.insert(last.clone(), v);
             Ok(())
         }

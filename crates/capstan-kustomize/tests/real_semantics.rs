@@ -171,3 +171,80 @@ fn annotation_values_become_strings() {
         "{out}"
     );
 }
+
+#[test]
+fn strategic_merge_patch_drops_null_fields_of_the_target_maps() {
+    let fs = MemFs::new()
+        .with(
+            "/a/d.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  creationTimestamp: null\nspec:\n  selector:\n    matchLabels:\n  template:\n    spec:\n      affinity:\n        nodeAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n",
+        )
+        .with(
+            "/a/p.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: 2\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- d.yaml\npatches:\n- path: p.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  selector: {}\n"), "{out}");
+    assert!(out.contains("        nodeAffinity: {}\n"), "{out}");
+    // An explicit null is kept.
+    assert!(out.contains("  creationTimestamp: null\n"), "{out}");
+}
+
+#[test]
+fn null_fields_of_unpatched_resources_are_kept() {
+    let fs = MemFs::new()
+        .with(
+            "/a/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\nbinaryData:\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- cm.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("binaryData: null\n"), "{out}");
+}
+
+#[test]
+fn secret_generator_without_sources_has_empty_data() {
+    let fs = MemFs::new().with(
+        "/a/kustomization.yaml",
+        "secretGenerator:\n- name: s\n  options:\n    disableNameSuffixHash: true\nconfigMapGenerator:\n- name: c\n  options:\n    disableNameSuffixHash: true\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(
+        out.contains("apiVersion: v1\ndata: {}\nkind: Secret\n"),
+        "{out}"
+    );
+    assert!(out.contains("apiVersion: v1\nkind: ConfigMap\n"), "{out}");
+}
+
+#[test]
+fn json6902_replace_of_a_missing_object_key_sets_it() {
+    let fs = MemFs::new().with("/a/cm.yaml", CM).with(
+        "/a/kustomization.yaml",
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: replace\n      path: /data/new\n      value: x\n",
+    );
+    let out = run(&fs, "/a").unwrap();
+    assert!(out.contains("  new: x\n"), "{out}");
+}
+
+#[test]
+fn json6902_replace_under_a_missing_parent_is_an_error() {
+    let fs = MemFs::new().with("/a/cm.yaml", CM).with(
+        "/a/kustomization.yaml",
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: replace\n      path: /nope/new\n      value: x\n",
+    );
+    let err = run(&fs, "/a").unwrap_err();
+    assert!(err.contains("doc is missing path"), "{err}");
+}
+
+#[test]
+fn one_kind_and_name_under_two_api_versions_are_two_resources() {
+    let fs = MemFs::new()
+        .with(
+            "/a/r.yaml",
+            "apiVersion: example.com/v1alpha1\nkind: Thing\nmetadata:\n  name: t\n---\napiVersion: example.com/v1beta1\nkind: Thing\nmetadata:\n  name: t\n",
+        )
+        .with("/a/kustomization.yaml", "resources:\n- r.yaml\n");
+    let out = run(&fs, "/a").unwrap();
+    assert_eq!(out.matches("kind: Thing").count(), 2, "{out}");
+}
