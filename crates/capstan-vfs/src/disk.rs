@@ -283,10 +283,14 @@ impl Walker<'_> {
             cur.push(name.clone());
             let host = self.fs.host_of(&cur);
             let md = std::fs::symlink_metadata(&host).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: {}", inner_of(&cur).display(), plain_io(&e)),
-                )
+                // Callers name the path they asked for; name the component only when it
+                // is another one (a directory on the way, a symlink's target).
+                let at = inner_of(&cur);
+                if at == normalize(self.asked) {
+                    io::Error::new(e.kind(), plain_io(&e))
+                } else {
+                    io::Error::new(e.kind(), format!("{}: {}", at.display(), plain_io(&e)))
+                }
             })?;
             if md.file_type().is_symlink() {
                 let link = inner_of(&cur);
@@ -368,8 +372,7 @@ impl FileSystem for DiskFs {
             ));
         }
         let host = self.host_path(&real);
-        std::fs::read(&host)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {}", path.display(), plain_io(&e))))
+        std::fs::read(&host).map_err(|e| io::Error::new(e.kind(), plain_io(&e)))
     }
     fn file_type(&self, path: &Path) -> Option<FileType> {
         match self.resolve(path) {
@@ -471,6 +474,15 @@ mod tests {
         assert_eq!(
             fs.read(Path::new("/nope")).unwrap_err().kind(),
             io::ErrorKind::NotFound
+        );
+        // The caller names the path; an error names only another component.
+        assert_eq!(
+            fs.read(Path::new("/sub/nope")).unwrap_err().to_string(),
+            "no such file or directory"
+        );
+        assert_eq!(
+            fs.read(Path::new("/gone/nope")).unwrap_err().to_string(),
+            "/gone: no such file or directory"
         );
         assert!(fs.read(Path::new("/sub")).is_err());
         assert!(fs.read(Path::new("/in.yaml/x")).is_err());
