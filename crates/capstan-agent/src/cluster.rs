@@ -220,7 +220,7 @@ impl ClusterWorker {
                     Err(p) => tracing::error!(
                         cluster = %self.name,
                         location = p.location.as_deref().unwrap_or("unknown"),
-                        message = %p.message,
+                        panic = %p.message,
                         "a round panicked (a bug in capstan); the cluster is reconciled again at the next wake"
                     ),
                 }
@@ -355,7 +355,7 @@ impl ClusterWorker {
         for (unit, p) in render_panics(&render) {
             tracing::error!(
                 cluster = %self.name, kind = %unit.kind, namespace = %unit.namespace, name = %unit.name,
-                location = p.location.as_deref().unwrap_or("unknown"), message = %p.message,
+                location = p.location.as_deref().unwrap_or("unknown"), panic = %p.message,
                 "rendering a unit panicked (a bug in capstan): only this unit and its dependents fail"
             );
             self.reporter.unit_panicked(&self.name, unit);
@@ -946,7 +946,7 @@ impl Guarded for AgentDriver<'_> {
         let id = &unit.unit.id;
         tracing::error!(
             cluster = %w.name, kind = %id.kind, namespace = %id.namespace, name = %id.name,
-            location = p.location.as_deref().unwrap_or("unknown"), message = %p.message,
+            location = p.location.as_deref().unwrap_or("unknown"), panic = %p.message,
             "applying a unit panicked (a bug in capstan): only this unit and its dependents fail"
         );
         w.reporter.unit_panicked(&w.name, id);
@@ -1063,6 +1063,53 @@ mod tests {
         format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n"
         )
+    }
+
+    /// Collects what the global `tracing` subscriber writes.
+    #[derive(Clone)]
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            locked(&self.0).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The panic hook: an uncaught panic is logged once through `tracing` with its
+    /// location and message; a panic a unit's catch handles is left to the worker.
+    #[test]
+    fn panics_are_logged_once_through_tracing_and_caught_ones_by_their_catcher() {
+        let buf = SharedBuf(Arc::new(Mutex::new(Vec::new())));
+        let writer = buf.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("the only global subscriber of these tests");
+        capstan_engine::install_panic_hook();
+        let t = std::thread::Builder::new()
+            .name("uncaught".into())
+            .spawn(|| panic!("uncaught engine bug"))
+            .unwrap();
+        assert!(t.join().is_err());
+        let p = capstan_engine::isolate::catch(|| -> u8 { panic!("caught engine bug") });
+        assert_eq!(p.unwrap_err().message, "caught engine bug");
+        let log = String::from_utf8(locked(&buf.0).clone()).unwrap();
+        assert_eq!(log.matches("uncaught engine bug").count(), 1, "{log}");
+        assert!(log.contains("panicked: uncaught engine bug"), "{log}");
+        assert!(
+            log.contains("ERROR") && log.contains("thread=\"uncaught\""),
+            "{log}"
+        );
+        assert!(
+            log.contains("location=\"crates/capstan-agent/src/cluster.rs:"),
+            "{log}"
+        );
+        assert!(!log.contains("panicked: caught engine bug"), "{log}");
     }
 
     /// The isolation of a round, in memory: a unit whose render panics and a unit whose

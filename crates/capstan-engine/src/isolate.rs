@@ -97,9 +97,9 @@ pub fn install_panic_hook() {
             if tracing::dispatcher::has_been_set() {
                 match &backtrace {
                     Some(bt) => {
-                        tracing::error!(thread, location, message = %p.message, backtrace = %bt, "panic")
+                        tracing::error!(thread, location, backtrace = %bt, "panicked: {}", p.message)
                     }
-                    None => tracing::error!(thread, location, message = %p.message, "panic"),
+                    None => tracing::error!(thread, location, "panicked: {}", p.message),
                 }
             } else {
                 eprintln!("thread '{thread}' {p}");
