@@ -30,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod ignore;
 pub mod manifest;
+pub mod recursion;
 pub mod schema;
 pub mod semver;
 pub mod strvals;
