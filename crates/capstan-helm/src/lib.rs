@@ -37,7 +37,10 @@ pub mod strvals;
 pub mod value;
 pub mod yaml;
 
-pub use chart::{load, load_archive, load_dir, Chart, ChartFile, Dependency, Metadata};
+pub use chart::{
+    load, load_archive, load_archive_with, load_dir, load_with, Chart, ChartFile, Dependency,
+    LoadLimits, Metadata,
+};
 pub use error::HelmError;
 pub use value::{Map, Val};
 
