@@ -824,30 +824,8 @@ pub fn render_with(
     caps: &Capabilities,
     funcs: Option<Arc<capstan_gotemplate::FuncMap>>,
 ) -> Result<BTreeMap<String, String>, HelmError> {
-    std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("helm-render".into())
-            .stack_size(crate::recursion::RENDER_STACK)
-            .spawn_scoped(s, || {
-                render_on_this_thread(chart, values, release, caps, funcs)
-            });
-        match worker {
-            Ok(h) => h.join().unwrap_or_else(|p| {
-                let why = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(HelmError::Render(format!(
-                    "rendering template failed: {why}"
-                )))
-            }),
-            Err(e) => Err(HelmError::Render(format!(
-                "rendering chart {}: cannot start the render thread ({} MiB stack): {e}",
-                chart.name(),
-                crate::recursion::RENDER_STACK >> 20
-            ))),
-        }
+    crate::recursion::on_render_thread(&format!("rendering chart {}", chart.name()), || {
+        render_on_this_thread(chart, values, release, caps, funcs)
     })
 }
 

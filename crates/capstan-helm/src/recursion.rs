@@ -147,6 +147,47 @@ fn guarded(inner: Func, is_include: bool) -> Func {
     })
 }
 
+thread_local! {
+    static ON_RENDER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on a thread with a [`RENDER_STACK`] stack (or directly, when already on one):
+/// values nested thousands deep (go-yaml allows 10000 levels) and templates nested
+/// [`MAX_NESTING`] deep recurse that deep through loading, coalescing and rendering.
+pub fn on_render_thread<T: Send>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, crate::HelmError> + Send,
+) -> Result<T, crate::HelmError> {
+    if ON_RENDER_THREAD.with(|c| c.get()) {
+        return f();
+    }
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("helm-render".into())
+            .stack_size(RENDER_STACK)
+            .spawn_scoped(s, || {
+                ON_RENDER_THREAD.with(|c| c.set(true));
+                f()
+            });
+        match worker {
+            Ok(h) => h.join().unwrap_or_else(|p| {
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(crate::HelmError::Render(format!(
+                    "rendering template failed: {why}"
+                )))
+            }),
+            Err(e) => Err(crate::HelmError::Render(format!(
+                "{what}: cannot start the render thread ({} MiB stack): {e}",
+                RENDER_STACK >> 20
+            ))),
+        }
+    })
+}
+
 /// `funcs` with `include` and `tpl` counted as above.
 pub fn bounded(funcs: &FuncMap) -> FuncMap {
     let mut out = funcs.clone();

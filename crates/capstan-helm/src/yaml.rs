@@ -82,6 +82,11 @@ pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
         numbers,
         anchors: HashMap::new(),
         parser: Parser::new_from_str(src),
+        decode_count: 0,
+        alias_count: 0,
+        alias_bytes: 0,
+        scalar_bytes: 0,
+        depth: 0,
     };
     let mut docs = Vec::new();
     loop {
@@ -145,10 +150,56 @@ fn go_yaml_error(line: usize, info: &str) -> String {
     }
 }
 
+/// How deep collections may nest. go-yaml allows 10000 levels (`max_flow_level`,
+/// `max_indents`; the parser here stops flow collections at 255 on its own); here 1000:
+/// every level of a value recurses through coalescing, conversion and dropping, on
+/// whatever thread the caller loads charts on (a 2 MiB one in tests and async runtimes),
+/// and real values nest a few dozen levels.
+pub const MAX_DEPTH: usize = 1_000;
+
+/// Bytes of scalar text alias expansion may copy in one document. go-yaml shares the
+/// strings an alias repeats; here every expansion is a copy, so besides go-yaml's node
+/// ratio ([`allowed_alias_ratio`]) the copied bytes are bounded too.
+pub const MAX_ALIAS_BYTES: usize = 64 * 1024 * 1024;
+
+const EXCESSIVE_ALIASING: &str = "yaml: document contains excessive aliasing";
+
+/// go-yaml's `allowedAliasRatio`: how much of a document's decoded nodes may come from
+/// alias expansion (99% up to 400000 nodes, scaling down to 10% at 4000000).
+pub fn allowed_alias_ratio(decode_count: usize) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let d = decode_count as f64;
+    if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((d - LOW) / (HIGH - LOW))
+    }
+}
+
+/// An anchored value, with what decoding it cost (what each alias to it costs again).
+struct Anchor {
+    value: Val,
+    nodes: usize,
+    bytes: usize,
+}
+
 struct Builder<'a> {
     numbers: Numbers,
-    anchors: HashMap<usize, Val>,
+    anchors: HashMap<usize, Anchor>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// Nodes decoded, counting every alias expansion in full (go-yaml's `decodeCount`).
+    decode_count: usize,
+    /// Nodes decoded inside alias expansions (go-yaml's `aliasCount`).
+    alias_count: usize,
+    /// Scalar bytes copied by alias expansions.
+    alias_bytes: usize,
+    /// Scalar bytes decoded, counting alias expansions.
+    scalar_bytes: usize,
+    /// Collections open.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -160,20 +211,85 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Counts decoded nodes as go-yaml's decoder does and fails a document that is mostly
+    /// alias expansion (a "billion laughs").
+    fn count(&mut self, nodes: usize, aliased: bool) -> Result<(), YamlError> {
+        self.decode_count += nodes;
+        if aliased {
+            self.alias_count += nodes;
+        }
+        if self.alias_count > 100
+            && self.decode_count > 1000
+            && self.alias_count as f64 / self.decode_count as f64
+                > allowed_alias_ratio(self.decode_count)
+        {
+            return Err(YamlError(EXCESSIVE_ALIASING.into()));
+        }
+        Ok(())
+    }
+
+    fn anchor(&mut self, anchor: usize, value: &Val, nodes_before: usize, bytes_before: usize) {
+        if anchor > 0 {
+            self.anchors.insert(
+                anchor,
+                Anchor {
+                    value: value.clone(),
+                    nodes: self.decode_count - nodes_before,
+                    bytes: self.scalar_bytes - bytes_before,
+                },
+            );
+        }
+    }
+
     fn node(&mut self, ev: Event<'a>) -> Result<Val, YamlError> {
+        let (nodes_before, bytes_before) = (self.decode_count, self.scalar_bytes);
+        self.count(1, false)?;
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                self.scalar_bytes += text.len();
                 let v = resolve_scalar(&text, style, tag.as_deref(), self.numbers);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| YamlError("yaml: unknown anchor referenced".into())),
+            Event::Alias(id) => {
+                let (nodes, bytes) = match self.anchors.get(&id) {
+                    Some(a) => (a.nodes, a.bytes),
+                    None => return Err(YamlError("yaml: unknown anchor referenced".into())),
+                };
+                self.count(nodes, true)?;
+                self.alias_bytes += bytes;
+                self.scalar_bytes += bytes;
+                if self.alias_bytes > MAX_ALIAS_BYTES {
+                    return Err(YamlError(EXCESSIVE_ALIASING.into()));
+                }
+                Ok(self.anchors[&id].value.clone())
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(YamlError(format!(
+                        "yaml: exceeded max depth of {MAX_DEPTH}"
+                    )));
+                }
+                self.depth += 1;
+                // deep documents recurse deep: grow the stack in segments rather than
+                // overflow whatever thread parses
+                let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                    self.collection(ev, nodes_before, bytes_before)
+                });
+                self.depth -= 1;
+                r
+            }
+            _ => Err(YamlError("yaml: unexpected event".into())),
+        }
+    }
+
+    fn collection(
+        &mut self,
+        ev: Event<'a>,
+        nodes_before: usize,
+        bytes_before: usize,
+    ) -> Result<Val, YamlError> {
+        match ev {
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
@@ -186,9 +302,7 @@ impl<'a> Builder<'a> {
                     items.push(self.node(ev)?);
                 }
                 let v = Val::List(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
             Event::MappingStart(anchor, _) => {
@@ -229,9 +343,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let v = Val::Map(m);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
             _ => Err(YamlError("yaml: unexpected event".into())),

@@ -204,3 +204,142 @@ fn recursion_limit_errors_on_a_small_stack_thread() {
     let err = h.join().unwrap();
     assert!(err.contains("nested reference name: loop"), "{err}");
 }
+
+// ---- YAML: alias expansion and nesting (go-yaml's limits) ----
+
+/// A billion laughs: 9 levels of 9 aliases each expand to 9^9 (387 million) scalars.
+fn laughs(indent: &str) -> String {
+    let mut y = format!("{indent}a0: &a0 [\"lol\"]\n");
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        let items = vec![prev.as_str(); 9].join(", ");
+        y.push_str(&format!("{indent}a{i}: &a{i} [{items}]\n"));
+    }
+    y
+}
+
+#[test]
+fn values_yaml_billion_laughs_fails_fast() {
+    let err = render_err(&[
+        ("values.yaml", &laughs("")),
+        ("templates/cm.yaml", "x: 1\n"),
+    ]);
+    assert!(err.contains("cannot load values.yaml"), "{err}");
+    assert!(
+        err.contains("yaml: document contains excessive aliasing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn user_values_billion_laughs_fails_fast() {
+    let fs = chart(&[("templates/cm.yaml", "x: 1\n")]);
+    let opts = TemplateOptions {
+        values_yaml: vec![laughs("")],
+        ..TemplateOptions::default()
+    };
+    let err = template(&fs, Path::new("/c"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("failed to parse values"), "{err}");
+    assert!(
+        err.contains("yaml: document contains excessive aliasing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn chart_yaml_and_requirements_billion_laughs_fail_fast() {
+    let mut fs = MemFs::new();
+    fs.add(
+        "/c/Chart.yaml",
+        format!(
+            "apiVersion: v2\nname: hostile\nversion: 0.1.0\nannotations:\n{}",
+            laughs("  ")
+        ),
+    );
+    let err = template(&fs, Path::new("/c"), &TemplateOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot load Chart.yaml"), "{err}");
+    assert!(err.contains("excessive aliasing"), "{err}");
+
+    let mut fs = MemFs::new();
+    fs.add(
+        "/c/Chart.yaml",
+        "apiVersion: v1\nname: hostile\nversion: 0.1.0\n",
+    );
+    fs.add(
+        "/c/requirements.yaml",
+        format!("dependencies: []\nx:\n{}", laughs("  ")),
+    );
+    let err = template(&fs, Path::new("/c"), &TemplateOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot load requirements.yaml"), "{err}");
+    assert!(err.contains("excessive aliasing"), "{err}");
+}
+
+#[test]
+fn aliases_of_a_large_string_are_bounded_by_bytes() {
+    // few nodes, but each alias copies a 1 MiB string
+    let big = "x".repeat(1 << 20);
+    let mut y = format!("s: &s \"{big}\"\nl: [");
+    y.push_str(&vec!["*s"; 100].join(", "));
+    y.push_str("]\n");
+    let err = render_err(&[("values.yaml", &y), ("templates/cm.yaml", "x: 1\n")]);
+    assert!(err.contains("excessive aliasing"), "{err}");
+}
+
+#[test]
+fn moderate_aliasing_is_accepted() {
+    let out = render(&[
+        (
+            "values.yaml",
+            "base: &base {a: 1, b: [x, y]}\none: *base\ntwo:\n  <<: *base\n  c: 3\n",
+        ),
+        (
+            "templates/cm.yaml",
+            "x: {{ .Values.two.c }}{{ .Values.one.a }}\n",
+        ),
+    ])
+    .unwrap();
+    assert!(out.contains("x: 31"), "{out}");
+}
+
+#[test]
+fn values_nested_deeper_than_the_limit_fail() {
+    // block nesting: capstan's limit (go-yaml's is 10000)
+    let deep = format!("a:\n{}x\n", "- ".repeat(20_000));
+    let err = render_err(&[("values.yaml", &deep), ("templates/cm.yaml", "x: 1\n")]);
+    assert!(err.contains("cannot load values.yaml"), "{err}");
+    assert!(err.contains("exceeded max depth of 1000"), "{err}");
+    // flow nesting: the parser's own (lower) limit
+    let deep = format!("a: {}\n", "[".repeat(20_000));
+    let err = render_err(&[("values.yaml", &deep), ("templates/cm.yaml", "x: 1\n")]);
+    assert!(err.contains("cannot load values.yaml"), "{err}");
+    assert!(err.contains("recursion limit exceeded"), "{err}");
+}
+
+#[test]
+fn values_nested_to_the_limit_render_from_a_small_stack_thread() {
+    let h = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let deep = format!("a:\n{}x\n", "- ".repeat(998));
+            render(&[
+                ("values.yaml", &deep),
+                ("templates/cm.yaml", "x: {{ len .Values.a }}\n"),
+            ])
+        })
+        .unwrap();
+    let out = h.join().unwrap().unwrap();
+    assert!(out.contains("x: 1"), "{out}");
+}
+
+#[test]
+fn values_nested_to_the_limit_load_and_drop_on_a_default_test_thread() {
+    let deep = format!("a:\n{}x\n", "- ".repeat(998));
+    let v = capstan_helm::yaml::parse_values(&deep).unwrap();
+    drop(v);
+}
