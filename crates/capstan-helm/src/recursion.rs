@@ -120,8 +120,17 @@ fn leave(name: Option<&str>) {
     })
 }
 
+/// The error of a limit that fired below; the outermost call takes it (so that a later
+/// template of the same render starts clean).
 fn fired_limit() -> Option<String> {
-    NESTING.with(|n| n.borrow().limit.clone())
+    NESTING.with(|n| {
+        let mut n = n.borrow_mut();
+        if n.depth == 0 {
+            n.limit.take()
+        } else {
+            n.limit.clone()
+        }
+    })
 }
 
 fn guarded(inner: Func, is_include: bool) -> Func {
