@@ -212,7 +212,7 @@ fn laughs(indent: &str) -> String {
     let mut y = format!("{indent}a0: &a0 [\"lol\"]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let items = vec![prev.as_str(); 9].join(", ");
+        let items = [prev.as_str(); 9].join(", ");
         y.push_str(&format!("{indent}a{i}: &a{i} [{items}]\n"));
     }
     y
