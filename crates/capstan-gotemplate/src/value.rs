@@ -450,7 +450,8 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Object(_) => true,
+            // a named map or slice type (Helm's `.Files`) is true when not empty
+            Value::Object(o) => !matches!(o.kind(), "map" | "slice") || o.to_data().is_true(),
         }
     }
 

@@ -93,13 +93,87 @@ impl Chart {
     }
 }
 
+/// Helm's `MaxDecompressedChartSize`: what a chart may decompress to in all (100 MiB).
+pub const MAX_DECOMPRESSED_CHART_SIZE: u64 = 100 * 1024 * 1024;
+
+/// Helm's `MaxDecompressedFileSize` (5 MiB): the per-file limit Helm 3.17.3 to 4.1
+/// enforced on archive entries. Helm 4.2 no longer enforces it (helm/helm#31748: only
+/// the aggregate size counts), so [`LoadLimits::default`] does not either; set
+/// [`LoadLimits::max_file_size`] to this value for the older behaviour.
+pub const MAX_DECOMPRESSED_FILE_SIZE: u64 = 5 * 1024 * 1024;
+
+/// How deep subcharts (`charts/x/charts/y/...`, directories or archives) may nest. Helm
+/// has no such limit; real charts nest a few levels, and an archive nesting archives
+/// thousands deep would otherwise recurse without bound.
+pub const MAX_SUBCHART_DEPTH: usize = 64;
+
+/// Bounds on what loading a chart may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Total bytes of every file of the chart and its subcharts (archive entries as
+    /// decompressed, directory files as read). Helm: [`MAX_DECOMPRESSED_CHART_SIZE`].
+    pub max_chart_size: u64,
+    /// Bytes of one archive entry ([`MAX_DECOMPRESSED_FILE_SIZE`] in Helm 3.17.3-4.1; by
+    /// default the same as `max_chart_size`, as Helm 4.2).
+    pub max_file_size: u64,
+    /// [`MAX_SUBCHART_DEPTH`].
+    pub max_subchart_depth: usize,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_chart_size: MAX_DECOMPRESSED_CHART_SIZE,
+            max_file_size: MAX_DECOMPRESSED_CHART_SIZE,
+            max_subchart_depth: MAX_SUBCHART_DEPTH,
+        }
+    }
+}
+
+/// What is left of the limits while one chart (and its subcharts) loads: one budget for
+/// all of it, so that archives nested in archives cannot multiply it.
+struct Budget {
+    limits: LoadLimits,
+    remaining: u64,
+    depth: usize,
+}
+
+impl Budget {
+    fn new(limits: LoadLimits) -> Self {
+        Budget {
+            limits,
+            remaining: limits.max_chart_size,
+            depth: 0,
+        }
+    }
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn strip_bom(mut data: Vec<u8>) -> Vec<u8> {
+    if data.starts_with(UTF8_BOM) {
+        data.drain(..UTF8_BOM.len());
+    }
+    data
+}
+
 /// Loads a chart from a directory or a `.tgz` file.
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Chart, HelmError> {
+    load_with(fs, path, &LoadLimits::default())
+}
+
+/// [`load`] with other limits.
+pub fn load_with(
+    fs: &dyn FileSystem,
+    path: &Path,
+    limits: &LoadLimits,
+) -> Result<Chart, HelmError> {
+    let mut budget = Budget::new(*limits);
     if fs.is_dir(path) {
-        load_dir(fs, path)
+        load_dir_budget(fs, path, &mut budget)
     } else if fs.is_file(path) {
         let data = fs.read(path).map_err(|e| HelmError::Load(e.to_string()))?;
-        load_archive(&data)
+        load_archive_budget(&data, &path.display().to_string(), &mut budget)
     } else {
         Err(HelmError::Load(format!(
             "path {:?} not found",
@@ -110,13 +184,21 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Chart, HelmError> {
 
 /// Loads a chart directory, honouring `.helmignore`.
 pub fn load_dir(fs: &dyn FileSystem, root: &Path) -> Result<Chart, HelmError> {
+    load_dir_budget(fs, root, &mut Budget::new(LoadLimits::default()))
+}
+
+fn load_dir_budget(
+    fs: &dyn FileSystem,
+    root: &Path,
+    budget: &mut Budget,
+) -> Result<Chart, HelmError> {
     let ignore = match fs.read_to_string(&root.join(".helmignore")) {
         Ok(t) => Rules::parse(&t),
         Err(_) => Rules::parse(""),
     };
     let mut files = Vec::new();
-    walk(fs, root, "", &ignore, &mut files)?;
-    load_files(files)
+    walk(fs, root, "", &ignore, &mut files, budget)?;
+    load_files_budget(files, budget)
 }
 
 fn walk(
@@ -125,6 +207,7 @@ fn walk(
     rel: &str,
     ignore: &Rules,
     out: &mut Vec<ChartFile>,
+    budget: &mut Budget,
 ) -> Result<(), HelmError> {
     let dir = if rel.is_empty() {
         root.to_path_buf()
@@ -145,7 +228,7 @@ fn walk(
             if ignore.ignore(&r, true) {
                 continue;
             }
-            walk(fs, root, &r, ignore, out)?;
+            walk(fs, root, &r, ignore, out, budget)?;
         } else {
             if ignore.ignore(&r, false) {
                 continue;
@@ -153,52 +236,158 @@ fn walk(
             let data = fs
                 .read(&p)
                 .map_err(|e| HelmError::Load(format!("{}: {e}", p.display())))?;
-            out.push(ChartFile { name: r, data });
+            // Helm's `ReadFileWithBudget` (LoadDir)
+            let size = data.len() as u64;
+            if size > budget.remaining {
+                return Err(HelmError::Load(format!(
+                    "{}: chart exceeds maximum decompressed size of {} bytes (at {r})",
+                    root.display(),
+                    budget.limits.max_chart_size
+                )));
+            }
+            budget.remaining -= size;
+            out.push(ChartFile {
+                name: r,
+                data: strip_bom(data),
+            });
         }
     }
     Ok(())
 }
 
-/// Loads a gzipped tar of a chart (the first path component is the chart directory).
+/// Loads a gzipped tar of a chart (the first path component is the chart directory), as
+/// Helm's `LoadArchiveFiles`: entry names are checked (absolute paths, `..`, drive
+/// letters, a Chart.yaml outside the chart directory), and what the entries decompress
+/// to is bounded by [`LoadLimits`] (read incrementally: a bomb fails as soon as it
+/// passes the limit, having decompressed no more than the limit).
 pub fn load_archive(data: &[u8]) -> Result<Chart, HelmError> {
-    let gz = flate2::read::GzDecoder::new(data);
+    load_archive_with(data, "chart archive", &LoadLimits::default())
+}
+
+/// [`load_archive`] with other limits; `name` (the archive's path) is named in errors.
+pub fn load_archive_with(data: &[u8], name: &str, limits: &LoadLimits) -> Result<Chart, HelmError> {
+    load_archive_budget(data, name, &mut Budget::new(*limits))
+}
+
+fn load_archive_budget(data: &[u8], name: &str, budget: &mut Budget) -> Result<Chart, HelmError> {
+    let files = archive_files(data, budget).map_err(|e| HelmError::Load(format!("{name}: {e}")))?;
+    load_files_budget(files, budget)
+}
+
+/// Go's `path.Clean` for `/`-separated names.
+fn clean_path(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            x => out.push(x),
+        }
+    }
+    let body = out.join("/");
+    match (rooted, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".into(),
+        (false, false) => body,
+    }
+}
+
+fn archive_files(data: &[u8], budget: &mut Budget) -> Result<Vec<ChartFile>, String> {
+    let max_total = budget.limits.max_chart_size;
+    let too_large = || format!("decompressed chart is larger than the maximum size {max_total}");
+    let gz = flate2::read::MultiGzDecoder::new(data);
     let mut ar = tar::Archive::new(gz);
     let mut files: Vec<ChartFile> = Vec::new();
+    // a later entry with the same name replaces an earlier one (in its place): one
+    // lookup per entry, so loading is linear in the number of entries
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let entries = ar
         .entries()
-        .map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
+        .map_err(|e| format!("failed to read chart archive: {e}"))?;
     for entry in entries {
-        let mut entry =
-            entry.map_err(|e| HelmError::Load(format!("failed to read chart archive: {e}")))?;
+        let mut entry = entry.map_err(|e| format!("failed to read chart archive: {e}"))?;
         let et = entry.header().entry_type();
-        if !(et.is_file()) {
+        if et.is_dir() || et.is_pax_global_extensions() || et.is_pax_local_extensions() {
             continue;
         }
-        let name = entry
-            .path()
-            .map_err(|e| HelmError::Load(e.to_string()))?
-            .to_string_lossy()
-            .replace('\\', "/");
-        let parts: Vec<&str> = name.split('/').collect();
-        if parts.len() < 2 || parts[0] == "pax_global_header" {
+        if et.is_gnu_longname() || et.is_gnu_longlink() {
             continue;
         }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // an archive made on Windows may use `\`
+        let delim = if raw.contains('\\') { '\\' } else { '/' };
+        let parts: Vec<&str> = raw.split(delim).collect();
         let n = parts[1..].join("/");
-        if n.is_empty() {
-            continue;
+        if n.starts_with('/') {
+            return Err("chart illegally contains absolute paths".into());
         }
-        let mut buf = Vec::new();
-        entry
+        let n = clean_path(&n);
+        if n == "." {
+            return Err(format!(
+                "chart illegally contains content outside the base directory: {raw:?}"
+            ));
+        }
+        if n.starts_with("..") {
+            return Err("chart illegally references parent directory".into());
+        }
+        let b = n.as_bytes();
+        if b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'/' {
+            return Err("chart contains illegally named files".into());
+        }
+        if parts[0] == "Chart.yaml" {
+            return Err("chart yaml not in base directory".into());
+        }
+        let size = entry.header().size().unwrap_or(0);
+        if size > budget.remaining {
+            return Err(too_large());
+        }
+        if size > budget.limits.max_file_size {
+            return Err(format!(
+                "decompressed chart file {raw:?} is larger than the maximum file size {}",
+                budget.limits.max_file_size
+            ));
+        }
+        // links and other special entries have no data: Helm keeps them as empty files
+        let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
+        let cap = budget.remaining.min(budget.limits.max_file_size);
+        (&mut entry)
+            .take(cap.saturating_add(1))
             .read_to_end(&mut buf)
-            .map_err(|e| HelmError::Load(e.to_string()))?;
-        // a later entry with the same name replaces an earlier one
-        files.retain(|f| f.name != n);
-        files.push(ChartFile { name: n, data: buf });
+            .map_err(|e| format!("failed to read chart archive: {raw}: {e}"))?;
+        let got = buf.len() as u64;
+        if got > budget.remaining || got < size {
+            return Err(too_large());
+        }
+        if got > budget.limits.max_file_size {
+            return Err(format!(
+                "decompressed chart file {raw:?} is larger than the maximum file size {}",
+                budget.limits.max_file_size
+            ));
+        }
+        budget.remaining -= got;
+        let file = ChartFile {
+            name: n.clone(),
+            data: strip_bom(buf),
+        };
+        match index.get(&n) {
+            Some(&i) => files[i] = file,
+            None => {
+                index.insert(n, files.len());
+                files.push(file);
+            }
+        }
     }
     if files.is_empty() {
-        return Err(HelmError::Load("no files in chart archive".into()));
+        return Err("no files in chart archive".into());
     }
-    load_files(files)
+    Ok(files)
 }
 
 fn sval(v: Option<&Val>) -> String {
@@ -280,6 +469,10 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, HelmError> {
 
 /// Helm's `loader.LoadFiles`.
 pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
+    load_files_budget(files, &mut Budget::new(LoadLimits::default()))
+}
+
+fn load_files_budget(files: Vec<ChartFile>, budget: &mut Budget) -> Result<Chart, HelmError> {
     let mut c = Chart::default();
     let mut have_meta = false;
     let mut requirements: Option<Vec<Dependency>> = None;
@@ -339,12 +532,32 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
         }
     }
     validate_metadata(&c.metadata)?;
+    if !subcharts.is_empty() && budget.depth >= budget.limits.max_subchart_depth {
+        return Err(HelmError::Load(format!(
+            "chart {}: subcharts nested deeper than {} levels",
+            c.metadata.name, budget.limits.max_subchart_depth
+        )));
+    }
+    budget.depth += 1;
+    let r = load_subcharts(&mut c, subcharts, budget);
+    budget.depth -= 1;
+    r?;
+    Ok(c)
+}
+
+fn load_subcharts(
+    c: &mut Chart,
+    subcharts: BTreeMap<String, Vec<ChartFile>>,
+    budget: &mut Budget,
+) -> Result<(), HelmError> {
     for (n, files) in subcharts {
         let sc = if n.ends_with(".tgz") {
             let Some(f) = files.into_iter().find(|f| f.name == n) else {
                 continue;
             };
-            load_archive(&f.data)
+            archive_files(&f.data, budget)
+                .map_err(HelmError::Load)
+                .and_then(|files| load_files_budget(files, budget))
         } else {
             let buff: Vec<ChartFile> = files
                 .into_iter()
@@ -355,7 +568,7 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
                     })
                 })
                 .collect();
-            load_files(buff)
+            load_files_budget(buff, budget)
         };
         let sc = sc.map_err(|e| {
             HelmError::Load(format!(
@@ -366,7 +579,7 @@ pub fn load_files(files: Vec<ChartFile>) -> Result<Chart, HelmError> {
         })?;
         c.dependencies.push(sc);
     }
-    Ok(c)
+    Ok(())
 }
 
 fn validate_metadata(md: &Metadata) -> Result<(), HelmError> {

@@ -323,11 +323,16 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
 /// Helm's `.Files` (`engine.files`).
 pub struct Files {
     files: BTreeMap<String, Vec<u8>>,
+    /// The map view (`range`, `len`, `if`, `toYaml`), built once.
+    data: OnceLock<Value>,
 }
 
 impl Files {
     fn new_value(files: BTreeMap<String, Vec<u8>>) -> Value {
-        Value::Object(Arc::new(Files { files }))
+        Value::Object(Arc::new(Files {
+            files,
+            data: OnceLock::new(),
+        }))
     }
     fn as_map(&self, f: impl Fn(&[u8]) -> String) -> Value {
         let mut m = Map::new();
@@ -388,24 +393,18 @@ impl Object for Files {
                     .collect();
                 Ok(Files::new_value(files))
             }
-            "AsConfig" => {
-                if self.files.is_empty() {
-                    return Some(Ok(Value::str("")));
-                }
-                Ok(Value::str(&yaml_string_map(
-                    &self.as_map(|b| String::from_utf8_lossy(b).into_owned()),
-                )))
-            }
-            "AsSecrets" => {
-                if self.files.is_empty() {
-                    return Some(Ok(Value::str("")));
-                }
-                Ok(Value::str(&yaml_string_map(&self.as_map(base64))))
-            }
+            // `toYAML(map[string]string)`: an empty map (an empty `Glob`) prints `{}`
+            "AsConfig" => Ok(Value::str(&yaml_string_map(
+                &self.as_map(|b| String::from_utf8_lossy(b).into_owned()),
+            ))),
+            "AsSecrets" => Ok(Value::str(&yaml_string_map(&self.as_map(base64)))),
             "Lines" => {
                 let n = arg_str(args, 0);
                 match self.files.get(&n) {
+                    // Helm: `f[path] == nil` (absent, or an empty file read from an
+                    // archive) gives an empty list
                     None => Ok(Value::list(Vec::new())),
+                    Some(b) if b.is_empty() => Ok(Value::list(Vec::new())),
                     Some(b) => {
                         let mut s = String::from_utf8_lossy(b).into_owned();
                         if s.ends_with('\n') {
@@ -419,12 +418,16 @@ impl Object for Files {
         })
     }
     fn to_data(&self) -> Value {
-        Value::map(
-            self.files
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::str(&String::from_utf8_lossy(v))))
-                .collect(),
-        )
+        self.data
+            .get_or_init(|| {
+                Value::map(
+                    self.files
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::str(&String::from_utf8_lossy(v))))
+                        .collect(),
+                )
+            })
+            .clone()
     }
     fn go_string(&self) -> String {
         let mut s = String::from("map[");
@@ -530,11 +533,15 @@ fn glob_regex(pat: &str) -> Option<regex::Regex> {
     regex::Regex::new(&re).ok()
 }
 
-/// A `map[string]string` as sigs.k8s.io/yaml prints it (for AsConfig/AsSecrets).
+/// A `map[string]string` as sigs.k8s.io/yaml prints it (for AsConfig/AsSecrets), without
+/// the final newline (Helm's `toYAML`): `{}` when empty.
 fn yaml_string_map(v: &Value) -> String {
     let Some(m) = v.as_map() else {
         return String::new();
     };
+    if m.is_empty() {
+        return "{}".into();
+    }
     let mut out = String::new();
     for (k, v) in m.read().iter() {
         let s = v.as_str().unwrap_or("");
@@ -786,15 +793,30 @@ pub fn render(
 
 /// The function map with a live `lookup` (Helm's install/upgrade against a cluster).
 pub fn funcs_with_lookup(lookup: capstan_sprig::LookupFn) -> Arc<capstan_gotemplate::FuncMap> {
-    Arc::new(capstan_gotemplate::FuncMap::with_builtins(
-        capstan_sprig::funcs(capstan_sprig::HelmOptions {
-            lookup: Some(lookup),
-        }),
+    Arc::new(crate::recursion::bounded(
+        &capstan_gotemplate::FuncMap::with_builtins(capstan_sprig::funcs(
+            capstan_sprig::HelmOptions {
+                lookup: Some(lookup),
+            },
+        )),
     ))
 }
 
+/// The offline function map (`helm template` has no `lookup`), with `include`/`tpl`
+/// bounded ([`crate::recursion`]); built once per process.
+fn offline_funcs() -> Arc<capstan_gotemplate::FuncMap> {
+    static FUNCS: OnceLock<Arc<capstan_gotemplate::FuncMap>> = OnceLock::new();
+    FUNCS
+        .get_or_init(|| Arc::new(crate::recursion::bounded(&capstan_sprig::shared_funcs())))
+        .clone()
+}
+
 /// [`render`] with another function map (e.g. [`funcs_with_lookup`]); `None` is the
-/// shared offline map.
+/// shared offline map. A map given here should come from [`funcs_with_lookup`] (or
+/// [`crate::recursion::bounded`]) so that `include`/`tpl` nesting is bounded.
+///
+/// The templates run on a thread of their own whose stack is sized for the nesting the
+/// engine allows ([`crate::recursion::RENDER_STACK`]), whatever thread calls this.
 pub fn render_with(
     chart: &Chart,
     values: &VMap,
@@ -802,6 +824,19 @@ pub fn render_with(
     caps: &Capabilities,
     funcs: Option<Arc<capstan_gotemplate::FuncMap>>,
 ) -> Result<BTreeMap<String, String>, HelmError> {
+    crate::recursion::on_render_thread(&format!("rendering chart {}", chart.name()), || {
+        render_on_this_thread(chart, values, release, caps, funcs)
+    })
+}
+
+fn render_on_this_thread(
+    chart: &Chart,
+    values: &VMap,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    funcs: Option<Arc<capstan_gotemplate::FuncMap>>,
+) -> Result<BTreeMap<String, String>, HelmError> {
+    crate::recursion::reset();
     let top = MapRef::new(Map::new());
     top.insert("Values", to_value(&Val::Map(values.clone())));
     top.insert("Release", release.to_value());
@@ -810,7 +845,7 @@ pub fn render_with(
     rec_all_tpls(chart, chart.name(), true, &top, &mut templates);
 
     // the offline function map is built once per process (`helm template` has no `lookup`)
-    let funcs = funcs.unwrap_or_else(capstan_sprig::shared_funcs);
+    let funcs = funcs.unwrap_or_else(offline_funcs);
     let mut set = TemplateSet::new_shared(funcs).with_options(Options::default());
     let mut keys: Vec<String> = templates.keys().cloned().collect();
     sort_templates(&mut keys);

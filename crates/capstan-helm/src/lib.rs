@@ -30,13 +30,17 @@ pub mod engine;
 pub mod error;
 pub mod ignore;
 pub mod manifest;
+pub mod recursion;
 pub mod schema;
 pub mod semver;
 pub mod strvals;
 pub mod value;
 pub mod yaml;
 
-pub use chart::{load, load_archive, load_dir, Chart, ChartFile, Dependency, Metadata};
+pub use chart::{
+    load, load_archive, load_archive_with, load_dir, load_with, Chart, ChartFile, Dependency,
+    LoadLimits, Metadata,
+};
 pub use error::HelmError;
 pub use value::{Map, Val};
 
@@ -181,6 +185,16 @@ pub fn template(
     chart_path: &Path,
     opts: &TemplateOptions,
 ) -> Result<Rendered, HelmError> {
+    recursion::on_render_thread(&chart_path.display().to_string(), || {
+        template_here(fs, chart_path, opts)
+    })
+}
+
+fn template_here(
+    fs: &dyn FileSystem,
+    chart_path: &Path,
+    opts: &TemplateOptions,
+) -> Result<Rendered, HelmError> {
     validate_release_name(&opts.release_name)?;
     let chart = load(fs, chart_path)?;
     let vals = user_values(opts)?;
@@ -212,6 +226,20 @@ pub fn render_chart(
 
 /// [`render_chart`] with a function map of the caller's (a live `lookup`).
 pub fn render_chart_with(
+    chart: Chart,
+    vals: &Map,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    opts: &TemplateOptions,
+    funcs: Option<std::sync::Arc<capstan_gotemplate::FuncMap>>,
+) -> Result<Rendered, HelmError> {
+    let what = format!("rendering chart {}", chart.name());
+    recursion::on_render_thread(&what, move || {
+        render_chart_here(chart, vals, release, caps, opts, funcs)
+    })
+}
+
+fn render_chart_here(
     mut chart: Chart,
     vals: &Map,
     release: &ReleaseInfo,
@@ -388,6 +416,15 @@ impl std::fmt::Debug for ReleaseOptions {
 
 /// [`render_release`] with a live `lookup`, the cluster's capabilities and install/upgrade.
 pub fn render_release_with(
+    chart: &Chart,
+    values: &Map,
+    ro: &ReleaseOptions,
+) -> Result<Vec<Manifest>, HelmError> {
+    let what = format!("rendering chart {}", chart.name());
+    recursion::on_render_thread(&what, || render_release_here(chart, values, ro))
+}
+
+fn render_release_here(
     chart: &Chart,
     values: &Map,
     ro: &ReleaseOptions,

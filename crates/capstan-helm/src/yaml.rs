@@ -84,9 +84,11 @@ pub fn parse_all(src: &str, numbers: Numbers) -> Result<Vec<Val>, YamlError> {
         parser: Parser::new_from_str(src),
         span: None,
         end: capstan_yaml::BlockScalarAtEnd::new(src),
+        decode_count: 0,
+        alias_count: 0,
+        alias_bytes: 0,
+        scalar_bytes: 0,
         depth: 0,
-        alias_nodes: MAX_ALIAS_NODES,
-        alias_bytes: MAX_ALIAS_BYTES,
     };
     let mut docs = Vec::new();
     loop {
@@ -150,60 +152,59 @@ fn go_yaml_error(line: usize, info: &str) -> String {
     }
 }
 
-/// Nesting depth limit (collections, expanded aliases included): the builder recurses,
-/// and values are parsed on 2 MiB tokio worker stacks too (serde_json's limit is 128).
-const MAX_DEPTH: usize = 256;
-/// Alias expansion budget over a stream: nodes copied.
-const MAX_ALIAS_NODES: usize = 1_000_000;
-/// Alias expansion budget over a stream: bytes of text (scalars and keys) copied.
-const MAX_ALIAS_BYTES: usize = 64 << 20;
+/// How deep collections may nest. go-yaml allows 10000 levels (`max_flow_level`,
+/// `max_indents`; the parser here stops flow collections at 255 on its own); here 1000:
+/// every level of a value recurses through coalescing, conversion and dropping, on
+/// whatever thread the caller loads charts on (a 2 MiB one in tests and async runtimes),
+/// and real values nest a few dozen levels.
+pub const MAX_DEPTH: usize = 1_000;
 
-/// An anchored value and what copying it costs.
-struct Anchored {
-    v: Val,
-    nodes: usize,
-    bytes: usize,
-    height: usize,
+/// Bytes of scalar text alias expansion may copy in one document. go-yaml shares the
+/// strings an alias repeats; here every expansion is a copy, so besides go-yaml's node
+/// ratio ([`allowed_alias_ratio`]) the copied bytes are bounded too.
+pub const MAX_ALIAS_BYTES: usize = 64 * 1024 * 1024;
+
+const EXCESSIVE_ALIASING: &str = "yaml: document contains excessive aliasing";
+
+/// go-yaml's `allowedAliasRatio`: how much of a document's decoded nodes may come from
+/// alias expansion (99% up to 400000 nodes, scaling down to 10% at 4000000).
+pub fn allowed_alias_ratio(decode_count: usize) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let d = decode_count as f64;
+    if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((d - LOW) / (HIGH - LOW))
+    }
 }
 
-/// Nodes, bytes of text and collection height of a value.
-fn measure(v: &Val) -> (usize, usize, usize) {
-    match v {
-        Val::Str(s) => (1, s.len(), 0),
-        Val::List(items) => {
-            let (mut n, mut b, mut h) = (1, 0, 0);
-            for i in items {
-                let (a, c, d) = measure(i);
-                n += a;
-                b += c;
-                h = h.max(d);
-            }
-            (n, b, h + 1)
-        }
-        Val::Map(m) => {
-            let (mut n, mut b, mut h) = (1, 0, 0);
-            for (k, v) in m {
-                let (a, c, d) = measure(v);
-                n += a + 1;
-                b += c + k.len();
-                h = h.max(d);
-            }
-            (n, b, h + 1)
-        }
-        _ => (1, 0, 0),
-    }
+/// An anchored value, with what decoding it cost (what each alias to it costs again).
+struct Anchor {
+    value: Val,
+    nodes: usize,
+    bytes: usize,
 }
 
 struct Builder<'a> {
     numbers: Numbers,
-    anchors: HashMap<usize, Anchored>,
+    anchors: HashMap<usize, Anchor>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     /// The span of the last event.
     span: Option<saphyr_parser::Span>,
     end: capstan_yaml::BlockScalarAtEnd<'a>,
-    depth: usize,
-    alias_nodes: usize,
+    /// Nodes decoded, counting every alias expansion in full (go-yaml's `decodeCount`).
+    decode_count: usize,
+    /// Nodes decoded inside alias expansions (go-yaml's `aliasCount`).
+    alias_count: usize,
+    /// Scalar bytes copied by alias expansions.
     alias_bytes: usize,
+    /// Scalar bytes decoded, counting alias expansions.
+    scalar_bytes: usize,
+    /// Collections open.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -218,39 +219,42 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn line(&self) -> usize {
-        self.span.map_or(0, |s| s.start.line())
+    /// Counts decoded nodes as go-yaml's decoder does and fails a document that is mostly
+    /// alias expansion (a "billion laughs").
+    fn count(&mut self, nodes: usize, aliased: bool) -> Result<(), YamlError> {
+        self.decode_count += nodes;
+        if aliased {
+            self.alias_count += nodes;
+        }
+        if self.alias_count > 100
+            && self.decode_count > 1000
+            && self.alias_count as f64 / self.decode_count as f64
+                > allowed_alias_ratio(self.decode_count)
+        {
+            return Err(YamlError(EXCESSIVE_ALIASING.into()));
+        }
+        Ok(())
     }
 
-    fn anchor(&mut self, anchor: usize, v: &Val) {
+    fn anchor(&mut self, anchor: usize, value: &Val, nodes_before: usize, bytes_before: usize) {
         if anchor > 0 {
-            let (nodes, bytes, height) = measure(v);
             self.anchors.insert(
                 anchor,
-                Anchored {
-                    v: v.clone(),
-                    nodes,
-                    bytes,
-                    height,
+                Anchor {
+                    value: value.clone(),
+                    nodes: self.decode_count - nodes_before,
+                    bytes: self.scalar_bytes - bytes_before,
                 },
             );
         }
     }
 
-    fn enter(&mut self) -> Result<(), YamlError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(YamlError(format!(
-                "yaml: line {}: exceeded max depth of {MAX_DEPTH}",
-                self.line()
-            )));
-        }
-        Ok(())
-    }
-
     fn node(&mut self, ev: Event<'a>) -> Result<Val, YamlError> {
+        let (nodes_before, bytes_before) = (self.decode_count, self.scalar_bytes);
+        self.count(1, false)?;
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                self.scalar_bytes += text.len();
                 let v = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                     // libyaml: no invented final line break at the end of the input.
                     let mut text = text.into_owned();
@@ -262,31 +266,49 @@ impl<'a> Builder<'a> {
                 } else {
                     resolve_scalar(&text, style, tag.as_deref(), self.numbers)
                 };
-                self.anchor(anchor, &v);
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
             Event::Alias(id) => {
-                let line = self.line();
-                let a = self
-                    .anchors
-                    .get(&id)
-                    .ok_or_else(|| YamlError("yaml: unknown anchor referenced".into()))?;
-                if self.depth + a.height > MAX_DEPTH {
-                    return Err(YamlError(format!(
-                        "yaml: line {line}: exceeded max depth of {MAX_DEPTH}"
-                    )));
+                let (nodes, bytes) = match self.anchors.get(&id) {
+                    Some(a) => (a.nodes, a.bytes),
+                    None => return Err(YamlError("yaml: unknown anchor referenced".into())),
+                };
+                self.count(nodes, true)?;
+                self.alias_bytes += bytes;
+                self.scalar_bytes += bytes;
+                if self.alias_bytes > MAX_ALIAS_BYTES {
+                    return Err(YamlError(EXCESSIVE_ALIASING.into()));
                 }
-                if a.nodes > self.alias_nodes || a.bytes > self.alias_bytes {
-                    return Err(YamlError(format!(
-                        "yaml: line {line}: document contains excessive aliasing"
-                    )));
-                }
-                self.alias_nodes -= a.nodes;
-                self.alias_bytes -= a.bytes;
-                Ok(a.v.clone())
+                Ok(self.anchors[&id].value.clone())
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(YamlError(format!(
+                        "yaml: exceeded max depth of {MAX_DEPTH}"
+                    )));
+                }
+                self.depth += 1;
+                // deep documents recurse deep: grow the stack in segments rather than
+                // overflow whatever thread parses
+                let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                    self.collection(ev, nodes_before, bytes_before)
+                });
+                self.depth -= 1;
+                r
+            }
+            _ => Err(YamlError("yaml: unexpected event".into())),
+        }
+    }
+
+    fn collection(
+        &mut self,
+        ev: Event<'a>,
+        nodes_before: usize,
+        bytes_before: usize,
+    ) -> Result<Val, YamlError> {
+        match ev {
             Event::SequenceStart(anchor, _) => {
-                self.enter()?;
                 let mut items = Vec::new();
                 loop {
                     let ev = self
@@ -298,12 +320,10 @@ impl<'a> Builder<'a> {
                     items.push(self.node(ev)?);
                 }
                 let v = Val::List(items);
-                self.depth -= 1;
-                self.anchor(anchor, &v);
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
             Event::MappingStart(anchor, _) => {
-                self.enter()?;
                 let mut m = Map::new();
                 let mut merges: Vec<Val> = Vec::new();
                 loop {
@@ -341,8 +361,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let v = Val::Map(m);
-                self.depth -= 1;
-                self.anchor(anchor, &v);
+                self.anchor(anchor, &v, nodes_before, bytes_before);
                 Ok(v)
             }
             _ => Err(YamlError("yaml: unexpected event".into())),
