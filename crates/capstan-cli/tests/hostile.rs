@@ -285,8 +285,8 @@ fn kustomize_cycles_and_bad_kustomizations_are_errors() {
         ],
     );
     for (dir, needles) in [
-        ("self", &["kustomization"][..]),
-        ("cyc", &["c1"][..]),
+        ("self", &["cycle detected"][..]),
+        ("cyc", &["cycle detected", "c1"][..]),
         ("unknown", &["resourcez"][..]),
         ("mapres", &["kustomization"][..]),
         ("empty", &["kustomization"][..]),

@@ -319,6 +319,13 @@ fn push_doc(d: Node, source: &str, out: &mut Vec<Resource>) -> Result<()> {
                     "{source}: missing Resource metadata: kind is required"
                 ));
             }
+            // kyaml's GetValidatedMetadata: every object but a List needs a name.
+            if !kind.ends_with("List") && d.str_at(&["metadata", "name"]).unwrap_or("").is_empty() {
+                return Err(kerr!(
+                    "{source}: missing metadata.name in object {}",
+                    go_resource_meta(&d)
+                ));
+            }
             out.push(Resource::new(d));
             Ok(())
         }
@@ -330,6 +337,33 @@ fn push_doc(d: Node, source: &str, out: &mut Vec<Resource>) -> Result<()> {
         }
         Node::Scalar(_) => Err(kerr!("{source}: expected a YAML object, got a scalar")),
     }
+}
+
+/// kyaml's `ResourceMeta` as Go's `%v` prints it:
+/// `{{apiVersion kind} {{name namespace} map[labels] map[annotations]}}`.
+fn go_resource_meta(d: &Node) -> String {
+    let s = |path: &[&str]| d.str_at(path).unwrap_or("").to_string();
+    let map = |key: &str| {
+        let mut pairs: Vec<String> = match d.get("metadata").and_then(|m| m.get(key)) {
+            Some(Node::Mapping(m)) => m
+                .entries
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or("")))
+                .collect(),
+            _ => Vec::new(),
+        };
+        pairs.sort();
+        format!("map[{}]", pairs.join(" "))
+    };
+    format!(
+        "{{{{{} {}}} {{{{{} {}}} {} {}}}}}",
+        s(&["apiVersion"]),
+        s(&["kind"]),
+        s(&["metadata", "name"]),
+        s(&["metadata", "namespace"]),
+        map("labels"),
+        map("annotations")
+    )
 }
 
 fn accumulate_resources(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()> {

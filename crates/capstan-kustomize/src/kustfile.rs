@@ -74,13 +74,16 @@ pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
     // kustomize reads its kustomization file with sigs.k8s.io/yaml (go-yaml v2, not
     // strict): a repeated key replaces the earlier value.
     let docs = capstan_yaml::parse_documents_last_key_wins(&text, &file.display().to_string())?;
-    let mut node = docs
-        .into_iter()
-        .find(|d| !d.is_null())
-        .unwrap_or_else(Node::mapping);
+    let name = file
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let Some(mut node) = docs.into_iter().find(|d| !d.is_null()) else {
+        return Err(kerr!("{name} is empty"));
+    };
     if !matches!(node, Node::Mapping(_)) {
         return Err(kerr!("{}: kustomization must be a mapping", file.display()));
     }
+    validate_fields(&node).map_err(|e| kerr!("{}: invalid Kustomization: {e}", file.display()))?;
     fix_legacy(&mut node);
     Ok(Kustomization {
         dir: dir.to_path_buf(),
@@ -125,6 +128,76 @@ const FIELDS: &[&str] = &[
     "validators",
     "buildMetadata",
 ];
+
+/// Fields of type `[]string` in kustomize's `Kustomization`.
+const STRING_LISTS: &[&str] = &[
+    "resources",
+    "components",
+    "crds",
+    "bases",
+    "configurations",
+    "patchesStrategicMerge",
+    "generators",
+    "transformers",
+    "validators",
+    "buildMetadata",
+];
+
+/// JSON's name of a YAML node's type, as Go's `encoding/json` reports it.
+fn json_type(n: &Node) -> &'static str {
+    match n {
+        Node::Mapping(_) => "object",
+        Node::Sequence(_) => "array",
+        Node::Scalar(s) if s.is_null() => "null",
+        Node::Scalar(_) => match capstan_yaml::to_json(n) {
+            serde_json::Value::Bool(_) => "bool",
+            serde_json::Value::Number(_) => "number",
+            _ => "string",
+        },
+    }
+}
+
+/// kustomize decodes the file with `DisallowUnknownFields` (field names matched
+/// case-insensitively, as encoding/json does): an unknown top-level field and a list of
+/// strings holding anything but strings are errors, worded as Go's decoder words them.
+fn validate_fields(node: &Node) -> std::result::Result<(), String> {
+    let Node::Mapping(m) = node else {
+        return Ok(());
+    };
+    for (k, v) in &m.entries {
+        let Some(field) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(k)) else {
+            return Err(format!("json: unknown field \"{k}\""));
+        };
+        if !STRING_LISTS.contains(field) {
+            continue;
+        }
+        let elem = match *field {
+            "patchesStrategicMerge" => "types.PatchStrategicMerge",
+            _ => "string",
+        };
+        match v {
+            Node::Sequence(items) => {
+                if let Some(bad) = items
+                    .iter()
+                    .map(json_type)
+                    .find(|t| !matches!(*t, "string" | "null"))
+                {
+                    return Err(format!(
+                        "json: cannot unmarshal {bad} into Go struct field Kustomization.{field} of type {elem}"
+                    ));
+                }
+            }
+            Node::Scalar(s) if s.is_null() => {}
+            other => {
+                return Err(format!(
+                    "json: cannot unmarshal {} into Go struct field Kustomization.{field} of type []{elem}",
+                    json_type(other)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
 
 /// kustomize's `FixKustomization`: move deprecated fields to their successors.
 fn fix_legacy(node: &mut Node) {

@@ -69,3 +69,74 @@ fn a_resource_above_the_kustomization_is_a_cycle() {
         "{e}"
     );
 }
+
+/// kustomize's strict decoding of the kustomization file and kyaml's metadata checks.
+mod validation {
+    use super::*;
+
+    fn err_of(kustomization: &str) -> String {
+        let fs = MemFs::new()
+            .with("/k/kustomization.yaml", kustomization)
+            .with(
+                "/k/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n",
+            );
+        err(&fs, "/k")
+    }
+
+    #[test]
+    fn an_unknown_field_is_an_error() {
+        let e = err_of("resourcez:\n- cm.yaml\n");
+        assert!(
+            e.contains("invalid Kustomization: json: unknown field \"resourcez\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn field_names_match_case_insensitively() {
+        let fs = MemFs::new()
+            .with("/k/kustomization.yaml", "Resources:\n- cm.yaml\n")
+            .with(
+                "/k/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+            );
+        build_to_string(&fs, Path::new("/k"), &BuildOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn string_lists_hold_strings() {
+        let e = err_of("resources:\n- {a: b}\n");
+        assert!(
+            e.contains("json: cannot unmarshal object into Go struct field Kustomization.resources of type string"),
+            "{e}"
+        );
+        let e = err_of("components: x\n");
+        assert!(
+            e.contains("Kustomization.components of type []string"),
+            "{e}"
+        );
+        let e = err_of("patchesStrategicMerge:\n- 1\n");
+        assert!(
+            e.contains("cannot unmarshal number into Go struct field Kustomization.patchesStrategicMerge of type types.PatchStrategicMerge"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_empty_kustomization_is_an_error() {
+        for text in ["", "\n  \n", "# only a comment\n"] {
+            let e = err_of(text);
+            assert!(e.contains("kustomization.yaml is empty"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_object_without_a_name_is_an_error() {
+        let e = err_of("resources:\n- cm.yaml\n");
+        assert!(
+            e.contains("missing metadata.name in object {{v1 ConfigMap} {{ } map[] map[]}}"),
+            "{e}"
+        );
+    }
+}
