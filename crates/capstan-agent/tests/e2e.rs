@@ -765,9 +765,9 @@ fn chart(repo: &Repo, name: &str, template: &str) {
     repo.write(&format!("charts/{name}/templates/cm.yaml"), template);
 }
 
-/// Hostile HelmReleases (a template that fails, `trunc` cutting a multi-byte character)
-/// fail on their own, whatever their failure is (an error, a caught panic, an invalid
-/// object): the healthy units are applied and reconciled, later changes to them too, a
+/// Hostile HelmReleases (a template that fails, an `include` without end) fail on their
+/// own, whatever their failure is (an error, a caught panic, an invalid object), and
+/// `trunc` cutting a multi-byte character renders without a panic: the healthy units are applied and reconciled, later changes to them too, a
 /// unit that breaks keeps its objects, and units waiting on a broken one (or on one that
 /// does not exist) say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -819,7 +819,18 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
             "  dependsOn:\n  - name: breaks-later\n  values:\n    value: one\n",
         ),
     );
-    // `trunc 63` cutting the 64th byte, inside a two-byte character.
+    // An `include` that recurses without end: Helm's nesting budget fails it.
+    chart(
+        &repo,
+        "recurse",
+        "{{- define \"loop\" -}}{{ include \"loop\" . }}{{- end -}}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: recurse\ndata:\n  value: {{ include \"loop\" . | quote }}\n",
+    );
+    repo.write(
+        "clusters/h/recurse.yaml",
+        &helm_release("recurse", "recurse", ""),
+    );
+    // `trunc 63` cutting the 64th byte, inside a two-byte character: renders (the partial
+    // character dropped, see capstan-sprig's trunc) and never panics.
     chart(
         &repo,
         "trunc",
@@ -858,6 +869,7 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         (&ksr, "apps"),
         (&hr, "breaks-later"),
         (&hr, "waits"),
+        (&hr, "trunc"),
     ] {
         eventually(60, &format!("{name} Ready"), || async {
             unit_ready(&client, ar, name)
@@ -866,7 +878,7 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         })
         .await;
     }
-    for name in ["trunc"] {
+    for name in ["recurse"] {
         eventually(60, &format!("{name} reports why it fails"), || async {
             unit_ready(&client, &hr, name)
                 .await
@@ -883,12 +895,13 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
     })
     .await;
     assert!(value(&client, "default", "typo").await.is_none());
-    let (_, reason, message) = unit_ready(&client, &hr, "trunc").await.unwrap();
+    let (_, reason, message) = unit_ready(&client, &hr, "recurse").await.unwrap();
+    assert!(message.contains("nested reference name: loop"), "{message}");
     if message.contains("panicked") {
         // Caught, reported where Flux users look, and counted.
         assert_eq!(reason, "BuildFailed", "{message}");
         assert!(
-            message.contains("HelmRelease flux-system/trunc"),
+            message.contains("HelmRelease flux-system/recurse"),
             "{message}"
         );
         let addr = agent.http_addr().expect("listening");
@@ -899,7 +912,7 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
             .await
             .unwrap();
         assert!(
-            metrics.contains("capstan_unit_panics_total{kind=\"HelmRelease\",name=\"trunc\",namespace=\"flux-system\",cluster=\"h\"}"),
+            metrics.contains("capstan_unit_panics_total{kind=\"HelmRelease\",name=\"recurse\",namespace=\"flux-system\",cluster=\"h\"}"),
             "{metrics}"
         );
     }
@@ -943,56 +956,6 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
             .await
             .is_some_and(|(s, _, _)| s == "True"));
     }
-    stop.cancel();
-    task.await.unwrap().unwrap();
-}
-
-/// An `include` that recurses without end fails its HelmRelease alone (Helm's nesting
-/// budget, on a render thread with room for it: no stack overflow, no abort).
-/// Ignored by default: the 1,000 nested includes the budget allows take minutes in a
-/// debug build today, and every unit of the cluster waits for that render
-/// (`cargo test -p capstan-agent --test e2e -- --ignored`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "minutes of rendering in a debug build"]
-async fn an_endless_include_fails_its_helm_release_alone() {
-    let Some(c) = TestCluster::start("agent-include") else {
-        return;
-    };
-    let client = c.client().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = new_repo(tmp.path());
-    repo.write(
-        "clusters/i/cm.yaml",
-        &configmap("healthy", "default", "one"),
-    );
-    chart(
-        &repo,
-        "recurse",
-        "{{- define \"loop\" -}}{{ include \"loop\" . }}{{- end -}}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: recurse\ndata:\n  value: {{ include \"loop\" . | quote }}\n",
-    );
-    repo.write(
-        "clusters/i/recurse.yaml",
-        &helm_release("recurse", "recurse", ""),
-    );
-    push(&repo, "one");
-    let daemon = GitDaemon::start(&repo.srv);
-    let cfg = polling(&daemon.url("fleet"), tmp.path(), &[("i", &client)]);
-    let agent = Agent::new(cfg);
-    let (stop, task) = start(&agent);
-    eventually(900, "the healthy object", || {
-        has_value(&client, "default", "healthy", "one")
-    })
-    .await;
-    eventually(
-        900,
-        "the recursive release reports why it fails",
-        || async {
-            unit_ready(&client, &hr_resource(), "recurse")
-                .await
-                .is_some_and(|(s, _, m)| s == "False" && !m.is_empty())
-        },
-    )
-    .await;
     stop.cancel();
     task.await.unwrap().unwrap();
 }

@@ -132,7 +132,16 @@ fn yaml_syntax_error_names_the_file() {
     let err = text(&out.stderr);
     assert!(err.contains("infra-configs"), "{err}");
     assert!(err.contains("certificate-policy.yaml"), "{err}");
-    // The other units still render.
+    // A failed cluster prints nothing, unless --keep-going: then the other units render.
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let out = capstan(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--cluster",
+        "staging",
+        "--keep-going",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stdout).contains("# Unit: Kustomization/flux-system/infra-controllers"));
     let _ = std::fs::remove_dir_all(repo);
 }

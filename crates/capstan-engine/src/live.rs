@@ -27,8 +27,20 @@ use crate::{ChartFetcher, LiveRenderer};
 /// Run a future to completion from synchronous code called on a tokio runtime (a
 /// worker of a multi-threaded runtime, or a blocking thread).
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| handle.block_on(f))
+    block_on_in(None, f)
+}
+
+/// [`block_on`], or, on a thread outside any runtime (Helm renders templates on a thread
+/// of its own, where `lookup` runs), on the runtime `fallback` was taken from.
+fn block_on_in<F: std::future::Future>(
+    fallback: Option<&tokio::runtime::Handle>,
+    f: F,
+) -> F::Output {
+    match (tokio::runtime::Handle::try_current(), fallback) {
+        (Ok(handle), _) => tokio::task::block_in_place(|| handle.block_on(f)),
+        (Err(_), Some(handle)) => handle.block_on(f),
+        (Err(e), None) => panic!("capstan-engine: blocking call outside a tokio runtime: {e}"),
+    }
 }
 
 /// Flux's default timeout when neither `timeout` nor `interval` is set.
@@ -242,6 +254,8 @@ impl ChartFetcher for SourceFetcher {
 /// when `name` is empty, an empty map when it does not exist. Blocking; needs a tokio
 /// runtime.
 pub fn helm_lookup(client: kube::Client) -> capstan_helm::LookupFn {
+    // The runtime the lookup is made on: templates render on Helm's own thread.
+    let runtime = tokio::runtime::Handle::try_current().ok();
     Arc::new(
         move |api_version: &str, kind: &str, namespace: &str, name: &str| {
             let (group, version) = match api_version.split_once('/') {
@@ -249,7 +263,7 @@ pub fn helm_lookup(client: kube::Client) -> capstan_helm::LookupFn {
                 None => ("", api_version),
             };
             let gvk = GroupVersionKind::gvk(group, version, kind);
-            block_on(async {
+            block_on_in(runtime.as_ref(), async {
                 let (ar, caps) =
                     kube::discovery::pinned_kind(&client, &gvk)
                         .await

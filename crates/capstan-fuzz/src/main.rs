@@ -58,7 +58,7 @@ fn parse_args() -> Result<Args, String> {
         crashes: PathBuf::from("fuzz-crashes").join(target.name),
         timeout: 10.0,
         memory_mib: 1024,
-        stack_mib: 8,
+        stack_mib: capstan_engine::RENDER_STACK_SIZE >> 20,
         worker: false,
         current: None,
         replay: Vec::new(),
@@ -110,7 +110,8 @@ fn main() -> ExitCode {
     supervise(&args)
 }
 
-/// Runs `f` on a thread with a stack of `mib` MiB (the size capstan's render threads have),
+/// Runs `f` on a thread with a stack of `mib` MiB (by default the size capstan's render
+/// threads have, `capstan_engine::RENDER_STACK_SIZE`),
 /// so that a stack overflow found here is one production would hit.
 fn on_stack(mib: usize, f: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
     std::thread::Builder::new()

@@ -103,10 +103,7 @@ impl Acc {
         }
     }
     pub fn append(&mut self, r: Resource) -> Result<()> {
-        let (kind, name, ns, av) = (r.kind(), r.name(), r.namespace(), r.api_version());
-        if self.resources.iter().any(|x| {
-            x.name() == name && x.kind() == kind && x.namespace() == ns && x.api_version() == av
-        }) {
+        if self.resources.iter().any(|x| same_id(x, &r)) {
             return Err(kerr!(
                 "may not add resource with an already registered id: {}",
                 r.id()
@@ -115,6 +112,16 @@ impl Acc {
         self.resources.push(r);
         Ok(())
     }
+}
+
+/// kustomize's `ResId.Equals`: same kind, name and apiVersion, and the same effective
+/// namespace (none and `default` are one).
+fn same_id(a: &Resource, b: &Resource) -> bool {
+    let eff = |ns: &str| if ns.is_empty() { "default" } else { ns }.to_string();
+    a.name() == b.name()
+        && a.kind() == b.kind()
+        && a.api_version() == b.api_version()
+        && eff(a.namespace()) == eff(b.namespace())
 }
 
 pub(crate) fn build_resources(
@@ -204,8 +211,9 @@ pub(crate) fn build_resources_with(
     }
     let mut res = acc.resources;
     let sort = k.get("sortOptions");
+    // `sortOptions` in the file wins over the command line's `--reorder` (kustomize:
+    // "Using the kustomization file over the CLI flag").
     match (opts.reorder, sort) {
-        (Reorder::Legacy, _) => order::legacy_sort(&mut res, None),
         (_, Some(so)) => {
             let o = so.str_at(&["order"]).unwrap_or("");
             match o {
@@ -222,7 +230,7 @@ pub(crate) fn build_resources_with(
                 }
             }
         }
-        (Reorder::Unspecified, None) => order::legacy_sort(&mut res, None),
+        (Reorder::Legacy | Reorder::Unspecified, None) => order::legacy_sort(&mut res, None),
         (Reorder::None, None) => {}
     }
     Ok(res)
@@ -688,7 +696,17 @@ fn run_generators(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> Result<()>
 
 pub(crate) fn merge_generated(acc: &mut Acc, r: Resource) -> Result<()> {
     match r.behavior {
-        Behavior::Create => acc.append(r),
+        // kustomize's appendReplaceOrMerge: a generated object whose id (the namespace
+        // compared as kustomize does, none = `default`) is taken must say merge or replace.
+        Behavior::Create => {
+            if acc.resources.iter().any(|x| same_id(x, &r)) {
+                return Err(kerr!(
+                    "id {} exists; behavior must be merge or replace",
+                    r.id()
+                ));
+            }
+            acc.append(r)
+        }
         Behavior::Merge | Behavior::Replace => {
             let mut id = r.id();
             id.namespace = r.namespace().to_string();

@@ -808,6 +808,16 @@ fn builtin_name_reference() -> Vec<NameRef> {
     ));
     out.push(nr("PriorityClass", "scheduling.k8s.io", pc));
     out.push(nr(
+        "ValidatingAdmissionPolicy",
+        "admissionregistration.k8s.io",
+        vec![FieldSpec::new(
+            "ValidatingAdmissionPolicyBinding",
+            "",
+            "spec/policyName",
+            false,
+        )],
+    ));
+    out.push(nr(
         "IngressClass",
         "networking.k8s.io",
         vec![FieldSpec::new(

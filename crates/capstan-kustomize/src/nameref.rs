@@ -102,7 +102,11 @@ fn select<'a>(
         0 => Ok(None),
         1 => Ok(Some(filtered[0])),
         _ => {
-            if filtered.iter().all(|c| c.name == filtered[0].name) {
+            // kustomize's allNamesAndNamespacesAreTheSame: then any one will do.
+            if filtered
+                .iter()
+                .all(|c| c.name == filtered[0].name && eff(&c.ns) == eff(&filtered[0].ns))
+            {
                 return Ok(Some(filtered[0]));
             }
             let ids: Vec<String> = filtered.iter().map(|c| c.id.clone()).collect();
