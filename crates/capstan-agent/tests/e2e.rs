@@ -765,8 +765,8 @@ fn chart(repo: &Repo, name: &str, template: &str) {
     repo.write(&format!("charts/{name}/templates/cm.yaml"), template);
 }
 
-/// Hostile HelmReleases (a template that fails, an `include` without end) fail on their
-/// own, whatever their failure is (an error, a caught panic, an invalid object), and
+/// Hostile HelmReleases (a template that fails, an `include` without end, a `template`
+/// calling itself, 20,000 nested `if`s, a billion-laughs values.yaml) fail on their own, whatever their failure is (an error, a caught panic, an invalid object), and
 /// `trunc` cutting a multi-byte character renders without a panic: the healthy units are applied and reconciled, later changes to them too, a
 /// unit that breaks keeps its objects, and units waiting on a broken one (or on one that
 /// does not exist) say so.
@@ -829,6 +829,44 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         "clusters/h/recurse.yaml",
         &helm_release("recurse", "recurse", ""),
     );
+    // More hostile charts, each failing (or rendering) on its own: a billion-laughs
+    // values.yaml, thousands of nested `if`s, a `template` that calls itself, and `toJson`
+    // of a dict that contains itself (Sprig's toJson swallows the cycle: renders "").
+    let mut laughs = String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        laughs.push_str(&format!(
+            "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+        ));
+    }
+    chart(
+        &repo,
+        "laughs",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: laughs\n",
+    );
+    repo.write("charts/laughs/values.yaml", &laughs);
+    let nested = format!(
+        "{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nested\n{}",
+        "{{ if true }}".repeat(20_000),
+        "{{ end }}".repeat(20_000)
+    );
+    chart(&repo, "nested", &nested);
+    chart(
+        &repo,
+        "selfcall",
+        "{{ define \"t\" }}{{ template \"t\" . }}{{ end }}{{ template \"t\" . }}\n",
+    );
+    chart(
+        &repo,
+        "jsoncycle",
+        "{{ $d := dict }}{{ $_ := set $d \"self\" $d }}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: jsoncycle\ndata:\n  v: {{ toJson $d | quote }}\n",
+    );
+    for name in ["laughs", "nested", "selfcall", "jsoncycle"] {
+        repo.write(
+            &format!("clusters/h/{name}.yaml"),
+            &helm_release(name, name, ""),
+        );
+    }
     // `trunc 63` cutting the 64th byte, inside a two-byte character: renders (the partial
     // character dropped, see capstan-sprig's trunc) and never panics.
     chart(
@@ -870,6 +908,7 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         (&hr, "breaks-later"),
         (&hr, "waits"),
         (&hr, "trunc"),
+        (&hr, "jsoncycle"),
     ] {
         eventually(60, &format!("{name} Ready"), || async {
             unit_ready(&client, ar, name)
@@ -878,7 +917,7 @@ async fn a_hostile_helm_release_fails_alone_and_healthy_units_keep_reconciling()
         })
         .await;
     }
-    for name in ["recurse"] {
+    for name in ["recurse", "laughs", "nested", "selfcall"] {
         eventually(60, &format!("{name} reports why it fails"), || async {
             unit_ready(&client, &hr, name)
                 .await
