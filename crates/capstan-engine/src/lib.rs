@@ -279,13 +279,7 @@ pub fn render_cluster_with(
     lookup: &dyn ClusterLookup,
     opts: &LoadOptions,
 ) -> ClusterRender {
-    let units = capstan_units::load(fs, renderer, lookup, opts);
-    let (plan, blocked) = plan_units(fs, &units);
-    ClusterRender {
-        units,
-        plan,
-        blocked,
-    }
+    load_and_plan(fs, renderer, lookup, opts, false)
 }
 
 /// [`render_cluster_with`], planned with [`plan_units_isolating`]: what the agent does,
@@ -296,8 +290,18 @@ pub fn render_cluster_isolating(
     lookup: &dyn ClusterLookup,
     opts: &LoadOptions,
 ) -> ClusterRender {
+    load_and_plan(fs, renderer, lookup, opts, true)
+}
+
+fn load_and_plan(
+    fs: &dyn FileSystem,
+    renderer: &dyn Renderer,
+    lookup: &dyn ClusterLookup,
+    opts: &LoadOptions,
+    isolating: bool,
+) -> ClusterRender {
     let units = capstan_units::load(fs, renderer, lookup, opts);
-    let (plan, blocked) = plan_units_isolating(fs, &units);
+    let (plan, blocked) = plan_units_with(fs, &units, isolating);
     ClusterRender {
         units,
         plan,
