@@ -3,21 +3,20 @@
 //! it (the unit's object in the cluster, Events, metrics).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan_apply::{Action, Applier, ApplyOptions, UnitResult};
-use capstan_engine::{
-    catch_future, execute, render_thread, ClusterRender, ExecuteOptions, KubeLookup, LiveRenderer,
-    Panicked, UnitDriver, UnitStatus,
+use capstan_engine::round::{
+    honour_suspend, observe, Blocked, Due, ErrorKind, Mode, Outcomes, Ran, Round, RoundSettings,
+    RunError, Schedule as RoundSchedule, Targets, UnitState,
 };
+use capstan_engine::{catch_future, ClusterRender, Panicked};
 use capstan_graph::UnitId;
 use capstan_source::Artifact;
-use capstan_units::{LoadOptions, RenderedUnit, UnitOutcome, SOURCE_NOT_READY};
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::ApiResource;
+use capstan_units::{RenderedUnit, UnitOutcome};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::report::{Outcome, Report, Reporter};
 use crate::schedule::{Observed, Reason, Schedule};
 use crate::source::Current;
-use crate::sources::{declared, SourceKey, SourceSet};
+use crate::sources::SourceKey;
 
 /// Settings shared by every cluster worker.
 #[derive(Debug, Clone)]
@@ -83,49 +82,22 @@ type UnitEntry = (UnitId, Duration, Option<Duration>, Option<SourceKey>);
 /// The last render: root revision, units, other sources declared.
 type LastRender = (String, Vec<UnitEntry>, Vec<crate::sources::Declared>);
 
-/// A `spec.kubeConfig.secretRef`: namespace, Secret name, key.
-type RemoteKey = (String, String, Option<String>);
-
-/// Drives one cluster.
+/// Drives one cluster: the agent's triggers and schedule around the shared [`Round`].
 pub struct ClusterWorker {
     pub name: String,
     client: kube::Client,
-    applier: Arc<Applier>,
     reporter: Arc<dyn Reporter>,
     settings: WorkerSettings,
     schedule: Mutex<Schedule>,
     /// Wakes the worker at once (webhook, new cluster, tests).
     pub wake: Arc<Notify>,
     last_render: Mutex<Option<LastRender>>,
-    /// Appliers of remote clusters (`spec.kubeConfig`), re-read from their Secret now and then.
-    remote: Mutex<BTreeMap<RemoteKey, (Arc<Applier>, Instant)>>,
-    /// Other sources the units name.
-    sources: SourceSet,
-    /// The renderer with the cluster's charts, `lookup` and Capabilities, and when it was made.
-    renderer: tokio::sync::Mutex<Option<(Arc<LiveRenderer>, Instant)>>,
+    /// The round: rendering, sources, target clusters, apply, garbage collection.
+    round: Round,
     /// Group/kind of the toolkit CRDs present in the cluster.
     toolkit_kinds: Mutex<BTreeSet<(String, String)>>,
-    /// Units seen by this process: whether they prune, and their remote cluster.
-    known: Mutex<BTreeMap<UnitId, (bool, Option<RemoteKey>)>>,
-}
-
-/// How long the live renderer (Capabilities from discovery) is reused.
-const RENDERER_TTL: Duration = Duration::from_secs(300);
-
-/// How long a client built from a kubeConfig Secret is reused before the Secret is read again.
-const REMOTE_CLIENT_TTL: Duration = Duration::from_secs(300);
-
-const KS: (&str, &str, &str) = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations");
-const HR: (&str, &str, &str) = ("helm.toolkit.fluxcd.io", "v2", "helmreleases");
-
-fn resource((group, version, plural): (&str, &str, &str), kind: &str) -> ApiResource {
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: format!("{group}/{version}"),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    /// Round completions (see [`ClusterWorker::rounds`]).
+    rounds: watch::Sender<u64>,
 }
 
 /// A worker's lock, also after a panic while it was held: a panic in one unit (caught)
@@ -135,12 +107,6 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn is_shutdown(e: &str) -> bool {
-    e == SHUTDOWN
-}
-
-const SHUTDOWN: &str = "the agent is shutting down";
-
 impl ClusterWorker {
     pub fn new(
         name: impl Into<String>,
@@ -149,29 +115,37 @@ impl ClusterWorker {
         settings: WorkerSettings,
     ) -> Self {
         let name = name.into();
-        let applier = Applier::new(client.clone()).with_concurrency(8);
+        let applier = Arc::new(Applier::new(client.clone()).with_concurrency(8));
         let schedule = Schedule::new(settings.retry_base);
+        let mut round_settings = RoundSettings::new(name.clone(), settings.cache_dir.join(&name));
+        round_settings.root_source = settings.root_source.clone();
+        round_settings.concurrency = settings.concurrency;
         ClusterWorker {
-            name: name.clone(),
+            name,
+            round: Round::new(
+                client.clone(),
+                Targets::new(client.clone(), applier),
+                round_settings,
+            ),
             client,
-            applier: Arc::new(applier),
             reporter,
             schedule: Mutex::new(schedule),
             wake: Arc::new(Notify::new()),
             last_render: Mutex::new(None),
-            remote: Mutex::new(BTreeMap::new()),
-            known: Mutex::new(BTreeMap::new()),
             toolkit_kinds: Mutex::new(BTreeSet::new()),
-            sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-                settings.cache_dir.join(&name).join("sources"),
-            ))),
-            renderer: tokio::sync::Mutex::new(None),
+            rounds: watch::channel(0).0,
             settings,
         }
     }
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// Round completions: the count of rounds this worker has finished (whether they ran
+    /// anything or not). Tests wait for the next one instead of sleeping.
+    pub fn rounds(&self) -> watch::Receiver<u64> {
+        self.rounds.subscribe()
     }
 
     /// Reconcile until cancelled: on every new revision, every poll, and when woken.
@@ -189,7 +163,7 @@ impl ClusterWorker {
                 };
                 match ready {
                     Ok(()) => {
-                        self.applier.refresh_discovery();
+                        self.round.targets.local().refresh_discovery();
                         match toolkit_kinds(&self.client).await {
                             Ok(kinds) => {
                                 *locked(&self.toolkit_kinds) = kinds;
@@ -224,6 +198,7 @@ impl ClusterWorker {
                         "a round panicked (a bug in capstan); the cluster is reconciled again at the next wake"
                     ),
                 }
+                self.rounds.send_modify(|n| *n += 1);
             }
             let sleep = self.next_wake();
             tokio::select! {
@@ -249,36 +224,6 @@ impl ClusterWorker {
             }
         }
         wait.max(Duration::from_millis(50))
-    }
-
-    /// Reads every unit object of the cluster (one LIST per kind).
-    async fn observe(&self) -> Result<BTreeMap<UnitId, Observed>, String> {
-        let mut out = BTreeMap::new();
-        for (res, kind) in [(KS, "Kustomization"), (HR, "HelmRelease")] {
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(res, kind));
-            let list = match api.list(&ListParams::default()).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(s)) if s.code == 404 => continue,
-                Err(e) => return Err(format!("listing {kind}s: {e}")),
-            };
-            for o in list.items {
-                let ns = o.metadata.namespace.clone().unwrap_or_default();
-                let name = o.metadata.name.clone().unwrap_or_default();
-                let observed = Observed {
-                    suspended: o.data.pointer("/spec/suspend").and_then(Value::as_bool)
-                        == Some(true),
-                    requested_at: o
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt"))
-                        .cloned(),
-                    generation: o.metadata.generation,
-                };
-                out.insert(UnitId::new(kind, ns, name), observed);
-            }
-        }
-        Ok(out)
     }
 
     fn interval_of(&self, r: &capstan_units::Unit) -> (Duration, Option<Duration>) {
@@ -308,7 +253,7 @@ impl ClusterWorker {
     /// The revision a unit is reconciled at: its source's, else the repository's.
     fn unit_revision(&self, source: Option<&SourceKey>, root: &str) -> String {
         source
-            .and_then(|k| self.sources.revision(k))
+            .and_then(|k| self.round.sources.revision(k))
             .unwrap_or_else(|| root.to_string())
     }
 
@@ -318,19 +263,17 @@ impl ClusterWorker {
         artifact: &Artifact,
         cancel: &CancellationToken,
     ) -> Result<RoundSummary, String> {
-        let observed = self.observe().await?;
+        let observed = observe(&self.client).await?;
         let now = Instant::now();
         // Nothing due, no source due and the revision unchanged: no need to render.
         {
             let last = locked(&self.last_render);
             let schedule = locked(&self.schedule);
             if let Some((rev, units, declared)) = last.as_ref() {
-                let pending_gc = locked(&self.known)
-                    .keys()
-                    .any(|id| !units.iter().any(|u| &u.0 == id));
+                let ids: BTreeSet<UnitId> = units.iter().map(|u| u.0.clone()).collect();
                 if *rev == artifact.revision
-                    && !pending_gc
-                    && !self.sources.due(declared)
+                    && !self.round.pending_garbage(&ids)
+                    && !self.round.sources.due(declared)
                     && !units.iter().any(|(id, interval, retry, source)| {
                         let o = observed.get(id).cloned().unwrap_or_default();
                         let revision = self.unit_revision(source.as_ref(), &artifact.revision);
@@ -346,12 +289,15 @@ impl ClusterWorker {
                 }
             }
         }
-        let mut render = self.render(artifact.path.clone()).await?;
-        // Other sources the units name: fetch what is new or due, render again if any moved.
-        let wanted = declared(&render.units, &self.settings.root_source);
-        if self.sources.refresh(&self.client, &wanted).await {
-            render = self.render(artifact.path.clone()).await?;
-        }
+        let path = format!(
+            "{}/{}",
+            self.settings.clusters_dir.trim_end_matches('/'),
+            self.name
+        );
+        let (mut render, wanted) = self
+            .round
+            .render_with_sources(artifact.path.clone(), path)
+            .await?;
         for (unit, p) in render_panics(&render) {
             tracing::error!(
                 cluster = %self.name, kind = %unit.kind, namespace = %unit.namespace, name = %unit.name,
@@ -369,13 +315,13 @@ impl ClusterWorker {
                 None,
             )
             .await;
-        let mounted = self.sources.mounted();
+        let mounted = self.round.sources.mounted();
         for d in &wanted {
             let art = mounted
                 .iter()
                 .find(|(k, _, _)| k == &d.key)
                 .map(|m| m.2.clone());
-            let err = self.sources.error(&d.key);
+            let err = self.round.sources.error(&d.key);
             self.reporter
                 .source(&self.client, &d.key, art.as_deref(), err.as_deref())
                 .await;
@@ -383,7 +329,8 @@ impl ClusterWorker {
         for e in &render.units.errors {
             tracing::warn!(cluster = %self.name, error = %e, "cannot read the cluster's state; nothing is applied or pruned for it");
         }
-        self.prepare_units(&mut render, &observed);
+        self.prepare_units(&mut render);
+        honour_suspend(&mut render, &observed);
         let units: Vec<UnitEntry> = render
             .units
             .units
@@ -425,7 +372,7 @@ impl ClusterWorker {
                     &revisions[u.id()],
                     &observed,
                     Outcome::Failed {
-                        reason: "DependencyNotReady".into(),
+                        reason: ErrorKind::Dependency.flux_reason().into(),
                         message: msg.clone(),
                         stalled: true,
                     },
@@ -437,155 +384,48 @@ impl ClusterWorker {
             self.remember(&artifact.revision, units, wanted);
             return Err(msg);
         }
-        let driver = AgentDriver {
+        let agent = AgentSide {
             worker: self,
             due: &due,
             observed: &observed,
             revisions: &revisions,
             cancel,
         };
-        let opts = ExecuteOptions {
-            concurrency: self.settings.concurrency,
-            ignore_dependencies: false,
-        };
-        let exec = execute(&Guard(driver), &render, &opts).await?;
-        for (id, st) in &exec.status {
-            let Some(u) = render.units.get(id) else {
-                continue;
-            };
+        let result = self
+            .round
+            .run(
+                &render,
+                &agent,
+                &agent,
+                &Mode::Apply,
+                &ApplyOptions::default(),
+            )
+            .await?;
+        for (id, st) in &result.status {
+            let reason = || due.get(id).map(ToString::to_string).unwrap_or_default();
             match st {
-                UnitStatus::Done(ran) => {
-                    if *ran {
-                        summary.ran.push((
-                            id.clone(),
-                            due.get(id).map(ToString::to_string).unwrap_or_default(),
-                        ));
-                        summary.succeeded += 1;
-                    }
+                UnitState::Ran(_) => {
+                    summary.ran.push((id.clone(), reason()));
+                    summary.succeeded += 1;
                 }
-                UnitStatus::Failed(e) => {
-                    if !is_shutdown(e) && due.contains_key(id) {
-                        summary.ran.push((
-                            id.clone(),
-                            due.get(id).map(ToString::to_string).unwrap_or_default(),
-                        ));
+                UnitState::NotDue => {}
+                UnitState::Failed(e) => {
+                    if !matches!(e, RunError::Cancelled) && due.contains_key(id) {
+                        summary.ran.push((id.clone(), reason()));
                         summary.failed += 1;
                     }
                 }
-                UnitStatus::Suspended => summary.suspended += 1,
-                UnitStatus::Blocked(why) => {
-                    summary.blocked += 1;
-                    if cancel.is_cancelled() {
-                        continue;
-                    }
-                    let outcome = match u {
-                        UnitOutcome::Failed { error, .. } => Outcome::Failed {
-                            reason: if error.message.starts_with(SOURCE_NOT_READY) {
-                                "ArtifactFailed".into()
-                            } else {
-                                "BuildFailed".into()
-                            },
-                            message: error.to_string(),
-                            stalled: !error.message.starts_with(SOURCE_NOT_READY),
-                        },
-                        UnitOutcome::Rendered(_) => Outcome::DependencyNotReady {
-                            message: why.clone(),
-                        },
-                    };
-                    let o = observed.get(id).cloned().unwrap_or_default();
-                    locked(&self.schedule).record(
-                        id,
-                        Instant::now(),
-                        &revisions[id],
-                        false,
-                        &o,
-                        why.clone(),
-                    );
-                    self.report_unit(
-                        u.unit(),
-                        &revisions[id],
-                        &observed,
-                        outcome,
-                        None,
-                        Duration::ZERO,
-                    )
-                    .await;
-                }
+                UnitState::Suspended => summary.suspended += 1,
+                UnitState::Blocked(_) => summary.blocked += 1,
             }
         }
         if !render.has_errors() && !cancel.is_cancelled() {
-            self.collect_garbage(&render, &observed).await;
+            for (id, _) in self.round.collect_garbage(&render, &observed).await {
+                self.reporter.unit_removed(&self.name, &id);
+            }
         }
         self.remember(&artifact.revision, units, wanted);
         Ok(summary)
-    }
-
-    /// Units gone from the repository (their object pruned by their parent) are
-    /// uninstalled as Flux's finalizer does: their objects are deleted when they pruned,
-    /// kept otherwise. Only after a render without errors, and only for units this process
-    /// saw (it knows their `prune`): nothing is deleted on a guess.
-    async fn collect_garbage(&self, render: &ClusterRender, observed: &BTreeMap<UnitId, Observed>) {
-        let current: BTreeMap<UnitId, (bool, Option<RemoteKey>)> = render
-            .units
-            .units
-            .iter()
-            .map(|u| {
-                let unit = u.unit();
-                let remote = unit
-                    .spec
-                    .kube_config_secret
-                    .as_ref()
-                    .map(|(s, k)| (unit.id.namespace.clone(), s.clone(), k.clone()));
-                (unit.id.clone(), (unit.spec.prune, remote))
-            })
-            .collect();
-        let gone: Vec<(UnitId, (bool, Option<RemoteKey>))> = locked(&self.known)
-            .iter()
-            .filter(|(id, _)| !current.contains_key(*id) && !observed.contains_key(*id))
-            .map(|(id, v)| (id.clone(), v.clone()))
-            .collect();
-        for (id, (prune, remote)) in gone {
-            if prune {
-                let applier = match &remote {
-                    None => Ok(self.applier.clone()),
-                    Some((ns, secret, key)) => {
-                        capstan_fleet::kubeconfig_client(&self.client, ns, secret, key.as_deref())
-                            .await
-                            .map(|c| Arc::new(Applier::new(c)))
-                            .map_err(|e| e.to_string())
-                    }
-                };
-                let unit = capstan_apply::UnitRef::new(
-                    id.kind.clone(),
-                    id.namespace.clone(),
-                    id.name.clone(),
-                );
-                let result = match applier {
-                    Ok(a) => a
-                        .delete_unit(&unit, &ApplyOptions::default())
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(r) => {
-                        tracing::info!(cluster = %self.name, unit = %id, deleted = r.objects.len(), "unit removed from the repository: uninstalled")
-                    }
-                    Err(e) => {
-                        tracing::warn!(cluster = %self.name, unit = %id, error = %e, "cannot uninstall a removed unit; will retry");
-                        continue;
-                    }
-                }
-            } else {
-                tracing::info!(cluster = %self.name, unit = %id, "unit removed from the repository: its objects are kept (prune: false)");
-            }
-            locked(&self.known).remove(&id);
-            self.reporter.unit_removed(&self.name, &id);
-        }
-        let mut known = locked(&self.known);
-        for (id, v) in current {
-            known.insert(id, v);
-        }
     }
 
     fn remember(
@@ -599,86 +439,9 @@ impl ClusterWorker {
         *locked(&self.last_render) = Some((revision.to_string(), units, declared));
     }
 
-    /// Charts fetched with the cluster's credentials, `lookup` answered by the cluster, its
-    /// Capabilities (re-read every few minutes).
-    async fn live_renderer(&self) -> Result<Arc<LiveRenderer>, String> {
-        let mut cached = self.renderer.lock().await;
-        if let Some((r, at)) = cached.as_ref() {
-            if at.elapsed() < RENDERER_TTL {
-                return Ok(r.clone());
-            }
-        }
-        let cache = capstan_source::SourceCache::new(
-            self.settings.cache_dir.join(&self.name).join("charts"),
-        );
-        let r = Arc::new(LiveRenderer::connect(self.client.clone(), cache).await?);
-        *cached = Some((r.clone(), Instant::now()));
-        Ok(r)
-    }
-
-    async fn render(&self, root: PathBuf) -> Result<ClusterRender, String> {
-        let client = self.client.clone();
-        let path = format!(
-            "{}/{}",
-            self.settings.clusters_dir.trim_end_matches('/'),
-            self.name
-        );
-        let mounted = self.sources.mounted();
-        let root_source = self.settings.root_source.clone();
-        let renderer = self.live_renderer().await?;
-        let thread = format!("render-{}", self.name);
-        let mut render = render_thread(&thread, move || -> Result<ClusterRender, String> {
-            let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
-                capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?,
-            );
-            let mut fs = capstan_vfs::MountFs::new(base);
-            let mut opts = LoadOptions::new(path);
-            // A unit whose source has no artifact fails: never read from the repository's
-            // tree by mistake.
-            opts.root_source = Some(root_source);
-            for (key, at, artifact) in &mounted {
-                let tree = capstan_vfs::DiskFs::new(&artifact.path)
-                    .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
-                fs.mount(at, Arc::new(tree));
-                opts.source_roots.insert(key.clone(), at.clone());
-            }
-            let lookup = KubeLookup::new(client);
-            Ok(capstan_engine::render_cluster_isolating(
-                &fs,
-                renderer.as_ref(),
-                &lookup,
-                &opts,
-            ))
-        })
-        .await
-        .map_err(|p| format!("rendering the cluster {p}"))??;
-        // Name the cause (the fetch error) in those units' errors.
-        for u in &mut render.units.units {
-            let UnitOutcome::Failed { unit, error } = u else {
-                continue;
-            };
-            let Some(r) = unit.spec.source_ref.as_ref() else {
-                continue;
-            };
-            if error.message.starts_with(SOURCE_NOT_READY) {
-                let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
-                let cause = self
-                    .sources
-                    .error(&key)
-                    .unwrap_or_else(|| "not fetched yet".to_string());
-                *error = capstan_units::UnitError::new(
-                    Some(unit.id.clone()),
-                    format!("{}: {cause}", error.message),
-                )
-                .field("spec.sourceRef");
-            }
-        }
-        Ok(render)
-    }
-
     /// Units apply their own toolkit objects (child Kustomizations, HelmReleases, sources)
     /// so their status has a home in the cluster, and the cluster's `suspend` wins.
-    fn prepare_units(&self, render: &mut ClusterRender, observed: &BTreeMap<UnitId, Observed>) {
+    fn prepare_units(&self, render: &mut ClusterRender) {
         for u in &mut render.units.units {
             let UnitOutcome::Rendered(r) = u else {
                 continue;
@@ -698,17 +461,6 @@ impl ClusterWorker {
                     .filter(|o| kinds.contains(&group_kind(o)))
                     .cloned(),
             );
-            drop(kinds);
-            if observed.get(&r.unit.id).is_some_and(|o| o.suspended) {
-                r.unit.spec.suspend = true;
-            }
-        }
-        for u in &mut render.units.units {
-            if let UnitOutcome::Failed { unit, .. } = u {
-                if observed.get(&unit.id).is_some_and(|o| o.suspended) {
-                    unit.spec.suspend = true;
-                }
-            }
         }
     }
 
@@ -739,103 +491,6 @@ impl ClusterWorker {
             took,
         };
         self.reporter.unit(&self.client, &report).await;
-    }
-
-    /// The applier of the cluster a unit applies to: this one, or the one its
-    /// `spec.kubeConfig.secretRef` names (a Secret in the unit's namespace, as in Flux).
-    async fn applier_for(&self, unit: &RenderedUnit) -> Result<Arc<Applier>, String> {
-        let Some((secret, key)) = &unit.unit.spec.kube_config_secret else {
-            return Ok(self.applier.clone());
-        };
-        let ns = &unit.unit.id.namespace;
-        let cache_key = (ns.clone(), secret.clone(), key.clone());
-        if let Some((applier, at)) = locked(&self.remote).get(&cache_key) {
-            if at.elapsed() < REMOTE_CLIENT_TTL {
-                return Ok(applier.clone());
-            }
-        }
-        let client = capstan_fleet::kubeconfig_client(&self.client, ns, secret, key.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        let applier = Arc::new(Applier::new(client).with_concurrency(8));
-        locked(&self.remote).insert(cache_key, (applier.clone(), Instant::now()));
-        Ok(applier)
-    }
-
-    async fn run_unit(
-        &self,
-        unit: &RenderedUnit,
-        due: Option<&Reason>,
-        observed: &BTreeMap<UnitId, Observed>,
-        revision: &str,
-        cancel: &CancellationToken,
-    ) -> Result<bool, String> {
-        let id = &unit.unit.id;
-        let Some(reason) = due else {
-            // Not due: it counts as it last ended, so dependents wait on failures.
-            let schedule = locked(&self.schedule);
-            return match schedule.last(id) {
-                Some(l) if !l.ok => Err(l.message.clone()),
-                _ => Ok(false),
-            };
-        };
-        if cancel.is_cancelled() {
-            return Err(SHUTDOWN.into());
-        }
-        tracing::debug!(cluster = %self.name, unit = %id, reason = %reason, "reconciling");
-        let started = Instant::now();
-        let result = match self.applier_for(unit).await {
-            Ok(applier) => capstan_engine::apply_rendered(&applier, unit, &ApplyOptions::default())
-                .await
-                .map_err(|e| {
-                    let reason = if e.not_ready().is_empty() {
-                        "ReconciliationFailed"
-                    } else {
-                        "HealthCheckFailed"
-                    };
-                    (reason, e.to_string())
-                }),
-            Err(e) => Err(("ReconciliationFailed", e)),
-        };
-        let took = started.elapsed();
-        let o = observed.get(id).cloned().unwrap_or_default();
-        let (ok, message, outcome) = match &result {
-            Ok(r) => {
-                let msg = format!("Applied revision: {revision}");
-                (
-                    true,
-                    msg.clone(),
-                    Outcome::Ready {
-                        message: msg,
-                        changes: summarize(r),
-                    },
-                )
-            }
-            Err((reason, msg)) => (
-                false,
-                msg.clone(),
-                Outcome::Failed {
-                    reason: (*reason).into(),
-                    message: msg.clone(),
-                    stalled: false,
-                },
-            ),
-        };
-        locked(&self.schedule).record(id, Instant::now(), revision, ok, &o, message.clone());
-        self.report_unit(
-            &unit.unit,
-            revision,
-            observed,
-            outcome,
-            result.as_ref().ok(),
-            took,
-        )
-        .await;
-        if ok {
-            Ok(true)
-        } else {
-            Err(message)
-        }
     }
 }
 
@@ -916,7 +571,9 @@ fn summarize(r: &UnitResult) -> Vec<String> {
         .collect()
 }
 
-struct AgentDriver<'a> {
+/// The agent's side of the shared round: its schedule says what is due; outcomes go to
+/// the unit's status, Events and metrics.
+struct AgentSide<'a> {
     worker: &'a ClusterWorker,
     due: &'a BTreeMap<UnitId, Reason>,
     observed: &'a BTreeMap<UnitId, Observed>,
@@ -924,24 +581,85 @@ struct AgentDriver<'a> {
     cancel: &'a CancellationToken,
 }
 
-impl Guarded for AgentDriver<'_> {
-    /// Whether the unit ran (false: not due, last run fine).
-    type Output = bool;
-    async fn run(&self, unit: &RenderedUnit) -> Result<bool, String> {
-        self.worker
-            .run_unit(
-                unit,
-                self.due.get(&unit.unit.id),
-                self.observed,
-                &self.revisions[&unit.unit.id],
-                self.cancel,
-            )
-            .await
+impl AgentSide<'_> {
+    /// Records a run in the schedule and reports it on the unit.
+    async fn record(
+        &self,
+        unit: &capstan_units::Unit,
+        outcome: Outcome,
+        result: Option<&UnitResult>,
+        took: Duration,
+    ) {
+        let w = self.worker;
+        let id = &unit.id;
+        let revision = &self.revisions[id];
+        let (ok, message) = match &outcome {
+            Outcome::Ready { message, .. } => (true, message.clone()),
+            Outcome::Failed { message, .. } | Outcome::DependencyNotReady { message } => {
+                (false, message.clone())
+            }
+        };
+        let o = self.observed.get(id).cloned().unwrap_or_default();
+        locked(&w.schedule).record(id, Instant::now(), revision, ok, &o, message);
+        w.report_unit(unit, revision, self.observed, outcome, result, took)
+            .await;
+    }
+}
+
+impl RoundSchedule for AgentSide<'_> {
+    fn due(&self, unit: &RenderedUnit) -> Due {
+        let id = &unit.unit.id;
+        let Some(reason) = self.due.get(id) else {
+            // Not due: it counts as it last ended, so dependents wait on failures.
+            let schedule = locked(&self.worker.schedule);
+            return match schedule.last(id) {
+                Some(l) if !l.ok => Due::Skip(Err(l.message.clone())),
+                _ => Due::Skip(Ok(())),
+            };
+        };
+        if self.cancel.is_cancelled() {
+            return Due::Cancelled;
+        }
+        Due::Run(reason.to_string())
+    }
+}
+
+impl Outcomes for AgentSide<'_> {
+    async fn finished(
+        &self,
+        unit: &RenderedUnit,
+        _reason: &str,
+        result: &Result<Ran, RunError>,
+        took: Duration,
+    ) {
+        let revision = &self.revisions[&unit.unit.id];
+        match result {
+            Ok(ran) => {
+                let applied = match ran {
+                    Ran::Applied(r) => Some(r),
+                    Ran::Planned(_) => None,
+                };
+                let message = format!("Applied revision: {revision}");
+                let outcome = Outcome::Ready {
+                    message,
+                    changes: applied.map(summarize).unwrap_or_default(),
+                };
+                self.record(&unit.unit, outcome, applied, took).await;
+            }
+            Err(e) => {
+                let outcome = Outcome::Failed {
+                    reason: e.kind().flux_reason().into(),
+                    message: e.to_string(),
+                    stalled: false,
+                };
+                self.record(&unit.unit, outcome, None, took).await;
+            }
+        }
     }
 
     /// Logged once with the unit, counted, recorded as a failure (retried with backoff)
     /// and reported as Flux's ReconciliationFailed.
-    async fn panicked(&self, unit: &RenderedUnit, p: Panicked) -> String {
+    async fn panicked(&self, unit: &RenderedUnit, p: &Panicked) -> String {
         let w = self.worker;
         let id = &unit.unit.id;
         tracing::error!(
@@ -953,40 +671,64 @@ impl Guarded for AgentDriver<'_> {
         let message = format!(
             "applying {p} (a bug in capstan, not an error in the repository; only this unit is affected)"
         );
-        let revision = &self.revisions[id];
-        let o = self.observed.get(id).cloned().unwrap_or_default();
-        locked(&w.schedule).record(id, Instant::now(), revision, false, &o, message.clone());
-        w.report_unit(
-            &unit.unit,
-            revision,
-            self.observed,
-            Outcome::Failed {
-                reason: "ReconciliationFailed".into(),
-                message: message.clone(),
+        let outcome = Outcome::Failed {
+            reason: ErrorKind::Panic.flux_reason().into(),
+            message: message.clone(),
+            stalled: false,
+        };
+        self.record(&unit.unit, outcome, None, Duration::ZERO).await;
+        message
+    }
+
+    /// Failed to render (BuildFailed; ArtifactFailed when its source has no artifact) or
+    /// waits for a unit that did not succeed (DependencyNotReady).
+    async fn blocked(&self, unit: &capstan_units::Unit, blocked: &Blocked) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let message = blocked.message.clone();
+        let outcome = match blocked.kind {
+            ErrorKind::Dependency => Outcome::DependencyNotReady { message },
+            ErrorKind::Source => Outcome::Failed {
+                reason: ErrorKind::Source.flux_reason().into(),
+                message,
                 stalled: false,
             },
-            None,
-            Duration::ZERO,
-        )
-        .await;
-        message
+            _ => Outcome::Failed {
+                reason: ErrorKind::Render.flux_reason().into(),
+                message,
+                stalled: true,
+            },
+        };
+        self.record(unit, outcome, None, Duration::ZERO).await;
     }
 }
 
-/// How a round runs one unit, and what it does when that panics.
+/// How a round runs one unit, and what it does when that panics (the shape of the
+/// shared round's driver, tested here in memory).
+#[cfg(test)]
 pub(crate) trait Guarded {
     type Output;
     /// Apply the unit; an `Err` fails it and blocks its dependents.
-    fn run(&self, unit: &RenderedUnit) -> impl Future<Output = Result<Self::Output, String>>;
+    fn run(
+        &self,
+        unit: &RenderedUnit,
+    ) -> impl std::future::Future<Output = Result<Self::Output, String>>;
     /// `run` panicked (caught): record and report it; returns the unit's error.
-    fn panicked(&self, unit: &RenderedUnit, p: Panicked) -> impl Future<Output = String>;
+    fn panicked(
+        &self,
+        unit: &RenderedUnit,
+        p: Panicked,
+    ) -> impl std::future::Future<Output = String>;
 }
 
 /// Runs units through a [`Guarded`], each inside [`catch_future`]: a panic in one unit
 /// fails that unit (its dependents are blocked), never the walk, the round or the worker.
+#[cfg(test)]
 pub(crate) struct Guard<G>(pub G);
 
-impl<G: Guarded> UnitDriver for Guard<G> {
+#[cfg(test)]
+impl<G: Guarded> capstan_engine::UnitDriver for Guard<G> {
     type Output = G::Output;
     async fn run(&self, unit: &RenderedUnit) -> Result<G::Output, String> {
         match catch_future(self.0.run(unit)).await {
@@ -1008,7 +750,8 @@ pub(crate) fn render_panics(render: &ClusterRender) -> Vec<(&UnitId, &Panicked)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capstan_units::{HelmRequest, NoCluster, Renderer};
+    use capstan_engine::{execute, ExecuteOptions, UnitStatus};
+    use capstan_units::{HelmRequest, LoadOptions, NoCluster, Renderer};
     use capstan_vfs::FileSystem;
     use std::path::Path;
 

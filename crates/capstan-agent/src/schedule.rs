@@ -31,13 +31,8 @@ pub struct LastRun {
     pub message: String,
 }
 
-/// What the cluster says about a unit right now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
-    pub suspended: bool,
-    pub requested_at: Option<String>,
-    pub generation: Option<i64>,
-}
+/// What the cluster says about a unit's object (read by the shared round).
+pub use capstan_engine::round::Observed;
 
 /// Why a unit runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

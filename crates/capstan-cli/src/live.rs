@@ -1,13 +1,18 @@
-//! `capstan diff` and `capstan apply`: one cluster, from the working tree.
+//! `capstan diff` and `capstan apply`: a thin driver of the round the agent runs
+//! ([`capstan_engine::round`]): everything is due (`spec.suspend` in the cluster wins
+//! unless `--ignore-suspend`), outcomes go to the terminal.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use capstan_apply::{Action, Applier, ApplyOptions, PlanOp};
-use capstan_engine::{
-    execute, render_cluster_with, ApplyDriver, DiffDriver, ExecuteOptions, KubeLookup, UnitStatus,
+use capstan_engine::round::{
+    honour_suspend, ignore_suspend, observe, Blocked, Everything, Mode, Outcomes, Ran, Round,
+    RoundResult, RoundSettings, RunError, Targets, UnitState,
 };
+use capstan_engine::{ClusterRender, Panicked};
+use capstan_units::{RenderedUnit, Unit};
 use clap::Args;
 
 use crate::{EXIT_DRIFT, EXIT_FAILURE};
@@ -25,13 +30,12 @@ pub struct LiveArgs {
     /// How many units run at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Run units suspended in the cluster (`spec.suspend: true`) too.
+    #[arg(long)]
+    pub ignore_suspend: bool,
 }
 
-async fn client(args: &LiveArgs) -> Result<kube::Client, String> {
-    crate::ops::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await
-}
-
-fn report_render(render: &capstan_engine::ClusterRender) -> bool {
+fn report_render(render: &ClusterRender) -> bool {
     let mut bad = false;
     for e in &render.units.errors {
         eprintln!("error: {e}");
@@ -52,36 +56,61 @@ fn report_render(render: &capstan_engine::ClusterRender) -> bool {
     bad
 }
 
-/// Renders as the agent does: charts from Helm/OCI repositories (cached), `lookup` and
-/// Capabilities from the cluster.
-async fn live_renderer(client: &kube::Client) -> Result<capstan_engine::LiveRenderer, String> {
-    let cache = crate::source::default_cache_dir()
-        .unwrap_or_else(|| std::env::temp_dir().join("capstan"))
-        .join("charts");
-    capstan_engine::LiveRenderer::connect(client.clone(), capstan_source::SourceCache::new(cache))
-        .await
+/// The shared round against the cluster of `--kubeconfig`/`--context`, with the cluster's
+/// state rendered (sources fetched into the cache, `spec.suspend` honoured).
+async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
+    let (root, cluster_path) = args.target.open_root().await?;
+    let config = crate::ops::config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let cache =
+        crate::source::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("capstan"));
+    let mut settings = RoundSettings::new("cli", cache);
+    settings.concurrency = args.concurrency;
+    let targets =
+        Targets::new(client.clone(), Arc::new(Applier::new(client.clone()))).with_config(config);
+    let round = Round::new(client.clone(), targets, settings);
+    let (mut render, _) = round.render_with_sources(root, cluster_path).await?;
+    if args.ignore_suspend {
+        ignore_suspend(&mut render);
+    } else {
+        let observed = observe(&client).await?;
+        honour_suspend(&mut render, &observed);
+    }
+    Ok((round, render))
+}
+
+/// The CLI's outcomes: failures on stderr as they happen; the rest in the table.
+struct Terminal;
+
+impl Outcomes for Terminal {
+    async fn finished(&self, _: &RenderedUnit, _: &str, _: &Result<Ran, RunError>, _: Duration) {}
+    async fn panicked(&self, unit: &RenderedUnit, p: &Panicked) -> String {
+        let m = format!(
+            "applying {p} (a bug in capstan, not an error in the repository; only this unit is affected)"
+        );
+        eprintln!("error: {}: {m}", unit.unit.id);
+        m
+    }
+    async fn blocked(&self, _: &Unit, _: &Blocked) {}
 }
 
 pub async fn diff(args: LiveArgs) -> Result<u8, String> {
-    let (fs, opts) = args.target.open().await?;
-    let client = client(&args).await?;
-    let renderer = live_renderer(&client).await?;
-    let render = render_cluster_with(&fs, &renderer, &KubeLookup::new(client.clone()), &opts);
+    let (round, render) = prepare(&args).await?;
     let mut failed = report_render(&render);
-    let applier = Applier::new(client);
-    let exec = execute(
-        &DiffDriver { applier: &applier },
-        &render,
-        &ExecuteOptions {
-            concurrency: args.concurrency,
-            ignore_dependencies: true,
-        },
-    )
-    .await?;
+    let result = round
+        .run(
+            &render,
+            &Everything,
+            &Terminal,
+            &Mode::Diff,
+            &ApplyOptions::default(),
+        )
+        .await?;
     let mut drift = false;
-    for id in &exec.order {
-        match &exec.status[id] {
-            UnitStatus::Done(plan) => {
+    for id in &result.order {
+        match &result.status[id] {
+            UnitState::Ran(Ran::Planned(plan)) => {
                 for c in &plan.changes {
                     let what = match &c.op {
                         PlanOp::Unchanged => continue,
@@ -100,15 +129,16 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
                     }
                 }
             }
-            UnitStatus::Failed(e) => {
+            UnitState::Ran(Ran::Applied(_)) | UnitState::NotDue => {}
+            UnitState::Failed(e) => {
                 eprintln!("error: {id}: {e}");
                 failed = true;
             }
-            UnitStatus::Blocked(why) => {
-                eprintln!("error: {id}: {why}");
+            UnitState::Blocked(b) => {
+                eprintln!("error: {id}: {}", b.message);
                 failed = true;
             }
-            UnitStatus::Suspended => eprintln!("{id}: suspended, not compared"),
+            UnitState::Suspended => eprintln!("{id}: suspended, not compared"),
         }
     }
     Ok(if failed {
@@ -122,17 +152,13 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
 
 pub async fn apply(args: LiveArgs) -> Result<u8, String> {
     let started = Instant::now();
-    let (fs, opts) = args.target.open().await?;
-    let client = client(&args).await?;
-    let renderer = live_renderer(&client).await?;
-    let render = render_cluster_with(&fs, &renderer, &KubeLookup::new(client.clone()), &opts);
+    let (round, render) = prepare(&args).await?;
     let render_failed = report_render(&render);
     if let Err(e) = &render.plan {
         eprintln!("error: {e}");
         eprintln!("nothing was applied");
         return Ok(EXIT_FAILURE);
     }
-    let applier = Applier::new(client);
     let options = ApplyOptions {
         on_event: Some(Arc::new(|ev: &capstan_apply::ApplyEvent| {
             if !matches!(ev.action, Action::Unchanged | Action::Waiting(_)) {
@@ -141,23 +167,21 @@ pub async fn apply(args: LiveArgs) -> Result<u8, String> {
         })),
         ..Default::default()
     };
-    let exec = execute(
-        &ApplyDriver {
-            applier: &applier,
-            options,
-        },
-        &render,
-        &ExecuteOptions {
-            concurrency: args.concurrency,
-            ignore_dependencies: false,
-        },
-    )
-    .await?;
-    let mut failed = render_failed;
+    let result = round
+        .run(&render, &Everything, &Terminal, &Mode::Apply, &options)
+        .await?;
+    let failed = print_table(&result) || render_failed;
+    eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+/// The apply table; whether any unit failed.
+fn print_table(result: &RoundResult) -> bool {
+    let mut failed = false;
     println!("{:<50} {:<10} DETAILS", "UNIT", "STATUS");
-    for id in &exec.order {
-        let (status, details) = match &exec.status[id] {
-            UnitStatus::Done(r) => {
+    for id in &result.order {
+        let (status, details) = match &result.status[id] {
+            UnitState::Ran(Ran::Applied(r)) => {
                 let count = |a: &Action| r.objects.iter().filter(|o| &o.action == a).count();
                 let pruned = r
                     .pruned
@@ -177,18 +201,18 @@ pub async fn apply(args: LiveArgs) -> Result<u8, String> {
                     ),
                 )
             }
-            UnitStatus::Failed(e) => {
+            UnitState::Ran(Ran::Planned(_)) | UnitState::NotDue => ("skipped", String::new()),
+            UnitState::Failed(e) => {
                 failed = true;
-                ("failed", e.clone())
+                ("failed", e.to_string())
             }
-            UnitStatus::Blocked(why) => {
+            UnitState::Blocked(b) => {
                 failed = true;
-                ("blocked", why.clone())
+                ("blocked", b.message.clone())
             }
-            UnitStatus::Suspended => ("suspended", "spec.suspend is true".to_string()),
+            UnitState::Suspended => ("suspended", "spec.suspend is true".to_string()),
         };
         println!("{:<50} {:<10} {}", id.to_string(), status, details);
     }
-    eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
-    Ok(if failed { EXIT_FAILURE } else { 0 })
+    failed
 }

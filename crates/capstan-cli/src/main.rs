@@ -171,16 +171,23 @@ impl Target {
     /// The repository as a file system (the working tree, or the tree fetched
     /// with `--source`), and where the cluster's state starts in it.
     pub async fn open(&self) -> Result<(capstan_vfs::DiskFs, capstan_units::LoadOptions), String> {
-        let root = match self.source.fetch().await? {
-            Some(artifact) => artifact.path,
-            None => self.repo.clone(),
-        };
+        let (root, cluster_path) = self.open_root().await?;
         let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        Ok((fs, capstan_units::LoadOptions::new(cluster_path)))
+    }
+
+    /// The repository's root directory (the working tree, or the tree fetched with
+    /// `--source`) and the cluster's directory in it.
+    pub async fn open_root(&self) -> Result<(PathBuf, String), String> {
         let cluster_path = match (&self.path, &self.cluster) {
             (Some(p), _) => p.to_string_lossy().trim_start_matches("./").to_string(),
             (None, Some(c)) => format!("clusters/{c}"),
             (None, None) => return Err("name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path".into()),
         };
-        Ok((fs, capstan_units::LoadOptions::new(cluster_path)))
+        let root = match self.source.fetch().await? {
+            Some(artifact) => artifact.path,
+            None => self.repo.clone(),
+        };
+        Ok((root, cluster_path))
     }
 }

@@ -248,6 +248,15 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<kube::Client, String> {
+    let config = config(kubeconfig, context).await?;
+    kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+}
+
+/// The client configuration [`connect`] uses.
+pub async fn config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, String> {
     let opts = KubeConfigOptions {
         context: context.map(String::from),
         ..Default::default()
@@ -260,7 +269,7 @@ pub async fn connect(
         None => kube::Config::from_kubeconfig(&opts).await,
     }
     .map_err(|e| format!("kubeconfig: {e}"))?;
-    kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+    Ok(config)
 }
 
 /// Whether the API server serves `kind` (its CRD is installed).

@@ -445,6 +445,8 @@ pub use isolate::{
 };
 
 pub mod live;
+pub mod round;
+pub mod sources;
 pub use live::{
     apply_rendered, apply_unit, cluster_capabilities, helm_lookup, installed_probe, ApplyDriver,
     DiffDriver, KubeLookup, SourceFetcher,

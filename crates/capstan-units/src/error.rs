@@ -33,6 +33,50 @@ pub struct UnitErrorData {
     /// Set when rendering the unit panicked (a bug in capstan, caught at the unit's
     /// boundary, see [`crate::isolate`]), not when the repository is at fault.
     pub panicked: Option<crate::isolate::Panicked>,
+    /// What failed: callers classify by this, never by the message.
+    pub kind: ErrorKind,
+}
+
+/// The kind of a unit's failure, across the seams of a round (render, source fetch,
+/// lookup, target cluster, apply). The agent maps kinds to Flux's reasons
+/// (`ArtifactFailed`, `BuildFailed`, `HealthCheckFailed`, `DependencyNotReady`, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// Reading or rendering the unit (kustomize, Helm, substitution, the unit's spec).
+    #[default]
+    Render,
+    /// The unit's source has no artifact (not fetched, or fetching failed).
+    Source,
+    /// Reading objects the unit refers to from the cluster (`substituteFrom`, `valuesFrom`).
+    Lookup,
+    /// Something the unit depends on did not succeed, or does not exist.
+    Dependency,
+    /// The unit's target cluster cannot be reached (`spec.kubeConfig`).
+    Target,
+    /// Applying failed.
+    Apply,
+    /// Applied, but not healthy in time.
+    HealthCheck,
+    /// A bug in capstan (a caught panic).
+    Panic,
+    /// The round stopped before the unit ran.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// Flux's condition reason for a unit that failed this way.
+    pub fn flux_reason(self) -> &'static str {
+        match self {
+            ErrorKind::Render => "BuildFailed",
+            ErrorKind::Source => "ArtifactFailed",
+            ErrorKind::Lookup => "BuildFailed",
+            ErrorKind::Dependency => "DependencyNotReady",
+            ErrorKind::HealthCheck => "HealthCheckFailed",
+            ErrorKind::Target | ErrorKind::Apply | ErrorKind::Panic | ErrorKind::Cancelled => {
+                "ReconciliationFailed"
+            }
+        }
+    }
 }
 
 impl UnitError {
@@ -43,6 +87,7 @@ impl UnitError {
             location: Location::default(),
             hint: None,
             panicked: None,
+            kind: ErrorKind::Render,
         }))
     }
     /// A unit whose rendering panicked, while doing `what` (e.g. "rendering").
@@ -55,10 +100,16 @@ impl UnitError {
             "this is a bug in capstan, not an error in the repository (please report it); only this unit is affected",
         );
         e.panicked = Some(panicked);
+        e.0.kind = ErrorKind::Panic;
         e
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.location.field = Some(field.into());
+        self
+    }
+    /// The error's [`ErrorKind`].
+    pub fn kind(mut self, kind: ErrorKind) -> Self {
+        self.0.kind = kind;
         self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

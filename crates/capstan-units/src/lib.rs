@@ -33,6 +33,7 @@ mod generator;
 mod helmrelease;
 pub mod isolate;
 mod spec;
+pub mod toolkit;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ use capstan_vfs::FileSystem;
 use serde_json::Value;
 
 pub use duration::parse_duration;
-pub use error::{did_you_mean, Location, UnitError, UnitErrorData};
+pub use error::{did_you_mean, ErrorKind, Location, UnitError, UnitErrorData};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
 pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
 pub use spec::{
@@ -644,6 +645,7 @@ impl Loader<'_> {
                         format!("looking up {kind} {}/{name}: {e}", unit.id.namespace),
                     )
                     .field(field.to_string())
+                    .kind(ErrorKind::Lookup)
                 })?,
         };
         if found.is_none() && !optional {
@@ -655,7 +657,8 @@ impl Loader<'_> {
                 ),
             )
             .field(field.to_string())
-            .hint("create it, or mark the reference `optional: true`"));
+            .hint("create it, or mark the reference `optional: true`")
+            .kind(ErrorKind::Lookup));
         }
         Ok(Some(found))
     }
@@ -807,7 +810,8 @@ impl Loader<'_> {
                     Some(unit.id.clone()),
                     format!("{SOURCE_NOT_READY} {}/{}/{}", r.kind, r.namespace, r.name),
                 )
-                .field("spec.sourceRef"));
+                .field("spec.sourceRef")
+                .kind(ErrorKind::Source));
             }
         }
         let dir = unit_dir(unit);
@@ -903,7 +907,8 @@ impl Loader<'_> {
                             source.kind, source.namespace, source.name
                         ),
                     )
-                    .field(field.to_string()),
+                    .field(field.to_string())
+                    .kind(ErrorKind::Lookup),
                 )
             })?;
         match found {
@@ -921,7 +926,8 @@ impl Loader<'_> {
                 .hint(format!(
                     "declare the {} in the repository, or check {field}",
                     source.kind
-                )),
+                ))
+                .kind(ErrorKind::Lookup),
             )),
         }
     }

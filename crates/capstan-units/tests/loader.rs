@@ -391,6 +391,7 @@ fn helm_chart_sources_are_found_in_the_repository_then_the_cluster() {
         err.location.field.as_deref(),
         Some("spec.chart.spec.sourceRef")
     );
+    assert_eq!(err.kind, capstan_units::ErrorKind::Lookup);
 }
 
 #[test]
@@ -445,6 +446,9 @@ fn units_of_other_sources_read_their_mount_or_fail_when_it_is_missing() {
         "{}",
         error.message
     );
+    // Its kind says so (the agent reports ArtifactFailed from it, not from the message).
+    assert_eq!(error.kind, capstan_units::ErrorKind::Source);
+    assert_eq!(error.kind.flux_reason(), "ArtifactFailed");
     assert_eq!(error.location.field.as_deref(), Some("spec.sourceRef"));
     assert_eq!(units.failed().count(), 1);
 }

@@ -1,0 +1,244 @@
+//! Sources other than the root repository that a cluster's units name in `sourceRef`
+//! (GitRepository, OCIRepository), fetched read-only on their own interval and mounted
+//! next to the repository's tree for rendering (see [`capstan_vfs::MountFs`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capstan_source::{
+    Artifact, GitAuth, GitRepositorySpec, HttpAuth, OciRepositorySpec, SourceCache,
+};
+use capstan_units::ClusterUnits;
+use serde_json::Value;
+
+/// (kind, namespace, name) of a source.
+pub type SourceKey = (String, String, String);
+
+/// Where sources are mounted in the render's file system.
+pub const MOUNT_ROOT: &str = "/.capstan/sources";
+
+/// The mount point of a source.
+pub fn mount_point(key: &SourceKey) -> PathBuf {
+    PathBuf::from(format!("{MOUNT_ROOT}/{}/{}/{}", key.0, key.1, key.2))
+}
+
+#[derive(Debug, Clone)]
+struct Fetched {
+    artifact: Option<Arc<Artifact>>,
+    error: Option<String>,
+    at: Instant,
+    interval: Duration,
+    /// The source object's spec, to refetch when it changes.
+    spec: Value,
+}
+
+/// The other sources of one cluster.
+pub struct SourceSet {
+    cache: Arc<SourceCache>,
+    fetched: Mutex<BTreeMap<SourceKey, Fetched>>,
+}
+
+/// A source object found in the rendered repository.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub key: SourceKey,
+    pub object: Value,
+}
+
+/// Source objects declared among the units' toolkit objects, except `root`.
+pub fn declared(units: &ClusterUnits, root: &SourceKey) -> Vec<Declared> {
+    let mut out = Vec::new();
+    for r in units.rendered() {
+        for o in &r.consumed {
+            let kind = o.get("kind").and_then(Value::as_str).unwrap_or("");
+            if kind != "GitRepository" && kind != "OCIRepository" {
+                continue;
+            }
+            let meta = |k: &str| o.pointer(&format!("/metadata/{k}")).and_then(Value::as_str);
+            let key = (
+                kind.to_string(),
+                meta("namespace").unwrap_or("default").to_string(),
+                meta("name").unwrap_or("").to_string(),
+            );
+            if &key != root {
+                out.push(Declared {
+                    key,
+                    object: o.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The `data` of Secret `ns/name`, for credentials; `field` names where the reference
+/// came from in errors (which never include the data).
+pub async fn secret_data(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    field: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), ns);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading Secret {ns}/{name} ({field}): {e}"))?
+        .ok_or_else(|| format!("Secret {ns}/{name} ({field}) not found"))?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
+}
+
+impl SourceSet {
+    pub fn new(cache: Arc<SourceCache>) -> Self {
+        SourceSet {
+            cache,
+            fetched: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sources with an artifact: (key, mount point, artifact).
+    pub fn mounted(&self) -> Vec<(SourceKey, PathBuf, Arc<Artifact>)> {
+        self.fetched
+            .lock()
+            .expect("sources")
+            .iter()
+            .filter_map(|(k, f)| f.artifact.clone().map(|a| (k.clone(), mount_point(k), a)))
+            .collect()
+    }
+
+    /// Why a source has no artifact (None when it has one or is unknown).
+    pub fn error(&self, key: &SourceKey) -> Option<String> {
+        let f = self.fetched.lock().expect("sources");
+        f.get(key).and_then(|f| f.error.clone())
+    }
+
+    /// The revision of a mounted source.
+    pub fn revision(&self, key: &SourceKey) -> Option<String> {
+        let f = self.fetched.lock().expect("sources");
+        f.get(key)
+            .and_then(|f| f.artifact.as_ref().map(|a| a.revision.clone()))
+    }
+
+    /// Is any declared source new, changed or due?
+    pub fn due(&self, declared: &[Declared]) -> bool {
+        let f = self.fetched.lock().expect("sources");
+        declared.iter().any(|d| match f.get(&d.key) {
+            None => true,
+            Some(x) => x.spec != d.object["spec"] || x.at.elapsed() >= x.interval,
+        })
+    }
+
+    /// Fetch the declared sources that are new, changed or due; forget the others.
+    /// Returns whether any artifact changed (the cluster must be rendered again).
+    pub async fn refresh(&self, client: &kube::Client, declared: &[Declared]) -> bool {
+        let mut changed = false;
+        {
+            let mut f = self.fetched.lock().expect("sources");
+            let before = f.len();
+            f.retain(|k, _| declared.iter().any(|d| &d.key == k));
+            changed |= f.len() != before;
+        }
+        for d in declared {
+            let (stale, previous) = {
+                let f = self.fetched.lock().expect("sources");
+                match f.get(&d.key) {
+                    None => (true, None),
+                    Some(x) => (
+                        x.spec != d.object["spec"] || x.at.elapsed() >= x.interval,
+                        x.artifact.as_ref().map(|a| a.revision.clone()),
+                    ),
+                }
+            };
+            if !stale {
+                continue;
+            }
+            let (result, interval) = self.fetch(client, d).await;
+            let revision = result.as_ref().ok().map(|a| a.revision.clone());
+            if revision.is_some() && revision != previous {
+                changed = true;
+            }
+            let mut f = self.fetched.lock().expect("sources");
+            let entry = f.entry(d.key.clone()).or_insert_with(|| Fetched {
+                artifact: None,
+                error: None,
+                at: Instant::now(),
+                interval,
+                spec: Value::Null,
+            });
+            entry.at = Instant::now();
+            entry.interval = interval;
+            entry.spec = d.object["spec"].clone();
+            match result {
+                Ok(a) => {
+                    entry.artifact = Some(Arc::new(a));
+                    entry.error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(source = %format!("{}/{}/{}", d.key.0, d.key.1, d.key.2), error = %e, "fetch failed; keeping the last good revision");
+                    entry.error = Some(e);
+                }
+            }
+        }
+        changed
+    }
+
+    async fn fetch(
+        &self,
+        client: &kube::Client,
+        d: &Declared,
+    ) -> (Result<Artifact, String>, Duration) {
+        let interval = d.object["spec"]["interval"]
+            .as_str()
+            .and_then(capstan_source::parse_go_duration)
+            .unwrap_or(Duration::from_secs(60));
+        let secret = d.object["spec"]["secretRef"]["name"].as_str();
+        let result = async {
+            match d.key.0.as_str() {
+                "GitRepository" => {
+                    let spec =
+                        GitRepositorySpec::from_object(&d.object).map_err(|e| e.to_string())?;
+                    let auth = match secret {
+                        Some(s) => Some(
+                            GitAuth::from_secret_data(
+                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                            )
+                            .map_err(|e| e.to_string())?,
+                        ),
+                        None => None,
+                    };
+                    self.cache
+                        .fetch_git(&spec, auth.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                _ => {
+                    let spec =
+                        OciRepositorySpec::from_object(&d.object).map_err(|e| e.to_string())?;
+                    let auth = match secret {
+                        Some(s) => Some(
+                            HttpAuth::from_secret_data(
+                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                            )
+                            .map_err(|e| e.to_string())?,
+                        ),
+                        None => None,
+                    };
+                    self.cache
+                        .fetch_oci(&spec, auth.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            }
+        }
+        .await;
+        (result, interval)
+    }
+}
