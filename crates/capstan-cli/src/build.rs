@@ -20,9 +20,14 @@ pub struct BuildArgs {
     /// Without it a failed build prints nothing on stdout.
     #[arg(long)]
     pub keep_going: bool,
+    #[command(flatten)]
+    pub argocd: crate::argocd::AppsArgs,
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
+    if args.argocd.apps {
+        return crate::argocd::run(&args.target, &args.argocd, &args.output, args.keep_going);
+    }
     let (fs, opts) = crate::runtime()?.block_on(args.target.open())?;
     let render = render_cluster(&fs, &NoCluster, &opts);
     let mut failed = false;

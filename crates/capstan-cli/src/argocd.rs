@@ -1,0 +1,232 @@
+//! `capstan build --apps`: every Argo CD Application of a repository (those declared in
+//! files, those its ApplicationSets generate, those found in rendered output: app of
+//! apps), with its source, destination and rendered objects.
+
+use std::path::PathBuf;
+
+use capstan_argocd::{render_repository, Options, RepoPattern};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::EXIT_FAILURE;
+
+#[derive(Args, Default)]
+pub struct AppsArgs {
+    /// Read the repository as Argo CD does: list every Application (generated ones
+    /// included) with its source, destination and rendered objects.
+    #[arg(long)]
+    pub apps: bool,
+    /// A repoURL that is this repository (a URL, or its path `org/repo`: matched
+    /// case-insensitively, `.git` optional); such sources are read from the tree being
+    /// built, whatever their targetRevision. Repeatable.
+    #[arg(long = "this-repo", value_name = "URL", requires = "apps")]
+    pub this_repo: Vec<String>,
+    /// A regular expression matching repoURLs of this repository (searched in the
+    /// lower-cased URL without `.git` and surrounding `/`). Repeatable.
+    #[arg(long = "this-repo-regex", value_name = "RE", requires = "apps")]
+    pub this_repo_regex: Vec<String>,
+    /// kustomize build options as Argo CD's `kustomize.buildOptions` takes them
+    /// (`--load-restrictor LoadRestrictionsNone`, `--enable-helm`).
+    #[arg(
+        long = "kustomize-build-options",
+        value_name = "OPTS",
+        requires = "apps",
+        allow_hyphen_values = true
+    )]
+    pub kustomize_build_options: Option<String>,
+    /// Extra API versions for Helm's Capabilities (`group/version` or
+    /// `group/version/Kind`). Repeatable, or comma-separated.
+    #[arg(
+        long = "api-versions",
+        value_name = "V",
+        requires = "apps",
+        value_delimiter = ','
+    )]
+    pub api_versions: Vec<String>,
+    /// Helm's `--kube-version` (also `KUBE_VERSION`).
+    #[arg(long = "kube-version", value_name = "V", requires = "apps")]
+    pub kube_version: Option<String>,
+    /// A kind (`group/Kind`, `Kind` for the core group) the destination cluster knows as
+    /// namespaced. Repeatable.
+    #[arg(long = "namespaced-kind", value_name = "GROUP/KIND", requires = "apps")]
+    pub namespaced_kinds: Vec<String>,
+    /// Treat kinds the cluster does not know as cluster-scoped (their namespace is
+    /// removed) instead of namespaced.
+    #[arg(long = "unknown-kinds-cluster-scoped", requires = "apps")]
+    pub unknown_kinds_cluster_scoped: bool,
+    /// A YAML file of Argo CD cluster Secrets for the clusters generator (cluster
+    /// Secrets in the repository are read too).
+    #[arg(long = "clusters", value_name = "FILE", requires = "apps")]
+    pub clusters: Option<PathBuf>,
+    /// Do not read Applications found in rendered output (app of apps).
+    #[arg(long = "no-app-of-apps", requires = "apps")]
+    pub no_app_of_apps: bool,
+    /// The revision being rendered (`ARGOCD_APP_REVISION`).
+    #[arg(long = "revision", value_name = "REV", requires = "apps")]
+    pub revision: Option<String>,
+}
+
+fn options(a: &AppsArgs) -> Result<Options, String> {
+    let mut o = Options::default();
+    for u in &a.this_repo {
+        o.this_repo.push(RepoPattern::Url(u.clone()));
+    }
+    for r in &a.this_repo_regex {
+        let re = regex::Regex::new(r).map_err(|e| format!("--this-repo-regex {r:?}: {e}"))?;
+        o.this_repo.push(RepoPattern::Regex(re));
+    }
+    if let Some(b) = &a.kustomize_build_options {
+        let mut it = b.split_whitespace();
+        while let Some(flag) = it.next() {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            match name {
+                "--load-restrictor" | "--load_restrictor" => {
+                    let v = inline.or_else(|| it.next().map(String::from)).unwrap_or_default();
+                    o.kustomize_load_restrictor = match v.as_str() {
+                        "LoadRestrictionsNone" => capstan_kustomize::LoadRestrictor::None,
+                        "LoadRestrictionsRootOnly" => capstan_kustomize::LoadRestrictor::RootOnly,
+                        other => return Err(format!("--kustomize-build-options: unknown load restrictor {other:?}")),
+                    };
+                }
+                "--enable-helm" => o.kustomize_enable_helm = inline.as_deref() != Some("false"),
+                other => {
+                    return Err(format!(
+                        "--kustomize-build-options: {other} is not supported (--load-restrictor, --enable-helm)"
+                    ))
+                }
+            }
+        }
+    }
+    o.api_versions = a
+        .api_versions
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    o.kube_version = a.kube_version.clone();
+    o.extra_namespaced_kinds = a.namespaced_kinds.clone();
+    o.unknown_kinds_cluster_scoped = a.unknown_kinds_cluster_scoped;
+    o.app_of_apps = !a.no_app_of_apps;
+    o.revision = a.revision.clone().unwrap_or_default();
+    if let Some(f) = &a.clusters {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("--clusters {}: {e}", f.display()))?;
+        for (i, doc) in capstan_argocd::split_documents(&text)
+            .into_iter()
+            .enumerate()
+        {
+            let Some(doc) = doc else { continue };
+            match capstan_argocd::Cluster::from_secret(&doc) {
+                Some(c) => o.clusters.push(c),
+                None => {
+                    return Err(format!(
+                        "--clusters {} (document {}): not an Argo CD cluster Secret (a Secret labelled argocd.argoproj.io/secret-type: cluster)",
+                        f.display(),
+                        i + 1
+                    ))
+                }
+            }
+        }
+    }
+    Ok(o)
+}
+
+pub fn run(
+    target: &crate::Target,
+    a: &AppsArgs,
+    output: &str,
+    keep_going: bool,
+) -> Result<u8, String> {
+    let mut opts = options(a)?;
+    let artifact = crate::runtime()?.block_on(target.source.fetch())?;
+    let root = match &artifact {
+        Some(art) => {
+            if opts.revision.is_empty() {
+                opts.revision = art.revision.rsplit(':').next().unwrap_or("").to_string();
+            }
+            art.path.clone()
+        }
+        None => target.repo.clone(),
+    };
+    let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    if opts.this_repo.is_empty() {
+        eprintln!("warning: no --this-repo: every source is taken to be another repository");
+    }
+    // Rendering runs engines with deep recursion: give them the render stack.
+    let render = std::thread::Builder::new()
+        .stack_size(capstan_engine::RENDER_STACK_SIZE)
+        .spawn(move || render_repository(&fs, &opts))
+        .map_err(|e| e.to_string())?
+        .join()
+        .map_err(|_| "the Argo CD reader panicked".to_string())?;
+    let mut failed = false;
+    for e in &render.errors {
+        eprintln!("error: {e}");
+        failed = true;
+    }
+    let mut list = Vec::new();
+    let mut text = String::new();
+    for r in &render.apps {
+        let app = &r.application;
+        let mut entry = json!({
+            "app": r.name(),
+            "namespace": app.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
+            "source": r.origin.source(),
+            "file": r.origin.file,
+            "appset": r.origin.appset,
+            "parent": r.origin.parent,
+            "destination": app.pointer("/spec/destination").cloned().unwrap_or(Value::Null),
+            "sources": match app.pointer("/spec/sources") {
+                Some(Value::Array(s)) if !s.is_empty() => Value::Array(s.clone()),
+                _ => app.pointer("/spec/source").map(|s| json!([s])).unwrap_or(json!([])),
+            },
+            "application": app,
+        });
+        match &r.objects {
+            Ok(objs) => {
+                entry["objects"] = json!(objs);
+                text.push_str(&format!(
+                    "# Application: {} ({})\n",
+                    r.name(),
+                    r.origin.source()
+                ));
+                if !objs.is_empty() {
+                    text.push_str(&capstan_engine::to_yaml(objs));
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                }
+                text.push_str("---\n");
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+                entry["error"] = json!(e.to_string());
+            }
+        }
+        list.push(entry);
+    }
+    for e in &render.errors {
+        let set = e
+            .object
+            .strip_prefix("ApplicationSet/")
+            .unwrap_or(&e.object);
+        list.push(json!({"appset": set, "source": e.file, "error": e.to_string()}));
+    }
+    if failed && !keep_going {
+        eprintln!("nothing printed: the build failed (--keep-going prints the Applications that rendered)");
+        return Ok(EXIT_FAILURE);
+    }
+    if output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text.strip_suffix("---\n").unwrap_or(&text));
+    }
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
