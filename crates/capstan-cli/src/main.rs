@@ -13,6 +13,7 @@ mod argocd;
 mod build;
 mod get;
 mod helm;
+mod install;
 mod kustomize;
 mod live;
 mod ops;
@@ -75,6 +76,20 @@ enum Command {
         #[command(subcommand)]
         command: get::GetCommand,
     },
+    /// Put the agent into a cluster (or upgrade it): its namespace, ServiceAccount, RBAC,
+    /// Deployment, metrics Service, the toolkit CRDs and read-only Git credentials, applied
+    /// as one unit with its own inventory. `--export` prints them, `--crs` as a Cluster API
+    /// ClusterResourceSet; `--check` reports what is installed and whether it is healthy.
+    Install(install::InstallArgs),
+    /// Take the agent out of a cluster: stop it, remove capstan's finalizers, delete its
+    /// cluster-scoped objects, CRDs (unless --keep-crds) and namespace; --prune-workloads
+    /// also deletes everything capstan's inventories list.
+    Uninstall(install::UninstallArgs),
+    /// Package manifests for other tools.
+    Package {
+        #[command(subcommand)]
+        command: install::PackageCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,6 +126,9 @@ fn dispatch(cli: Cli) -> Result<u8, String> {
         Command::Suspend(args) => runtime().and_then(|rt| rt.block_on(ops::suspend(args))),
         Command::Resume(args) => runtime().and_then(|rt| rt.block_on(ops::resume(args))),
         Command::Get { command } => runtime().and_then(|rt| rt.block_on(get::run(command))),
+        Command::Install(args) => runtime().and_then(|rt| rt.block_on(install::install(args))),
+        Command::Uninstall(args) => runtime().and_then(|rt| rt.block_on(install::uninstall(args))),
+        Command::Package { command } => install::package(command),
     }
 }
 
