@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use capstan_argocd::{render_repository, Options, RepoPattern};
+use capstan_argocd::{Options, RepoPattern};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -13,7 +13,9 @@ use crate::EXIT_FAILURE;
 #[derive(Args, Default)]
 pub struct AppsArgs {
     /// Read the repository as Argo CD does: list every Application (generated ones
-    /// included) with its source, destination and rendered objects.
+    /// included, and those found in rendered output: app of apps) with its source,
+    /// destination and rendered objects. With `--path DIR`, only the Applications and
+    /// ApplicationSets declared beneath DIR are roots.
     #[arg(long)]
     pub apps: bool,
     /// A repoURL that is this repository (a URL, or its path `org/repo`: matched
@@ -243,10 +245,39 @@ pub fn run(
     if opts.this_repo.is_empty() {
         eprintln!("warning: no --this-repo: every source is taken to be another repository");
     }
+    let under = target.path.as_ref().map(|p| {
+        p.to_string_lossy()
+            .trim_start_matches("./")
+            .trim_matches('/')
+            .to_string()
+    });
     // Rendering runs engines with deep recursion: give them the render stack.
     let render = std::thread::Builder::new()
         .stack_size(capstan_engine::RENDER_STACK_SIZE)
-        .spawn(move || render_repository(&fs, &opts))
+        .spawn(move || {
+            // Cluster Secrets anywhere in the tree; the Applications and ApplicationSets
+            // declared beneath --path (all of them without it) are the roots.
+            let (declared, clusters) = capstan_argocd::discover(&fs);
+            for c in clusters {
+                if !opts
+                    .clusters
+                    .iter()
+                    .any(|k| k.name == c.name && k.server == c.server)
+                {
+                    opts.clusters.push(c);
+                }
+            }
+            let roots: Vec<capstan_argocd::Declared> = match &under {
+                Some(dir) => declared
+                    .into_iter()
+                    .filter(|d| {
+                        d.origin.file == *dir || d.origin.file.starts_with(&format!("{dir}/"))
+                    })
+                    .collect(),
+                None => declared,
+            };
+            capstan_argocd::render_declared(&fs, &roots, &opts)
+        })
         .map_err(|e| e.to_string())?
         .join()
         .map_err(|_| "the Argo CD reader panicked".to_string())?;
