@@ -47,14 +47,14 @@ pub struct ArgoError {
     /// The file (relative to the repository root) or `parent: NAME` for app-of-apps children.
     pub file: String,
     /// 1-based document index in the file (0 when unknown).
-    pub document: usize,
+    pub document: u32,
     /// `Application/NAME` or `ApplicationSet/NAME`.
     pub object: String,
     /// The field (`spec.source`, `spec.generators[0].list`...).
     pub field: String,
     pub message: String,
     /// A hint, when there is one.
-    pub hint: Option<String>,
+    pub hint: Option<Box<str>>,
 }
 
 impl ArgoError {
@@ -71,7 +71,7 @@ impl ArgoError {
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(hint.into().into_boxed_str());
         self
     }
 
@@ -79,7 +79,7 @@ impl ArgoError {
     pub fn at(mut self, file: &str, document: usize, object: &str) -> Self {
         if self.file.is_empty() {
             self.file = file.to_string();
-            self.document = document;
+            self.document = u32::try_from(document).unwrap_or(u32::MAX);
         }
         if self.object.is_empty() {
             self.object = object.to_string();

@@ -107,7 +107,7 @@ impl Cluster {
             }
             o.pointer(&format!("/data/{k}"))
                 .and_then(Value::as_str)
-                .and_then(|b| decode_base64(b))
+                .and_then(decode_base64)
                 .unwrap_or_default()
         };
         Some(Cluster {

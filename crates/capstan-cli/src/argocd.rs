@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use capstan_argocd::{render_repository, Options, RepoPattern};
+use capstan_argocd::{Options, RepoPattern};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -13,7 +13,9 @@ use crate::EXIT_FAILURE;
 #[derive(Args, Default)]
 pub struct AppsArgs {
     /// Read the repository as Argo CD does: list every Application (generated ones
-    /// included) with its source, destination and rendered objects.
+    /// included, and those found in rendered output: app of apps) with its source,
+    /// destination and rendered objects. With `--path DIR`, only the Applications and
+    /// ApplicationSets declared beneath DIR are roots.
     #[arg(long)]
     pub apps: bool,
     /// A repoURL that is this repository (a URL, or its path `org/repo`: matched
@@ -61,6 +63,10 @@ pub struct AppsArgs {
     /// Do not read Applications found in rendered output (app of apps).
     #[arg(long = "no-app-of-apps", requires = "apps")]
     pub no_app_of_apps: bool,
+    /// Fetch sources on other Git repositories and charts from Helm repositories into
+    /// the cache (`--cache-dir`); without it they fail their Application (offline).
+    #[arg(long = "fetch-remote", requires = "apps")]
+    pub fetch_remote: bool,
     /// The revision being rendered (`ARGOCD_APP_REVISION`).
     #[arg(long = "revision", value_name = "REV", requires = "apps")]
     pub revision: Option<String>,
@@ -134,6 +140,75 @@ fn options(a: &AppsArgs) -> Result<Options, String> {
     Ok(o)
 }
 
+/// Other repositories and Helm repositories, fetched into capstan's source cache.
+struct Fetcher {
+    cache: capstan_source::SourceCache,
+    rt: tokio::runtime::Runtime,
+}
+
+fn object(kind: &str, url: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["url"] = json!(url);
+    json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": kind,
+           "metadata": {"name": "argocd", "namespace": "argocd"}, "spec": spec})
+}
+
+impl capstan_argocd::RemoteSources for Fetcher {
+    fn git(
+        &self,
+        repo_url: &str,
+        revision: &str,
+    ) -> Result<std::sync::Arc<dyn capstan_vfs::FileSystem>, String> {
+        // Argo CD's targetRevision: HEAD, a commit, a branch or a tag.
+        let rev = revision.trim();
+        let mut refs = Vec::new();
+        if rev.is_empty() || rev == "HEAD" {
+            refs.push(json!({}));
+        } else {
+            if (7..=40).contains(&rev.len()) && rev.chars().all(|c| c.is_ascii_hexdigit()) {
+                refs.push(json!({"commit": rev}));
+            }
+            refs.push(json!({"branch": rev}));
+            refs.push(json!({"tag": rev}));
+        }
+        let mut last = String::new();
+        for r in refs {
+            let obj = object("GitRepository", repo_url, json!({"ref": r}));
+            let spec =
+                capstan_source::GitRepositorySpec::from_object(&obj).map_err(|e| e.to_string())?;
+            match self.rt.block_on(self.cache.fetch_git(&spec, None)) {
+                Ok(a) => {
+                    let fs = capstan_vfs::DiskFs::new(&a.path).map_err(|e| e.to_string())?;
+                    return Ok(std::sync::Arc::new(fs));
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+
+    fn chart(
+        &self,
+        repo_url: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<capstan_helm::Chart, String> {
+        if !repo_url.contains("://") {
+            return Err(format!(
+                "{repo_url}: charts from OCI registries are not fetched yet"
+            ));
+        }
+        let obj = object("HelmRepository", repo_url, json!({}));
+        let spec =
+            capstan_source::HelmRepositorySpec::from_object(&obj).map_err(|e| e.to_string())?;
+        let a = self
+            .rt
+            .block_on(self.cache.fetch_helm_chart(&spec, chart, version, None))
+            .map_err(|e| e.to_string())?;
+        capstan_engine::load_local_chart(&a.path)
+    }
+}
+
 pub fn run(
     target: &crate::Target,
     a: &AppsArgs,
@@ -141,6 +216,21 @@ pub fn run(
     keep_going: bool,
 ) -> Result<u8, String> {
     let mut opts = options(a)?;
+    if a.fetch_remote {
+        let dir = match &target.source.cache_dir {
+            Some(d) => d.clone(),
+            None => crate::source::default_cache_dir()
+                .ok_or("no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME")?,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        opts.remote = Some(std::sync::Arc::new(Fetcher {
+            cache: capstan_source::SourceCache::new(dir),
+            rt,
+        }));
+    }
     let artifact = crate::runtime()?.block_on(target.source.fetch())?;
     let root = match &artifact {
         Some(art) => {
@@ -155,10 +245,39 @@ pub fn run(
     if opts.this_repo.is_empty() {
         eprintln!("warning: no --this-repo: every source is taken to be another repository");
     }
+    let under = target.path.as_ref().map(|p| {
+        p.to_string_lossy()
+            .trim_start_matches("./")
+            .trim_matches('/')
+            .to_string()
+    });
     // Rendering runs engines with deep recursion: give them the render stack.
     let render = std::thread::Builder::new()
         .stack_size(capstan_engine::RENDER_STACK_SIZE)
-        .spawn(move || render_repository(&fs, &opts))
+        .spawn(move || {
+            // Cluster Secrets anywhere in the tree; the Applications and ApplicationSets
+            // declared beneath --path (all of them without it) are the roots.
+            let (declared, clusters) = capstan_argocd::discover(&fs);
+            for c in clusters {
+                if !opts
+                    .clusters
+                    .iter()
+                    .any(|k| k.name == c.name && k.server == c.server)
+                {
+                    opts.clusters.push(c);
+                }
+            }
+            let roots: Vec<capstan_argocd::Declared> = match &under {
+                Some(dir) => declared
+                    .into_iter()
+                    .filter(|d| {
+                        d.origin.file == *dir || d.origin.file.starts_with(&format!("{dir}/"))
+                    })
+                    .collect(),
+                None => declared,
+            };
+            capstan_argocd::render_declared(&fs, &roots, &opts)
+        })
         .map_err(|e| e.to_string())?
         .join()
         .map_err(|_| "the Argo CD reader panicked".to_string())?;
