@@ -17,6 +17,7 @@ mod install;
 mod kustomize;
 mod live;
 mod ops;
+mod revdiff;
 mod source;
 
 /// Exit code for drift found by `capstan diff`.
@@ -40,7 +41,9 @@ struct Cli {
 enum Command {
     /// Print the rendered objects of every unit of a cluster (no cluster needed).
     Build(build::BuildArgs),
-    /// Show what `apply` would change on the live cluster (server-side dry run).
+    /// Show what `apply` would change on the live cluster (server-side dry run), or,
+    /// with --base/--target/--base-dir/--target-dir, the rendered diff between two
+    /// revisions for every cluster (no cluster needed; `capstan diff --base --help`).
     ///
     /// Secret values are never printed. In a Secret, every value of `data` and
     /// `stringData` shows as `***` (a value that changes as `*** (before)` and
@@ -93,6 +96,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `capstan diff --base/--target/--base-dir/--target-dir`: two revisions, no cluster.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("diff") && revdiff::wanted(&argv[2..]) {
+        capstan_engine::install_panic_hook();
+        let rest = argv[2..].to_vec();
+        return finish(
+            capstan_engine::spawn_render("capstan", move || revdiff::run_args(rest))
+                .map_err(|e| format!("cannot start: {e}"))
+                .and_then(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        Err("capstan panicked (a bug; the panic is logged above)".into())
+                    })
+                }),
+        );
+    }
     let cli = Cli::parse();
     // A panic is reported once (a unit's, with its unit) and is a failure (exit 2), not
     // Rust's 101 (e.g. a `println!` whose stdout the reader closed: `capstan build | head`).
@@ -105,6 +123,10 @@ fn main() -> ExitCode {
                 Err("capstan panicked (a bug; the panic is logged above)".into())
             })
         });
+    finish(result)
+}
+
+fn finish(result: Result<u8, String>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
