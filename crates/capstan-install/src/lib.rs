@@ -27,7 +27,7 @@ mod manifests;
 pub use image::{ImageRef, ImageRefError};
 pub use live::{
     check, detect_flux, install, install_unit, uninstall, CheckReport, FluxPresence, InstallReport,
-    InstalledAgent, Step, StepOutcome, UninstallOptions, UninstallReport,
+    InstalledAgent, Resources, Step, StepOutcome, UninstallOptions, UninstallReport,
 };
 pub use manifests::{
     agent_args, manifests, GitCredentials, InstallOptions, Rbac, SourceRef, CREDENTIAL_KEYS,

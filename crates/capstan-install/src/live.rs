@@ -522,7 +522,12 @@ pub async fn uninstall(
         .map_err(api_err("listing capstan's inventories"))?
         .items
         .iter()
-        .map(to_value)
+        .map(|o| {
+            let mut v = to_value(o);
+            v["apiVersion"] = json!("v1");
+            v["kind"] = json!("ConfigMap");
+            v
+        })
         .collect();
     let mut workload_units = Vec::new();
     for inv in &inventories {
