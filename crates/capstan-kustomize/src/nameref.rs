@@ -268,10 +268,3 @@ fn check_blank_subject_namespaces(resources: &[Resource]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Name references declared by CRD schemas (`x-kubernetes-object-ref-*`); not supported
-/// beyond parsing the files.
-pub fn config_from_crds(text: &str, source: &str, _config: &TransformerConfig) -> Result<()> {
-    capstan_yaml::parse_documents(text, source)?;
-    Ok(())
-}

@@ -310,3 +310,71 @@ fn helm_chart_with_version_and_repo_lives_in_a_versioned_directory() {
     let out = run_helm(&fs).unwrap();
     assert!(out.contains("kind: Service"), "{out}");
 }
+
+const MY_KIND_OPENAPI: &str = r#"{
+  "example.com/v1.MyKind": {"Schema": {"properties": {
+    "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {},
+    "spec": {"$ref": "example.com/v1.MyKindSpec"}}}},
+  "example.com/v1.MyKindSpec": {"Schema": {"properties": {
+    "secretRef": {"x-kubernetes-object-ref-api-version": "v1", "x-kubernetes-object-ref-kind": "Secret"},
+    "cmRef": {"x-kubernetes-object-ref-api-version": "v1", "x-kubernetes-object-ref-kind": "ConfigMap",
+              "x-kubernetes-object-ref-name-key": "cmName"},
+    "selectors": {"x-kubernetes-label-selector": ""},
+    "annos": {"x-kubernetes-annotation": ""},
+    "ident": {"x-kubernetes-identity": ""}}}}
+}"#;
+
+fn crds_fs(kustomization: &str) -> MemFs {
+    MemFs::new()
+        .with("/k/mycrd.json", MY_KIND_OPENAPI)
+        .with(
+            "/k/res.yaml",
+            "apiVersion: example.com/v1\nkind: MyKind\nmetadata:\n  name: mk\nspec:\n  secretRef:\n    name: sec\n  cmRef:\n    cmName: cm\n  selectors:\n    a: b\n  annos:\n    x: y\n  ident: idv\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: sec\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        )
+        .with("/k/kustomization.yaml", kustomization)
+}
+
+#[test]
+fn crds_field_object_ref_extensions_are_name_references() {
+    let fs = crds_fs("namePrefix: p-\ncrds:\n- mycrd.json\nresources:\n- res.yaml\n");
+    let out = run(&fs, "/k").unwrap();
+    assert!(out.contains("  secretRef:\n    name: p-sec\n"), "{out}");
+    assert!(out.contains("  cmRef:\n    cmName: p-cm\n"), "{out}");
+    // x-kubernetes-identity takes the prefix.
+    assert!(out.contains("  ident: p-idv\n"), "{out}");
+}
+
+#[test]
+fn crds_field_label_selector_and_annotation_extensions() {
+    let fs = crds_fs(
+        "commonLabels:\n  app: z\ncommonAnnotations:\n  note: hello\ncrds:\n- mycrd.json\nresources:\n- res.yaml\n",
+    );
+    let out = run(&fs, "/k").unwrap();
+    assert!(
+        out.contains("  selectors:\n    a: b\n    app: z\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  annos:\n    note: hello\n    x: \"y\"\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crds_field_without_the_file_changes_nothing() {
+    let fs = crds_fs("namePrefix: p-\nresources:\n- res.yaml\n");
+    let out = run(&fs, "/k").unwrap();
+    assert!(out.contains("  secretRef:\n    name: sec\n"), "{out}");
+}
+
+#[test]
+fn crds_field_naming_a_custom_resource_definition_object_is_an_error() {
+    let fs = crds_fs("crds:\n- res.yaml\nresources:\n- res.yaml\n");
+    let err = run(&fs, "/k").unwrap_err();
+    assert!(
+        err.contains(
+            "loading CRDs [res.yaml]: unable to parse open API definition from 'res.yaml'"
+        ),
+        "{err}"
+    );
+}
