@@ -378,3 +378,62 @@ fn crds_field_naming_a_custom_resource_definition_object_is_an_error() {
         "{err}"
     );
 }
+
+fn lineage_fs(a_extra: &str) -> MemFs {
+    MemFs::new()
+        .with(
+            "/base/res.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: role\nsubjects:\n- kind: ServiceAccount\n  name: sa\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      volumes:\n      - name: v\n        configMap:\n          name: cfg\n",
+        )
+        .with("/base/kustomization.yaml", "resources:\n- res.yaml\n")
+        .with(
+            "/a/kustomization.yaml",
+            format!("namespace: ns-a\n{a_extra}resources:\n- ../base\n"),
+        )
+        .with(
+            "/b/kustomization.yaml",
+            "namespace: ns-b\nresources:\n- ../base\n",
+        )
+        .with(
+            "/top/kustomization.yaml",
+            "namePrefix: t-\nresources:\n- ../a\n- ../b\n",
+        )
+}
+
+#[test]
+fn nameref_base_included_twice_in_two_namespaces_resolves_within_its_namespace() {
+    // kustomize's SubsetThatCouldBeReferencedByResource: each RoleBinding sees the
+    // ServiceAccount of its own namespace only.
+    let out = run(&lineage_fs(""), "/top").unwrap();
+    for ns in ["ns-a", "ns-b"] {
+        assert!(
+            out.contains(&format!(
+                "  namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: role\nsubjects:\n- kind: ServiceAccount\n  name: t-sa\n  namespace: {ns}\n"
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn nameref_base_included_twice_with_a_suffix_in_one_copy() {
+    let out = run(&lineage_fs("nameSuffix: -a\n"), "/top").unwrap();
+    assert!(out.contains("  name: t-sa-a\n  namespace: ns-a\n"), "{out}");
+    assert!(out.contains("          name: t-cfg-a\n"), "{out}");
+    assert!(out.contains("          name: t-cfg\n"), "{out}");
+}
+
+#[test]
+fn nameref_role_binding_sees_the_namespace_its_subject_names() {
+    let fs = MemFs::new()
+        .with(
+            "/k/r.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  namespace: ns-y\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\n  namespace: ns-x\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: role\nsubjects:\n- kind: ServiceAccount\n  name: sa\n  namespace: ns-y\n",
+        )
+        .with("/k/kustomization.yaml", "namePrefix: p-\nresources:\n- r.yaml\n");
+    let out = run(&fs, "/k").unwrap();
+    assert!(
+        out.contains("- kind: ServiceAccount\n  name: p-sa\n  namespace: ns-y\n"),
+        "{out}"
+    );
+}
