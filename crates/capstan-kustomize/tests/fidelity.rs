@@ -437,3 +437,62 @@ fn nameref_role_binding_sees_the_namespace_its_subject_names() {
         "{out}"
     );
 }
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n";
+
+#[test]
+fn component_api_version_must_be_v1alpha1() {
+    let fs = MemFs::new()
+        .with("/top/cm.yaml", CM)
+        .with(
+            "/c/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\nnamePrefix: c-\n",
+        )
+        .with(
+            "/top/kustomization.yaml",
+            "resources:\n- cm.yaml\ncomponents:\n- ../c\n",
+        );
+    let err = run(&fs, "/top").unwrap_err();
+    assert!(
+        err.contains("Failed to read kustomization file under /c:\napiVersion for Component should be kustomize.config.k8s.io/v1alpha1"),
+        "{err}"
+    );
+    // As the build root too.
+    let err = run(&fs, "/c").unwrap_err();
+    assert!(err.contains("apiVersion for Component should be"), "{err}");
+}
+
+#[test]
+fn component_without_api_version_is_accepted() {
+    let fs = MemFs::new()
+        .with("/top/cm.yaml", CM)
+        .with("/c/kustomization.yaml", "kind: Component\nnamePrefix: c-\n")
+        .with(
+            "/top/kustomization.yaml",
+            "resources:\n- cm.yaml\ncomponents:\n- ../c\n",
+        );
+    let out = run(&fs, "/top").unwrap();
+    assert!(out.contains("name: c-cm"), "{out}");
+}
+
+#[test]
+fn kustomization_api_version_and_kind_are_checked() {
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        "apiVersion: foo/v1\nkind: Foo\nresources:\n- cm.yaml\n",
+    );
+    let err = run(&fs, "/k").unwrap_err();
+    assert!(
+        err.contains("kind should be Kustomization or Component\napiVersion for Foo should be kustomize.config.k8s.io/v1beta1"),
+        "{err}"
+    );
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+    );
+    let err = run(&fs, "/k").unwrap_err();
+    assert!(
+        err.contains("apiVersion for Kustomization should be kustomize.config.k8s.io/v1beta1"),
+        "{err}"
+    );
+}
