@@ -612,9 +612,16 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
         std::rc::Rc::new(c)
     };
     merge_config(acc, &level);
-    for c in k.strings("crds")? {
-        let (path, text) = read_file(ctx, &k.dir, &c)?;
-        nameref::config_from_crds(&text, &path.display().to_string(), &acc.config)?;
+    let crds = k.strings("crds")?;
+    if !crds.is_empty() {
+        let mut c = TransformerConfig::default();
+        for f in &crds {
+            let (_, text) = read_file(ctx, &k.dir, f)?;
+            let one = crate::crds::config_from_crds(&text, f)
+                .map_err(|e| e.context(format!("loading CRDs [{}]", crds.join(" "))))?;
+            c.merge(&one);
+        }
+        merge_config(acc, &std::rc::Rc::new(c));
     }
     run_generators(ctx, k, acc)?;
     for c in k.strings("components")? {

@@ -28,6 +28,7 @@ pub(crate) fn inflate(ctx: &Ctx, k: &Kustomization) -> Result<Vec<Resource>> {
     let legacy = k.seq("helmChartInflationGenerator");
     let mut legacy_home = None;
     for old in legacy {
+        check_known("helmChartInflationGenerator", old, HELM_CHART_ARGS_FIELDS)?;
         charts.push(("helmChartInflationGenerator", from_legacy(old)));
         // Last non-empty wins.
         if let Some(h) = old.str_at(&["chartHome"]).filter(|h| !h.is_empty()) {
@@ -116,16 +117,28 @@ fn inflate_one(
     entry: &Node,
     default_ns: Option<&str>,
 ) -> Result<Vec<Resource>> {
-    let s = |key: &str| entry.str_at(&[key]).map(str::to_string);
-    let name = s("name").ok_or_else(|| kerr!("{field}: chart name cannot be empty"))?;
-    let home = capstan_vfs::join(dir, chart_home);
-    let mut chart = home.join(&name);
-    if let Some(v) = s("version") {
-        let versioned = home.join(format!("{name}-{v}")).join(&name);
-        if ctx.fs.is_dir(&versioned) {
-            chart = versioned;
-        }
+    let s = |key: &str| {
+        entry
+            .str_at(&[key])
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    if field != "HelmChartInflationGenerator" {
+        check_fields(field, entry)?;
     }
+    let name = s("name").ok_or_else(|| kerr!("{field}: chart name cannot be empty"))?;
+    if s("digest").is_some() && !s("repo").is_some_and(|r| r.starts_with("oci://")) {
+        return Err(kerr!(
+            "{field}: chart '{name}': digest is only supported for OCI repos (e.g. 'oci://my-registry.com/my-chart:latest')"
+        ));
+    }
+    let home = capstan_vfs::join(dir, chart_home);
+    // kustomize's absChartHome: a chart with both a version and a repo lives in
+    // `{chartHome}/{name}-{version}/{name}`, any other in `{chartHome}/{name}`.
+    let chart = match (s("version"), s("repo")) {
+        (Some(v), Some(_)) => home.join(format!("{name}-{v}")).join(&name),
+        _ => home.join(&name),
+    };
     if !ctx.fs.is_dir(&chart) {
         return Err(match s("repo") {
             // kustomize's wording when there is nothing to pull from.
@@ -144,8 +157,9 @@ fn inflate_one(
         });
     }
     let values_yaml = values_layers(ctx, dir, field, &name, &chart, entry)?;
+    let release_name = release_name(field, &name, s("releaseName"), s("nameTemplate"))?;
     let mut opts = capstan_helm::TemplateOptions {
-        release_name: s("releaseName").unwrap_or_else(|| "release-name".into()),
+        release_name,
         namespace: s("namespace")
             .or_else(|| default_ns.map(str::to_string))
             .unwrap_or_else(|| "default".into()),
@@ -173,6 +187,91 @@ fn inflate_one(
         r.helm_generated = true;
     }
     Ok(out)
+}
+
+/// The fields of kustomize's `HelmChart` (kustomize 5.8.1). kustomize decodes the
+/// kustomization strictly, so any other field is an error.
+const HELM_CHART_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "digest",
+    "repo",
+    "releaseName",
+    "namespace",
+    "additionalValuesFiles",
+    "valuesFile",
+    "valuesInline",
+    "valuesMerge",
+    "includeCRDs",
+    "skipHooks",
+    "apiVersions",
+    "kubeVersion",
+    "nameTemplate",
+    "skipTests",
+    "debug",
+    "devel",
+];
+
+/// The fields of the deprecated `HelmChartArgs` (`helmChartInflationGenerator`).
+const HELM_CHART_ARGS_FIELDS: &[&str] = &[
+    "chartName",
+    "chartVersion",
+    "chartRepoUrl",
+    "chartHome",
+    "chartRepoName",
+    "helmBin",
+    "helmHome",
+    "values",
+    "valuesLocal",
+    "valuesMerge",
+    "releaseName",
+    "releaseNamespace",
+    "extraArgs",
+];
+
+/// An unknown field of a `helmCharts` entry is an error (Go's decoder wording; field
+/// names match case-insensitively, as encoding/json matches them).
+fn check_fields(field: &str, entry: &Node) -> Result<()> {
+    check_known(field, entry, HELM_CHART_FIELDS)
+}
+
+fn check_known(field: &str, entry: &Node, known: &[&str]) -> Result<()> {
+    if let Node::Mapping(m) = entry {
+        for (k, _) in &m.entries {
+            if !known.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                return Err(kerr!(
+                    "invalid Kustomization: {field}: json: unknown field \"{k}\""
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The release name helm gets, as kustomize passes it (`helm template NAME` or
+/// `--generate-name`, then `--name-template`) and helm's `NameAndChart` reads it: a
+/// `releaseName` together with a `nameTemplate` is helm's error; a `nameTemplate` alone
+/// is a Go template (with Sprig) executed with no data; neither gives `helm template`'s
+/// default, `release-name`.
+fn release_name(
+    field: &str,
+    chart: &str,
+    release: Option<String>,
+    name_template: Option<String>,
+) -> Result<String> {
+    match (release, name_template) {
+        (Some(_), Some(_)) => Err(kerr!(
+            "{field}: chart '{chart}': cannot set --name-template and also specify a name (releaseName and nameTemplate are exclusive)"
+        )),
+        (Some(r), None) => Ok(r),
+        (None, None) => Ok("release-name".into()),
+        (None, Some(t)) => {
+            let mut set = capstan_gotemplate::TemplateSet::new_shared(capstan_sprig::shared_funcs());
+            set.add("name-template", &t)
+                .and_then(|_| set.execute("name-template", &capstan_gotemplate::Value::Nil))
+                .map_err(|e| kerr!("{field}: chart '{chart}': nameTemplate: {e}"))
+        }
+    }
 }
 
 /// The values files given to helm, lowest precedence first (helm layers them over the

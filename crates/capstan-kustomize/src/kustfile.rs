@@ -85,6 +85,13 @@ pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
     }
     validate_fields(&node).map_err(|e| kerr!("{}: invalid Kustomization: {e}", file.display()))?;
     fix_legacy(&mut node);
+    enforce_fields(&node).map_err(|errs| {
+        kerr!(
+            "Failed to read kustomization file under {}:\n{}",
+            dir.display(),
+            errs.join("\n")
+        )
+    })?;
     Ok(Kustomization {
         dir: dir.to_path_buf(),
         file,
@@ -197,6 +204,35 @@ fn validate_fields(node: &Node) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// kustomize's `EnforceFields`: `kind` is Kustomization (the default) or Component, and
+/// a given `apiVersion` is `kustomize.config.k8s.io/v1beta1` for a Kustomization and
+/// `kustomize.config.k8s.io/v1alpha1` for a Component.
+fn enforce_fields(node: &Node) -> std::result::Result<(), Vec<String>> {
+    let kind = node
+        .str_at(&["kind"])
+        .filter(|k| !k.is_empty())
+        .unwrap_or("Kustomization");
+    let mut errs = Vec::new();
+    if kind != "Kustomization" && kind != "Component" {
+        errs.push("kind should be Kustomization or Component".to_string());
+    }
+    let required = if kind == "Component" {
+        "kustomize.config.k8s.io/v1alpha1"
+    } else {
+        "kustomize.config.k8s.io/v1beta1"
+    };
+    if let Some(v) = node.str_at(&["apiVersion"]).filter(|v| !v.is_empty()) {
+        if v != required {
+            errs.push(format!("apiVersion for {kind} should be {required}"));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 /// kustomize's `FixKustomization`: move deprecated fields to their successors.

@@ -31,6 +31,7 @@
 //! (and starlark) functions are an error: capstan runs no containers.
 
 mod accumulate;
+mod crds;
 mod error;
 mod fieldspec;
 mod generators;

@@ -145,6 +145,29 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
             let referrer_cluster = is_cluster_scoped(r.kind());
             let role_kind = r.node.str_at(&["roleRef", "kind"]).map(str::to_string);
             let (rp, rs) = (r.prefixes.clone(), r.suffixes.clone());
+            // kustomize's SubsetThatCouldBeReferencedByResource: a namespaced referrer
+            // sees cluster-scoped objects, those of its own namespace and, for a
+            // RoleBinding, those of the namespaces its ServiceAccount subjects name. A
+            // base included twice under different namespaces thus resolves within its
+            // own copy.
+            let rb_namespaces: Vec<String> = if r.kind() == "RoleBinding" {
+                r.node
+                    .get("subjects")
+                    .and_then(|s| s.as_sequence())
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s.str_at(&["kind"]) == Some("ServiceAccount"))
+                    .filter_map(|s| s.str_at(&["namespace"]).map(str::to_string))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let visible = |c: &Cand| {
+                referrer_cluster
+                    || ref_cluster
+                    || eff(&c.ns) == eff(&referrer_ns)
+                    || rb_namespaces.contains(&c.ns)
+            };
             for fs in &nr.field_specs {
                 if !fs.matches(r) {
                     continue;
@@ -168,7 +191,7 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                                 ns_filter,
                                 ref_cluster,
                                 (&rp, &rs),
-                                &|_| true,
+                                &visible,
                             ) {
                                 Ok(Some(c)) => *n = Node::string(c.name.clone()),
                                 Ok(None) => {}
@@ -199,6 +222,8 @@ pub fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<()>
                             };
                             let by_cur =
                                 |c: &Cand| ns.as_deref().is_none_or(|ns| eff(&c.ns) == eff(ns));
+                            let by_orig = |c: &Cand| visible(c) && by_orig(c);
+                            let by_cur = |c: &Cand| visible(c) && by_cur(c);
                             let any_orig = cands.list.iter().any(by_orig);
                             let keep: &dyn Fn(&Cand) -> bool =
                                 if any_orig { &by_orig } else { &by_cur };
@@ -266,12 +291,5 @@ fn check_blank_subject_namespaces(resources: &[Resource]) -> Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Name references declared by CRD schemas (`x-kubernetes-object-ref-*`); not supported
-/// beyond parsing the files.
-pub fn config_from_crds(text: &str, source: &str, _config: &TransformerConfig) -> Result<()> {
-    capstan_yaml::parse_documents(text, source)?;
     Ok(())
 }

@@ -125,79 +125,251 @@ pub fn lookup<'a>(n: &'a Node, path: &[String]) -> Vec<&'a Node> {
     }
 }
 
-fn set_at(
+/// One part of a replacement target path, as kyaml's `PathMatcher` reads it.
+enum TargetSeg {
+    /// A map key.
+    Field(String),
+    /// `3`: a list index (`len` appends when creating).
+    Index(usize),
+    /// `[name=regex]` (or `[=regex]` for a list of scalars): the elements whose field
+    /// matches the regular expression anywhere (kyaml does not anchor it).
+    Match {
+        field: String,
+        value: String,
+        re: regex::Regex,
+    },
+    /// `*`: every element of a list.
+    Every,
+}
+
+fn compile_target_path(fp: &str) -> Result<Vec<TargetSeg>> {
+    split_field_path(fp)
+        .into_iter()
+        .map(|p| {
+            if p == "*" {
+                return Ok(TargetSeg::Every);
+            }
+            if !p.starts_with('-') && !p.starts_with('+') {
+                if let Ok(i) = p.parse::<usize>() {
+                    return Ok(TargetSeg::Index(i));
+                }
+            }
+            if p.starts_with('[') && p.ends_with(']') && p.len() >= 2 {
+                let inner = &p[1..p.len() - 1];
+                let Some((field, value)) = inner.split_once('=') else {
+                    return Err(kerr!(
+                        "unable to find field \"{fp}\" in replacement target: list path element \
+                         must contain fieldName=fieldValue for element to match"
+                    ));
+                };
+                let re = regex::Regex::new(value).map_err(|e| {
+                    kerr!(
+                        "unable to find field \"{fp}\" in replacement target: invalid regular \
+                         expression `{value}` in `{p}`: {e}"
+                    )
+                })?;
+                return Ok(TargetSeg::Match {
+                    field: field.to_string(),
+                    value: value.to_string(),
+                    re,
+                });
+            }
+            Ok(TargetSeg::Field(p))
+        })
+        .collect()
+}
+
+/// A leaf created by `options.create`: an untagged, empty scalar (kyaml creates a node
+/// of the source's kind with no tag and no value).
+fn created_leaf(value: &Node) -> Node {
+    match value {
+        Node::Mapping(_) => Node::mapping(),
+        Node::Sequence(_) => Node::Sequence(vec![]),
+        Node::Scalar(_) => Node::Scalar(capstan_yaml::Scalar {
+            value: String::new(),
+            style: capstan_yaml::ScalarStyle::Any,
+            tag: capstan_yaml::Tag::Custom(CREATED_TAG.into()),
+        }),
+    }
+}
+
+/// Marks a scalar created by `options.create` until its value is set (its tag is then
+/// resolved from the text, as an untagged YAML scalar is).
+const CREATED_TAG: &str = "!capstan-created";
+
+/// The kind of a node to create for the path part after `next` (kyaml's
+/// `getPathPartKind`): a list before an index or `[..]`, the source's kind at the end,
+/// a map otherwise.
+fn created_child(next: Option<&TargetSeg>, value: &Node) -> Node {
+    match next {
+        Some(TargetSeg::Index(_)) | Some(TargetSeg::Match { .. }) => Node::Sequence(vec![]),
+        None => created_leaf(value),
+        Some(_) => Node::mapping(),
+    }
+}
+
+/// Why a target path could not be walked: the path does not fit the resource, or
+/// setting the value failed.
+enum WalkError {
+    Path(String),
+    Set(crate::error::KustomizeError),
+}
+
+fn wrong_kind(expected: &str, n: &Node) -> WalkError {
+    let got = match n {
+        Node::Mapping(_) => "MappingNode",
+        Node::Sequence(_) => "SequenceNode",
+        Node::Scalar(_) => "ScalarNode",
+    };
+    WalkError::Path(format!(
+        "wrong node kind: expected {expected} but got {got}"
+    ))
+}
+
+/// Walk a target path as kyaml's `PathMatcher` (with `Create` when `create`), calling
+/// `f` on every matched node. Returns how many nodes matched; a structural mismatch
+/// (`*` or an index on a map, an index past the end) is an error, as in kustomize.
+fn walk_target(
     n: &mut Node,
-    path: &[String],
+    path: &[TargetSeg],
     create: bool,
+    value: &Node,
     f: &mut dyn FnMut(&mut Node) -> Result<()>,
-) -> Result<usize> {
+) -> std::result::Result<usize, WalkError> {
     let Some((seg, rest)) = path.split_first() else {
-        f(n)?;
+        f(n).map_err(WalkError::Set)?;
         return Ok(1);
     };
-    if n.is_null() && create {
-        *n = Node::mapping();
+    // kyaml appends what it creates under a null node to that node's content, which is
+    // never printed: the path counts as found and nothing changes.
+    if n.is_null() && create && !matches!(seg, TargetSeg::Every) {
+        let mut scratch = match seg {
+            TargetSeg::Field(_) => Node::mapping(),
+            _ => Node::Sequence(vec![]),
+        };
+        return walk_target(&mut scratch, path, create, value, f);
     }
-    match n {
-        Node::Mapping(m) => {
-            if seg == "*" {
+    match seg {
+        TargetSeg::Field(name) => match n {
+            Node::Mapping(m) => {
+                if !m.contains_key(name) {
+                    if !create {
+                        return Ok(0);
+                    }
+                    m.insert(name.clone(), created_child(rest.first(), value));
+                }
+                walk_target(m.get_mut(name).unwrap(), rest, create, value, f)
+            }
+            _ => Ok(0),
+        },
+        TargetSeg::Every => match n {
+            Node::Sequence(items) => {
                 let mut c = 0;
-                for (_, v) in m.entries.iter_mut() {
-                    c += set_at(v, rest, create, f)?;
+                for v in items.iter_mut() {
+                    c += walk_target(v, rest, create, value, f)?;
                 }
-                return Ok(c);
+                Ok(c)
             }
-            if seg.starts_with('[') {
-                return Ok(0);
-            }
-            if !m.contains_key(seg) {
-                if !create {
-                    return Ok(0);
+            Node::Scalar(s) if s.is_null() => Ok(0),
+            other => Err(wrong_kind("SequenceNode", other)),
+        },
+        TargetSeg::Index(i) => match n {
+            Node::Sequence(items) => {
+                if *i == items.len() && create {
+                    items.push(created_child(rest.first(), value));
                 }
-                let child = if rest.first().is_some_and(|s| s.starts_with('[')) {
-                    Node::Sequence(vec![])
+                if *i >= items.len() {
+                    return Err(WalkError::Path(format!(
+                        "index {i} specified but only {} elements found",
+                        items.len()
+                    )));
+                }
+                walk_target(&mut items[*i], rest, create, value, f)
+            }
+            Node::Scalar(s) if s.is_null() => Err(WalkError::Path(format!(
+                "index {i} specified but only 0 elements found"
+            ))),
+            other => Err(wrong_kind("SequenceNode", other)),
+        },
+        TargetSeg::Match {
+            field,
+            value: want,
+            re,
+        } => {
+            let items = match n {
+                Node::Sequence(items) => items,
+                Node::Scalar(s) if s.is_null() => return Ok(0),
+                other => return Err(wrong_kind("SequenceNode", other)),
+            };
+            let matches = |item: &Node| -> bool {
+                let text = if field.is_empty() {
+                    item.as_str()
                 } else {
-                    Node::null()
+                    item.get(field).and_then(|x| x.as_str())
                 };
-                m.insert(seg.clone(), child);
-            }
-            set_at(m.get_mut(seg).unwrap(), rest, create, f)
-        }
-        Node::Sequence(s) => {
+                text.is_some_and(|t| re.is_match(t.trim()))
+            };
             let mut c = 0;
-            if seg == "*" {
-                for v in s.iter_mut() {
-                    c += set_at(v, rest, create, f)?;
-                }
-                return Ok(c);
-            }
-            if seg.starts_with('[') && seg.ends_with(']') {
-                for v in s.iter_mut() {
-                    if seg_matches(v, seg) {
-                        c += set_at(v, rest, create, f)?;
-                    }
-                }
-                if c == 0 && create {
-                    let inner = &seg[1..seg.len() - 1];
-                    if let Some((k, val)) = inner.split_once('=') {
-                        let mut m = Mapping::new();
-                        m.insert(k, Node::string(val));
-                        s.push(Node::Mapping(m));
-                        let last = s.last_mut().unwrap();
-                        c += set_at(last, rest, create, f)?;
-                    }
-                }
-                return Ok(c);
-            }
-            if let Ok(i) = seg.parse::<usize>() {
-                if let Some(v) = s.get_mut(i) {
-                    return set_at(v, rest, create, f);
+            let mut any = false;
+            for v in items.iter_mut() {
+                if matches(v) {
+                    any = true;
+                    c += walk_target(v, rest, create, value, f)?;
                 }
             }
-            Ok(0)
+            if !any && create {
+                let elem = if field.is_empty() {
+                    Node::plain(want.clone())
+                } else {
+                    let mut m = Mapping::new();
+                    m.insert(field.clone(), Node::plain(want.clone()));
+                    Node::Mapping(m)
+                };
+                items.push(elem);
+                let last = items.last_mut().unwrap();
+                if matches(last) {
+                    c += walk_target(last, rest, create, value, f)?;
+                }
+            }
+            Ok(c)
         }
-        _ => Ok(0),
     }
+}
+
+/// kustomize's `setFieldValue`: a scalar target keeps its tag and takes the text of the
+/// value (so `replicas: 1` stays a number and a string stays a string); other targets
+/// become a copy of the value. A created scalar is untagged: its type is read from the
+/// text (an empty value reads as null). A text the kept tag cannot hold is the error
+/// kustomize gives when it reads the resource back.
+fn set_field_value(target: &mut Node, value: &Node) -> Result<()> {
+    use capstan_yaml::Tag;
+    let Node::Scalar(t) = target else {
+        *target = value.clone();
+        return Ok(());
+    };
+    let text = match value {
+        Node::Scalar(v) => v.value.clone(),
+        _ => String::new(),
+    };
+    if t.tag == Tag::Custom(CREATED_TAG.into()) {
+        *target = Node::plain(text);
+        return Ok(());
+    }
+    let resolved = capstan_yaml::resolve_plain(&text);
+    let ok = match &t.tag {
+        Tag::Str | Tag::Custom(_) => true,
+        Tag::Float => matches!(resolved, Tag::Float | Tag::Int),
+        tag => *tag == resolved,
+    };
+    if !ok {
+        return Err(kerr!(
+            "yaml: cannot decode {} `{text}` as a {}",
+            resolved.as_str(),
+            t.tag.as_str()
+        ));
+    }
+    t.value = text;
+    Ok(())
 }
 
 fn opt_delim(o: Option<&Node>) -> (Option<String>, i64) {
@@ -257,9 +429,11 @@ fn is_nil_or_empty(n: &Node) -> bool {
 
 /// Apply one replacement.
 pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
-    let src = rep
-        .get("source")
-        .ok_or_else(|| kerr!("replacement has no source"))?;
+    let (Some(src), Some(_)) = (rep.get("source"), rep.get("targets")) else {
+        return Err(kerr!(
+            "replacements must specify a source and at least one target"
+        ));
+    };
     let srcs: Vec<usize> = resources
         .iter()
         .enumerate()
@@ -291,8 +465,9 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
         ));
     };
     let (d, idx) = opt_delim(src.get("options"));
-    let value = match (d, &value) {
-        (Some(d), Node::Scalar(s)) => {
+    let value = match (d.filter(|d| !d.is_empty()), value) {
+        (None, v) => v,
+        (Some(d), Node::Scalar(mut s)) => {
             let parts: Vec<&str> = s.value.split(d.as_str()).collect();
             if idx < 0 || idx as usize >= parts.len() {
                 return Err(kerr!(
@@ -300,9 +475,11 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
                     s.value
                 ));
             }
-            Node::string(parts[idx as usize])
+            // The source keeps its tag; only its text is cut.
+            s.value = parts[idx as usize].to_string();
+            Node::Scalar(s)
         }
-        _ => value,
+        (Some(_), _) => return Err(kerr!("delimiter option can only be used with scalar nodes")),
     };
     for t in rep
         .get("targets")
@@ -310,14 +487,33 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
         .cloned()
         .unwrap_or_default()
     {
-        let sel = t.get("select").cloned().unwrap_or_else(Node::mapping);
+        let Some(sel) = t.get("select").filter(|s| !s.is_null()).cloned() else {
+            return Err(kerr!("target must specify resources to select"));
+        };
         let rejects = t
             .get("reject")
             .and_then(|r| r.as_sequence())
             .cloned()
             .unwrap_or_default();
         let (td, tidx) = opt_delim(t.get("options"));
+        let td = td.filter(|d| !d.is_empty());
         let create = t.str_at(&["options", "create"]) == Some("true");
+        let mut field_paths: Vec<String> = t
+            .get("fieldPaths")
+            .and_then(|f| f.as_sequence())
+            .map(|s| {
+                s.iter()
+                    .map(|p| p.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if field_paths.is_empty() {
+            field_paths.push("metadata.name".to_string());
+        }
+        let compiled: Vec<(String, Vec<TargetSeg>)> = field_paths
+            .into_iter()
+            .map(|fp| compile_target_path(&fp).map(|c| (fp, c)))
+            .collect::<Result<_>>()?;
         for r in resources.iter_mut() {
             if !selector_matches(&sel, r)? {
                 continue;
@@ -332,37 +528,64 @@ pub fn apply(resources: &mut [Resource], rep: &Node) -> Result<()> {
                 continue;
             }
             let (old_name, old_ns) = (r.name().to_string(), r.namespace().to_string());
-            for fp in t
-                .get("fieldPaths")
-                .and_then(|f| f.as_sequence())
-                .cloned()
-                .unwrap_or_default()
-            {
-                let fp = fp.as_str().unwrap_or("").to_string();
-                let path = split_field_path(&fp);
-                let n = set_at(&mut r.node, &path, create, &mut |n| {
-                    match (&td, &*n, &value) {
-                        (Some(d), Node::Scalar(old), Node::Scalar(v)) => {
+            for (fp, path) in &compiled {
+                // kustomize rebuilds `metadata.annotations` from its entries at the end of
+                // every build, so what is created under a null one is kept (unlike any
+                // other null map).
+                if create
+                    && matches!(path.as_slice(), [TargetSeg::Field(a), TargetSeg::Field(b), _, ..]
+                        if a == "metadata" && b == "annotations")
+                {
+                    if let Some(Node::Mapping(meta)) = r.node.get_mut("metadata") {
+                        if meta.get("annotations").is_some_and(Node::is_null) {
+                            meta.insert("annotations", Node::mapping());
+                        }
+                    }
+                }
+                let what = if create {
+                    "unable to find or create field"
+                } else {
+                    "unable to find field"
+                };
+                let n = walk_target(&mut r.node, path, create, &value, &mut |n| {
+                    let v = match (&td, &*n, &value) {
+                        (Some(_), Node::Mapping(_) | Node::Sequence(_), _) => {
+                            return Err(kerr!(
+                                "delimiter option can only be used with scalar nodes"
+                            ))
+                        }
+                        (Some(d), Node::Scalar(old), _) => {
+                            let text = match &value {
+                                Node::Scalar(v) => v.value.clone(),
+                                _ => String::new(),
+                            };
                             let mut parts: Vec<String> =
                                 old.value.split(d.as_str()).map(str::to_string).collect();
-                            if tidx >= 0 && (tidx as usize) < parts.len() {
-                                parts[tidx as usize] = v.value.clone();
-                            } else if tidx < 0 {
-                                parts.insert(0, v.value.clone());
+                            if tidx < 0 {
+                                parts.insert(0, text);
+                            } else if (tidx as usize) < parts.len() {
+                                parts[tidx as usize] = text;
                             } else {
-                                parts.push(v.value.clone());
+                                parts.push(text);
                             }
-                            *n = Node::string(parts.join(d));
+                            let mut v = value.clone();
+                            if let Node::Scalar(s) = &mut v {
+                                s.value = parts.join(d);
+                            } else {
+                                v = Node::string(parts.join(d));
+                            }
+                            v
                         }
-                        _ => *n = value.clone(),
-                    }
-                    Ok(())
+                        _ => value.clone(),
+                    };
+                    set_field_value(n, &v)
+                })
+                .map_err(|e| match e {
+                    WalkError::Path(e) => kerr!("{what} \"{fp}\" in replacement target: {e}"),
+                    WalkError::Set(e) => e,
                 })?;
-                if n == 0 && !create {
-                    return Err(kerr!(
-                        "unable to find field \"{fp}\" in replacement target {}",
-                        r.id()
-                    ));
+                if n == 0 {
+                    return Err(kerr!("{what} \"{fp}\" in replacement target {}", r.id()));
                 }
             }
             r.note_name_change(&old_name, &old_ns);
