@@ -162,6 +162,11 @@ pub fn index(args: &[Value]) -> Result<Value, String> {
                 }
             },
             Value::Nil => return Err("index of untyped nil".into()),
+            // a named slice or map type (Helm's `[]byte`, `.Files`): its elements
+            v @ Value::Object(_) => match v.object_collection() {
+                Some(c) => index(&[c, ix.clone()])?,
+                None => return Err(format!("can't index item of type {}", v.type_name())),
+            },
             v => return Err(format!("can't index item of type {}", v.type_name())),
         };
     }

@@ -747,6 +747,26 @@ fn format_arg(
             }
             out.push(']');
         }
+        Value::Object(o) if o.bytes().is_some() => {
+            let b = o.bytes().unwrap_or_default();
+            match verb {
+                'v' => pad(out, &o.go_string(), sp),
+                's' => pad(out, &String::from_utf8_lossy(b), sp),
+                'q' => pad(out, &quote(&String::from_utf8_lossy(b)), sp),
+                'x' | 'X' => {
+                    let mut h = String::with_capacity(b.len() * 2);
+                    for c in b {
+                        if verb == 'x' {
+                            h.push_str(&format!("{c:02x}"));
+                        } else {
+                            h.push_str(&format!("{c:02X}"));
+                        }
+                    }
+                    pad(out, &h, sp)
+                }
+                _ => bad_verb(out, verb, sp, v),
+            }
+        }
         Value::Object(o) => match verb {
             'v' | 's' => pad(out, &o.go_string(), sp),
             'q' => pad(out, &quote(&o.go_string()), sp),

@@ -127,6 +127,13 @@ pub trait Object: Send + Sync {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    /// For a Go `[]byte` (Helm's `.Files.GetBytes`): its bytes. Go's `fmt` prints a byte
+    /// slice as numbers with `%v` (`[104 105]`, its [`Object::go_string`]) and as text
+    /// with `%s`/`%q`/`%x`; Sprig's string conversions (`toString`, `quote`...) take the
+    /// text, and `encoding/json` (`toJson`, `toYaml`) writes it as a base64 string.
+    fn bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A method of a [`StructObject`].

@@ -228,7 +228,7 @@ fn walk(
             if ignore.ignore(&r, true) {
                 continue;
             }
-            walk(fs, root, &r, ignore, out, budget)?;
+            capstan_gotemplate::with_stack(|| walk(fs, root, &r, ignore, out, budget))?;
         } else {
             if ignore.ignore(&r, false) {
                 continue;

@@ -16,11 +16,17 @@ pub fn go_fmt_t(v: &Val) -> String {
         Val::Str(s) => format!("%!t(string={s})"),
         Val::Int(i) => format!("%!t(int64={i})"),
         Val::Float(f) => format!("%!t(float64={})", crate::value::format_float_g(*f)),
-        Val::List(l) => format!("[{}]", l.iter().map(go_fmt_t).collect::<Vec<_>>().join(" ")),
+        Val::List(l) => format!(
+            "[{}]",
+            l.iter()
+                .map(|e| capstan_gotemplate::with_stack(|| go_fmt_t(e)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         Val::Map(m) => format!(
             "map[{}]",
             m.iter()
-                .map(|(k, v)| format!("{k}:{}", go_fmt_t(v)))
+                .map(|(k, v)| format!("{k}:{}", capstan_gotemplate::with_stack(|| go_fmt_t(v))))
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
@@ -84,7 +90,7 @@ fn coalesce_deps(
             _ => Map::new(),
         };
         coalesce_globals(&mut dvmap, dest, &sub_prefix, warn);
-        coalesce(sub, &mut dvmap, &sub_prefix, merge, warn)?;
+        capstan_gotemplate::with_stack(|| coalesce(sub, &mut dvmap, &sub_prefix, merge, warn))?;
         dest.insert(name, Val::Map(dvmap));
     }
     Ok(())
@@ -146,7 +152,7 @@ fn clean_nil_values(m: &mut Map) {
     m.retain(|_, v| !v.is_null());
     for v in m.values_mut() {
         if let Val::Map(sub) = v {
-            clean_nil_values(sub);
+            capstan_gotemplate::with_stack(|| clean_nil_values(sub));
         }
     }
 }
@@ -237,7 +243,9 @@ fn coalesce_tables_full_key(
         let dv = dst.get_mut(key).expect("present");
         if let Val::Map(sv) = val {
             if let Val::Map(dm) = dv {
-                coalesce_tables_full_key(dm, sv, &fullkey, merge, warn);
+                capstan_gotemplate::with_stack(|| {
+                    coalesce_tables_full_key(dm, sv, &fullkey, merge, warn)
+                });
             } else {
                 warn.push(format!(
                     "warning: cannot overwrite table with non table for {fullkey} ({})",

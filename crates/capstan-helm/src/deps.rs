@@ -101,7 +101,7 @@ fn process_dependency_enabled(
     c.metadata.dependencies.retain(|n| !rm.contains(&n.name));
     for t in c.dependencies.iter_mut() {
         let subpath = format!("{path}{}.", t.name());
-        process_dependency_enabled(t, &cvals, &subpath, warn)?;
+        capstan_gotemplate::with_stack(|| process_dependency_enabled(t, &cvals, &subpath, warn))?;
     }
     Ok(())
 }
@@ -241,7 +241,7 @@ fn trim_nil_values(m: &mut Map) {
     m.retain(|_, v| !v.is_null());
     for v in m.values_mut() {
         if let Val::Map(sub) = v {
-            trim_nil_values(sub);
+            capstan_gotemplate::with_stack(|| trim_nil_values(sub));
         }
     }
 }
@@ -252,7 +252,7 @@ fn process_dependency_import_values(
     warn: &mut Warnings,
 ) -> Result<(), HelmError> {
     for d in c.dependencies.iter_mut() {
-        process_dependency_import_values(d, merge, warn)?;
+        capstan_gotemplate::with_stack(|| process_dependency_import_values(d, merge, warn))?;
     }
     process_import_values(c, merge, warn)
 }

@@ -6,7 +6,7 @@ use crate::chart::Chart;
 use crate::error::HelmError;
 use crate::value::{Map as VMap, Val};
 use capstan_gotemplate::{
-    ExecState, Map, MapRef, Object, Options, StructObject, TemplateSet, Value,
+    with_stack, ExecState, Map, MapRef, Object, Options, StructObject, TemplateSet, Value,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -236,8 +236,12 @@ pub fn to_value(v: &Val) -> Value {
         Val::Int(i) => Value::Int64(*i),
         Val::Float(f) => Value::Float(*f),
         Val::Str(s) => Value::str(s),
-        Val::List(l) => Value::list(l.iter().map(to_value).collect()),
-        Val::Map(m) => Value::map(m.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+        Val::List(l) => Value::list(l.iter().map(|e| with_stack(|| to_value(e))).collect()),
+        Val::Map(m) => Value::map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), with_stack(|| to_value(v))))
+                .collect(),
+        ),
     }
 }
 
@@ -344,6 +348,41 @@ impl Files {
     }
 }
 
+/// A Go `[]byte` (`.Files.GetBytes`): printed as numbers (`[104 105]`), a string to
+/// `toString`/`quote`/`printf "%s"`, base64 to `toJson`/`toYaml`, bytes to `len`, `index`
+/// and `range`.
+struct Bytes(Vec<u8>);
+
+impl Object for Bytes {
+    fn type_name(&self) -> String {
+        "[]uint8".into()
+    }
+    fn kind(&self) -> &'static str {
+        "slice"
+    }
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn to_data(&self) -> Value {
+        Value::list(self.0.iter().map(|&b| Value::Int(b as i64)).collect())
+    }
+    fn go_string(&self) -> String {
+        let mut s = String::with_capacity(self.0.len() * 4 + 2);
+        s.push('[');
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(&b.to_string());
+        }
+        s.push(']');
+        s
+    }
+    fn bytes(&self) -> Option<&[u8]> {
+        Some(&self.0)
+    }
+}
+
 fn arg_str(args: &[Value], i: usize) -> String {
     args.get(i)
         .map(|v| {
@@ -372,7 +411,7 @@ impl Object for Files {
     }
     fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         Some(match name {
-            "Get" | "GetBytes" => {
+            "Get" => {
                 let n = arg_str(args, 0);
                 Ok(Value::str(
                     &self
@@ -381,6 +420,12 @@ impl Object for Files {
                         .map(|b| String::from_utf8_lossy(b).into_owned())
                         .unwrap_or_default(),
                 ))
+            }
+            // Helm: `[]byte` (an empty one for a missing file)
+            "GetBytes" => {
+                let n = arg_str(args, 0);
+                let data = self.files.get(&n).cloned().unwrap_or_default();
+                Ok(Value::Object(Arc::new(Bytes(data))))
             }
             "Glob" => {
                 let pat = arg_str(args, 0);
@@ -683,7 +728,7 @@ fn rec_all_tpls(
     }
     for child in &c.dependencies {
         let child_path = format!("{}/charts/{}", full_path, child.name());
-        let sub = rec_all_tpls(child, &child_path, false, &next, templates);
+        let sub = with_stack(|| rec_all_tpls(child, &child_path, false, &next, templates));
         subcharts.insert(child.name().to_string(), Value::Map(sub));
     }
     for t in &c.templates {
@@ -730,7 +775,7 @@ fn trace(location: &str, executing: &str, context: &str, msg: &str) -> Option<St
             out.push_str(&format!("error calling {f}:\n"));
             if let Some(c) = re.captures(tail) {
                 let name = c[2].replace("\\\"", "\"");
-                out.push_str(&trace(&c[1], &name, &c[3], &c[4])?);
+                out.push_str(&with_stack(|| trace(&c[1], &name, &c[3], &c[4]))?);
             } else if tail.starts_with("template: no template ") {
                 out.push_str(tail);
             } else {
@@ -815,8 +860,8 @@ fn offline_funcs() -> Arc<capstan_gotemplate::FuncMap> {
 /// shared offline map. A map given here should come from [`funcs_with_lookup`] (or
 /// [`crate::recursion::bounded`]) so that `include`/`tpl` nesting is bounded.
 ///
-/// The templates run on a thread of their own whose stack is sized for the nesting the
-/// engine allows ([`crate::recursion::RENDER_STACK`]), whatever thread calls this.
+/// The templates run on the calling thread, growing its stack in segments where they
+/// nest deep ([`crate::recursion::on_render_thread`]), whatever thread calls this.
 pub fn render_with(
     chart: &Chart,
     values: &VMap,

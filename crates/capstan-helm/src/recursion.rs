@@ -8,7 +8,8 @@
 //! (`a → b → c → a`) nests 1001 times per name, and `tpl` (a value that renders itself with
 //! `tpl`) has no count at all; Go only stops those when a goroutine stack reaches 1 GB. Here
 //! the total nesting of `include` and `tpl` calls is bounded by [`MAX_NESTING`] as well,
-//! and the render runs on a thread whose stack holds that many levels ([`RENDER_STACK`]).
+//! and each level continues on a fresh stack segment when the current one runs low, so a
+//! render needs no big-stack thread ([`on_render_thread`]).
 //!
 //! When a limit fires, the error is handed up through every enclosing `include`/`tpl`
 //! unchanged, instead of being wrapped once per level as Go's `text/template` does (which
@@ -28,24 +29,9 @@ pub const INCLUDE_MAX_PER_NAME: usize = 1000;
 /// five names to fail with Helm's own error before this one fires.
 pub const MAX_NESTING: usize = 5_100;
 
-/// Stack bytes one level of `include`/`tpl` nesting takes: measured in a debug build
-/// (`stacker::remaining_stack` 100 levels apart) at 15 KiB for a bare
-/// `{{ include "x" . }}`, 16 KiB for `tpl`, 18-20 KiB with the call inside `if`/`with`
-/// blocks and `sub`/`int` pipelines; doubled for deeper block nesting between two calls.
-/// (`capstan-gotemplate` bounds the nesting inside one template on its own.)
-pub const STACK_PER_LEVEL: usize = 40 * 1024;
-
-/// The stack of a template's own execution outside any `include` (its blocks, pipelines,
-/// `template` calls, sprig functions, the error formatting) and of the engine around it.
-pub const STACK_BASE: usize = 64 * 1024 * 1024;
-
-/// The render thread's stack: `STACK_BASE + MAX_NESTING × STACK_PER_LEVEL` (= 263 MiB of
-/// address space; only the pages a render touches are ever backed by memory).
-pub const RENDER_STACK: usize = STACK_BASE + MAX_NESTING * STACK_PER_LEVEL;
-
-/// Stack that must remain before another level is entered; below it, the next level runs
-/// on a fresh stack segment (`stacker`), so that no input can overflow the thread's stack
-/// even where the per-level estimate is exceeded.
+/// Stack that must remain before another level of `include`/`tpl` is entered; below it,
+/// the level runs on a fresh stack segment (`stacker`), so that no input can overflow the
+/// thread's stack, whatever its size.
 const RED_ZONE: usize = 4 * 1024 * 1024;
 /// The size of such a segment.
 const SEGMENT: usize = 64 * 1024 * 1024;
@@ -156,45 +142,50 @@ fn guarded(inner: Func, is_include: bool) -> Func {
     })
 }
 
-thread_local! {
-    static ON_RENDER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
+/// Stack a render needs on the thread it starts on, beyond what its recursive steps grow
+/// on their own: values nest at most [`crate::yaml::MAX_DEPTH`] levels (Helm's YAML limit;
+/// `--set` names at most [`crate::strvals::MAX_NESTED_NAME_LEVEL`]), and copying, comparing
+/// or dropping such a value (derived `Clone`/`PartialEq`/`Drop`), and validating it against
+/// a JSON schema, recurse that deep without [`capstan_gotemplate::with_stack`] (a few KiB a
+/// level in debug builds, some hundred bytes in release builds). Every other recursion of
+/// loading, coalescing and rendering grows the stack itself, in segments, when it runs low.
+pub const ENTRY_STACK: usize = 4 * 1024 * 1024;
 
-/// Runs `f` on a thread with a [`RENDER_STACK`] stack (or directly, when already on one):
-/// values nested thousands deep (go-yaml allows 10000 levels) and templates nested
-/// [`MAX_NESTING`] deep recurse that deep through loading, coalescing and rendering.
+/// The segment a render starts on when the calling thread has less than [`ENTRY_STACK`]
+/// left (a small-stack thread): allocated once per render, and only then.
+const ENTRY_SEGMENT: usize = 16 * 1024 * 1024;
+
+/// Runs a render (`f`) on the calling thread, first moving to a fresh stack segment of
+/// [`ENTRY_SEGMENT`] bytes when less than [`ENTRY_STACK`] bytes of stack are left, and
+/// turns a panic into Helm's `rendering template failed: ...` error (Helm's engine
+/// recovers panics the same way).
+///
+/// No thread is started: values nested thousands deep and templates nested
+/// [`MAX_NESTING`] deep grow the stack in segments at every recursive step (`include`/`tpl`
+/// here, template execution and parsing in `capstan-gotemplate`, values in this crate), so
+/// that a render is safe on any thread, while an ordinary render on a thread with stack to
+/// spare (the CLI's, the agent's, a benchmark's main thread) allocates nothing.
 pub fn on_render_thread<T: Send>(
     what: &str,
     f: impl FnOnce() -> Result<T, crate::HelmError> + Send,
 ) -> Result<T, crate::HelmError> {
-    if ON_RENDER_THREAD.with(|c| c.get()) {
-        return f();
-    }
-    std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("helm-render".into())
-            .stack_size(RENDER_STACK)
-            .spawn_scoped(s, || {
-                ON_RENDER_THREAD.with(|c| c.set(true));
-                f()
-            });
-        match worker {
-            Ok(h) => h.join().unwrap_or_else(|p| {
-                let why = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(crate::HelmError::Render(format!(
-                    "rendering template failed: {why}"
-                )))
-            }),
-            Err(e) => Err(crate::HelmError::Render(format!(
-                "{what}: cannot start the render thread ({} MiB stack): {e}",
-                RENDER_STACK >> 20
-            ))),
+    let _ = what;
+    let run = std::panic::AssertUnwindSafe(|| stacker::maybe_grow(ENTRY_STACK, ENTRY_SEGMENT, f));
+    match std::panic::catch_unwind(run) {
+        Ok(r) => r,
+        Err(p) => {
+            // a panic may leave the nesting counters set
+            reset();
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(crate::HelmError::Render(format!(
+                "rendering template failed: {why}"
+            )))
         }
-    })
+    }
 }
 
 /// `funcs` with `include` and `tpl` counted as above.

@@ -185,7 +185,7 @@ pub fn validate(chart: &Chart, values: &Map) -> Result<(), String> {
         match values.get(sub.name()) {
             None | Some(Val::Null) => continue,
             Some(Val::Map(m)) => {
-                if let Err(e) = validate(sub, m) {
+                if let Err(e) = capstan_gotemplate::with_stack(|| validate(sub, m)) {
                     sb.push_str(&e);
                 }
             }

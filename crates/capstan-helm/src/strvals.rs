@@ -2,6 +2,13 @@
 
 use crate::value::{Map, Val};
 
+/// Helm's `strvals.MaxNestedNameLevel`: `a.b.c...` may nest this many names.
+pub const MAX_NESTED_NAME_LEVEL: usize = 30;
+
+/// Lists nested in lists (`a[0][0]...`), which Helm does not count: capstan bounds them as
+/// deep as YAML values may nest ([`crate::yaml::MAX_DEPTH`]).
+pub const MAX_NESTED_LIST_LEVEL: usize = crate::yaml::MAX_DEPTH;
+
 /// Parses `a.b=c,d[0]=e` into `dest`. `as_string` keeps every value a string.
 pub fn parse_into(s: &str, dest: &mut Map, as_string: bool) -> Result<(), String> {
     parse_with(s, dest, if as_string { Mode::Str } else { Mode::Typed })
@@ -28,6 +35,7 @@ pub fn parse_with(s: &str, dest: &mut Map, mode: Mode) -> Result<(), String> {
         pos: 0,
         st: mode == Mode::Str,
         mode,
+        lists: 0,
     };
     while p.pos < p.sc.len() {
         p.key(dest, 0)?;
@@ -40,6 +48,8 @@ struct Parser<'a> {
     pos: usize,
     st: bool,
     mode: Mode,
+    /// Lists open (`[i][j]...`).
+    lists: usize,
 }
 
 fn json_to_val(v: serde_json::Value) -> Val {
@@ -48,10 +58,16 @@ fn json_to_val(v: serde_json::Value) -> Val {
         serde_json::Value::Bool(b) => Val::Bool(b),
         serde_json::Value::Number(n) => Val::Float(n.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(s) => Val::Str(s),
-        serde_json::Value::Array(a) => Val::List(a.into_iter().map(json_to_val).collect()),
-        serde_json::Value::Object(o) => {
-            Val::Map(o.into_iter().map(|(k, v)| (k, json_to_val(v))).collect())
-        }
+        serde_json::Value::Array(a) => Val::List(
+            a.into_iter()
+                .map(|e| capstan_gotemplate::with_stack(|| json_to_val(e)))
+                .collect(),
+        ),
+        serde_json::Value::Object(o) => Val::Map(
+            o.into_iter()
+                .map(|(k, v)| (k, capstan_gotemplate::with_stack(|| json_to_val(v))))
+                .collect(),
+        ),
     }
 }
 
@@ -129,11 +145,10 @@ impl<'a> Parser<'a> {
     }
 
     fn key(&mut self, data: &mut Map, depth: usize) -> Result<(), String> {
-        if depth > 10_000 {
-            return Err(
-                "value name nested level is greater than maximum supported nested level of 10000"
-                    .into(),
-            );
+        if depth > MAX_NESTED_NAME_LEVEL {
+            return Err(format!(
+                "value name nested level is greater than maximum supported nested level of {MAX_NESTED_NAME_LEVEL}"
+            ));
         }
         let (k, stop) = self.run_until(&['=', '[', ',', '.']);
         match stop {
@@ -153,7 +168,7 @@ impl<'a> Parser<'a> {
                     Some(Val::List(l)) => l,
                     _ => Vec::new(),
                 };
-                let list = self.list_item(list, i, depth)?;
+                let list = capstan_gotemplate::with_stack(|| self.list_item(list, i, depth))?;
                 data.insert(k, Val::List(list));
                 Ok(())
             }
@@ -191,7 +206,7 @@ impl<'a> Parser<'a> {
                     Some(Val::Map(m)) => m,
                     _ => Map::new(),
                 };
-                let r = self.key(&mut inner, depth + 1);
+                let r = capstan_gotemplate::with_stack(|| self.key(&mut inner, depth + 1));
                 data.insert(k, Val::Map(inner));
                 r
             }
@@ -232,7 +247,7 @@ impl<'a> Parser<'a> {
                     Val::Map(m) => m,
                     _ => Map::new(),
                 };
-                let r = self.key(&mut inner, depth + 1);
+                let r = capstan_gotemplate::with_stack(|| self.key(&mut inner, depth + 1));
                 list[i] = Val::Map(inner);
                 r?;
             }
@@ -246,7 +261,15 @@ impl<'a> Parser<'a> {
                     Val::List(l) => l,
                     _ => Vec::new(),
                 };
-                list[i] = Val::List(self.list_item(inner, j, depth)?);
+                if self.lists >= MAX_NESTED_LIST_LEVEL {
+                    return Err(format!(
+                        "list index nested level is greater than maximum supported nested level of {MAX_NESTED_LIST_LEVEL}"
+                    ));
+                }
+                self.lists += 1;
+                let r = capstan_gotemplate::with_stack(|| self.list_item(inner, j, depth));
+                self.lists -= 1;
+                list[i] = Val::List(r?);
             }
             other => return Err(format!("parse error: unexpected token {other:?}")),
         }
@@ -260,7 +283,10 @@ pub fn merge_maps(a: Map, b: Map) -> Map {
     for (k, v) in b {
         if let Val::Map(vm) = v {
             if let Some(Val::Map(bv)) = out.remove(&k) {
-                out.insert(k, Val::Map(merge_maps(bv, vm)));
+                out.insert(
+                    k,
+                    Val::Map(capstan_gotemplate::with_stack(|| merge_maps(bv, vm))),
+                );
                 continue;
             }
             out.insert(k, Val::Map(vm));

@@ -68,7 +68,7 @@ impl Val {
                     if i > 0 {
                         out.push(' ');
                     }
-                    v.go_fmt_into(out);
+                    capstan_gotemplate::with_stack(|| v.go_fmt_into(out));
                 }
                 out.push(']');
             }
@@ -80,7 +80,7 @@ impl Val {
                     }
                     out.push_str(k);
                     out.push(':');
-                    v.go_fmt_into(out);
+                    capstan_gotemplate::with_stack(|| v.go_fmt_into(out));
                 }
                 out.push(']');
             }
@@ -103,10 +103,16 @@ impl Val {
                 }
             }
             Val::Str(s) => serde_json::Value::String(s.clone()),
-            Val::List(l) => serde_json::Value::Array(l.iter().map(Val::to_json).collect()),
-            Val::Map(m) => {
-                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Val::List(l) => serde_json::Value::Array(
+                l.iter()
+                    .map(|e| capstan_gotemplate::with_stack(|| e.to_json()))
+                    .collect(),
+            ),
+            Val::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), capstan_gotemplate::with_stack(|| v.to_json())))
+                    .collect(),
+            ),
         }
     }
 

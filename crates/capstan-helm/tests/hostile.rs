@@ -87,6 +87,70 @@ fn files_as_config_as_secrets_lines_get() {
     assert!(out.contains("missing: []\n"), "{out}");
 }
 
+#[test]
+fn files_get_bytes_is_a_go_byte_slice() {
+    // Helm's `GetBytes` returns []byte: Go prints it as numbers, Sprig's string functions
+    // and `printf "%s"` see its text, encoding/json writes base64 (checked against Helm
+    // v4.2.3)
+    let out = render(&[
+        ("f.txt", "hi"),
+        (
+            "templates/cm.yaml",
+            concat!(
+                "raw: {{ .Files.GetBytes \"f.txt\" | quote }}\n",
+                "print: {{ print (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "missing: {{ print (.Files.GetBytes \"nope\") | quote }}\n",
+                "str: {{ .Files.GetBytes \"f.txt\" | toString | quote }}\n",
+                "len: {{ len (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "json: {{ .Files.GetBytes \"f.txt\" | toJson | quote }}\n",
+                "typ: {{ typeOf (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "kind: {{ kindOf (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "range: {{ range .Files.GetBytes \"f.txt\" }}{{ . }}-{{ end }}\n",
+                "printf: {{ printf \"%s\" (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "hex: {{ printf \"%x\" (.Files.GetBytes \"f.txt\") | quote }}\n",
+                "yaml: {{ .Files.GetBytes \"f.txt\" | toYaml | quote }}\n",
+                "empty: {{ empty (.Files.GetBytes \"nope\") | quote }}\n",
+                "direct: \"{{ .Files.GetBytes \"f.txt\" }}\"\n",
+                "idx: {{ index (.Files.GetBytes \"f.txt\") 0 | quote }}\n",
+                "eq: {{ eq (.Files.GetBytes \"f.txt\" | toString) \"hi\" | quote }}\n",
+            ),
+        ),
+    ])
+    .unwrap();
+    for want in [
+        "raw: \"hi\"\n",
+        "print: \"[104 105]\"\n",
+        "missing: \"[]\"\n",
+        "str: \"hi\"\n",
+        "len: \"2\"\n",
+        "json: \"\\\"aGk=\\\"\"\n",
+        "typ: \"[]uint8\"\n",
+        "kind: \"slice\"\n",
+        "range: 104-105-\n",
+        "printf: \"hi\"\n",
+        "hex: \"6869\"\n",
+        "yaml: \"aGk=\"\n",
+        "empty: \"true\"\n",
+        "direct: \"[104 105]\"\n",
+        "idx: \"104\"\n",
+        "eq: \"true\"\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    // Sprig's `b64enc` takes a string: Go refuses the []byte
+    let err = render_err(&[
+        ("f.txt", "hi"),
+        (
+            "templates/cm.yaml",
+            "x: {{ .Files.GetBytes \"f.txt\" | b64enc }}\n",
+        ),
+    ]);
+    assert!(
+        err.contains("wrong type for value; expected string; got []uint8"),
+        "{err}"
+    );
+}
+
 // ---- include / tpl recursion ----
 
 #[test]
@@ -342,4 +406,124 @@ fn values_nested_to_the_limit_load_and_drop_on_a_default_test_thread() {
     let deep = format!("a:\n{}x\n", "- ".repeat(998));
     let v = capstan_helm::yaml::parse_values(&deep).unwrap();
     drop(v);
+}
+
+// ---- renders run on the calling thread, growing its stack where they nest deep ----
+
+/// Runs `f` on a thread with a 256 KiB stack (far less than any render needs).
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn deep_values_validate_against_a_recursive_schema_on_a_small_stack_thread() {
+    // a schema that recurses with the instance: validation nests as deep as the values
+    let schema = r##"{"$defs": {"any": {"anyOf": [
+        {"type": "array", "items": {"$ref": "#/$defs/any"}},
+        {"type": "object", "additionalProperties": {"$ref": "#/$defs/any"}},
+        {"type": "string"}]}},
+      "type": "object", "additionalProperties": {"$ref": "#/$defs/any"}}"##;
+    let out = on_small_stack(move || {
+        let deep = format!("a:\n{}x\n", "- ".repeat(998));
+        render(&[
+            ("values.yaml", &deep),
+            ("values.schema.json", schema),
+            ("templates/cm.yaml", "x: {{ len .Values.a }}\n"),
+        ])
+    })
+    .unwrap();
+    assert!(out.contains("x: 1"), "{out}");
+    // and a violation 998 levels down is reported at its path
+    let err = on_small_stack(move || {
+        let deep = format!("a:\n{}7\n", "- ".repeat(998));
+        render(&[
+            ("values.yaml", &deep),
+            ("values.schema.json", schema),
+            ("templates/cm.yaml", "x: 1\n"),
+        ])
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("values don't meet the specifications of the schema"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deep_include_nesting_renders_on_a_small_stack_thread() {
+    // 900 nested includes (under Helm's per-name limit), from a 256 KiB thread
+    let out = on_small_stack(|| {
+        render(&[(
+            "templates/cm.yaml",
+            r#"{{- define "down" -}}{{ if gt (int .) 0 }}{{ include "down" (sub (int .) 1) }}{{ else }}bottom{{ end }}{{- end -}}
+x: {{ include "down" 900 }}
+"#,
+        )])
+    })
+    .unwrap();
+    assert!(out.contains("x: bottom"), "{out}");
+}
+
+#[test]
+fn set_names_nested_deeper_than_helms_limit_fail() {
+    // Helm's strvals.MaxNestedNameLevel (30)
+    let fs = chart(&[("templates/cm.yaml", "x: 1\n")]);
+    let ok = format!("{}=1", vec!["n"; 31].join("."));
+    let opts = TemplateOptions {
+        set: vec![ok],
+        ..Default::default()
+    };
+    template(&fs, Path::new("/c"), &opts).unwrap();
+    let deep = format!("{}=1", vec!["n"; 32].join("."));
+    let opts = TemplateOptions {
+        set: vec![deep],
+        ..Default::default()
+    };
+    let err = template(&fs, Path::new("/c"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "value name nested level is greater than maximum supported nested level of 30"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_lists_nested_without_bound_fail_at_the_value_depth_limit() {
+    let fs = chart(&[("templates/cm.yaml", "x: 1\n")]);
+    let deep = format!("a{}=1", "[0]".repeat(100_000));
+    let opts = TemplateOptions {
+        set: vec![deep],
+        ..Default::default()
+    };
+    let err = on_small_stack(move || template(&fs, Path::new("/c"), &opts).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "list index nested level is greater than maximum supported nested level of 1000"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_lists_nested_to_the_limit_render_on_a_small_stack_thread() {
+    let fs = chart(&[("templates/cm.yaml", "x: {{ len .Values.a }}\n")]);
+    let deep = format!("a{}=1", "[0]".repeat(999));
+    let opts = TemplateOptions {
+        set: vec![deep],
+        ..Default::default()
+    };
+    let out =
+        on_small_stack(move || template(&fs, Path::new("/c"), &opts).map(|r| r.output)).unwrap();
+    assert!(out.contains("x: 1"), "{out}");
 }

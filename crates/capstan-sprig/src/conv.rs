@@ -4,9 +4,19 @@ use capstan_gotemplate::fmt::format_float;
 use capstan_gotemplate::Value;
 
 /// Sprig's `strval`: strings as is, others `fmt.Sprintf("%v")`.
+/// Standard base64 with padding (Go's `base64.StdEncoding`).
+pub(crate) fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
 pub fn strval(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string(),
+        // Go's `case []byte: return string(v)`
+        Value::Object(o) if o.bytes().is_some() => {
+            String::from_utf8_lossy(o.bytes().unwrap_or_default()).into_owned()
+        }
         v => v.to_go_string(),
     }
 }
@@ -196,6 +206,10 @@ fn to_json_guarded(v: &Value, out: &mut String, g: &mut Guard) -> Result<(), Str
             out.push('}');
             g.leave(v);
         }
+        // encoding/json writes a []byte as a base64 string
+        Value::Object(o) if o.bytes().is_some() => {
+            json_string(&base64_std(o.bytes().unwrap_or_default()), out)
+        }
         Value::Object(o) => match o.json_fields() {
             // a struct: fields in declaration order
             Some(fields) => {
@@ -324,6 +338,9 @@ fn to_json_pretty_guarded(
             ind(out, depth);
             out.push('}');
             g.leave(v);
+        }
+        Value::Object(o) if o.bytes().is_some() => {
+            json_string(&base64_std(o.bytes().unwrap_or_default()), out)
         }
         Value::Object(o) => match o.json_fields() {
             Some(fields) if fields.is_empty() => out.push_str("{}"),

@@ -904,6 +904,12 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     });
     m.add("toString", |_, a| Ok(sv(strval(arg(a, 0)))));
     m.add("b64enc", |_, a| {
+        // `base64encode(v string)`: Go refuses a []byte argument (`.Files.GetBytes`)
+        if let Some(Value::Object(o)) = a.first() {
+            if o.bytes().is_some() {
+                return Err(capstan_gotemplate::arg_type_error(0, "string"));
+            }
+        }
         Ok(sv(
             base64::engine::general_purpose::STANDARD.encode(strval(arg(a, 0)))
         ))

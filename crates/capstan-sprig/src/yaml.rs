@@ -118,6 +118,11 @@ fn to_y(v: &Value, g: &mut crate::conv::Guard, size: &mut usize) -> Result<Y, St
             out.sort_by(|a, b| key_cmp(&a.0, &b.0));
             Y::Map(out)
         }
+        // sigs.k8s.io/yaml goes through encoding/json: a []byte is a base64 string
+        Value::Object(o) if o.bytes().is_some() => {
+            let s = crate::conv::base64_std(o.bytes().unwrap_or_default());
+            to_y(&Value::from(s.as_str()), g, size)?
+        }
         Value::Object(o) => {
             g.enter(v)?;
             let d = o.to_data();
