@@ -720,19 +720,31 @@ async fn server_normalised_values_do_not_reapply() {
         return;
     };
     let (client, counter) = cluster.counting_client().await;
-    let applier = Applier::new(client);
-    // The API server stores `cpu: 0.5` as `500m` and `memory: 1024Mi` as `1Gi`, and fills
+    let applier = Applier::new(client.clone());
+    // The API server stores `cpu: "0.5"` as `500m` and `memory: 1024Mi` as `1Gi`, and fills
     // defaults (imagePullPolicy, strategy, targetPort, ...) capstan never sent.
     let mut web = deployment("default", "web");
     web["spec"]["template"]["spec"]["containers"][0]["resources"] =
-        json!({"limits":{"cpu":0.5,"memory":"1024Mi"}});
+        json!({"limits":{"cpu":"0.5","memory":"1024Mi"}});
     let limits = json!({"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"limits","namespace":"default"},
-        "spec":{"limits":[{"type":"Container","default":{"cpu":0.25}}]}});
+        "spec":{"limits":[{"type":"Container","default":{"cpu":"0.25"}}]}});
     let u = unit("defaulted", vec![web, limits]);
     applier
         .apply(&u, &ApplyOptions::default())
         .await
         .expect("first");
+    let live = Api::<Deployment>::namespaced(client, "default")
+        .get("web")
+        .await
+        .unwrap();
+    let limits = live.spec.unwrap().template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["cpu"].0, "500m", "the server normalised the value");
+    assert_eq!(limits["memory"].0, "1Gi", "the server normalised the value");
     for round in 0..3 {
         counter.reset();
         applier.reset_stats();
