@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,18 +15,127 @@ use serde_json::Value;
 
 use capstan_health::{Health, Status};
 
+use crate::drift::{applied_fields, applied_state_hash, owns_only_intent_fields};
 use crate::inventory::{inventory_ref, Inventory, INVENTORY_NAMESPACE};
 use crate::objects::{
     diff, is_cluster_definition, is_immutable_error, kind_rank, order_key, prune_disabled,
     same_content, set_native_defaults, set_owner_labels, LABEL_KIND, LABEL_NAME, LABEL_NAMESPACE,
 };
 use crate::types::{
-    Action, ApplyError, ApplyEvent, ApplyOptions, ApplyUnit, ObjectRef, ObjectResult, PlanOp,
-    PlannedChange, UnitPlan, UnitRef, UnitResult,
+    Action, ApplyError, ApplyEvent, ApplyOptions, ApplyStats, ApplyUnit, ObjectRef, ObjectResult,
+    PlanOp, PlannedChange, UnitPlan, UnitRef, UnitResult,
 };
 
 /// The field manager capstan applies with.
 pub const FIELD_MANAGER: &str = "capstan";
+
+/// Default number of requests of one unit in flight at once ([`Applier::with_concurrency`]).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Default client-side rate limit, requests per second ([`Applier::with_rate_limit`]). A safety
+/// net against a runaway client, like kubectl's `--qps`; the API server protects itself with API
+/// Priority and Fairness (a 429 is retried with backoff).
+pub const DEFAULT_QPS: f64 = 1000.0;
+
+/// Default burst of the client-side rate limit (requests allowed at once above [`DEFAULT_QPS`]).
+pub const DEFAULT_BURST: u32 = 2000;
+
+/// A token bucket: `burst` requests at once, refilled at `qps` per second. A request that finds
+/// the bucket empty reserves the next token and waits for it.
+#[derive(Debug)]
+struct RateLimiter {
+    qps: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(qps: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            qps: qps.max(0.001),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token at `now`; returns how long to wait for it (`None`: available now).
+    fn reserve(&self, now: Instant) -> Option<Duration> {
+        let mut state = self.state.lock().expect("rate limiter");
+        let (tokens, last) = &mut *state;
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.qps).min(self.burst);
+        if now > *last {
+            *last = now;
+        }
+        *tokens -= 1.0;
+        (*tokens < 0.0).then(|| Duration::from_secs_f64(-*tokens / self.qps))
+    }
+
+    async fn acquire(&self) {
+        if let Some(wait) = self.reserve(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    skipped: AtomicU64,
+    dry_runs: AtomicU64,
+    applies: AtomicU64,
+    lists: AtomicU64,
+    gets: AtomicU64,
+    deletes: AtomicU64,
+    inventory_writes: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Group, kind and namespace: the unit of a LIST.
+type KindKey = (String, String, String);
+
+/// Live objects of one kind and namespace read with a LIST.
+#[derive(Debug, Default)]
+struct Listed {
+    /// True when the LIST had no label selector: an object missing from it does not exist.
+    complete: bool,
+    objects: HashMap<String, Value>,
+}
+
+type Known = HashMap<KindKey, Listed>;
+
+fn kind_key(r: &ObjectRef) -> KindKey {
+    (r.group.clone(), r.kind.clone(), r.namespace.clone())
+}
+
+/// What is known of an object's live state: `Some(Some(v))` listed, `Some(None)` known not to
+/// exist, `None` unknown (read it with a GET).
+fn known_live(known: &Known, r: &ObjectRef) -> Option<Option<Value>> {
+    let listed = known.get(&kind_key(r))?;
+    match listed.objects.get(&r.name) {
+        Some(v) => Some(Some(v.clone())),
+        None if listed.complete => Some(None),
+        None => None,
+    }
+}
+
+/// The apply stage of an object after stage one (Namespaces, CRDs): 1 for kinds other objects
+/// depend on at admission (quotas, storage classes, service accounts, RBAC), 2 for everything
+/// else, 3 for webhook configurations. A stage starts when the previous one succeeded; objects
+/// of one stage are applied concurrently.
+fn stage(r: &ObjectRef) -> u8 {
+    let rank = kind_rank(&r.kind);
+    if rank > kind_rank("PodDisruptionBudget") && rank != kind_rank("Unknown") {
+        3
+    } else if rank < kind_rank("ConfigMap") {
+        1
+    } else {
+        2
+    }
+}
 
 /// A resolved resource: its API description and whether it is namespaced.
 #[derive(Clone, Debug)]
@@ -52,6 +162,9 @@ pub struct Applier {
     retry_attempts: u32,
     retry_base: Duration,
     concurrency: usize,
+    limiter: Option<RateLimiter>,
+    stats: Counters,
+    inventory_namespace_ready: AtomicBool,
 }
 
 impl std::fmt::Debug for Applier {
@@ -121,7 +234,55 @@ impl Applier {
             cache: Mutex::new(HashMap::new()),
             retry_attempts: 5,
             retry_base: Duration::from_millis(200),
-            concurrency: 8,
+            concurrency: DEFAULT_CONCURRENCY,
+            limiter: Some(RateLimiter::new(DEFAULT_QPS, DEFAULT_BURST)),
+            stats: Counters::default(),
+            inventory_namespace_ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets the client-side rate limit: at most `qps` requests per second on average, with
+    /// bursts of up to `burst` (as kubectl's `--qps`/`--burst`). Defaults: [`DEFAULT_QPS`],
+    /// [`DEFAULT_BURST`].
+    pub fn with_rate_limit(mut self, qps: f64, burst: u32) -> Self {
+        self.limiter = Some(RateLimiter::new(qps, burst));
+        self
+    }
+
+    /// Sends requests without a client-side rate limit.
+    pub fn without_rate_limit(mut self) -> Self {
+        self.limiter = None;
+        self
+    }
+
+    /// Requests sent and drift decisions taken so far (see [`ApplyStats`]).
+    pub fn stats(&self) -> ApplyStats {
+        let c = &self.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ApplyStats {
+            skipped: get(&c.skipped),
+            dry_runs: get(&c.dry_runs),
+            applies: get(&c.applies),
+            lists: get(&c.lists),
+            gets: get(&c.gets),
+            deletes: get(&c.deletes),
+            inventory_writes: get(&c.inventory_writes),
+        }
+    }
+
+    /// Sets every counter of [`Applier::stats`] back to zero.
+    pub fn reset_stats(&self) {
+        let c = &self.stats;
+        for a in [
+            &c.skipped,
+            &c.dry_runs,
+            &c.applies,
+            &c.lists,
+            &c.gets,
+            &c.deletes,
+            &c.inventory_writes,
+        ] {
+            a.store(0, Ordering::Relaxed);
         }
     }
 
@@ -139,8 +300,8 @@ impl Applier {
         self
     }
 
-    /// How many objects of the same kind rank are applied (or health-checked) at once
-    /// (default 8; 1 applies strictly one after the other).
+    /// How many objects of one unit are applied (or read, or health-checked) at once
+    /// (default [`DEFAULT_CONCURRENCY`]; 1 applies strictly one after the other).
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
@@ -164,6 +325,9 @@ impl Applier {
         let mut delay = self.retry_base;
         let mut attempt = 1;
         loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire().await;
+            }
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.retry_attempts && is_transient(&e) => {
@@ -284,6 +448,7 @@ impl Applier {
         api: &Api<DynamicObject>,
         r: &ObjectRef,
     ) -> Result<Option<Value>, ApplyError> {
+        bump(&self.stats.gets);
         self.retry(|| api.get_opt(&r.name))
             .await
             .map(|o| o.as_ref().map(to_value))
@@ -349,17 +514,36 @@ impl Applier {
         let api = self.configmap_api();
         let pp = PatchParams::apply(&self.field_manager).force();
         let patch = Patch::Apply(&cm);
-        self.retry(|| api.patch(&r.name, &pp, &patch))
-            .await
-            .map_err(|source| ApplyError::Api {
-                object: r.clone(),
-                operation: "apply inventory",
-                source,
-            })?;
+        bump(&self.stats.inventory_writes);
+        let mut outcome = self.retry(|| api.patch(&r.name, &pp, &patch)).await;
+        if matches!(&outcome, Err(e) if api_code(e) == Some(404)) {
+            // The namespace was deleted since this applier created it.
+            self.inventory_namespace_ready
+                .store(false, Ordering::Relaxed);
+            self.ensure_inventory_namespace().await?;
+            bump(&self.stats.inventory_writes);
+            outcome = self.retry(|| api.patch(&r.name, &pp, &patch)).await;
+        }
+        outcome.map_err(|source| ApplyError::Api {
+            object: r.clone(),
+            operation: "apply inventory",
+            source,
+        })?;
         Ok(())
     }
 
+    /// Creates the inventory namespace when missing (checked once per applier).
     async fn ensure_inventory_namespace(&self) -> Result<(), ApplyError> {
+        if self.inventory_namespace_ready.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.create_inventory_namespace().await?;
+        self.inventory_namespace_ready
+            .store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn create_inventory_namespace(&self) -> Result<(), ApplyError> {
         let res = Resolved {
             ar: ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Namespace")),
             namespaced: false,
@@ -385,23 +569,40 @@ impl Applier {
         Ok(())
     }
 
-    /// Computes what [`Applier::apply`] would do, without changing anything (server-side dry
-    /// runs with `dryRun=All`).
+    /// Computes what [`Applier::apply`] would do, without changing anything. Objects whose
+    /// recorded applied-state hash still matches (see [`crate::drift`]) plan as unchanged
+    /// from one LIST per kind and namespace; the others are compared with server-side dry runs
+    /// (`dryRun=All`).
     pub async fn plan(&self, unit: &ApplyUnit) -> Result<UnitPlan, ApplyError> {
-        let old = self.load_inventory(&unit.id).await?;
-        let prepared = self.prepare(unit, true).await?;
-        let mut changes = Vec::new();
-        for p in &prepared {
-            let change = match &p.res {
-                None => PlannedChange {
-                    object: p.r.clone(),
-                    op: PlanOp::Create,
-                    diff: diff(&p.r, None, &p.obj),
-                },
-                Some(res) => self.plan_one(p, res).await?,
-            };
-            changes.push(change);
-        }
+        let (old, prepared) =
+            futures::join!(self.load_inventory(&unit.id), self.prepare(unit, true));
+        let (old, prepared) = (old?, prepared?);
+        let known = self.prefetch_live(&prepared, &old, &unit.id).await;
+        let futures: Vec<_> = prepared
+            .iter()
+            .map(|p| {
+                let known = &known;
+                let old = &old;
+                async move {
+                    match &p.res {
+                        None => Ok(PlannedChange {
+                            object: p.r.clone(),
+                            op: PlanOp::Create,
+                            diff: diff(&p.r, None, &p.obj),
+                        }),
+                        Some(res) => {
+                            self.plan_one(p, res, known_live(known, &p.r), old.hash(&p.r))
+                                .await
+                        }
+                    }
+                }
+            })
+            .collect();
+        let planned: Vec<Result<PlannedChange, ApplyError>> = stream::iter(futures)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        let mut changes = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
         if unit.prune {
             let new = Inventory::from_refs(prepared.iter().map(|p| &p.r));
             let mut gone: Vec<ObjectRef> = old
@@ -427,17 +628,46 @@ impl Applier {
         })
     }
 
-    async fn plan_one(&self, p: &Prepared, res: &Resolved) -> Result<PlannedChange, ApplyError> {
+    /// True when the live object still is as capstan left it after applying this intent: its
+    /// applied-state hash equals the recorded one, capstan applied it and owns no field the
+    /// intent dropped, and it is not being deleted.
+    fn unchanged_since_recorded(&self, p: &Prepared, live: &Value, recorded: &str) -> bool {
+        let deleting = live
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null());
+        !deleting
+            && applied_fields(live, &self.field_manager)
+                .is_some_and(|fields| owns_only_intent_fields(fields, &p.obj))
+            && applied_state_hash(&p.obj, live) == recorded
+    }
+
+    async fn plan_one(
+        &self,
+        p: &Prepared,
+        res: &Resolved,
+        known: Option<Option<Value>>,
+        recorded: Option<&str>,
+    ) -> Result<PlannedChange, ApplyError> {
         let api = self.api(res, &p.r.namespace);
-        let live = self.get_live(&api, &p.r).await?;
-        let pp = PatchParams::apply(&self.field_manager).force().dry_run();
-        let patch = Patch::Apply(&p.obj);
-        let dry = self.retry(|| api.patch(&p.r.name, &pp, &patch)).await;
+        let live = match known {
+            Some(live) => live,
+            None => self.get_live(&api, &p.r).await?,
+        };
         let change = |op, diff| PlannedChange {
             object: p.r.clone(),
             op,
             diff,
         };
+        if let (Some(l), Some(h)) = (&live, recorded) {
+            if self.unchanged_since_recorded(p, l, h) {
+                bump(&self.stats.skipped);
+                return Ok(change(PlanOp::Unchanged, None));
+            }
+        }
+        let pp = PatchParams::apply(&self.field_manager).force().dry_run();
+        let patch = Patch::Apply(&p.obj);
+        bump(&self.stats.dry_runs);
+        let dry = self.retry(|| api.patch(&p.r.name, &pp, &patch)).await;
         match dry {
             Ok(dry) => {
                 let dry = to_value(&dry);
@@ -465,43 +695,70 @@ impl Applier {
         }
     }
 
-    /// Applies a unit: stage one (Namespaces, CRDs), wait for CRDs, then the rest in kind order;
-    /// skips objects whose dry-run equals the live object; replaces on immutable changes when
-    /// `force`; prunes objects that left the unit; stores the inventory; waits for health.
+    /// Applies a unit: stage one (Namespaces, CRDs), wait for CRDs, then the rest in stages
+    /// (see `stage`), each stage's objects concurrently; skips objects whose recorded
+    /// applied-state hash still matches, and objects whose dry run equals the live object;
+    /// replaces on immutable changes when `force`; prunes objects that left the unit; stores
+    /// the inventory (with the new hashes); waits for health.
     pub async fn apply(
         &self,
         unit: &ApplyUnit,
         opts: &ApplyOptions,
     ) -> Result<UnitResult, ApplyError> {
-        let old = self.load_inventory(&unit.id).await?;
-        let mut prepared = self.prepare(unit, false).await?;
+        let (old, prepared) =
+            futures::join!(self.load_inventory(&unit.id), self.prepare(unit, false));
+        let (old, mut prepared) = (old?, prepared?);
         let new_inv = Inventory::from_refs(prepared.iter().map(|p| &p.r));
         let mut result = UnitResult::default();
 
         // Write-ahead: objects about to be created are recorded before they exist, so a
         // process killed mid-apply leaves no object that no inventory knows (the next
         // apply prunes what the repository no longer renders). Costs a write only when
-        // the unit gains objects.
+        // the unit gains objects. Recorded hashes stay: they describe the last successful
+        // apply, and a changed intent does not match them. The live objects are read at the
+        // same time (one LIST per kind and namespace).
         let mut applied = old.clone();
         for r in new_inv.refs() {
             applied.insert(r);
         }
-        if applied != old {
-            self.store_inventory(&unit.id, &old, &applied).await?;
-        }
-        let old = applied.clone();
+        let write_ahead = async {
+            if applied != old {
+                self.store_inventory(&unit.id, &old, &applied).await
+            } else {
+                Ok(())
+            }
+        };
+        let (written, known) =
+            futures::join!(write_ahead, self.prefetch_live(&prepared, &old, &unit.id));
+        written?;
+        let before = applied.clone();
         let outcome = self
-            .apply_all(unit, opts, &mut prepared, &mut result, &mut applied)
+            .apply_all(
+                unit,
+                opts,
+                &mut prepared,
+                &known,
+                &old,
+                &mut result,
+                &mut applied,
+            )
             .await;
         if let Err(e) = outcome {
-            if let Err(store) = self.store_inventory(&unit.id, &old, &applied).await {
+            if let Err(store) = self.store_inventory(&unit.id, &before, &applied).await {
                 tracing::warn!(error = %store, "cannot record the partially applied inventory");
             }
             return Err(e);
         }
+        let old = before;
 
-        // Prune only after the whole new set applied.
+        // Prune only after the whole new set applied. The new inventory keeps the hashes of
+        // what was applied.
         let mut final_inv = new_inv.clone();
+        for r in new_inv.refs() {
+            if let Some(h) = applied.hash(&r) {
+                final_inv.insert_hashed(r, h.to_string());
+            }
+        }
         if unit.prune {
             let mut gone: Vec<ObjectRef> = old
                 .refs()
@@ -549,11 +806,14 @@ impl Applier {
         Ok(result)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn apply_all(
         &self,
         unit: &ApplyUnit,
         opts: &ApplyOptions,
         prepared: &mut [Prepared],
+        known: &Known,
+        old: &Inventory,
         result: &mut UnitResult,
         applied: &mut Inventory,
     ) -> Result<(), ApplyError> {
@@ -561,8 +821,9 @@ impl Applier {
             .iter()
             .filter(|p| is_cluster_definition(&p.r))
             .count();
-        // Stage one sorts first (Namespace and CustomResourceDefinition rank first).
-        prepared.sort_by_key(|p| (!is_cluster_definition(&p.r), order_key(&p.r)));
+        // Stage one sorts first (Namespace and CustomResourceDefinition rank first), then the
+        // other stages, each in kind order.
+        prepared.sort_by_key(|p| (!is_cluster_definition(&p.r), stage(&p.r), order_key(&p.r)));
         let (stage_one, rest) = prepared.split_at_mut(split);
         if let Some(p) = stage_one.iter().find(|p| p.res.is_none()) {
             return Err(ApplyError::UnknownKind {
@@ -571,7 +832,7 @@ impl Applier {
                 api_version: p.r.api_version(),
             });
         }
-        self.apply_groups(unit, opts, stage_one, result, applied)
+        self.apply_batch(unit, opts, stage_one, known, old, result, applied)
             .await?;
         let crds: Vec<(ObjectRef, Resolved)> = stage_one
             .iter()
@@ -600,86 +861,114 @@ impl Applier {
                 self.refresh_discovery();
             }
         }
-        self.apply_groups(unit, opts, rest, result, applied).await
-    }
-
-    /// Applies objects (already resolved and sorted) group by group: a group is a run of
-    /// objects of the same kind rank, applied concurrently (at most `concurrency` at a time);
-    /// the next group starts when the previous one succeeded.
-    async fn apply_groups(
-        &self,
-        unit: &ApplyUnit,
-        opts: &ApplyOptions,
-        items: &[Prepared],
-        result: &mut UnitResult,
-        applied: &mut Inventory,
-    ) -> Result<(), ApplyError> {
         let mut start = 0;
-        while start < items.len() {
-            let rank = kind_rank(&items[start].r.kind);
-            let len = items[start..]
+        while start < rest.len() {
+            let current = stage(&rest[start].r);
+            let len = rest[start..]
                 .iter()
-                .take_while(|p| kind_rank(&p.r.kind) == rank)
+                .take_while(|p| stage(&p.r) == current)
                 .count();
-            let group = &items[start..start + len];
-            let known = self.prefetch_live(group).await;
-            let futures: Vec<_> = group
-                .iter()
-                .map(|p| {
-                    let live = known
-                        .get(&(p.r.group.clone(), p.r.kind.clone(), p.r.namespace.clone()))
-                        .map(|m| m.get(&p.r.name).cloned());
-                    self.apply_and_emit(unit, opts, p, live)
-                })
-                .collect();
-            let outcomes: Vec<Result<Action, ApplyError>> = stream::iter(futures)
-                .buffered(self.concurrency)
-                .collect()
-                .await;
-            let mut first_error = None;
-            for (p, outcome) in group.iter().zip(outcomes) {
-                match outcome {
-                    Ok(action) => {
-                        applied.insert(p.r.clone());
-                        result.objects.push(ObjectResult {
-                            object: p.r.clone(),
-                            action,
-                        });
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            if let Some(e) = first_error {
-                return Err(e);
-            }
+            self.apply_batch(
+                unit,
+                opts,
+                &rest[start..start + len],
+                known,
+                old,
+                result,
+                applied,
+            )
+            .await?;
             start += len;
         }
         Ok(())
     }
 
-    /// Reads the live objects of a group with one LIST per kind and namespace, where a
-    /// unit has several objects of that kind there (one request instead of one GET per
-    /// object). Kinds and namespaces not listed (or whose LIST failed) are read one by one.
-    async fn prefetch_live(
+    /// Applies objects (already resolved and sorted) concurrently, at most `concurrency` at a
+    /// time, started in order; results are recorded in order. Fails with the first error
+    /// after every started object finished.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_batch(
         &self,
-        group: &[Prepared],
-    ) -> HashMap<(String, String, String), HashMap<String, Value>> {
-        const LIST_FROM: usize = 4;
-        let mut counts: HashMap<(String, String, String), (usize, &Resolved)> = HashMap::new();
-        for p in group {
-            if let Some(res) = &p.res {
-                counts
-                    .entry((p.r.group.clone(), p.r.kind.clone(), p.r.namespace.clone()))
-                    .or_insert((0, res))
-                    .0 += 1;
+        unit: &ApplyUnit,
+        opts: &ApplyOptions,
+        items: &[Prepared],
+        known: &Known,
+        old: &Inventory,
+        result: &mut UnitResult,
+        applied: &mut Inventory,
+    ) -> Result<(), ApplyError> {
+        let futures: Vec<_> = items
+            .iter()
+            .map(|p| self.apply_and_emit(unit, opts, p, known_live(known, &p.r), old.hash(&p.r)))
+            .collect();
+        let outcomes: Vec<Result<(Action, Option<String>), ApplyError>> = stream::iter(futures)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (p, outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Ok((action, hash)) => {
+                    match hash {
+                        Some(h) => applied.insert_hashed(p.r.clone(), h),
+                        None => applied.insert(p.r.clone()),
+                    }
+                    result.objects.push(ObjectResult {
+                        object: p.r.clone(),
+                        action,
+                    });
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        let lists: Vec<_> = counts
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the live objects of a unit with one LIST per kind and namespace where the unit
+    /// has several objects of that kind there (one request instead of one GET per object).
+    /// When every such object was applied before, the LIST selects the unit's ownership labels
+    /// (only the unit's objects come back; one missing from it is read with a GET); otherwise
+    /// (first apply) it lists the kind in the namespace, and a missing object does not exist.
+    /// Kinds and namespaces not listed (one object, or a failed LIST) are read one by one.
+    async fn prefetch_live(&self, items: &[Prepared], old: &Inventory, unit: &UnitRef) -> Known {
+        const LIST_FROM: usize = 2;
+        struct Group<'a> {
+            count: usize,
+            all_recorded: bool,
+            res: &'a Resolved,
+        }
+        let mut groups: HashMap<KindKey, Group> = HashMap::new();
+        for p in items {
+            if let Some(res) = &p.res {
+                let g = groups.entry(kind_key(&p.r)).or_insert(Group {
+                    count: 0,
+                    all_recorded: true,
+                    res,
+                });
+                g.count += 1;
+                g.all_recorded &= old.hash(&p.r).is_some();
+            }
+        }
+        let selector = format!(
+            "{LABEL_KIND}={},{LABEL_NAMESPACE}={},{LABEL_NAME}={}",
+            unit.kind.to_lowercase(),
+            unit.namespace,
+            unit.name
+        );
+        let lists: Vec<_> = groups
             .into_iter()
-            .filter(|(_, (n, _))| *n >= LIST_FROM)
-            .map(|(key, (_, res))| self.list_live(key, res))
+            .filter(|(_, g)| g.count >= LIST_FROM)
+            .map(|(key, g)| {
+                // Listing every CRD of a cluster is large: select the unit's.
+                let crd = key.0 == "apiextensions.k8s.io" && key.1 == "CustomResourceDefinition";
+                let labels = (g.all_recorded || crd).then_some(selector.as_str());
+                self.list_live(key, g.res, labels)
+            })
             .collect();
         let listed: Vec<Option<_>> = stream::iter(lists)
             .buffer_unordered(self.concurrency)
@@ -690,11 +979,16 @@ impl Applier {
 
     async fn list_live(
         &self,
-        key: (String, String, String),
+        key: KindKey,
         res: &Resolved,
-    ) -> Option<((String, String, String), HashMap<String, Value>)> {
+        labels: Option<&str>,
+    ) -> Option<(KindKey, Listed)> {
         let api = self.api(res, &key.2);
-        let lp = ListParams::default();
+        let mut lp = ListParams::default();
+        if let Some(l) = labels {
+            lp = lp.labels(l);
+        }
+        bump(&self.stats.lists);
         let listed = self.retry(|| api.list(&lp)).await.ok()?;
         let objects = listed
             .items
@@ -713,7 +1007,13 @@ impl Applier {
                 Some((o.metadata.name.clone()?, v))
             })
             .collect();
-        Some((key, objects))
+        Some((
+            key,
+            Listed {
+                complete: labels.is_none(),
+                objects,
+            },
+        ))
     }
 
     async fn apply_and_emit(
@@ -722,40 +1022,53 @@ impl Applier {
         opts: &ApplyOptions,
         p: &Prepared,
         live: Option<Option<Value>>,
-    ) -> Result<Action, ApplyError> {
+        recorded: Option<&str>,
+    ) -> Result<(Action, Option<String>), ApplyError> {
         let res = p.res.as_ref().expect("resolved before applying");
-        let action = self.apply_one(unit, p, res, live).await?;
+        let (action, hash) = self.apply_one(unit, p, res, live, recorded).await?;
         emit(opts, &unit.id, &p.r, action.clone());
-        Ok(action)
+        Ok((action, hash))
     }
 
-    /// Applies one object; sends no write when the dry run equals the live object. `known`
-    /// is the live object when it was already read (`Some(None)`: known not to exist).
-    /// A new object is applied directly (no dry run: there is nothing to compare with).
+    /// Applies one object and returns what happened with its new applied-state hash. Sends
+    /// nothing when the recorded hash still matches, and no write when the dry run equals the
+    /// live object. `known` is the live object when it was already read (`Some(None)`: known
+    /// not to exist). A new object is applied directly (no dry run: there is nothing to
+    /// compare with).
     async fn apply_one(
         &self,
         unit: &ApplyUnit,
         p: &Prepared,
         res: &Resolved,
         known: Option<Option<Value>>,
-    ) -> Result<Action, ApplyError> {
+        recorded: Option<&str>,
+    ) -> Result<(Action, Option<String>), ApplyError> {
         let api = self.api(res, &p.r.namespace);
         let live = match known {
             Some(live) => live,
             None => self.get_live(&api, &p.r).await?,
         };
+        if let (Some(l), Some(h)) = (&live, recorded) {
+            if self.unchanged_since_recorded(p, l, h) {
+                bump(&self.stats.skipped);
+                return Ok((Action::Unchanged, Some(h.to_string())));
+            }
+        }
+        let hash_of = |after: &DynamicObject| Some(applied_state_hash(&p.obj, &to_value(after)));
         let pp = PatchParams::apply(&self.field_manager).force();
         if live.is_none() {
             let object = p.r.clone();
             let create = Patch::Apply(&p.obj);
-            self.retry(|| api.patch(&p.r.name, &pp, &create))
+            bump(&self.stats.applies);
+            let created = self
+                .retry(|| api.patch(&p.r.name, &pp, &create))
                 .await
                 .map_err(|source| ApplyError::Api {
                     object,
                     operation: "apply",
                     source: redact_error(&p.obj, source),
                 })?;
-            return Ok(Action::Created);
+            return Ok((Action::Created, hash_of(&created)));
         }
         let dry_pp = pp.clone().dry_run();
         let patch = Patch::Apply(&p.obj);
@@ -768,6 +1081,7 @@ impl Applier {
                 source: redact_error(&p.obj, source),
             }
         };
+        bump(&self.stats.dry_runs);
         match self.retry(|| api.patch(&p.r.name, &dry_pp, &patch)).await {
             Ok(dry) => {
                 if let Some(l) = &live {
@@ -775,17 +1089,20 @@ impl Applier {
                     // the object (otherwise apply once to take ownership of the fields, so
                     // that removing a field from the unit later removes it from the object).
                     if same_content(l, &to_value(&dry)) && applied_by(l, &self.field_manager) {
-                        return Ok(Action::Unchanged);
+                        return Ok((Action::Unchanged, Some(applied_state_hash(&p.obj, l))));
                     }
                 }
-                self.retry(|| api.patch(&p.r.name, &pp, &patch))
+                bump(&self.stats.applies);
+                let after = self
+                    .retry(|| api.patch(&p.r.name, &pp, &patch))
                     .await
                     .map_err(api_err("apply"))?;
-                Ok(if live.is_some() {
+                let action = if live.is_some() {
                     Action::Configured
                 } else {
                     Action::Created
-                })
+                };
+                Ok((action, hash_of(&after)))
             }
             Err(kube::Error::Api(s)) if is_immutable_error(s.code, &s.message) => {
                 if !unit.force {
@@ -795,6 +1112,7 @@ impl Applier {
                     });
                 }
                 tracing::info!(object = %p.r, "immutable field changed; recreating");
+                bump(&self.stats.deletes);
                 self.retry(|| api.delete(&p.r.name, &background))
                     .await
                     .map_err(api_err("delete"))?;
@@ -807,10 +1125,12 @@ impl Applier {
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                self.retry(|| api.patch(&p.r.name, &pp, &patch))
+                bump(&self.stats.applies);
+                let after = self
+                    .retry(|| api.patch(&p.r.name, &pp, &patch))
                     .await
                     .map_err(api_err("apply"))?;
-                Ok(Action::Replaced)
+                Ok((Action::Replaced, hash_of(&after)))
             }
             Err(e) => Err(api_err("dry-run apply")(e)),
         }
@@ -880,6 +1200,7 @@ impl Applier {
             return Ok(Action::Pruned);
         }
         let background = DeleteParams::background();
+        bump(&self.stats.deletes);
         match self.retry(|| api.delete(&r.name, &background)).await {
             Ok(_) => Ok(Action::Pruned),
             Err(e) if api_code(&e) == Some(404) => Ok(Action::PruneSkipped),
@@ -1171,6 +1492,66 @@ mod tests {
         assert_eq!(
             crd_scope_in_unit(&unit, &ObjectRef::new("example.com/v1", "Gadget", "", "w")),
             None
+        );
+    }
+
+    #[test]
+    fn rate_limiter_allows_a_burst_then_paces() {
+        let limiter = RateLimiter::new(10.0, 3);
+        let t0 = Instant::now();
+        // The burst: three requests at once.
+        for _ in 0..3 {
+            assert_eq!(limiter.reserve(t0), None);
+        }
+        // The fourth waits for one token (100 ms at 10 per second), the fifth for two.
+        let wait = limiter.reserve(t0).unwrap();
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        let wait = limiter.reserve(t0).unwrap();
+        assert!((wait.as_secs_f64() - 0.2).abs() < 1e-6, "{wait:?}");
+        // After a second, the bucket is full again (capped at the burst).
+        let later = t0 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(limiter.reserve(later), None);
+        }
+        assert!(limiter.reserve(later).is_some());
+    }
+
+    #[test]
+    fn apply_stages() {
+        let stage_of = |kind: &str| stage(&ObjectRef::new("v1", kind, "", "x"));
+        assert_eq!(stage_of("ServiceAccount"), 1);
+        assert_eq!(stage_of("ClusterRoleBinding"), 1);
+        assert_eq!(stage_of("ConfigMap"), 2);
+        assert_eq!(stage_of("Deployment"), 2);
+        assert_eq!(stage_of("Widget"), 2);
+        assert_eq!(stage_of("MutatingWebhookConfiguration"), 3);
+        assert_eq!(stage_of("ValidatingWebhookConfiguration"), 3);
+    }
+
+    #[test]
+    fn listed_objects_are_known_or_missing() {
+        let r = ObjectRef::new("v1", "ConfigMap", "ns", "a");
+        let mut known = Known::new();
+        assert_eq!(known_live(&known, &r), None);
+        known.insert(
+            kind_key(&r),
+            Listed {
+                complete: false,
+                objects: HashMap::new(),
+            },
+        );
+        // Missing from a LIST by labels: unknown (its labels may have been changed).
+        assert_eq!(known_live(&known, &r), None);
+        known.get_mut(&kind_key(&r)).unwrap().complete = true;
+        assert_eq!(known_live(&known, &r), Some(None));
+        known
+            .get_mut(&kind_key(&r))
+            .unwrap()
+            .objects
+            .insert("a".into(), json!({"metadata":{"name":"a"}}));
+        assert_eq!(
+            known_live(&known, &r),
+            Some(Some(json!({"metadata":{"name":"a"}})))
         );
     }
 

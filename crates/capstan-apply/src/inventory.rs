@@ -11,7 +11,10 @@
 //! * labels `app.kubernetes.io/managed-by: capstan`, `capstan.io/inventory: "true"` and the
 //!   unit labels (`capstan.io/kind`, `capstan.io/namespace`, `capstan.io/name`);
 //! * `data.entries`: a JSON array of `{"id": "<namespace>_<name>_<group>_<kind>", "v": "<version>"}`
-//!   sorted by id (Flux's `ResourceInventory` format).
+//!   sorted by id (Flux's `ResourceInventory` format), plus, for objects applied successfully,
+//!   `"h"`: the applied-state hash of [`crate::drift`] (an unchanged object with an unchanged
+//!   hash needs no request on the next apply). Entries without `h` (older inventories, objects
+//!   recorded before they were applied) are compared with a server-side dry run.
 
 use std::collections::BTreeMap;
 
@@ -49,12 +52,16 @@ pub fn inventory_name(unit: &UnitRef) -> String {
 struct Entry {
     id: String,
     v: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h: Option<String>,
 }
 
-/// The set of objects of a unit, keyed by id.
+/// The set of objects of a unit, keyed by id, with the applied-state hash of each object
+/// applied successfully.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
     entries: BTreeMap<String, ObjectRef>,
+    hashes: BTreeMap<String, String>,
 }
 
 impl Inventory {
@@ -72,9 +79,23 @@ impl Inventory {
         self.entries.insert(r.id(), r);
     }
 
+    /// Adds (or updates) an object with its applied-state hash (see [`crate::drift`]).
+    pub fn insert_hashed(&mut self, r: ObjectRef, hash: String) {
+        let id = r.id();
+        self.hashes.insert(id.clone(), hash);
+        self.entries.insert(id, r);
+    }
+
+    /// The applied-state hash recorded for the object, if any.
+    pub fn hash(&self, r: &ObjectRef) -> Option<&str> {
+        self.hashes.get(&r.id()).map(String::as_str)
+    }
+
     /// Removes an object.
     pub fn remove(&mut self, r: &ObjectRef) {
-        self.entries.remove(&r.id());
+        let id = r.id();
+        self.entries.remove(&id);
+        self.hashes.remove(&id);
     }
 
     /// Whether the object (any version) is in the inventory.
@@ -100,6 +121,7 @@ impl Inventory {
             .map(|(id, r)| Entry {
                 id: id.clone(),
                 v: r.version.clone(),
+                h: self.hashes.get(id).cloned(),
             })
             .collect();
         serde_json::to_string(&list).expect("inventory serializes")
@@ -112,7 +134,10 @@ impl Inventory {
         for e in list {
             let r = ObjectRef::parse_id(&e.id, &e.v)
                 .ok_or_else(|| format!("invalid inventory id {:?}", e.id))?;
-            inv.insert(r);
+            match e.h {
+                Some(h) => inv.insert_hashed(r, h),
+                None => inv.insert(r),
+            }
         }
         Ok(inv)
     }
@@ -186,5 +211,35 @@ mod tests {
             "web"
         )));
         assert!(Inventory::decode("[{\"id\":\"bad\",\"v\":\"v1\"}]").is_err());
+    }
+
+    #[test]
+    fn hashes_round_trip_and_old_entries_decode() {
+        let mut inv = Inventory::default();
+        let web = ObjectRef::new("apps/v1", "Deployment", "default", "web");
+        let ns = ObjectRef::new("v1", "Namespace", "", "apps");
+        inv.insert_hashed(web.clone(), "0123456789abcdef".into());
+        inv.insert(ns.clone());
+        let text = inv.encode();
+        assert!(text.contains("\"h\":\"0123456789abcdef\""), "{text}");
+        // An entry without a hash has no `h` key (Flux's format).
+        assert!(
+            text.contains("{\"id\":\"_apps__Namespace\",\"v\":\"v1\"}"),
+            "{text}"
+        );
+        let back = Inventory::decode(&text).unwrap();
+        assert_eq!(back, inv);
+        assert_eq!(back.hash(&web), Some("0123456789abcdef"));
+        assert_eq!(back.hash(&ns), None);
+        // Re-inserting without a hash keeps the recorded one; removing drops it.
+        let mut again = back.clone();
+        again.insert(web.clone());
+        assert_eq!(again.hash(&web), Some("0123456789abcdef"));
+        again.remove(&web);
+        assert_eq!(again.hash(&web), None);
+        // A hash change makes the inventory differ (it is written again).
+        let mut rehashed = back.clone();
+        rehashed.insert_hashed(web, "fedcba9876543210".into());
+        assert_ne!(rehashed, back);
     }
 }

@@ -19,17 +19,29 @@
 //!
 //! * **Server-side apply** with field manager `capstan` and `force=true` (conflicts are taken
 //!   over, as Flux does), as `PATCH application/apply-patch+yaml` through `kube` dynamic APIs.
-//! * **Idempotency**: every object is first applied with `dryRun=All`; when the result equals
-//!   the live object (ignoring managedFields, resourceVersion, generation, uid,
-//!   creationTimestamp and status), nothing is written. A second apply of an unchanged unit
-//!   sends GETs and dry-run PATCHes only, and no write (the inventory is only written when it
-//!   changes).
-//! * **Order**: stage one applies Namespaces and CustomResourceDefinitions, waits until the
-//!   CRDs are Established and refreshes discovery; then everything else in kustomize's kind
-//!   order (ServiceAccounts, Roles, ClusterRoles, ..., ConfigMaps, Secrets, Services,
-//!   workloads, custom resources, webhooks last), then by namespace and name. Objects of the
-//!   same kind rank are applied concurrently (at most 8 at once, [`Applier::with_concurrency`]);
-//!   a rank starts only after the previous one succeeded.
+//! * **Drift detection without a request**: the inventory keeps, per object, a hash of its
+//!   intent and of the live values of the fields it sets, taken right after the last
+//!   successful apply (see [`drift`]). The next apply reads the live objects with one LIST
+//!   per kind and namespace (a GET where the unit has one object of that kind there) and
+//!   sends nothing for an object whose hash still matches, that capstan applied and that
+//!   owns no field the intent dropped. An unchanged re-apply (or plan) sends reads only:
+//!   the inventory GET and one read per kind and namespace. Counted in [`Applier::stats`]
+//!   (`skipped`).
+//! * **Fallback**: every other object (changed in Git, drifted in the cluster, no recorded
+//!   hash) is first applied with `dryRun=All`; when the result equals the live object
+//!   (ignoring managedFields, resourceVersion, generation, uid, creationTimestamp and
+//!   status), nothing is written (`dry_runs` in the stats). Values the API server normalises
+//!   or fills hash as the server holds them, so they never cause re-applies. The inventory
+//!   is only written when it (or a hash) changes.
+//! * **Order and pace**: stage one applies Namespaces and CustomResourceDefinitions, waits
+//!   until the CRDs are Established and refreshes discovery; then quotas, storage classes,
+//!   service accounts and RBAC; then everything else; webhooks last. The objects of one stage
+//!   are applied concurrently, started in kustomize's kind order (at most
+//!   [`DEFAULT_CONCURRENCY`] at once, [`Applier::with_concurrency`]); a stage starts only
+//!   after the previous one succeeded. Requests share the client's connection pool and a
+//!   client-side rate limit ([`DEFAULT_QPS`], [`DEFAULT_BURST`], [`Applier::with_rate_limit`],
+//!   like kubectl's `--qps`/`--burst`). Live objects are read before the first write, at the
+//!   same time as the write-ahead inventory.
 //! * **Defaults** for old servers: `protocol: TCP` is filled in container ports and Service
 //!   ports (list-map keys that server-side apply on 1.20 requires).
 //! * **Namespaces**: namespaced objects go to `target_namespace` when set, else keep theirs,
@@ -56,11 +68,12 @@
 //!   put in logs or errors.
 
 mod applier;
+pub mod drift;
 pub mod inventory;
 pub mod objects;
 mod types;
 
-pub use applier::{Applier, FIELD_MANAGER};
+pub use applier::{Applier, DEFAULT_BURST, DEFAULT_CONCURRENCY, DEFAULT_QPS, FIELD_MANAGER};
 pub use types::*;
 
 /// Builds a client from a kubeconfig file (`None`: `$KUBECONFIG` or `~/.kube/config`, then the

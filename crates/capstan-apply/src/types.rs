@@ -280,6 +280,29 @@ impl ApplyOptions {
     }
 }
 
+/// Request and decision counters of an [`crate::Applier`] since it was created (or since
+/// [`crate::Applier::reset_stats`]). `skipped` and `dry_runs` are the two paths of drift
+/// detection: decided from the inventory hash and one LIST per kind and namespace, or by a
+/// server-side dry run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyStats {
+    /// Objects found unchanged without a request of their own (intent and live state hash
+    /// equal to the recorded one).
+    pub skipped: u64,
+    /// Server-side dry-run applies (uncertain or changed objects, plans).
+    pub dry_runs: u64,
+    /// Server-side applies that write an object (creates, updates, replacements).
+    pub applies: u64,
+    /// LIST requests (live objects of one kind and namespace).
+    pub lists: u64,
+    /// GET requests (single objects, inventories, health).
+    pub gets: u64,
+    /// DELETE requests (prune, replace, uninstall).
+    pub deletes: u64,
+    /// Inventory ConfigMap writes.
+    pub inventory_writes: u64,
+}
+
 /// The planned operation for one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanOp {

@@ -491,3 +491,275 @@ async fn health_checks_target_namespace_and_fail_fast() {
     assert!(err.to_string().contains("too slow"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// Requests that read one collection (a LIST): GETs of a path without an object name.
+fn is_list(r: &capstan_testbed::RecordedRequest, collections: &[&str]) -> bool {
+    let path = r.path.split('?').next().unwrap_or("");
+    r.method == "GET" && collections.iter().any(|c| path.ends_with(c))
+}
+
+fn steady_objects() -> Vec<Value> {
+    let mut objects = vec![
+        namespace("steady"),
+        json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","namespace":"steady"},
+            "stringData":{"password":"hunter2"}}),
+        json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"steady"},
+            "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}),
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"steady-reader"},
+            "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}]}),
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"steady-writer"},
+            "rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["update"]}]}),
+    ];
+    objects.extend((0..3).map(|i| deployment("steady", &format!("web-{i}"))));
+    objects.extend((0..5).map(|i| {
+        cm(
+            "steady",
+            &format!("cm-{i}"),
+            json!({"key": format!("v{i}")}),
+        )
+    }));
+    objects
+}
+
+#[tokio::test]
+async fn unchanged_reapply_reads_once_per_kind_and_namespace() {
+    let Some(cluster) = TestCluster::start("apply-steady") else {
+        return;
+    };
+    let (client, counter) = cluster.counting_client().await;
+    let applier = Applier::new(client);
+    let u = unit("steady", steady_objects());
+    let first = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("first");
+    assert!(first.objects.iter().all(|o| o.action == Action::Created));
+
+    for round in 0..3 {
+        counter.reset();
+        applier.reset_stats();
+        let again = applier
+            .apply(&u, &ApplyOptions::default())
+            .await
+            .expect("again");
+        assert!(again.is_unchanged(), "{:?}", actions(&again));
+        let requests = counter.requests();
+        assert!(
+            counter.writes().is_empty(),
+            "round {round}: unexpected writes: {:#?}",
+            counter.writes()
+        );
+        assert!(
+            requests.iter().all(|r| r.method == "GET"),
+            "round {round}: only reads (no dry run): {requests:#?}"
+        );
+        // The inventory, then one read per kind and namespace: Namespace, Secret and Service
+        // (one object each: a GET), ConfigMaps, Deployments and ClusterRoles (a LIST each).
+        assert_eq!(requests.len(), 1 + 6, "round {round}: {requests:#?}");
+        let lists = requests
+            .iter()
+            .filter(|r| is_list(r, &["/configmaps", "/deployments", "/clusterroles"]))
+            .count();
+        assert_eq!(lists, 3, "round {round}: {requests:#?}");
+        let stats = applier.stats();
+        assert_eq!(stats.skipped as usize, u.objects.len(), "{stats:?}");
+        assert_eq!(stats.dry_runs, 0, "{stats:?}");
+        assert_eq!(stats.applies, 0, "{stats:?}");
+        assert_eq!(stats.inventory_writes, 0, "{stats:?}");
+    }
+
+    // A plan (`capstan diff`) takes the same path: no dry run for unchanged objects.
+    counter.reset();
+    let plan = applier.plan(&u).await.unwrap();
+    assert!(!plan.has_changes(), "{plan:#?}");
+    assert!(counter
+        .requests()
+        .iter()
+        .all(|r| !r.is_dry_run() && r.method == "GET"));
+
+    // A fresh applier (the next CLI run) has no state but the inventory: the same count,
+    // plus discovery.
+    let (client, counter) = cluster.counting_client().await;
+    let fresh = Applier::new(client);
+    let again = fresh
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("fresh");
+    assert!(again.is_unchanged(), "{:?}", actions(&again));
+    assert!(counter.writes().is_empty(), "{:#?}", counter.writes());
+    assert!(counter.requests().iter().all(|r| !r.is_dry_run()));
+    assert_eq!(fresh.stats().skipped as usize, u.objects.len());
+}
+
+#[tokio::test]
+async fn drift_is_corrected_and_reported() {
+    let Some(cluster) = TestCluster::start("apply-drift") else {
+        return;
+    };
+    let (client, counter) = cluster.counting_client().await;
+    let applier = Applier::new(client.clone());
+    let u = unit("steady", steady_objects());
+    applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("first");
+
+    // Another field manager takes a field capstan owns (server-side apply, force).
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "steady");
+    let intruder = json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"cm-1","namespace":"steady"},"data":{"key":"theirs"}});
+    cms.patch(
+        "cm-1",
+        &PatchParams::apply("intruder").force(),
+        &Patch::Apply(&intruder),
+    )
+    .await
+    .expect("intruder apply");
+    // Someone deletes an object.
+    cms.delete("cm-3", &Default::default())
+        .await
+        .expect("delete");
+    // Someone scales a Deployment (an update by another manager).
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "steady");
+    deployments
+        .patch(
+            "web-2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"replicas":5}})),
+        )
+        .await
+        .expect("scale");
+    // Someone edits a Secret value capstan set through stringData.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "steady");
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data":{"password":"b3RoZXI="}})),
+        )
+        .await
+        .expect("edit secret");
+
+    // `capstan diff` reports each drift.
+    let plan = applier.plan(&u).await.unwrap();
+    let mut changed: Vec<(String, PlanOp)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.op != PlanOp::Unchanged)
+        .map(|c| (c.object.to_string(), c.op.clone()))
+        .collect();
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        changed,
+        vec![
+            ("ConfigMap/steady/cm-1".to_string(), PlanOp::Update),
+            ("ConfigMap/steady/cm-3".to_string(), PlanOp::Create),
+            ("Deployment/steady/web-2".to_string(), PlanOp::Update),
+            ("Secret/steady/creds".to_string(), PlanOp::Update),
+        ]
+    );
+
+    // Apply corrects exactly these.
+    counter.reset();
+    let fixed = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("fix");
+    let mut touched: Vec<(String, Action)> = actions(&fixed)
+        .into_iter()
+        .filter(|(_, a)| *a != Action::Unchanged)
+        .collect();
+    touched.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        touched,
+        vec![
+            ("ConfigMap/steady/cm-1".to_string(), Action::Configured),
+            ("ConfigMap/steady/cm-3".to_string(), Action::Created),
+            ("Deployment/steady/web-2".to_string(), Action::Configured),
+            ("Secret/steady/creds".to_string(), Action::Configured),
+        ]
+    );
+    let object_writes: Vec<_> = counter
+        .writes()
+        .into_iter()
+        .filter(|r| !r.path.contains("/namespaces/capstan-system/"))
+        .collect();
+    assert_eq!(object_writes.len(), 4, "{object_writes:#?}");
+    assert_eq!(
+        cms.get("cm-1").await.unwrap().data.unwrap()["key"],
+        "v1",
+        "capstan's value is back"
+    );
+    assert_eq!(
+        deployments
+            .get("web-2")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(1)
+    );
+    assert!(cms.get_opt("cm-3").await.unwrap().is_some());
+
+    // And then the steady state costs no write again.
+    counter.reset();
+    let again = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("again");
+    assert!(again.is_unchanged(), "{:?}", actions(&again));
+    assert!(counter.writes().is_empty(), "{:#?}", counter.writes());
+    assert!(counter.requests().iter().all(|r| !r.is_dry_run()));
+}
+
+#[tokio::test]
+async fn server_normalised_values_do_not_reapply() {
+    let Some(cluster) = TestCluster::start("apply-defaulted") else {
+        return;
+    };
+    let (client, counter) = cluster.counting_client().await;
+    let applier = Applier::new(client.clone());
+    // The API server stores `cpu: "0.5"` as `500m` and `memory: 1024Mi` as `1Gi`, and fills
+    // defaults (imagePullPolicy, strategy, targetPort, ...) capstan never sent.
+    let mut web = deployment("default", "web");
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits":{"cpu":"0.5","memory":"1024Mi"}});
+    let limits = json!({"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"limits","namespace":"default"},
+        "spec":{"limits":[{"type":"Container","default":{"cpu":"0.25"}}]}});
+    let u = unit("defaulted", vec![web, limits]);
+    applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("first");
+    let live = Api::<Deployment>::namespaced(client, "default")
+        .get("web")
+        .await
+        .unwrap();
+    let limits = live.spec.unwrap().template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["cpu"].0, "500m", "the server normalised the value");
+    assert_eq!(limits["memory"].0, "1Gi", "the server normalised the value");
+    for round in 0..3 {
+        counter.reset();
+        applier.reset_stats();
+        let again = applier
+            .apply(&u, &ApplyOptions::default())
+            .await
+            .expect("again");
+        assert!(again.is_unchanged(), "round {round}: {:?}", actions(&again));
+        assert!(
+            counter.writes().is_empty(),
+            "round {round}: {:#?}",
+            counter.writes()
+        );
+        let stats = applier.stats();
+        assert_eq!(stats.dry_runs, 0, "round {round}: {stats:?}");
+        assert_eq!(stats.skipped, 2, "round {round}: {stats:?}");
+    }
+}
