@@ -103,6 +103,23 @@ where
     panic!("timed out after {secs}s waiting for: {what}");
 }
 
+/// Wakes `cluster`'s worker and waits until `n` rounds have started and finished after
+/// this call (round completions, not time).
+async fn whole_rounds(agent: &Agent, cluster: &str, n: u64) {
+    let worker = agent.worker(cluster).expect("the cluster's worker");
+    let mut rounds = worker.rounds();
+    // The round running now may have started before the caller's change: skip it.
+    let target = *rounds.borrow_and_update() + n + 1;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while *rounds.borrow_and_update() < target {
+            worker.wake.notify_one();
+            rounds.changed().await.expect("the worker runs");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} rounds of {cluster} within 60 s"));
+}
+
 async fn value(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     api.get_opt(name)
@@ -385,8 +402,8 @@ async fn suspend_stops_changes_and_resume_applies_them() {
     )
     .await
     .unwrap();
-    // Let the agent see the suspension before the push.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the agent see the suspension before the push: a whole round after the patch.
+    whole_rounds(&agent, "c", 1).await;
     repo.write("apps/cm.yaml", &configmap("app", "default", "two"));
     let c2 = push(&repo, "two");
     // The root unit moves on to the new revision; the suspended unit does not.
@@ -395,7 +412,8 @@ async fn suspend_stops_changes_and_resume_applies_them() {
             == format!("main@sha1:{c2}")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A whole round at the new revision has passed the suspended unit by.
+    whole_rounds(&agent, "c", 1).await;
     assert_eq!(
         value(&client, "default", "app").await.as_deref(),
         Some("one"),

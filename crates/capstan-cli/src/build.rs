@@ -1,7 +1,7 @@
 //! `capstan build`: render a cluster's units without touching any cluster.
 
-use capstan_engine::{render_cluster, to_yaml};
-use capstan_units::{NoCluster, UnitOutcome};
+use capstan_engine::to_yaml;
+use capstan_units::UnitOutcome;
 use clap::Args;
 
 use crate::EXIT_FAILURE;
@@ -28,8 +28,14 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
     if args.argocd.apps {
         return crate::argocd::run(&args.target, &args.argocd, &args.output, args.keep_going);
     }
-    let (fs, opts) = crate::runtime()?.block_on(args.target.open())?;
-    let render = render_cluster(&fs, &NoCluster, &opts);
+    // Charts from Helm/OCI repositories and other GitRepository/OCIRepository sources are
+    // fetched into the cache, as `apply` and the agent fetch them.
+    let mirrors = args.target.mirrors()?;
+    let render = crate::runtime()?.block_on(async {
+        let (root, cluster_path) = args.target.open_root().await?;
+        capstan_engine::round::render_detached(root, cluster_path, args.target.cache_dir(), mirrors)
+            .await
+    })?;
     let mut failed = false;
     for e in &render.units.errors {
         eprintln!("error: {e}");

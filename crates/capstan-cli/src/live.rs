@@ -69,7 +69,7 @@ async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
     settings.concurrency = args.concurrency;
     let targets =
         Targets::new(client.clone(), Arc::new(Applier::new(client.clone()))).with_config(config);
-    let round = Round::new(client.clone(), targets, settings);
+    let round = Round::new(client.clone(), targets, settings).with_mirrors(args.target.mirrors()?);
     let (mut render, _) = round.render_with_sources(root, cluster_path).await?;
     if args.ignore_suspend {
         ignore_suspend(&mut render);

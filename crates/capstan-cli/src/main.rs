@@ -206,6 +206,10 @@ pub struct Target {
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub source: source::SourceArgs,
+    /// Fetch sources whose URL starts with FROM from TO instead (repeatable; air-gapped
+    /// mirrors). Applies to the units' GitRepository, OCIRepository and HelmRepository sources.
+    #[arg(long = "source-mirror", value_name = "FROM=TO")]
+    pub source_mirror: Vec<String>,
 }
 
 impl Target {
@@ -215,6 +219,20 @@ impl Target {
         let (root, cluster_path) = self.open_root().await?;
         let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         Ok((fs, capstan_units::LoadOptions::new(cluster_path)))
+    }
+
+    /// `--source-mirror`, parsed.
+    pub fn mirrors(&self) -> Result<capstan_engine::sources::Mirrors, String> {
+        capstan_engine::sources::Mirrors::parse(&self.source_mirror)
+    }
+
+    /// Where sources and charts are cached (`--cache-dir`, default ~/.cache/capstan).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.source
+            .cache_dir
+            .clone()
+            .or_else(source::default_cache_dir)
+            .unwrap_or_else(|| std::env::temp_dir().join("capstan"))
     }
 
     /// The repository's root directory (the working tree, or the tree fetched with

@@ -135,12 +135,23 @@ fn secret_data(obj: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
 pub struct SourceFetcher {
     cache: SourceCache,
     client: Option<kube::Client>,
+    mirrors: crate::sources::Mirrors,
 }
 
 impl SourceFetcher {
     /// `client` reads `secretRef` Secrets; without one, sources with credentials fail.
     pub fn new(cache: SourceCache, client: Option<kube::Client>) -> Self {
-        SourceFetcher { cache, client }
+        SourceFetcher {
+            cache,
+            client,
+            mirrors: Default::default(),
+        }
+    }
+
+    /// Fetch through `mirrors` (`--source-mirror`).
+    pub fn with_mirrors(mut self, mirrors: crate::sources::Mirrors) -> Self {
+        self.mirrors = mirrors;
+        self
     }
 
     fn auth(&self, source: &Value, namespace: &str) -> Result<Option<HttpAuth>, String> {
@@ -168,6 +179,13 @@ impl SourceFetcher {
 
 impl ChartFetcher for SourceFetcher {
     fn fetch(&self, source: &Value, chart: &str, version: &str) -> Result<PathBuf, String> {
+        let mirrored;
+        let source = if self.mirrors.is_empty() {
+            source
+        } else {
+            mirrored = self.mirrors.object(source);
+            &mirrored
+        };
         let kind = source.get("kind").and_then(Value::as_str).unwrap_or("");
         match kind {
             "HelmRepository" => {

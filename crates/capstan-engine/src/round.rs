@@ -471,6 +471,130 @@ impl RoundSettings {
 /// How long the live renderer (Capabilities from discovery) is reused.
 const RENDERER_TTL: Duration = Duration::from_secs(300);
 
+/// Renders `cluster_path` of the repository at `root` on a render thread, with the
+/// fetched `sources` mounted; `isolating`: planned as Flux treats units, each on its own.
+#[allow(clippy::too_many_arguments)]
+async fn render_mounted(
+    root: PathBuf,
+    cluster_path: String,
+    sources: &SourceSet,
+    root_source: SourceKey,
+    renderer: Arc<LiveRenderer>,
+    lookup: impl capstan_units::ClusterLookup + Send + 'static,
+    name: &str,
+    isolating: bool,
+) -> Result<ClusterRender, String> {
+    let mounted = sources.mounted();
+    let thread = format!("render-{name}");
+    render_thread(&thread, move || -> Result<ClusterRender, String> {
+        let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
+            capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?,
+        );
+        let mut fs = capstan_vfs::MountFs::new(base);
+        let mut opts = LoadOptions::new(cluster_path);
+        // A unit whose source has no artifact fails: never read from the repository's
+        // tree by mistake.
+        opts.root_source = Some(root_source);
+        for (key, at, artifact) in &mounted {
+            let tree = capstan_vfs::DiskFs::new(&artifact.path)
+                .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
+            fs.mount(at, Arc::new(tree));
+            opts.source_roots.insert(key.clone(), at.clone());
+        }
+        Ok(if isolating {
+            crate::render_cluster_isolating(&fs, renderer.as_ref(), &lookup, &opts)
+        } else {
+            crate::render_cluster_with(&fs, renderer.as_ref(), &lookup, &opts)
+        })
+    })
+    .await
+    .map_err(|p| format!("rendering the cluster {p}"))?
+}
+
+/// Names the cause (the fetch error) in the errors of units whose source is missing.
+fn name_source_errors(render: &mut ClusterRender, sources: &SourceSet) {
+    for u in &mut render.units.units {
+        let UnitOutcome::Failed { unit, error } = u else {
+            continue;
+        };
+        let Some(r) = unit.spec.source_ref.as_ref() else {
+            continue;
+        };
+        if error.kind == ErrorKind::Source {
+            let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
+            let Some(cause) = sources.error(&key).or_else(|| {
+                capstan_units::toolkit::unsupported_source(&r.kind)
+                    .is_none()
+                    .then(|| "not fetched yet".to_string())
+            }) else {
+                continue;
+            };
+            *error = capstan_units::UnitError::new(
+                Some(unit.id.clone()),
+                format!("{}: {cause}", error.message),
+            )
+            .field("spec.sourceRef")
+            .kind(ErrorKind::Source);
+        }
+    }
+}
+
+/// A cluster's units rendered without a cluster (`capstan build`): charts fetched from
+/// Helm/OCI repositories into `cache_dir`, other GitRepository/OCIRepository sources
+/// fetched and mounted (credentials in Secrets need a cluster: such sources fail),
+/// `lookup` answers nothing, Helm's default Capabilities. The same cache and sources as
+/// the round.
+pub async fn render_detached(
+    root: PathBuf,
+    cluster_path: String,
+    cache_dir: PathBuf,
+    mirrors: crate::sources::Mirrors,
+) -> Result<ClusterRender, String> {
+    let sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
+        cache_dir.join("sources"),
+    )))
+    .with_mirrors(mirrors.clone());
+    let fetcher = crate::SourceFetcher::new(
+        capstan_source::SourceCache::new(cache_dir.join("charts")),
+        None,
+    )
+    .with_mirrors(mirrors);
+    let renderer = Arc::new(LiveRenderer::default().with_fetcher(Arc::new(fetcher)));
+    let root_source: SourceKey = (
+        "GitRepository".into(),
+        "flux-system".into(),
+        "flux-system".into(),
+    );
+    let mut render = render_mounted(
+        root.clone(),
+        cluster_path.clone(),
+        &sources,
+        root_source.clone(),
+        renderer.clone(),
+        capstan_units::NoCluster,
+        "build",
+        false,
+    )
+    .await?;
+    let wanted = declared(&render.units, &root_source);
+    if !wanted.is_empty() {
+        sources.refresh(None, &wanted).await;
+        render = render_mounted(
+            root,
+            cluster_path,
+            &sources,
+            root_source,
+            renderer,
+            capstan_units::NoCluster,
+            "build",
+            false,
+        )
+        .await?;
+    }
+    name_source_errors(&mut render, &sources);
+    Ok(render)
+}
+
 /// One cluster's round: see the [module docs](self).
 pub struct Round {
     client: kube::Client,
@@ -481,6 +605,7 @@ pub struct Round {
     renderer: tokio::sync::Mutex<Option<(Arc<LiveRenderer>, Instant)>>,
     /// Units seen by this round: whether they prune, and where they applied.
     known: Mutex<BTreeMap<UnitId, (bool, Target)>>,
+    mirrors: crate::sources::Mirrors,
 }
 
 impl Round {
@@ -494,11 +619,22 @@ impl Round {
             settings,
             renderer: tokio::sync::Mutex::new(None),
             known: Mutex::new(BTreeMap::new()),
+            mirrors: Default::default(),
         }
     }
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// Fetch sources and charts through `mirrors` (`--source-mirror`).
+    pub fn with_mirrors(mut self, mirrors: crate::sources::Mirrors) -> Self {
+        self.sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
+            self.settings.cache_dir.join("sources"),
+        )))
+        .with_mirrors(mirrors.clone());
+        self.mirrors = mirrors;
+        self
     }
 
     /// Charts fetched with the cluster's credentials, `lookup` answered by the cluster, its
@@ -511,7 +647,14 @@ impl Round {
             }
         }
         let cache = capstan_source::SourceCache::new(self.settings.cache_dir.join("charts"));
-        let r = Arc::new(LiveRenderer::connect(self.client.clone(), cache).await?);
+        let mut r = LiveRenderer::connect(self.client.clone(), cache.clone()).await?;
+        if !self.mirrors.is_empty() {
+            r.fetcher = Some(Arc::new(
+                crate::SourceFetcher::new(cache, Some(self.client.clone()))
+                    .with_mirrors(self.mirrors.clone()),
+            ));
+        }
+        let r = Arc::new(r);
         *cached = Some((r.clone(), Instant::now()));
         Ok(r)
     }
@@ -523,58 +666,20 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<ClusterRender, String> {
-        let client = self.client.clone();
-        let mounted = self.sources.mounted();
-        let root_source = self.settings.root_source.clone();
         let renderer = self.live_renderer().await?;
-        let thread = format!("render-{}", self.settings.name);
-        let mut render = render_thread(&thread, move || -> Result<ClusterRender, String> {
-            let base: Arc<dyn capstan_vfs::FileSystem> = Arc::new(
-                capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?,
-            );
-            let mut fs = capstan_vfs::MountFs::new(base);
-            let mut opts = LoadOptions::new(cluster_path);
-            // A unit whose source has no artifact fails: never read from the repository's
-            // tree by mistake.
-            opts.root_source = Some(root_source);
-            for (key, at, artifact) in &mounted {
-                let tree = capstan_vfs::DiskFs::new(&artifact.path)
-                    .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
-                fs.mount(at, Arc::new(tree));
-                opts.source_roots.insert(key.clone(), at.clone());
-            }
-            let lookup = KubeLookup::new(client);
-            Ok(crate::render_cluster_isolating(
-                &fs,
-                renderer.as_ref(),
-                &lookup,
-                &opts,
-            ))
-        })
-        .await
-        .map_err(|p| format!("rendering the cluster {p}"))??;
-        // Name the cause (the fetch error) in the errors of units whose source is missing.
-        for u in &mut render.units.units {
-            let UnitOutcome::Failed { unit, error } = u else {
-                continue;
-            };
-            let Some(r) = unit.spec.source_ref.as_ref() else {
-                continue;
-            };
-            if error.kind == ErrorKind::Source {
-                let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
-                let cause = self
-                    .sources
-                    .error(&key)
-                    .unwrap_or_else(|| "not fetched yet".to_string());
-                *error = capstan_units::UnitError::new(
-                    Some(unit.id.clone()),
-                    format!("{}: {cause}", error.message),
-                )
-                .field("spec.sourceRef")
-                .kind(ErrorKind::Source);
-            }
-        }
+        let lookup = KubeLookup::new(self.client.clone());
+        let mut render = render_mounted(
+            root,
+            cluster_path,
+            &self.sources,
+            self.settings.root_source.clone(),
+            renderer,
+            lookup,
+            &self.settings.name,
+            true,
+        )
+        .await?;
+        name_source_errors(&mut render, &self.sources);
         Ok(render)
     }
 
@@ -587,7 +692,7 @@ impl Round {
     ) -> Result<(ClusterRender, Vec<Declared>), String> {
         let mut render = self.render(root.clone(), cluster_path.clone()).await?;
         let wanted = declared(&render.units, &self.settings.root_source);
-        if self.sources.refresh(&self.client, &wanted).await {
+        if self.sources.refresh(Some(&self.client), &wanted).await {
             render = self.render(root, cluster_path).await?;
         }
         Ok((render, wanted))

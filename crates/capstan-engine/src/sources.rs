@@ -34,10 +34,62 @@ struct Fetched {
     spec: Value,
 }
 
+/// `--source-mirror FROM=TO`: source URLs starting with `FROM` are fetched from `TO`
+/// instead (air-gapped mirrors, tests). The longest matching prefix wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mirrors(Vec<(String, String)>);
+
+impl Mirrors {
+    /// Parses `FROM=TO` pairs.
+    pub fn parse<S: AsRef<str>>(pairs: &[S]) -> Result<Mirrors, String> {
+        let mut out = Vec::new();
+        for p in pairs {
+            let p = p.as_ref();
+            match p.split_once('=') {
+                Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+                    out.push((from.to_string(), to.to_string()))
+                }
+                _ => {
+                    return Err(format!(
+                        "--source-mirror {p:?}: expected FROM=TO (e.g. https://charts.example.com=http://127.0.0.1:8080)"
+                    ))
+                }
+            }
+        }
+        out.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        Ok(Mirrors(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `url` with its mirror's prefix, or unchanged.
+    pub fn rewrite(&self, url: &str) -> String {
+        for (from, to) in &self.0 {
+            if let Some(rest) = url.strip_prefix(from.as_str()) {
+                return format!("{to}{rest}");
+            }
+        }
+        url.to_string()
+    }
+
+    /// A source object with its `spec.url` rewritten.
+    pub fn object(&self, o: &Value) -> Value {
+        let mut o = o.clone();
+        if let Some(url) = o.pointer("/spec/url").and_then(Value::as_str) {
+            let url = self.rewrite(url);
+            o["spec"]["url"] = Value::String(url);
+        }
+        o
+    }
+}
+
 /// The other sources of one cluster.
 pub struct SourceSet {
     cache: Arc<SourceCache>,
     fetched: Mutex<BTreeMap<SourceKey, Fetched>>,
+    mirrors: Mirrors,
 }
 
 /// A source object found in the rendered repository.
@@ -101,7 +153,14 @@ impl SourceSet {
         SourceSet {
             cache,
             fetched: Mutex::new(BTreeMap::new()),
+            mirrors: Mirrors::default(),
         }
+    }
+
+    /// Fetch through `mirrors`.
+    pub fn with_mirrors(mut self, mirrors: Mirrors) -> Self {
+        self.mirrors = mirrors;
+        self
     }
 
     /// Sources with an artifact: (key, mount point, artifact).
@@ -138,7 +197,9 @@ impl SourceSet {
 
     /// Fetch the declared sources that are new, changed or due; forget the others.
     /// Returns whether any artifact changed (the cluster must be rendered again).
-    pub async fn refresh(&self, client: &kube::Client, declared: &[Declared]) -> bool {
+    /// Without a `client`, sources with `spec.secretRef` fail (their credentials live in
+    /// the cluster).
+    pub async fn refresh(&self, client: Option<&kube::Client>, declared: &[Declared]) -> bool {
         let mut changed = false;
         {
             let mut f = self.fetched.lock().expect("sources");
@@ -192,9 +253,25 @@ impl SourceSet {
 
     async fn fetch(
         &self,
-        client: &kube::Client,
+        client: Option<&kube::Client>,
         d: &Declared,
     ) -> (Result<Artifact, String>, Duration) {
+        let mirrored = Declared {
+            key: d.key.clone(),
+            object: self.mirrors.object(&d.object),
+        };
+        let d = &mirrored;
+        let read_secret = |ns: &str, name: &str, field: &str| {
+            let (ns, name, field) = (ns.to_string(), name.to_string(), field.to_string());
+            async move {
+                match client {
+                    Some(c) => secret_data(c, &ns, &name, &field).await,
+                    None => Err(format!(
+                        "{field}: Secret {ns}/{name}: credentials need a cluster to read the Secret from"
+                    )),
+                }
+            }
+        };
         let interval = d.object["spec"]["interval"]
             .as_str()
             .and_then(capstan_source::parse_go_duration)
@@ -208,7 +285,7 @@ impl SourceSet {
                     let auth = match secret {
                         Some(s) => Some(
                             GitAuth::from_secret_data(
-                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                                &read_secret(&d.key.1, s, "spec.secretRef").await?,
                             )
                             .map_err(|e| e.to_string())?,
                         ),
@@ -225,7 +302,7 @@ impl SourceSet {
                     let auth = match secret {
                         Some(s) => Some(
                             HttpAuth::from_secret_data(
-                                &secret_data(client, &d.key.1, s, "spec.secretRef").await?,
+                                &read_secret(&d.key.1, s, "spec.secretRef").await?,
                             )
                             .map_err(|e| e.to_string())?,
                         ),
@@ -240,5 +317,38 @@ impl SourceSet {
         }
         .await;
         (result, interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `--source-mirror FROM=TO`: the longest matching prefix of a source's `spec.url` is
+    /// replaced; other URLs and malformed pairs are left alone or refused.
+    #[test]
+    fn mirrors_rewrite_source_urls_by_longest_prefix() {
+        let m = Mirrors::parse(&[
+            "https://github.com=http://127.0.0.1:9418",
+            "https://github.com/fluxcd/flux2-kustomize-helm-example=git://127.0.0.1:1/example",
+            "oci://ghcr.io=oci://127.0.0.1:5000",
+        ])
+        .unwrap();
+        assert_eq!(
+            m.rewrite("https://github.com/fluxcd/flux2-kustomize-helm-example"),
+            "git://127.0.0.1:1/example"
+        );
+        assert_eq!(
+            m.rewrite("https://github.com/stefanprodan/podinfo"),
+            "http://127.0.0.1:9418/stefanprodan/podinfo"
+        );
+        assert_eq!(m.rewrite("https://gitlab.com/x"), "https://gitlab.com/x");
+        let o = m.object(&json!({"kind": "HelmRepository", "spec": {"url": "oci://ghcr.io/stefanprodan/charts"}}));
+        assert_eq!(o["spec"]["url"], "oci://127.0.0.1:5000/stefanprodan/charts");
+        assert!(Mirrors::parse(&["no-equals"])
+            .unwrap_err()
+            .contains("FROM=TO"));
+        assert!(Mirrors::parse(&["=x"]).is_err());
     }
 }

@@ -800,6 +800,16 @@ impl Loader<'_> {
         unit: &Unit,
         vars: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, UnitError> {
+        if let Some(r) = &unit.spec.source_ref {
+            if let Some(why) = toolkit::unsupported_source(&r.kind) {
+                return Err(UnitError::new(
+                    Some(unit.id.clone()),
+                    format!("sourceRef {} {}/{}: {why}", r.kind, r.namespace, r.name),
+                )
+                .field("spec.sourceRef.kind")
+                .kind(ErrorKind::Source));
+            }
+        }
         if let (Some(root), Some(r)) = (&self.opts.root_source, &unit.spec.source_ref) {
             let key = (r.kind.clone(), r.namespace.clone(), r.name.clone());
             if (r.kind == "GitRepository" || r.kind == "OCIRepository")

@@ -120,6 +120,19 @@ pub fn by_kind(kind: &str) -> Option<&'static ToolkitKind> {
         .find(|k| k.kind == kind)
 }
 
+/// Why a unit cannot read a source of this kind (`None`: capstan reads it). `Bucket`
+/// sources (S3-compatible storage) and Flux 2.7's `ExternalArtifact`/`ArtifactGenerator`
+/// (artifacts composed by source-watcher) are refused by name rather than read from the
+/// repository's tree by mistake.
+pub fn unsupported_source(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Bucket" => Some("Bucket sources (S3-compatible object storage) are not supported by capstan (hint: publish the manifests to a GitRepository or an OCIRepository)"),
+        "ExternalArtifact" => Some("ExternalArtifact sources (Flux 2.7, produced by an ArtifactGenerator in source-watcher) are not supported by capstan (hint: point sourceRef at the GitRepository/OCIRepository the ArtifactGenerator reads, with spec.path set to the directory it copies)"),
+        "ArtifactGenerator" => Some("an ArtifactGenerator is not a source a unit can name: units reference the ExternalArtifact it produces, which capstan does not support"),
+        _ => None,
+    }
+}
+
 /// `capstan reconcile` / `flux reconcile` ask for a reconcile now with this annotation.
 pub const RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 
@@ -143,5 +156,17 @@ mod tests {
             "helm.toolkit.fluxcd.io/v2"
         );
         assert!(by_kind("Deployment").is_none());
+    }
+
+    /// Bucket, ExternalArtifact and ArtifactGenerator are refused by name; Git and OCI
+    /// repositories are read.
+    #[test]
+    fn unsupported_source_kinds_are_named() {
+        for k in ["Bucket", "ExternalArtifact", "ArtifactGenerator"] {
+            assert!(unsupported_source(k).unwrap().contains(k), "{k}");
+        }
+        for k in ["GitRepository", "OCIRepository"] {
+            assert!(unsupported_source(k).is_none());
+        }
     }
 }

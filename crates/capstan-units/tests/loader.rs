@@ -649,3 +649,39 @@ fn a_panic_while_rendering_fails_only_that_unit_with_a_typed_error() {
     );
     assert!(plain.errors[0].panicked.is_none());
 }
+
+/// A Kustomization reading a Bucket or a Flux 2.7 ExternalArtifact fails naming the kind
+/// (it is never read from the repository's tree), in offline builds too.
+#[test]
+fn bucket_and_external_artifact_sources_are_refused_by_name() {
+    for kind in ["Bucket", "ExternalArtifact"] {
+        let ks = format!("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: {kind}\n    name: apps\n");
+        let fs = MemFs::new()
+            .with("/clusters/c/apps.yaml", ks)
+            .with("/deploy/kustomization.yaml", "resources:\n- cm.yaml\n")
+            .with(
+                "/deploy/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-repository\n",
+            );
+        let units = load(
+            &fs,
+            &MiniKustomize,
+            &NoCluster,
+            &LoadOptions::new("clusters/c"),
+        );
+        let apps = UnitId::new("Kustomization", "flux-system", "apps");
+        let Some(UnitOutcome::Failed { error, .. }) = units.get(&apps) else {
+            panic!("{kind}: apps should fail: {:?}", units.get(&apps));
+        };
+        assert!(
+            error
+                .message
+                .contains(&format!("sourceRef {kind} flux-system/apps"))
+                && error.message.contains("not supported"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.location.field.as_deref(), Some("spec.sourceRef.kind"));
+        assert_eq!(error.kind, capstan_units::ErrorKind::Source);
+    }
+}
