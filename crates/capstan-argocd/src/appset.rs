@@ -114,7 +114,9 @@ pub fn expand(
                 )
                 .with_hint("make the name depend on a parameter that differs between the generated Applications"));
             }
-            md.insert("namespace".into(), json!(appset_ns));
+            if !appset_ns.is_empty() {
+                md.insert("namespace".into(), json!(appset_ns));
+            }
             if !preserve
                 && md
                     .get("finalizers")
