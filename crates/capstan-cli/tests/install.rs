@@ -78,7 +78,7 @@ async fn exists(
 
 const SOURCE: &str = "https://git.example.com/fleet.git";
 
-fn install_args<'a>(image: &'a str) -> Vec<&'a str> {
+fn install_args(image: &str) -> Vec<&str> {
     vec![
         "install",
         "--source",

@@ -99,7 +99,7 @@ pub enum InstallError {
     },
     /// capstan's apply failed.
     #[error(transparent)]
-    Apply(#[from] capstan_apply::ApplyError),
+    Apply(Box<capstan_apply::ApplyError>),
     /// An API call failed.
     #[error("{what}: {source}")]
     Api {
@@ -112,4 +112,10 @@ pub enum InstallError {
     /// Waiting for something timed out.
     #[error("{0}")]
     Timeout(String),
+}
+
+impl From<capstan_apply::ApplyError> for InstallError {
+    fn from(e: capstan_apply::ApplyError) -> Self {
+        InstallError::Apply(Box::new(e))
+    }
 }

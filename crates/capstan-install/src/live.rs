@@ -449,7 +449,7 @@ impl Resources {
             }
             let items = match api.list(&lp).await {
                 Ok(l) => l.items,
-                Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 405) => continue,
+                Err(kube::Error::Api(s)) if matches!(s.code, 403..=405) => continue,
                 Err(e) => return Err(api_err(format!("listing {}", ar.plural))(e)),
             };
             for item in items {
@@ -540,7 +540,7 @@ pub async fn uninstall(
         let entries = match inv.pointer("/data/entries").and_then(Value::as_str) {
             Some(t) => capstan_apply::inventory::Inventory::decode(t)
                 .map_err(|reason| {
-                    InstallError::Apply(capstan_apply::ApplyError::Inventory {
+                    InstallError::from(capstan_apply::ApplyError::Inventory {
                         unit: unit.clone(),
                         reason,
                     })
@@ -606,7 +606,7 @@ pub async fn uninstall(
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
         let items = match api.list(&ListParams::default()).await {
             Ok(l) => l.items,
-            Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 405) => continue,
+            Err(kube::Error::Api(s)) if matches!(s.code, 403..=405) => continue,
             Err(e) => return Err(api_err(format!("listing {}", ar.plural))(e)),
         };
         for item in items {
