@@ -496,3 +496,26 @@ fn kustomization_api_version_and_kind_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn component_openapi_schema_gives_merge_keys() {
+    let schema = r##"{"definitions": {"thing": {"x-kubernetes-group-version-kind": [{"group": "example.com", "version": "v1", "kind": "Thing"}],
+      "properties": {"spec": {"properties": {"items": {"type": "array", "items": {"type": "object"},
+        "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge"}}}}}}}"##;
+    let fs = MemFs::new()
+        .with("/c/schema.json", schema)
+        .with(
+            "/c/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nopenapi:\n  path: schema.json\n",
+        )
+        .with(
+            "/top/cr.yaml",
+            "apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: t\nspec:\n  items:\n  - name: a\n    x: 1\n",
+        )
+        .with(
+            "/top/kustomization.yaml",
+            "resources:\n- cr.yaml\ncomponents:\n- ../c\npatches:\n- patch: |-\n    apiVersion: example.com/v1\n    kind: Thing\n    metadata:\n      name: t\n    spec:\n      items:\n      - name: a\n        z: 2\n",
+        );
+    let out = run(&fs, "/top").unwrap();
+    assert!(out.contains("  - name: a\n    x: 1\n    z: 2\n"), "{out}");
+}
