@@ -519,3 +519,82 @@ fn component_openapi_schema_gives_merge_keys() {
     let out = run(&fs, "/top").unwrap();
     assert!(out.contains("  - name: a\n    x: 1\n    z: 2\n"), "{out}");
 }
+
+fn kustomization_error(body: &str) -> String {
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        format!("resources:\n- cm.yaml\n{body}"),
+    );
+    run(&fs, "/k").unwrap_err()
+}
+
+#[test]
+fn kustomization_string_map_values_are_read_as_yaml_1_1() {
+    // sigs.k8s.io/yaml reads `y`/`yes`/`on` as booleans and `1` as a number.
+    let err = kustomization_error("commonAnnotations:\n  a: yes\n");
+    assert!(
+        err.contains("json: cannot unmarshal bool into Go struct field Kustomization.commonAnnotations of type string"),
+        "{err}"
+    );
+    let err = kustomization_error("labels:\n- pairs:\n    x: y\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal bool into Go struct field Label.labels.pairs of type string"
+        ),
+        "{err}"
+    );
+    let err = kustomization_error("commonLabels:\n  version: 1\n");
+    assert!(err.contains("cannot unmarshal number into Go struct field Kustomization.commonLabels of type string"), "{err}");
+    // Quoted, they are strings.
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        "resources:\n- cm.yaml\ncommonLabels:\n  version: \"1\"\n  on: \"yes\"\n",
+    );
+    assert!(run(&fs, "/k").is_ok());
+}
+
+#[test]
+fn kustomization_image_new_tag_must_be_a_string() {
+    let err = kustomization_error("images:\n- name: nginx\n  newTag: 1.21\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal number into Go struct field Image.images.newTag of type string"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomization_replica_count_must_be_an_integer() {
+    let err = kustomization_error("replicas:\n- name: x\n  count: '3'\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal string into Go struct field Replica.replicas.count of type int64"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomization_nested_unknown_field_is_an_error() {
+    let err = kustomization_error("images:\n- name: x\n  tag: a\n");
+    assert!(err.contains("json: unknown field \"tag\""), "{err}");
+    let err = kustomization_error("configMapGenerator:\n- name: x\n  literal:\n  - a=b\n");
+    assert!(err.contains("json: unknown field \"literal\""), "{err}");
+}
+
+#[test]
+fn kustomization_generator_fields_are_typed() {
+    let err = kustomization_error("configMapGenerator:\n- name: x\n  literals:\n  - 1\n");
+    assert!(
+        err.contains("cannot unmarshal number into Go struct field ConfigMapArgs.configMapGenerator.literals of type string"),
+        "{err}"
+    );
+    let err = kustomization_error(
+        "configMapGenerator:\n- name: x\n  literals:\n  - a=b\n  options:\n    annotations:\n      a: 1\n",
+    );
+    assert!(
+        err.contains("GeneratorOptions.configMapGenerator.options.annotations of type string"),
+        "{err}"
+    );
+}
