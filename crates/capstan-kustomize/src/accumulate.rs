@@ -641,6 +641,9 @@ fn accumulate_target_inner(ctx: &mut Ctx, k: &Kustomization, acc: &mut Acc) -> R
                 ck.kind()
             ));
         }
+        // kustomize's accumulateDirectory reads a component's `openapi` as a
+        // kustomization's.
+        set_openapi(ctx, &ck).map_err(|e| e.context("accumulating components"))?;
         ctx.stack.push(dir.clone());
         let saved = ctx.origin.clone();
         ctx.origin = saved.as_ref().map(|o| join_rel(o, &c));

@@ -83,7 +83,9 @@ pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Kustomization> {
     if !matches!(node, Node::Mapping(_)) {
         return Err(kerr!("{}: kustomization must be a mapping", file.display()));
     }
-    validate_fields(&node).map_err(|e| kerr!("{}: invalid Kustomization: {e}", file.display()))?;
+    validate_fields(&node)
+        .and_then(|_| validate_types(&node))
+        .map_err(|e| kerr!("{}: invalid Kustomization: {e}", file.display()))?;
     fix_legacy(&mut node);
     enforce_fields(&node).map_err(|errs| {
         kerr!(
@@ -264,4 +266,296 @@ fn fix_legacy(node: &mut Node) {
             }
         }
     }
+}
+
+/// The Go type of a kustomization field, for the typed part of kustomize's strict
+/// decoding (sigs.k8s.io/yaml reads YAML 1.1, then encoding/json decodes with
+/// `DisallowUnknownFields`). The structs carry kustomize 5.8.1's fields (a superset of
+/// 5.5's).
+enum GoType {
+    Str,
+    Bool,
+    Int64,
+    /// `map[string]string`
+    MapStr,
+    /// `map[string]bool`
+    MapBool,
+    /// `[]string`
+    ListStr,
+    /// A struct: its Go name and fields (JSON name, type). Unknown fields are errors.
+    Struct(&'static str, &'static [(&'static str, GoType)]),
+    /// A slice of the struct.
+    List(&'static GoType),
+}
+
+use GoType::*;
+
+static FIELD_SPEC: GoType = Struct(
+    "FieldSpec",
+    &[
+        ("group", Str),
+        ("version", Str),
+        ("kind", Str),
+        ("path", Str),
+        ("create", Bool),
+    ],
+);
+static LABEL: GoType = Struct(
+    "Label",
+    &[
+        ("pairs", MapStr),
+        ("includeSelectors", Bool),
+        ("includeTemplates", Bool),
+        ("includeVolumeClaimTemplates", Bool),
+        ("fields", List(&FIELD_SPEC)),
+    ],
+);
+static IMAGE: GoType = Struct(
+    "Image",
+    &[
+        ("name", Str),
+        ("newName", Str),
+        ("tagSuffix", Str),
+        ("newTag", Str),
+        ("digest", Str),
+    ],
+);
+static REPLICA: GoType = Struct("Replica", &[("name", Str), ("count", Int64)]);
+static CONFIG_MAP_ARGS: GoType = Struct(
+    "ConfigMapArgs",
+    &[
+        ("namespace", Str),
+        ("name", Str),
+        ("behavior", Str),
+        ("literals", ListStr),
+        ("files", ListStr),
+        ("envs", ListStr),
+        ("env", Str),
+        ("options", GENERATOR_OPTIONS_REF),
+    ],
+);
+static SECRET_ARGS: GoType = Struct(
+    "SecretArgs",
+    &[
+        ("namespace", Str),
+        ("name", Str),
+        ("behavior", Str),
+        ("literals", ListStr),
+        ("files", ListStr),
+        ("envs", ListStr),
+        ("env", Str),
+        ("options", GENERATOR_OPTIONS_REF),
+        ("type", Str),
+    ],
+);
+/// `GeneratorOptions` (a constant: fields hold their types by value).
+const GENERATOR_OPTIONS_REF: GoType = Struct(
+    "GeneratorOptions",
+    &[
+        ("labels", MapStr),
+        ("annotations", MapStr),
+        ("disableNameSuffixHash", Bool),
+        ("immutable", Bool),
+    ],
+);
+static PATCH: GoType = Struct(
+    "Patch",
+    &[
+        ("path", Str),
+        ("patch", Str),
+        ("target", SELECTOR_REF),
+        ("options", MapBool),
+    ],
+);
+const SELECTOR_REF: GoType = Struct(
+    "Selector",
+    &[
+        ("group", Str),
+        ("version", Str),
+        ("kind", Str),
+        ("name", Str),
+        ("namespace", Str),
+        ("annotationSelector", Str),
+        ("labelSelector", Str),
+    ],
+);
+
+/// The typed top-level fields checked (the others are checked by `validate_fields` or
+/// read leniently).
+fn typed_fields() -> [(&'static str, &'static GoType); 13] {
+    [
+        ("namePrefix", &Str),
+        ("nameSuffix", &Str),
+        ("namespace", &Str),
+        ("commonLabels", &MapStr),
+        ("commonAnnotations", &MapStr),
+        ("labels", &LABEL_LIST),
+        ("images", &IMAGE_LIST),
+        ("replicas", &REPLICA_LIST),
+        ("configMapGenerator", &CONFIG_MAP_LIST),
+        ("secretGenerator", &SECRET_LIST),
+        ("generatorOptions", &GENERATOR_OPTIONS_REF),
+        ("patches", &PATCH_LIST),
+        ("patchesJson6902", &PATCH_LIST),
+    ]
+}
+
+static LABEL_LIST: GoType = List(&LABEL);
+static IMAGE_LIST: GoType = List(&IMAGE);
+static REPLICA_LIST: GoType = List(&REPLICA);
+static CONFIG_MAP_LIST: GoType = List(&CONFIG_MAP_ARGS);
+static SECRET_LIST: GoType = List(&SECRET_ARGS);
+static PATCH_LIST: GoType = List(&PATCH);
+
+/// JSON's name of a node's type after sigs.k8s.io/yaml's YAML 1.1 reading: plain `yes`,
+/// `no`, `on`, `off`, `y`, `n` are booleans there; numbers as JSON numbers.
+fn json_type_v1_1(n: &Node) -> &'static str {
+    match n {
+        Node::Mapping(_) => "object",
+        Node::Sequence(_) => "array",
+        Node::Scalar(s) => {
+            let tag = if matches!(s.style, capstan_yaml::ScalarStyle::Plain) {
+                capstan_yaml::resolve_plain_v1_1(&s.value)
+            } else {
+                s.tag.clone()
+            };
+            match tag {
+                capstan_yaml::Tag::Null => "null",
+                capstan_yaml::Tag::Bool => "bool",
+                capstan_yaml::Tag::Int | capstan_yaml::Tag::Float => "number",
+                _ => "string",
+            }
+        }
+    }
+}
+
+fn go_name(t: &GoType) -> String {
+    match t {
+        Str => "string".into(),
+        Bool => "bool".into(),
+        Int64 => "int64".into(),
+        MapStr => "map[string]string".into(),
+        MapBool => "map[string]bool".into(),
+        ListStr => "[]string".into(),
+        Struct(name, _) => format!("types.{name}"),
+        List(inner) => format!("[]{}", go_name(inner)),
+    }
+}
+
+fn type_error(found: &str, n: &Node, strukt: &str, path: &str, t: &str) -> String {
+    let found = if found == "number" {
+        format!("number {}", n.as_str().unwrap_or(""))
+    } else {
+        found.to_string()
+    };
+    let found = if found.starts_with("number") && t != "int64" {
+        "number".to_string()
+    } else {
+        found
+    };
+    format!("json: cannot unmarshal {found} into Go struct field {strukt}.{path} of type {t}")
+}
+
+/// Check `n` against `t` as encoding/json decodes it into the field at `path` of the
+/// struct `strukt`.
+fn check_typed(n: &Node, t: &GoType, strukt: &str, path: &str) -> std::result::Result<(), String> {
+    let found = json_type_v1_1(n);
+    if found == "null" {
+        return Ok(());
+    }
+    let scalar = |want: &str| -> std::result::Result<(), String> {
+        if found != want {
+            return Err(type_error(found, n, strukt, path, &go_name(t)));
+        }
+        Ok(())
+    };
+    match t {
+        Str => scalar("string"),
+        Bool => scalar("bool"),
+        Int64 => {
+            let integral = n
+                .as_str()
+                .is_some_and(|v| capstan_yaml::resolve_plain(v) == capstan_yaml::Tag::Int);
+            if found != "number" || !integral {
+                return Err(type_error(found, n, strukt, path, "int64"));
+            }
+            Ok(())
+        }
+        MapStr | MapBool => {
+            let Node::Mapping(m) = n else {
+                return Err(type_error(found, n, strukt, path, &go_name(t)));
+            };
+            let want = if matches!(t, MapStr) {
+                "string"
+            } else {
+                "bool"
+            };
+            for (_, v) in sorted(m) {
+                let f = json_type_v1_1(v);
+                if f != want && f != "null" {
+                    return Err(type_error(f, v, strukt, path, want));
+                }
+            }
+            Ok(())
+        }
+        ListStr => {
+            let Node::Sequence(items) = n else {
+                return Err(type_error(found, n, strukt, path, "[]string"));
+            };
+            for v in items {
+                let f = json_type_v1_1(v);
+                if f != "string" && f != "null" {
+                    return Err(type_error(f, v, strukt, path, "string"));
+                }
+            }
+            Ok(())
+        }
+        List(inner) => {
+            let Node::Sequence(items) = n else {
+                return Err(type_error(found, n, strukt, path, &go_name(t)));
+            };
+            for v in items {
+                check_typed(v, inner, strukt, path)?;
+            }
+            Ok(())
+        }
+        Struct(name, fields) => {
+            let Node::Mapping(m) = n else {
+                return Err(type_error(found, n, strukt, path, &go_name(t)));
+            };
+            for (k, v) in sorted(m) {
+                let Some((fname, ft)) = fields
+                    .iter()
+                    .find(|(f, _)| *f == k)
+                    .or_else(|| fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)))
+                else {
+                    return Err(format!("json: unknown field \"{k}\""));
+                };
+                check_typed(v, ft, name, &format!("{path}.{fname}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A mapping's entries in the order encoding/json sees them (sigs.k8s.io/yaml writes
+/// a map's keys sorted).
+fn sorted(m: &capstan_yaml::Mapping) -> Vec<(&str, &Node)> {
+    let mut v: Vec<(&str, &Node)> = m.entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// The typed fields of the kustomization (see [`GoType`]).
+fn validate_types(node: &Node) -> std::result::Result<(), String> {
+    let Node::Mapping(m) = node else {
+        return Ok(());
+    };
+    let fields = typed_fields();
+    for (k, v) in sorted(m) {
+        if let Some((name, t)) = fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)) {
+            check_typed(v, t, "Kustomization", name)?;
+        }
+    }
+    Ok(())
 }

@@ -496,3 +496,105 @@ fn kustomization_api_version_and_kind_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn component_openapi_schema_gives_merge_keys() {
+    let schema = r##"{"definitions": {"thing": {"x-kubernetes-group-version-kind": [{"group": "example.com", "version": "v1", "kind": "Thing"}],
+      "properties": {"spec": {"properties": {"items": {"type": "array", "items": {"type": "object"},
+        "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge"}}}}}}}"##;
+    let fs = MemFs::new()
+        .with("/c/schema.json", schema)
+        .with(
+            "/c/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nopenapi:\n  path: schema.json\n",
+        )
+        .with(
+            "/top/cr.yaml",
+            "apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: t\nspec:\n  items:\n  - name: a\n    x: 1\n",
+        )
+        .with(
+            "/top/kustomization.yaml",
+            "resources:\n- cr.yaml\ncomponents:\n- ../c\npatches:\n- patch: |-\n    apiVersion: example.com/v1\n    kind: Thing\n    metadata:\n      name: t\n    spec:\n      items:\n      - name: a\n        z: 2\n",
+        );
+    let out = run(&fs, "/top").unwrap();
+    assert!(out.contains("  - name: a\n    x: 1\n    z: 2\n"), "{out}");
+}
+
+fn kustomization_error(body: &str) -> String {
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        format!("resources:\n- cm.yaml\n{body}"),
+    );
+    run(&fs, "/k").unwrap_err()
+}
+
+#[test]
+fn kustomization_string_map_values_are_read_as_yaml_1_1() {
+    // sigs.k8s.io/yaml reads `y`/`yes`/`on` as booleans and `1` as a number.
+    let err = kustomization_error("commonAnnotations:\n  a: yes\n");
+    assert!(
+        err.contains("json: cannot unmarshal bool into Go struct field Kustomization.commonAnnotations of type string"),
+        "{err}"
+    );
+    let err = kustomization_error("labels:\n- pairs:\n    x: y\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal bool into Go struct field Label.labels.pairs of type string"
+        ),
+        "{err}"
+    );
+    let err = kustomization_error("commonLabels:\n  version: 1\n");
+    assert!(err.contains("cannot unmarshal number into Go struct field Kustomization.commonLabels of type string"), "{err}");
+    // Quoted, they are strings.
+    let fs = MemFs::new().with("/k/cm.yaml", CM).with(
+        "/k/kustomization.yaml",
+        "resources:\n- cm.yaml\ncommonLabels:\n  version: \"1\"\n  on: \"yes\"\n",
+    );
+    assert!(run(&fs, "/k").is_ok());
+}
+
+#[test]
+fn kustomization_image_new_tag_must_be_a_string() {
+    let err = kustomization_error("images:\n- name: nginx\n  newTag: 1.21\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal number into Go struct field Image.images.newTag of type string"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomization_replica_count_must_be_an_integer() {
+    let err = kustomization_error("replicas:\n- name: x\n  count: '3'\n");
+    assert!(
+        err.contains(
+            "cannot unmarshal string into Go struct field Replica.replicas.count of type int64"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomization_nested_unknown_field_is_an_error() {
+    let err = kustomization_error("images:\n- name: x\n  tag: a\n");
+    assert!(err.contains("json: unknown field \"tag\""), "{err}");
+    let err = kustomization_error("configMapGenerator:\n- name: x\n  literal:\n  - a=b\n");
+    assert!(err.contains("json: unknown field \"literal\""), "{err}");
+}
+
+#[test]
+fn kustomization_generator_fields_are_typed() {
+    let err = kustomization_error("configMapGenerator:\n- name: x\n  literals:\n  - 1\n");
+    assert!(
+        err.contains("cannot unmarshal number into Go struct field ConfigMapArgs.configMapGenerator.literals of type string"),
+        "{err}"
+    );
+    let err = kustomization_error(
+        "configMapGenerator:\n- name: x\n  literals:\n  - a=b\n  options:\n    annotations:\n      a: 1\n",
+    );
+    assert!(
+        err.contains("GeneratorOptions.configMapGenerator.options.annotations of type string"),
+        "{err}"
+    );
+}
