@@ -1,6 +1,7 @@
 //! Apply benchmark: 1,000 and then 10,000 objects in 100 units into the test bed, against
 //! `kubectl apply --server-side` of the same rendered YAML into a fresh cluster, in the
-//! same run. Prints figures; asserts nothing about time.
+//! same run. Prints figures and the requests capstan sent (counted by the test bed's counting
+//! client, and by the applier's own counters); asserts nothing about time.
 //!
 //!     cargo bench -p capstan-engine --bench apply            # both sizes
 //!     cargo bench -p capstan-engine --bench apply -- 1000    # one size
@@ -9,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use capstan_apply::{Applier, ApplyOptions};
+use capstan_apply::{Applier, ApplyOptions, ApplyStats};
 use capstan_engine::{execute, render_cluster, to_yaml, ApplyDriver, ExecuteOptions, KubeLookup};
-use capstan_testbed::TestCluster;
+use capstan_testbed::{RequestCounter, TestCluster};
 use capstan_units::LoadOptions;
 
 const UNITS: usize = 100;
@@ -52,7 +53,35 @@ fn generate(root: &Path, objects: usize) {
     .unwrap();
 }
 
-async fn capstan_apply(client: &kube::Client, repo: &Path) -> (Duration, usize) {
+/// Requests of one capstan run.
+struct Requests {
+    total: usize,
+    writes: usize,
+    dry_runs: usize,
+    stats: ApplyStats,
+}
+
+impl std::fmt::Display for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} writes, {} dry runs, {} LISTs, {} GETs; {} objects skipped without a request)",
+            self.total,
+            self.writes,
+            self.dry_runs,
+            self.stats.lists,
+            self.stats.gets,
+            self.stats.skipped
+        )
+    }
+}
+
+async fn capstan_apply(
+    client: &kube::Client,
+    counter: &RequestCounter,
+    repo: &Path,
+) -> (Duration, usize, Requests) {
+    counter.reset();
     let start = Instant::now();
     let fs = capstan_vfs::DiskFs::new(repo).unwrap();
     let render = render_cluster(
@@ -79,8 +108,16 @@ async fn capstan_apply(client: &kube::Client, repo: &Path) -> (Duration, usize) 
         "apply failed: {:?}",
         ex.status.iter().find(|(_, s)| !s.is_ok())
     );
+    let took = start.elapsed();
     let count = render.units.rendered().map(|r| r.objects.len()).sum();
-    (start.elapsed(), count)
+    let requests = counter.requests();
+    let counts = Requests {
+        total: requests.len(),
+        writes: requests.iter().filter(|r| r.is_write()).count(),
+        dry_runs: requests.iter().filter(|r| r.is_dry_run()).count(),
+        stats: applier.stats(),
+    };
+    (took, count, counts)
 }
 
 fn rendered_yaml(repo: &Path, out: &Path) {
@@ -145,11 +182,11 @@ fn main() {
             println!("apply bench: test bed not available, skipped");
             return;
         };
-        let (first, count, second) = rt.block_on(async {
-            let client = a.client().await;
-            let (first, count) = capstan_apply(&client, &repo).await;
-            let (second, _) = capstan_apply(&client, &repo).await;
-            (first, count, second)
+        let (first, count, first_requests, second, second_requests) = rt.block_on(async {
+            let (client, counter) = a.counting_client().await;
+            let (first, count, first_requests) = capstan_apply(&client, &counter, &repo).await;
+            let (second, _, second_requests) = capstan_apply(&client, &counter, &repo).await;
+            (first, count, first_requests, second, second_requests)
         });
         drop(a);
         let yaml = repo.join("rendered.yaml");
@@ -166,6 +203,8 @@ fn main() {
             "  capstan apply (unchanged):  {:>8.2} s",
             second.as_secs_f64()
         );
+        println!("  requests (first):     {first_requests}");
+        println!("  requests (unchanged): {second_requests}");
         match kubectl {
             Some(k) => {
                 println!("  kubectl apply --server-side: {:>7.2} s", k.as_secs_f64());
