@@ -348,7 +348,7 @@ pub fn run(args: RevDiffArgs) -> Result<u8, String> {
             let _ = out.flush();
         }
     }
-    if let Some(f) = &cache_file {
+    if let Some(f) = cache_file.as_ref().filter(|_| memo.needs_save()) {
         if let Err(e) = memo.save(f, &writer) {
             eprintln!(
                 "warning: cannot write the render cache {}: {e}",

@@ -512,6 +512,9 @@ fn added_or_removed(
 }
 
 fn changed(key: ObjectKey, b: &Value, t: &Value, opts: &CompareOptions) -> Option<ObjectDiff> {
+    if b == t {
+        return None;
+    }
     let bs = ignore::strip(b, &opts.ignores);
     let ts = ignore::strip(t, &opts.ignores);
     if bs == ts {

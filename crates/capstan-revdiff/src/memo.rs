@@ -195,6 +195,20 @@ impl<R: Renderer> MemoRenderer<R> {
         }
     }
 
+    /// Would [`MemoRenderer::save`] write anything new: a render was done, or a loaded
+    /// entry went unused (and is dropped)?
+    pub fn needs_save(&self) -> bool {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let total: usize = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum();
+        self.misses.load(Ordering::Relaxed) > 0 || used < total
+    }
+
     /// Load a saved memo; a missing, unreadable or foreign file is an empty memo.
     pub fn load(&self, path: &Path, writer: &str) {
         let Ok(data) = std::fs::read(path) else {
@@ -360,6 +374,7 @@ mod tests {
         warm.load(&file, "w1");
         warm.build(&fs, Path::new("/u")).unwrap();
         assert_eq!(warm.stats(), MemoStats { hits: 1, misses: 0 });
+        assert!(!warm.needs_save());
         let other = MemoRenderer::new(Counting(AtomicUsize::new(0)));
         other.load(&file, "w2");
         other.build(&fs, Path::new("/u")).unwrap();

@@ -18,7 +18,7 @@ enum Node {
 
 /// The files of one tree, in memory. Symlinks are followed as [`capstan_vfs::DiskFs`]
 /// follows them: only while they stay beneath the root.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TreeFs {
     /// Keyed by the path from the root without a leading `/` (`""` is the root).
     nodes: HashMap<String, Node>,
