@@ -456,7 +456,7 @@ fn canonical(v: &Value) -> Value {
 
 /// Renders an object as YAML (keys sorted).
 pub fn to_yaml(v: &Value) -> String {
-    serde_yaml::to_string(&canonical(v)).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    capstan_yaml::emit_document(&capstan_yaml::from_json(&canonical(v)))
 }
 
 /// Unified diff between the live object (`None` when absent) and the merged object, both

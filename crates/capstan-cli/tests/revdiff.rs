@@ -629,12 +629,12 @@ fn warm_cache_reuses_every_render() {
 }
 
 /// The `run:` script of a GitHub Actions step, or a GitLab job's `script:` lines.
-fn script(file: &str, pick: impl Fn(&serde_yaml::Value) -> Option<String>) -> String {
+fn script(file: &str, pick: impl Fn(&serde_json::Value) -> Option<String>) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/ci")
         .join(file);
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = capstan_yaml::to_json(&capstan_yaml::parse_documents(&text, file).unwrap()[0]);
     pick(&doc).unwrap_or_else(|| panic!("{file}: no capstan-diff script"))
 }
 
@@ -730,9 +730,9 @@ fn github_actions_recipe_posts_every_part() {
     }
     let dir = ci_repo();
     let root = dir.path();
-    let doc_steps = |doc: &serde_yaml::Value, id: &str| -> Option<String> {
+    let doc_steps = |doc: &serde_json::Value, id: &str| -> Option<String> {
         doc["jobs"]["capstan-diff"]["steps"]
-            .as_sequence()?
+            .as_array()?
             .iter()
             .find(|s| s["id"].as_str() == Some(id))?["run"]
             .as_str()
@@ -792,7 +792,7 @@ fn gitlab_recipe_posts_every_part() {
     let dir = ci_repo();
     let root = dir.path();
     let lines = script("gitlab-ci.yml", |d| {
-        let s = d["capstan-diff"]["script"].as_sequence()?;
+        let s = d["capstan-diff"]["script"].as_array()?;
         Some(
             s.iter()
                 .filter_map(|l| l.as_str())
