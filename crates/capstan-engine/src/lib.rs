@@ -6,6 +6,15 @@
 //! cluster and reports the cluster's Capabilities. The apply half lives in [`live`]:
 //! [`apply_rendered`] applies a unit, running a HelmRelease's hooks in phases around
 //! it ([`hooks`]).
+//!
+//! Two layers:
+//! * planning (this module, [`execute`]): render -> units -> graph -> plan -> walk, pure
+//!   over a file system, a [`capstan_units::Renderer`] and a [`ClusterLookup`];
+//! * the live shell ([`live`], [`sources`], [`round`]): kube clients, source fetching and
+//!   one per-cluster [`round::Round`] that `capstan apply`/`capstan diff` and the agent
+//!   both drive, through two seams (what is due: [`round::Schedule`]; where outcomes go:
+//!   [`round::Outcomes`]). Errors crossing the seams keep their kind
+//!   ([`capstan_units::ErrorKind`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

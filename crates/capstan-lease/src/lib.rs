@@ -143,6 +143,8 @@ pub struct LeaderElector {
     api: Api<Lease>,
     cfg: LeaseConfig,
     leading: Arc<AtomicBool>,
+    /// Successful renewals by the renew loop (see [`LeaderHandle::renewals`]).
+    renewed: watch::Sender<u64>,
 }
 
 impl fmt::Debug for LeaderElector {
@@ -230,6 +232,7 @@ impl LeaderElector {
             api,
             cfg,
             leading: Arc::new(AtomicBool::new(false)),
+            renewed: watch::channel(0).0,
         }
     }
 
@@ -373,6 +376,7 @@ impl LeaderElector {
             match outcome {
                 Ok(Ok(Attempt::Held)) => {
                     last_renew = tokio::time::Instant::now();
+                    self.renewed.send_modify(|n| *n += 1);
                     tracing::trace!(lease = %lease, "renewed leader lease");
                     continue;
                 }
@@ -456,6 +460,12 @@ impl LeaderHandle {
     /// The configuration of the election.
     pub fn config(&self) -> &LeaseConfig {
         &self.elector.cfg
+    }
+
+    /// How many times the renew loop has renewed the Lease so far (to wait for renewals
+    /// instead of sleeping).
+    pub fn renewals(&self) -> watch::Receiver<u64> {
+        self.elector.renewed.subscribe()
     }
 
     /// Resolves once leadership is lost: renewing failed past `renew_deadline`, another

@@ -75,7 +75,11 @@ async fn dropped_leader_is_taken_over_after_expiry() {
     let a = a.run();
     assert!(a.is_leader());
     // Several renewals happen while a holds the Lease.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut renewals = a.renewals();
+    tokio::time::timeout(Duration::from_secs(30), renewals.wait_for(|n| *n >= 3))
+        .await
+        .expect("a renews")
+        .unwrap();
     let before = lease(&client, "expiry").await.spec.unwrap();
     assert_eq!(before.holder_identity.as_deref(), Some("a"));
     drop(a); // stops renewing without releasing
@@ -164,8 +168,12 @@ async fn renewing_keeps_a_short_lease() {
     a.acquire().await.unwrap();
     let first = lease(&client, "renewed").await.spec.unwrap();
     let a = a.run();
-    // Well past the 3 s lease duration: only renewals keep it.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Well past the 3 s lease duration (renewals every 300 ms): only renewals keep it.
+    let mut renewals = a.renewals();
+    tokio::time::timeout(Duration::from_secs(60), renewals.wait_for(|n| *n >= 16))
+        .await
+        .expect("a renews")
+        .unwrap();
     assert!(a.is_leader());
     let later = lease(&client, "renewed").await.spec.unwrap();
     assert_eq!(later.holder_identity.as_deref(), Some("a"));
