@@ -480,7 +480,7 @@ async fn render_mounted(
     sources: &SourceSet,
     root_source: SourceKey,
     renderer: Arc<LiveRenderer>,
-    lookup: impl capstan_units::ClusterLookup + Send + 'static,
+    lookup: impl capstan_units::ClusterLookup + 'static,
     name: &str,
     isolating: bool,
 ) -> Result<ClusterRender, String> {
