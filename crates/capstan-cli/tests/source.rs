@@ -295,3 +295,65 @@ fn apply_and_diff_from_a_source_revision() {
     let d = text(&out.stdout);
     assert!(d.contains("45s") && d.contains("15s"), "{d}");
 }
+
+/// A symlink committed to the repository that leads outside it fails `--source` builds
+/// exactly as it fails working-tree builds: exit code 2 and an error naming the link and
+/// its target (not "no such file" for a link dropped at checkout), nothing from outside.
+#[test]
+fn source_and_working_tree_refuse_a_link_out_of_the_repository_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _, _) = fleet_repo(tmp.path());
+    let outside = tmp.path().join("outside.yaml");
+    std::fs::write(
+        &outside,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\ndata:\n  key: outside-secret-9d1\n",
+    )
+    .unwrap();
+    let kust = repo.work.join("apps/base/redis/kustomization.yaml");
+    let body = std::fs::read_to_string(&kust).unwrap();
+    assert!(body.contains("resources:\n"), "fixture changed: {body}");
+    std::fs::write(
+        &kust,
+        body.replace("resources:\n", "resources:\n  - stolen.yaml\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, repo.work.join("apps/base/redis/stolen.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        "/proc/self/environ",
+        repo.work.join("apps/base/redis/environ"),
+    )
+    .unwrap();
+    repo.commit("a link out of the repository");
+    repo.run(&["push", "-q", "origin", "main"]);
+    let cache = tmp.path().join("cache");
+    let from_source = capstan(
+        &[
+            "build",
+            "--source",
+            repo.bare.to_str().unwrap(),
+            "-c",
+            "staging",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let from_tree = capstan(
+        &["build", repo.work.to_str().unwrap(), "-c", "staging"],
+        &[],
+    );
+    let target = outside.to_str().unwrap();
+    for out in [&from_source, &from_tree] {
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "stdout:\n{o}\nstderr:\n{e}");
+        assert!(
+            e.contains(&format!(
+                "symlink /apps/base/redis/stolen.yaml -> {target} leads outside the root"
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("no such file"), "{e}");
+        assert!(!o.contains("outside-secret-9d1") && !e.contains("outside-secret-9d1"));
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}

@@ -867,11 +867,12 @@ fn write_tree(
                 .map_err(|e| format!("reading {rel}: {}", chain(&e)))?;
             if mode.is_link() {
                 let target = String::from_utf8_lossy(&blob.data).into_owned();
-                if !store::link_stays_inside(&rel, &target) {
-                    tracing::warn!(path = %rel, "skipping symlink that points outside the artifact");
-                    continue;
-                }
-                store::symlink(&target, &dest).map_err(|e| format!("{rel}: {e}"))?;
+                // Kept even when it points outside the artifact: the artifact is read
+                // through a confined file system (`capstan_vfs::DiskFs`), which refuses
+                // such a link when it is read, naming the link and its target, exactly as
+                // for a working tree (instead of a "no such file" for a dropped link).
+                store::symlink(&target, &dest)
+                    .map_err(|e| format!("symlink {rel} -> {target:?}: {e}"))?;
                 digest.link(&rel, &target);
             } else {
                 let exec = mode.is_executable();

@@ -406,8 +406,15 @@ async fn fetch_inner(
 }
 
 /// Extract a tar+gzip into `out`, refusing entries that escape it.
+///
+/// Symlinks are created last, after every file and directory is written, so that no entry
+/// is ever written through a link (a link `a -> /etc` followed by a file `a/x` would
+/// otherwise write outside `out`). Links are kept whatever their target: the artifact is
+/// read through a confined file system (`capstan_vfs::DiskFs`), which refuses a link that
+/// leads outside it when it is read, naming the link and its target.
 pub(crate) fn extract_tgz(data: &[u8], out: &Path, rules: &IgnoreRules) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let mut links: Vec<(String, String)> = Vec::new();
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(data));
     for entry in ar.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
@@ -456,13 +463,110 @@ pub(crate) fn extract_tgz(data: &[u8], out: &Path, rules: &IgnoreRules) -> Resul
                 .map_err(|e| e.to_string())?
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if store::link_stays_inside(&rel, &target) {
-                if let Some(p) = dest.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
-                }
-                store::symlink(&target, &dest).map_err(|e| e.to_string())?;
-            }
+            links.push((rel, target));
         }
     }
+    for (rel, target) in links {
+        // a link beneath another link would be created wherever that one points
+        let mut dir = out.to_path_buf();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    return Err(format!(
+                        "unsafe path {rel}: a symlink beneath the symlink {}",
+                        dir.strip_prefix(out).unwrap_or(&dir).display()
+                    ))
+                }
+                Ok(_) => {}
+                Err(_) => std::fs::create_dir(&dir).map_err(|e| format!("{rel}: {e}"))?,
+            }
+        }
+        store::symlink(&target, &out.join(&rel))
+            .map_err(|e| format!("symlink {rel} -> {target:?}: {e}"))?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar+gzip of (path, Some(contents) for a file | None for a symlink to `target`).
+    fn tgz(entries: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (path, body, target) in entries {
+            let mut h = tar::Header::new_gnu();
+            match body {
+                Some(body) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(body.len() as u64);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, path, body.as_bytes()).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    h.set_mode(0o777);
+                    b.append_link(&mut h, path, target).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn links_are_kept_and_created_after_every_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("tree");
+        let escape = tmp.path().join("escape");
+        std::fs::create_dir_all(&escape).unwrap();
+        let data = tgz(&[
+            ("a/app.yaml", Some("kind: ConfigMap\n"), ""),
+            ("a/inside.yaml", None, "app.yaml"),
+            ("a/outside", None, escape.to_str().unwrap()),
+            // written before the links exist: lands in a real directory `a/outside/`
+            ("a/outside/x.yaml", Some("x\n"), ""),
+        ]);
+        // the link `a/outside` then collides with the directory: an error, and nothing
+        // was written to `escape`
+        let e = extract_tgz(&data, &out, &IgnoreRules::default()).unwrap_err();
+        assert!(e.contains("symlink a/outside"), "{e}");
+        assert_eq!(std::fs::read_dir(&escape).unwrap().count(), 0);
+
+        let out = tmp.path().join("tree2");
+        let data = tgz(&[
+            ("a/app.yaml", Some("kind: ConfigMap\n"), ""),
+            ("a/inside.yaml", None, "app.yaml"),
+            ("a/environ", None, "/proc/self/environ"),
+        ]);
+        extract_tgz(&data, &out, &IgnoreRules::default()).unwrap();
+        assert_eq!(
+            std::fs::read_link(out.join("a/environ")).unwrap(),
+            Path::new("/proc/self/environ")
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("a/inside.yaml")).unwrap(),
+            "kind: ConfigMap\n"
+        );
+    }
+
+    #[test]
+    fn a_link_beneath_another_link_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("tree");
+        let escape = tmp.path().join("escape");
+        std::fs::create_dir_all(&escape).unwrap();
+        let data = tgz(&[
+            ("a", None, escape.to_str().unwrap()),
+            ("a/b", None, "/etc/passwd"),
+        ]);
+        let e = extract_tgz(&data, &out, &IgnoreRules::default()).unwrap_err();
+        assert!(e.contains("beneath the symlink a"), "{e}");
+        assert_eq!(std::fs::read_dir(&escape).unwrap().count(), 0);
+    }
 }

@@ -470,3 +470,58 @@ async fn ref_name_fetches_non_branch_refs() {
         .unwrap();
     assert_eq!(read(&b, "a.yaml"), "main\n");
 }
+
+/// A symlink that leads outside the repository is kept in the checkout, and reading it
+/// through the confined file system the artifact is read with fails naming the link and
+/// its target (the working-tree mode's error), instead of the link vanishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_leading_outside_are_kept_and_refused_when_read() {
+    use capstan_vfs::{confinement, Confinement, DiskFs, FileSystem};
+    use std::path::Path;
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside.yaml");
+    std::fs::write(&outside, "stolen: outside-secret\n").unwrap();
+    let repo = Repo::new(tmp.path(), "links");
+    repo.write("apps/app.yaml", "kind: ConfigMap\n");
+    let link = |at: &str, target: &str| {
+        std::os::unix::fs::symlink(target, repo.work.join(at)).unwrap();
+    };
+    link("apps/absolute.yaml", outside.to_str().unwrap());
+    link("apps/environ", "/proc/self/environ");
+    link("apps/climbs.yaml", "../../../../../../../../outside.yaml");
+    link("apps/inside.yaml", "app.yaml");
+    repo.commit("links");
+    repo.run(&["push", "-q", "origin", "main"]);
+    let cache = SourceCache::new(tmp.path().join("cache"));
+    let url = format!("file://{}", repo.bare.display());
+    let a = cache
+        .fetch_git(&spec("links", &url, json!({"branch": "main"})), None)
+        .await
+        .unwrap();
+    let fs = DiskFs::new(&a.path).unwrap();
+    assert_eq!(
+        fs.read_to_string(Path::new("/apps/inside.yaml")).unwrap(),
+        "kind: ConfigMap\n"
+    );
+    for (at, target) in [
+        ("/apps/absolute.yaml", outside.to_str().unwrap()),
+        ("/apps/environ", "/proc/self/environ"),
+        ("/apps/climbs.yaml", "../../../../../../../../outside.yaml"),
+    ] {
+        let e = fs.read(Path::new(at)).unwrap_err();
+        match confinement(&e) {
+            Some(Confinement::Escapes {
+                link, target: t, ..
+            }) => {
+                assert_eq!(link, Path::new(at));
+                assert_eq!(t, Path::new(target));
+            }
+            other => panic!("{at}: {other:?}: {e}"),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains(at) && msg.contains(target), "{msg}");
+        assert!(!msg.contains("outside-secret"), "{msg}");
+        // a tree walk sees the link (as a file that fails to read), not nothing
+        assert!(fs.exists(Path::new(at)), "{at}");
+    }
+}

@@ -25,7 +25,7 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::{normalize, FileSystem, FileType};
+use crate::{normalize, FileSystem, FileTooLarge, FileType};
 
 /// At most this many symlinks are followed while resolving one path (Linux's limit).
 pub const MAX_LINKS: usize = 40;
@@ -119,6 +119,8 @@ pub struct DiskFs {
     /// As given (made absolute), when it differs from the canonical path: absolute
     /// symlinks may name the root either way.
     given: Option<PathBuf>,
+    /// Per-file size budget; `None`: [`crate::default_max_file_size`].
+    max_file_size: Option<u64>,
 }
 
 impl DiskFs {
@@ -130,7 +132,21 @@ impl DiskFs {
             .ok()
             .map(|p| normalize_host(&p))
             .filter(|p| p != &canon);
-        Ok(DiskFs { root: canon, given })
+        Ok(DiskFs {
+            root: canon,
+            given,
+            max_file_size: None,
+        })
+    }
+    /// Sets the per-file size budget of reads (default [`crate::default_max_file_size`]).
+    pub fn with_max_file_size(mut self, limit: u64) -> Self {
+        self.max_file_size = Some(limit);
+        self
+    }
+    /// The per-file size budget of reads.
+    pub fn max_file_size(&self) -> u64 {
+        self.max_file_size
+            .unwrap_or_else(crate::default_max_file_size)
     }
     /// The root directory on disk.
     pub fn root(&self) -> &Path {
@@ -371,8 +387,27 @@ impl FileSystem for DiskFs {
                 format!("{}: is a directory", path.display()),
             ));
         }
+        // the size is checked before anything is read, and the read stops one byte past
+        // the limit (a file that grows meanwhile, or reports no size, as under /proc)
+        let limit = self.max_file_size();
+        let too_large = |size: u64| FileTooLarge {
+            path: path.to_path_buf(),
+            size,
+            limit,
+        };
+        if md.len() > limit {
+            return Err(too_large(md.len()).into());
+        }
         let host = self.host_path(&real);
-        std::fs::read(&host).map_err(|e| io::Error::new(e.kind(), plain_io(&e)))
+        let io_err = |e: io::Error| io::Error::new(e.kind(), plain_io(&e));
+        let file = std::fs::File::open(&host).map_err(io_err)?;
+        let mut buf = Vec::with_capacity(md.len() as usize);
+        io::Read::read_to_end(&mut io::Read::take(file, limit.saturating_add(1)), &mut buf)
+            .map_err(io_err)?;
+        if buf.len() as u64 > limit {
+            return Err(too_large(buf.len() as u64).into());
+        }
+        Ok(buf)
     }
     fn file_type(&self, path: &Path) -> Option<FileType> {
         match self.resolve(path) {
@@ -688,5 +723,54 @@ mod tests {
             fs.read_to_string(Path::new("/via-alias.yaml")).unwrap(),
             "inside"
         );
+    }
+
+    #[test]
+    fn files_over_the_size_budget_are_refused_naming_file_size_and_limit() {
+        let t = Tmp::new();
+        std::fs::write(t.root().join("small.yaml"), "a: 1\n").unwrap();
+        std::fs::write(t.root().join("big.yaml"), vec![b'x'; 2000]).unwrap();
+        t.link("big-link.yaml", "big.yaml");
+        let fs = t.fs().with_max_file_size(1000);
+        assert_eq!(fs.max_file_size(), 1000);
+        assert_eq!(fs.read(Path::new("/small.yaml")).unwrap(), b"a: 1\n");
+        for p in ["/big.yaml", "/big-link.yaml"] {
+            let e = fs.read(Path::new(p)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+            assert_eq!(
+                crate::too_large(&e),
+                Some(&FileTooLarge {
+                    path: PathBuf::from(p),
+                    size: 2000,
+                    limit: 1000
+                })
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(p) && msg.contains("2000 bytes") && msg.contains("limit of 1000"),
+                "{msg}"
+            );
+            assert!(fs.read_to_string(Path::new(p)).is_err());
+        }
+        // exactly at the limit is fine
+        std::fs::write(t.root().join("edge.yaml"), vec![b'x'; 1000]).unwrap();
+        assert_eq!(fs.read(Path::new("/edge.yaml")).unwrap().len(), 1000);
+        // the default budget
+        assert_eq!(t.fs().max_file_size(), crate::default_max_file_size());
+    }
+
+    #[test]
+    fn a_huge_file_is_refused_before_it_is_read() {
+        // a sparse file of 1 TiB: reading it into memory would never finish
+        let t = Tmp::new();
+        let f = std::fs::File::create(t.root().join("huge.bin")).unwrap();
+        if f.set_len(1 << 40).is_err() {
+            return; // a file system without sparse files
+        }
+        drop(f);
+        let e = t.fs().read(Path::new("/huge.bin")).unwrap_err();
+        let big = crate::too_large(&e).expect("a size error");
+        assert_eq!(big.size, 1 << 40);
+        assert_eq!(big.limit, crate::default_max_file_size());
     }
 }

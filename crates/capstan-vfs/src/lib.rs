@@ -14,6 +14,12 @@
 //! stay inside, loops and `..` above the root refused: see [`disk`](DiskFs)); trees
 //! combined with [`OverlayFs`] and [`MountFs`] keep the confinement of each tree, so a
 //! mounted artifact is confined to its own root.
+//!
+//! Every read is bounded in size too: a file larger than the per-file budget
+//! ([`DEFAULT_MAX_FILE_SIZE`], 64 MiB, or [`MAX_FILE_SIZE_ENV`] in the environment, or
+//! [`DiskFs::with_max_file_size`] / [`MemFs::with_max_file_size`]) is an error carrying a
+//! [`FileTooLarge`] (the file, its size, the limit), checked before a byte of it is read,
+//! and a file that grows while it is read stops at the limit.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,6 +28,80 @@ use std::sync::Arc;
 
 mod disk;
 pub use disk::{confinement, Confinement, DiskFs, MAX_LINKS};
+
+/// The default size budget of one file read through a [`FileSystem`] of this crate: 64 MiB
+/// (no manifest, values file, chart file or template comes near it; a larger file in a
+/// repository is almost certainly a mistake or an attack on the agent's memory).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 20;
+
+/// The environment variable that overrides [`DEFAULT_MAX_FILE_SIZE`] for the process: a
+/// number of bytes, or with a `Ki`, `Mi` or `Gi` suffix (`256Mi`).
+pub const MAX_FILE_SIZE_ENV: &str = "CAPSTAN_MAX_FILE_SIZE";
+
+/// The per-file size budget when none is set on the file system: [`MAX_FILE_SIZE_ENV`] if
+/// it holds a valid size (read once per process), else [`DEFAULT_MAX_FILE_SIZE`].
+pub fn default_max_file_size() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var(MAX_FILE_SIZE_ENV)
+            .ok()
+            .and_then(|v| parse_size(&v))
+            .unwrap_or(DEFAULT_MAX_FILE_SIZE)
+    })
+}
+
+/// `123`, `64Ki`, `256Mi`, `1Gi` as a number of bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, shift) = if let Some(n) = s.strip_suffix("Ki") {
+        (n, 10)
+    } else if let Some(n) = s.strip_suffix("Mi") {
+        (n, 20)
+    } else if let Some(n) = s.strip_suffix("Gi") {
+        (n, 30)
+    } else {
+        (s, 0)
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    n.checked_mul(1u64 << shift)
+}
+
+/// A file larger than the per-file size budget. Carried inside the [`io::Error`] of a
+/// read; get it back with [`too_large`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileTooLarge {
+    /// The file, as asked for (a path inside the file system).
+    pub path: PathBuf,
+    /// Its size in bytes (at least `limit + 1` for a file that grew while it was read).
+    pub size: u64,
+    /// The budget it exceeds.
+    pub limit: u64,
+}
+
+impl std::fmt::Display for FileTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: file of {} bytes exceeds the limit of {} bytes per file (set {MAX_FILE_SIZE_ENV} to raise it)",
+            self.path.display(),
+            self.size,
+            self.limit
+        )
+    }
+}
+
+impl std::error::Error for FileTooLarge {}
+
+impl From<FileTooLarge> for io::Error {
+    fn from(e: FileTooLarge) -> io::Error {
+        io::Error::new(io::ErrorKind::FileTooLarge, e)
+    }
+}
+
+/// The size budget an I/O error of a read stems from, if any.
+pub fn too_large(e: &io::Error) -> Option<&FileTooLarge> {
+    e.get_ref()?.downcast_ref::<FileTooLarge>()
+}
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +233,8 @@ pub fn join_within(root: &Path, rel: &str) -> PathBuf {
 pub struct MemFs {
     files: BTreeMap<PathBuf, Arc<[u8]>>,
     dirs: std::collections::BTreeSet<PathBuf>,
+    /// Per-file size budget; `None`: [`default_max_file_size`].
+    max_file_size: Option<u64>,
 }
 
 impl MemFs {
@@ -186,6 +268,11 @@ impl MemFs {
         }
         self
     }
+    /// Sets the per-file size budget of reads (default [`default_max_file_size`]).
+    pub fn with_max_file_size(mut self, limit: u64) -> Self {
+        self.max_file_size = Some(limit);
+        self
+    }
     /// Every file, in path order.
     pub fn files(&self) -> impl Iterator<Item = (&Path, &[u8])> {
         self.files.iter().map(|(p, c)| (p.as_path(), &**c))
@@ -196,7 +283,18 @@ impl FileSystem for MemFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let p = normalize(path);
         match self.files.get(&p) {
-            Some(c) => Ok(c.to_vec()),
+            Some(c) => {
+                let limit = self.max_file_size.unwrap_or_else(default_max_file_size);
+                if c.len() as u64 > limit {
+                    return Err(FileTooLarge {
+                        path: p,
+                        size: c.len() as u64,
+                        limit,
+                    }
+                    .into());
+                }
+                Ok(c.to_vec())
+            }
             None if self.dirs.contains(&p) => Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 format!("{}: is a directory", p.display()),
@@ -534,5 +632,48 @@ mod tests {
         assert!(fs
             .read(Path::new("/.sources/GitRepository/ns/apps/missing"))
             .is_err());
+    }
+
+    #[test]
+    fn memfs_files_over_the_size_budget_are_refused() {
+        let mut fs = MemFs::new().with_max_file_size(10);
+        fs.add("/a/ok.yaml", "0123456789")
+            .add("/a/big.yaml", "0123456789X");
+        assert_eq!(fs.read(Path::new("/a/ok.yaml")).unwrap().len(), 10);
+        let e = fs.read(Path::new("/a/big.yaml")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            too_large(&e),
+            Some(&FileTooLarge {
+                path: PathBuf::from("/a/big.yaml"),
+                size: 11,
+                limit: 10
+            })
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/a/big.yaml: file of 11 bytes exceeds the limit of 10 bytes per file"),
+            "{msg}"
+        );
+        // through the layers that combine trees
+        let over = OverlayFs::new(fs.clone());
+        assert!(too_large(&over.read(Path::new("/a/big.yaml")).unwrap_err()).is_some());
+        // the default budget
+        assert_eq!(DEFAULT_MAX_FILE_SIZE, 64 << 20);
+        let big = vec![0u8; (DEFAULT_MAX_FILE_SIZE + 1) as usize];
+        let fs = MemFs::new().with("/big", &big);
+        if default_max_file_size() == DEFAULT_MAX_FILE_SIZE {
+            assert!(too_large(&fs.read(Path::new("/big")).unwrap_err()).is_some());
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("64Ki"), Some(64 << 10));
+        assert_eq!(parse_size("256Mi"), Some(256 << 20));
+        assert_eq!(parse_size(" 2Gi "), Some(2 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("99999999999999Gi"), None);
     }
 }
