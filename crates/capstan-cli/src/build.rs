@@ -20,10 +20,27 @@ pub struct BuildArgs {
     /// Without it a failed build prints nothing on stdout.
     #[arg(long)]
     pub keep_going: bool,
+    /// A SOPS key file (age identities or an armored OpenPGP key; repeatable): units with
+    /// `spec.decryption.provider: sops` (and an undeclared root) are decrypted as Flux
+    /// does. `SOPS_AGE_KEY_FILE` and `SOPS_AGE_KEY` are read too.
+    #[arg(long = "decryption-key")]
+    pub decryption_key: Vec<std::path::PathBuf>,
+    /// Print decrypted values instead of `***`.
+    #[arg(long = "show-secrets")]
+    pub show_secrets: bool,
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
-    let (fs, opts) = crate::runtime()?.block_on(args.target.open())?;
+    let (fs, mut opts) = crate::runtime()?.block_on(args.target.open())?;
+    let keys = crate::sops::load_keys(&args.decryption_key)?;
+    if !keys.is_empty() {
+        opts.decryptor = Some(capstan_units::SharedDecryptor(std::sync::Arc::new(
+            crate::sops::SopsDecryptor {
+                keys,
+                show: args.show_secrets,
+            },
+        )));
+    }
     let render = render_cluster(&fs, &NoCluster, &opts);
     let mut failed = false;
     for e in &render.units.errors {

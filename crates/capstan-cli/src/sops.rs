@@ -34,8 +34,19 @@ pub fn load_keys(files: &[PathBuf]) -> Result<Keys, String> {
     for f in files {
         let content =
             std::fs::read(f).map_err(|e| format!("cannot read key file {}: {e}", f.display()))?;
-        keys.add_key_file(&content)
-            .map_err(|e| format!("key file {}: {e}", f.display()))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.ends_with(".agekey") || name.ends_with(".asc") || name.starts_with("sops.") {
+            // Named like a Flux decryption Secret entry: Flux's rules.
+            let k = capstan_sops::flux::keys_from_secret(&[(name, content)])
+                .map_err(|e| format!("key file {}: {e}", f.display()))?;
+            keys.extend(k);
+        } else {
+            keys.add_key_file(&content)
+                .map_err(|e| format!("key file {}: {e}", f.display()))?;
+        }
     }
     if let Some(p) = std::env::var_os("SOPS_AGE_KEY_FILE") {
         let p = PathBuf::from(p);
@@ -82,5 +93,104 @@ pub fn run(cmd: SopsCommand) -> Result<u8, String> {
                 .map_err(|e| format!("cannot write the plaintext: {e}"))?;
             Ok(0)
         }
+    }
+}
+
+/// Flux's SOPS decryption for rendering ([`capstan_units::Decryptor`]) with keys given on
+/// the command line: units with `spec.decryption.provider: sops`, and the root of the
+/// cluster path when the repository declares no Kustomization for it. Decrypted values
+/// are masked (`***`) unless `show` is set.
+pub struct SopsDecryptor {
+    pub keys: Keys,
+    pub show: bool,
+}
+
+fn wants(unit: &serde_json::Value, root: bool) -> bool {
+    match unit.pointer("/spec/decryption") {
+        Some(d) => d.get("provider").and_then(|p| p.as_str()) == Some("sops"),
+        None => root,
+    }
+}
+
+/// Replace every string that decryption changed by `***`.
+fn mask(before: &serde_json::Value, after: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match (before, after) {
+        (J::Object(b), J::Object(a)) => {
+            for (k, v) in a.iter_mut() {
+                if let Some(bv) = b.get(k) {
+                    mask(bv, v);
+                }
+            }
+        }
+        (J::Array(b), J::Array(a)) => {
+            for (bv, v) in b.iter().zip(a.iter_mut()) {
+                mask(bv, v);
+            }
+        }
+        (J::String(b), a) => {
+            if a.as_str() != Some(b.as_str()) {
+                *a = J::String("***".into());
+            }
+        }
+        _ => {}
+    }
+}
+
+impl capstan_units::Decryptor for SopsDecryptor {
+    fn sources(
+        &self,
+        unit: &serde_json::Value,
+        root: bool,
+        fs: &dyn capstan_vfs::FileSystem,
+        source_root: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+        if !wants(unit, root) {
+            return Ok(Vec::new());
+        }
+        capstan_sops::flux::decrypt_sources(fs, source_root, dir, &self.keys)
+            .map_err(|e| e.to_string())
+    }
+
+    fn objects(
+        &self,
+        unit: &serde_json::Value,
+        root: bool,
+        objects: &mut [serde_json::Value],
+    ) -> Result<(), String> {
+        if !wants(unit, root) {
+            return Ok(());
+        }
+        for obj in objects.iter_mut() {
+            let before = (!self.show).then(|| obj.clone());
+            let changed = capstan_sops::flux::decrypt_object(obj, &self.keys)
+                .map_err(|e| format!("failed to decrypt and format {e}"))?;
+            if let (true, Some(b)) = (changed, before) {
+                mask(&b, obj);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decrypted_values_are_masked_for_display() {
+        let before = serde_json::json!({"kind": "Secret", "stringData": {"a": "ENC[AES256_GCM,x]", "b": "clear"}, "n": [1]});
+        let mut after = serde_json::json!({"kind": "Secret", "stringData": {"a": "secret", "b": "clear"}, "n": [1]});
+        super::mask(&before, &mut after);
+        assert_eq!(after["stringData"]["a"], "***");
+        assert_eq!(after["stringData"]["b"], "clear");
+    }
+
+    #[test]
+    fn units_decrypt_with_sops_provider_or_as_undeclared_root() {
+        let sops = serde_json::json!({"spec": {"decryption": {"provider": "sops"}}});
+        let none = serde_json::json!({"spec": {}});
+        assert!(super::wants(&sops, false));
+        assert!(!super::wants(&none, false));
+        assert!(super::wants(&none, true));
     }
 }

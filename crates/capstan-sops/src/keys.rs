@@ -58,6 +58,13 @@ impl Keys {
         Keys::default()
     }
 
+    /// Add all of `other`'s keys.
+    pub fn extend(&mut self, other: Keys) {
+        self.age.extend(other.age);
+        self.age_pq += other.age_pq;
+        self.pgp.extend(other.pgp);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.age.is_empty() && self.pgp.is_empty() && self.age_pq == 0
     }
