@@ -29,6 +29,10 @@ pub fn emit_document(doc: &Node) -> String {
     e.out
 }
 
+/// Comment lines before item `index` of the container at `path` (see
+/// [`EmitOptions::comments`]).
+pub type CommentSource<'a> = dyn Fn(&[usize], usize) -> Vec<String> + 'a;
+
 /// The layout of [`emit_documents_with`]: kyaml's (the default: indent 2, sequences in
 /// mappings not indented) or go-yaml v3's `Encoder` with `SetIndent(4)` as SOPS writes files
 /// ([`EmitOptions::sops`]: indent 4, sequences indented under their key), with comments.
@@ -42,7 +46,7 @@ pub struct EmitOptions<'a> {
     /// container's length: after its last item). The container is named by `path`: the
     /// document's index, then the position of each item on the way down. Each returned text
     /// is written as `#text` at the items' indent.
-    pub comments: Option<&'a dyn Fn(&[usize], usize) -> Vec<String>>,
+    pub comments: Option<&'a CommentSource<'a>>,
 }
 
 impl Default for EmitOptions<'_> {
@@ -92,7 +96,7 @@ struct Emitter<'a> {
     column: usize,
     indent: usize,
     indent_sequences: bool,
-    comments: Option<&'a dyn Fn(&[usize], usize) -> Vec<String>>,
+    comments: Option<&'a CommentSource<'a>>,
     /// The position of the container being written (see [`EmitOptions::comments`]).
     path: Vec<usize>,
 }
