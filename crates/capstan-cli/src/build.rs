@@ -22,19 +22,40 @@ pub struct BuildArgs {
     pub keep_going: bool,
     #[command(flatten)]
     pub argocd: crate::argocd::AppsArgs,
+    /// A SOPS key file (age identities or an armored OpenPGP key; repeatable): units with
+    /// `spec.decryption.provider: sops` (and an undeclared root) are decrypted as Flux
+    /// does. `SOPS_AGE_KEY_FILE` and `SOPS_AGE_KEY` are read too.
+    #[arg(long = "decryption-key")]
+    pub decryption_key: Vec<std::path::PathBuf>,
+    /// Print decrypted values instead of `***`.
+    #[arg(long = "show-secrets")]
+    pub show_secrets: bool,
 }
 
 pub fn run(args: BuildArgs) -> Result<u8, String> {
     if args.argocd.apps {
         return crate::argocd::run(&args.target, &args.argocd, &args.output, args.keep_going);
     }
+    let keys = crate::sops::load_keys(&args.decryption_key)?;
+    let decryptor = (!keys.is_empty()).then(|| {
+        capstan_units::SharedDecryptor(std::sync::Arc::new(crate::sops::SopsDecryptor {
+            keys,
+            show: args.show_secrets,
+        }))
+    });
     // Charts from Helm/OCI repositories and other GitRepository/OCIRepository sources are
     // fetched into the cache, as `apply` and the agent fetch them.
     let mirrors = args.target.mirrors()?;
     let render = crate::runtime()?.block_on(async {
         let (root, cluster_path) = args.target.open_root().await?;
-        capstan_engine::round::render_detached(root, cluster_path, args.target.cache_dir(), mirrors)
-            .await
+        capstan_engine::round::render_detached(
+            root,
+            cluster_path,
+            args.target.cache_dir(),
+            mirrors,
+            decryptor,
+        )
+        .await
     })?;
     let mut failed = false;
     for e in &render.units.errors {

@@ -18,6 +18,7 @@ mod kustomize;
 mod live;
 mod ops;
 mod revdiff;
+mod sops;
 mod source;
 
 /// Exit code for drift found by `capstan diff`.
@@ -74,6 +75,11 @@ enum Command {
     Suspend(ops::SuspendArgs),
     /// Resume suspended units, reconcile them and wait for the result.
     Resume(ops::ResumeArgs),
+    /// SOPS, natively: decrypt files encrypted for age or OpenPGP keys.
+    Sops {
+        #[command(subcommand)]
+        command: sops::SopsCommand,
+    },
     /// Show units, sources or clusters and their status.
     Get {
         #[command(subcommand)]
@@ -142,6 +148,7 @@ fn dispatch(cli: Cli) -> Result<u8, String> {
         Command::Agent(args) => runtime().and_then(|rt| rt.block_on(agent::run(args))),
         Command::Kustomize { command } => kustomize::run(command),
         Command::Helm { command } => helm::run(command),
+        Command::Sops { command } => sops::run(command),
         Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(live::apply(args))),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(ops::reconcile(args))),

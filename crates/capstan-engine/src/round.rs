@@ -483,6 +483,7 @@ async fn render_mounted(
     lookup: impl capstan_units::ClusterLookup + 'static,
     name: &str,
     isolating: bool,
+    decryptor: Option<capstan_units::SharedDecryptor>,
 ) -> Result<ClusterRender, String> {
     let mounted = sources.mounted();
     let thread = format!("render-{name}");
@@ -495,6 +496,7 @@ async fn render_mounted(
         // A unit whose source has no artifact fails: never read from the repository's
         // tree by mistake.
         opts.root_source = Some(root_source);
+        opts.decryptor = decryptor;
         for (key, at, artifact) in &mounted {
             let tree = capstan_vfs::DiskFs::new(&artifact.path)
                 .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
@@ -544,11 +546,15 @@ fn name_source_errors(render: &mut ClusterRender, sources: &SourceSet) {
 /// fetched and mounted (credentials in Secrets need a cluster: such sources fail),
 /// `lookup` answers nothing, Helm's default Capabilities. The same cache and sources as
 /// the round.
+///
+/// `decryptor` decrypts SOPS files and objects of units that ask for it (keys given on
+/// the command line).
 pub async fn render_detached(
     root: PathBuf,
     cluster_path: String,
     cache_dir: PathBuf,
     mirrors: crate::sources::Mirrors,
+    decryptor: Option<capstan_units::SharedDecryptor>,
 ) -> Result<ClusterRender, String> {
     let sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
         cache_dir.join("sources"),
@@ -574,6 +580,7 @@ pub async fn render_detached(
         capstan_units::NoCluster,
         "build",
         false,
+        decryptor.clone(),
     )
     .await?;
     let wanted = declared(&render.units, &root_source);
@@ -588,6 +595,7 @@ pub async fn render_detached(
             capstan_units::NoCluster,
             "build",
             false,
+            decryptor,
         )
         .await?;
     }
@@ -677,6 +685,7 @@ impl Round {
             lookup,
             &self.settings.name,
             true,
+            None,
         )
         .await?;
         name_source_errors(&mut render, &self.sources);

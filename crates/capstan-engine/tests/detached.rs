@@ -93,7 +93,7 @@ async fn build_fetches_helm_charts_and_other_git_repositories_through_mirrors() 
         format!("https://github.com/example/apps={}", daemon.url("apps")),
     ])
     .unwrap();
-    let render = render_detached(repo, "clusters/c".into(), base.join("cache"), mirrors)
+    let render = render_detached(repo, "clusters/c".into(), base.join("cache"), mirrors, None)
         .await
         .unwrap();
     let get = |name: &str| {
@@ -130,9 +130,15 @@ async fn build_fetches_helm_charts_and_other_git_repositories_through_mirrors() 
     std::fs::remove_file(repo.join("clusters/c/apps.yaml")).unwrap();
     write(&repo, "clusters/c/apps.yaml", "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: elsewhere\n");
     write(&repo, "clusters/c/elsewhere.yaml", &format!("apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: elsewhere\n  namespace: flux-system\nspec:\n  interval: 1m\n  url: git://127.0.0.1:{}/missing.git\n  ref:\n    branch: main\n", daemon.port));
-    let render = render_detached(repo, "clusters/c".into(), base.join("cache2"), mirrors)
-        .await
-        .unwrap();
+    let render = render_detached(
+        repo,
+        "clusters/c".into(),
+        base.join("cache2"),
+        mirrors,
+        None,
+    )
+    .await
+    .unwrap();
     let failed = render
         .units
         .failed()

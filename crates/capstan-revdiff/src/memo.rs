@@ -82,10 +82,13 @@ fn observe(fs: &dyn FileSystem, op: u8, path: &Path) -> String {
     }
 }
 
+/// The questions asked so far (kind of question, path) and their answers.
+type Seen = (HashSet<(u8, PathBuf)>, Vec<Obs>);
+
 /// A file system that records what is asked of it.
 struct Recording<'a> {
     fs: &'a dyn FileSystem,
-    seen: Mutex<(HashSet<(u8, PathBuf)>, Vec<Obs>)>,
+    seen: Mutex<Seen>,
 }
 
 impl<'a> Recording<'a> {

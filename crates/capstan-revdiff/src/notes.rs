@@ -131,7 +131,7 @@ impl Note {
 }
 
 /// Where a kind keeps its pod spec.
-fn pod_spec<'a>(obj: &'a Value) -> Option<&'a Value> {
+fn pod_spec(obj: &Value) -> Option<&Value> {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     match kind {
         "Pod" => obj.get("spec"),
@@ -238,13 +238,11 @@ pub fn immutable_notes(before: &Value, after: &Value) -> Vec<Note> {
         })
     };
     match kind {
-        "Deployment" | "DaemonSet" | "ReplicaSet" => {
-            if differs(before, after, "/spec/selector") {
-                push(
-                    "spec.selector",
-                    "a workload's selector is immutable in apps/v1",
-                );
-            }
+        "Deployment" | "DaemonSet" | "ReplicaSet" if differs(before, after, "/spec/selector") => {
+            push(
+                "spec.selector",
+                "a workload's selector is immutable in apps/v1",
+            );
         }
         "StatefulSet" => {
             // Kubernetes: "updates to statefulset spec for fields other than 'replicas',
@@ -320,17 +318,13 @@ pub fn immutable_notes(before: &Value, after: &Value) -> Vec<Note> {
                 }
             }
         }
-        "RoleBinding" | "ClusterRoleBinding" => {
-            if differs(before, after, "/roleRef") {
-                push("roleRef", "a binding's roleRef cannot change");
-            }
+        "RoleBinding" | "ClusterRoleBinding" if differs(before, after, "/roleRef") => {
+            push("roleRef", "a binding's roleRef cannot change");
         }
-        "ConfigMap" | "Secret" => {
-            if before.get("immutable") == Some(&Value::Bool(true)) {
-                for f in ["data", "binaryData", "stringData"] {
-                    if differs(before, after, &format!("/{f}")) {
-                        push(f, "the object is marked immutable: true");
-                    }
+        "ConfigMap" | "Secret" if before.get("immutable") == Some(&Value::Bool(true)) => {
+            for f in ["data", "binaryData", "stringData"] {
+                if differs(before, after, &format!("/{f}")) {
+                    push(f, "the object is marked immutable: true");
                 }
             }
         }

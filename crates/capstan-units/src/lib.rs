@@ -143,6 +143,35 @@ impl ClusterLookup for NoCluster {
     }
 }
 
+/// Flux's SOPS decryption (`spec.decryption`), supplied by the caller (the CLI, through
+/// capstan-sops) so this crate stays pure. `unit` is the Kustomization object (its
+/// `spec.decryption` says whether and with which keys); `root` is true for the root of the
+/// cluster path, which has no Kustomization of its own when the repository declares none.
+pub trait Decryptor: Send + Sync {
+    /// Flux's `DecryptSources`: the files of the kustomization at `dir` (secretGenerator
+    /// files and envs, patches) to read decrypted, as (path, plaintext).
+    fn sources(
+        &self,
+        unit: &Value,
+        root: bool,
+        fs: &dyn FileSystem,
+        source_root: &Path,
+        dir: &Path,
+    ) -> Result<Vec<(PathBuf, Vec<u8>)>, String>;
+    /// Flux's `DecryptResource`, on every built object, before post-build substitution.
+    fn objects(&self, unit: &Value, root: bool, objects: &mut [Value]) -> Result<(), String>;
+}
+
+/// A shared [`Decryptor`] for [`LoadOptions::decryptor`].
+#[derive(Clone)]
+pub struct SharedDecryptor(pub std::sync::Arc<dyn Decryptor>);
+
+impl std::fmt::Debug for SharedDecryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decryptor")
+    }
+}
+
 /// Where to start and how to behave.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -164,6 +193,8 @@ pub struct LoadOptions {
     /// `source_roots` fails with [`SOURCE_NOT_READY`] instead of reading the repository
     /// (the agent fetches sources; offline builds leave this unset).
     pub root_source: Option<(String, String, String)>,
+    /// SOPS decryption of units (`spec.decryption`); `None`: nothing is decrypted.
+    pub decryptor: Option<SharedDecryptor>,
 }
 
 /// Start of the error of a unit whose source has no artifact (see
@@ -179,6 +210,7 @@ impl LoadOptions {
             substitution: capstan_subst::Mode::Strict,
             source_roots: BTreeMap::new(),
             root_source: None,
+            decryptor: None,
         }
     }
 }
@@ -855,12 +887,38 @@ impl Loader<'_> {
         }
         let overlay = generator::flux_kustomization(self.fs, &dir, &unit.spec)
             .map_err(|e| self.with_origin(unit, e.unit(unit.id.clone())))?;
-        let mut objects = self.renderer.build(&overlay, &dir).map_err(|e| {
+        let root = unit.parent.is_none();
+        let decrypt_err = |e: String| {
+            UnitError::new(Some(unit.id.clone()), format!("decryption failed: {e}"))
+                .field("spec.decryption")
+        };
+        let mut decrypted = None;
+        if let Some(d) = &self.opts.decryptor {
+            let files =
+                d.0.sources(&unit.object, root, &overlay, &unit.source_root, &dir)
+                    .map_err(decrypt_err)?;
+            if !files.is_empty() {
+                let mut o = capstan_vfs::OverlayFs::new(&overlay as &dyn FileSystem);
+                for (p, c) in files {
+                    o.put(p, c);
+                }
+                decrypted = Some(o);
+            }
+        }
+        let build_fs: &dyn FileSystem = match &decrypted {
+            Some(o) => o,
+            None => &overlay,
+        };
+        let mut objects = self.renderer.build(build_fs, &dir).map_err(|e| {
             UnitError::new(
                 Some(unit.id.clone()),
                 format!("kustomize build {} failed: {e}", unit.spec.path),
             )
         })?;
+        if let Some(d) = &self.opts.decryptor {
+            d.0.objects(&unit.object, root, &mut objects)
+                .map_err(decrypt_err)?;
+        }
         if !unit.spec.common_labels.is_empty() || !unit.spec.common_annotations.is_empty() {
             for obj in &mut objects {
                 set_common_metadata(obj, &unit.spec.common_labels, &unit.spec.common_annotations);

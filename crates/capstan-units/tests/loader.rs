@@ -685,3 +685,83 @@ fn bucket_and_external_artifact_sources_are_refused_by_name() {
         assert_eq!(error.kind, capstan_units::ErrorKind::Source);
     }
 }
+
+/// A stand-in for SOPS: sources `*.sealed` read as their `.plain` sibling; objects' `SEALED`
+/// strings become `${cluster_name}` (so substitution must run after decryption).
+struct FakeDecryptor;
+
+impl capstan_units::Decryptor for FakeDecryptor {
+    fn sources(
+        &self,
+        unit: &Value,
+        _root: bool,
+        fs: &dyn FileSystem,
+        _source_root: &Path,
+        dir: &Path,
+    ) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>, String> {
+        assert_eq!(unit["spec"]["decryption"]["provider"], "sops");
+        let plain = fs.read(&dir.join("cm.plain")).map_err(|e| e.to_string())?;
+        Ok(vec![(dir.join("cm.yaml"), plain)])
+    }
+    fn objects(&self, _unit: &Value, _root: bool, objects: &mut [Value]) -> Result<(), String> {
+        for o in objects {
+            if o["data"]["v"] == "SEALED" {
+                o["data"]["v"] = json!("${cluster_name}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn decryption_hook_decrypts_sources_and_objects_before_substitution() {
+    let fs = MemFs::new()
+        .with(
+            "/clusters/staging/apps.yaml",
+            ks("apps", "./apps", "  decryption:\n    provider: sops\n  postBuild:\n    substitute:\n      cluster_name: staging\n"),
+        )
+        .with("/apps/kustomization.yaml", "resources:\n- cm.yaml\n")
+        .with("/apps/cm.yaml", "encrypted: true\n")
+        .with("/apps/cm.plain", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  v: SEALED\n");
+    let mut opts = LoadOptions::new("clusters/staging");
+    // The root has no spec.decryption: the fake asserts it is only asked for units that
+    // have one, so give the root nothing to decrypt by rendering only what it declares.
+    opts.decryptor = Some(capstan_units::SharedDecryptor(std::sync::Arc::new(
+        OnlySops(FakeDecryptor),
+    )));
+    let out = load(&fs, &MiniKustomize, &NoCluster, &opts);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let apps = match out
+        .get(&UnitId::new("Kustomization", "flux-system", "apps"))
+        .unwrap()
+    {
+        UnitOutcome::Rendered(r) => r,
+        UnitOutcome::Failed { error, .. } => panic!("{error}"),
+    };
+    assert_eq!(apps.objects[0]["data"]["v"], "staging");
+}
+
+/// Passes only units with `spec.decryption` to the inner decryptor.
+struct OnlySops<D>(D);
+
+impl<D: capstan_units::Decryptor> capstan_units::Decryptor for OnlySops<D> {
+    fn sources(
+        &self,
+        unit: &Value,
+        root: bool,
+        fs: &dyn FileSystem,
+        source_root: &Path,
+        dir: &Path,
+    ) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>, String> {
+        if unit.pointer("/spec/decryption").is_none() {
+            return Ok(Vec::new());
+        }
+        self.0.sources(unit, root, fs, source_root, dir)
+    }
+    fn objects(&self, unit: &Value, root: bool, objects: &mut [Value]) -> Result<(), String> {
+        if unit.pointer("/spec/decryption").is_none() {
+            return Ok(());
+        }
+        self.0.objects(unit, root, objects)
+    }
+}

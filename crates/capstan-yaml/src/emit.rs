@@ -15,10 +15,7 @@ pub fn emit_documents(docs: &[Node]) -> String {
         if i > 0 {
             out.push_str("---\n");
         }
-        let mut e = Emitter {
-            out: std::mem::take(&mut out),
-            column: 0,
-        };
+        let mut e = Emitter::plain(std::mem::take(&mut out));
         e.document(d);
         out = e.out;
     }
@@ -27,17 +24,81 @@ pub fn emit_documents(docs: &[Node]) -> String {
 
 /// Write one document (no `---`).
 pub fn emit_document(doc: &Node) -> String {
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-    };
+    let mut e = Emitter::plain(String::new());
     e.document(doc);
     e.out
 }
 
-struct Emitter {
+/// Comment lines before item `index` of the container at `path` (see
+/// [`EmitOptions::comments`]).
+pub type CommentSource<'a> = dyn Fn(&[usize], usize) -> Vec<String> + 'a;
+
+/// The layout of [`emit_documents_with`]: kyaml's (the default: indent 2, sequences in
+/// mappings not indented) or go-yaml v3's `Encoder` with `SetIndent(4)` as SOPS writes files
+/// ([`EmitOptions::sops`]: indent 4, sequences indented under their key), with comments.
+pub struct EmitOptions<'a> {
+    /// Spaces per nesting level (2 or 4).
+    pub indent: usize,
+    /// Whether a sequence inside a mapping is indented under its key (go-yaml v3's encoder
+    /// with an indent above 2) rather than written at the key's column (kyaml).
+    pub indent_sequences: bool,
+    /// Comment lines to write before item `index` of a container (`index` = the
+    /// container's length: after its last item). The container is named by `path`: the
+    /// document's index, then the position of each item on the way down. Each returned text
+    /// is written as `#text` at the items' indent.
+    pub comments: Option<&'a CommentSource<'a>>,
+}
+
+impl Default for EmitOptions<'_> {
+    fn default() -> Self {
+        EmitOptions {
+            indent: BEST_INDENT,
+            indent_sequences: false,
+            comments: None,
+        }
+    }
+}
+
+impl<'a> EmitOptions<'a> {
+    /// SOPS' dialect: go-yaml v3's encoder with `SetIndent(4)`.
+    pub fn sops() -> EmitOptions<'a> {
+        EmitOptions {
+            indent: 4,
+            indent_sequences: true,
+            comments: None,
+        }
+    }
+}
+
+/// [`emit_documents`] with a layout ([`EmitOptions`]).
+pub fn emit_documents_with(docs: &[Node], opts: &EmitOptions<'_>) -> String {
+    let mut out = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let mut e = Emitter {
+            out: std::mem::take(&mut out),
+            column: 0,
+            indent: opts.indent.clamp(2, 9),
+            indent_sequences: opts.indent_sequences,
+            comments: opts.comments,
+            path: vec![i],
+        };
+        e.document(d);
+        out = e.out;
+    }
+    out
+}
+
+struct Emitter<'a> {
     out: String,
     column: usize,
+    indent: usize,
+    indent_sequences: bool,
+    comments: Option<&'a CommentSource<'a>>,
+    /// The position of the container being written (see [`EmitOptions::comments`]).
+    path: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -261,7 +322,27 @@ fn select_style(s: &Scalar, simple_key: bool) -> Style {
     style
 }
 
-impl Emitter {
+impl Emitter<'_> {
+    fn plain(out: String) -> Self {
+        Emitter {
+            out,
+            column: 0,
+            indent: BEST_INDENT,
+            indent_sequences: false,
+            comments: None,
+            path: vec![0],
+        }
+    }
+    /// Comment lines before item `index` of the current container, at `indent`.
+    fn comment_lines(&mut self, index: usize, indent: usize) {
+        let Some(f) = self.comments else { return };
+        for c in f(&self.path, index) {
+            self.indent_to(indent);
+            self.put('#');
+            self.put_str(&c);
+            self.newline();
+        }
+    }
     fn put(&mut self, c: char) {
         self.out.push(c);
         if c == '\n' {
@@ -285,14 +366,14 @@ impl Emitter {
     }
     fn document(&mut self, d: &Node) {
         match d {
-            Node::Mapping(m) if !m.is_empty() => self.mapping(m, 0, false),
+            Node::Mapping(m) if !m.is_empty() => self.mapping(m, 0, self.indent, false),
             Node::Sequence(s) if !s.is_empty() => self.sequence(s, 0, false),
             Node::Mapping(_) => self.put_str("{}\n"),
             Node::Sequence(_) => self.put_str("[]\n"),
             Node::Scalar(s) => {
                 // libyaml indents a root scalar's continuation lines by the best indent
                 // (a root block scalar's `|2` hint must match its content).
-                self.scalar(s, BEST_INDENT, false);
+                self.scalar(s, self.indent, false);
                 self.newline();
             }
         }
@@ -307,7 +388,7 @@ impl Emitter {
         if k.contains('\n') || k.chars().count() > 128 {
             // A complex key.
             self.put_str("? ");
-            self.scalar_with(&s, indent + BEST_INDENT, false, select_style(&s, false));
+            self.scalar_with(&s, indent + self.indent, false, select_style(&s, false));
             self.newline();
             self.indent_to(indent);
             self.put(':');
@@ -317,14 +398,18 @@ impl Emitter {
         self.put(':');
     }
 
-    /// Entries of a non-empty block mapping at `indent`; if `inline`, the first entry
-    /// continues the current line (after `- `).
-    fn mapping(&mut self, m: &Mapping, indent: usize, inline: bool) {
+    /// Entries of a non-empty block mapping with keys at `indent` and values' content at
+    /// `child`; if `inline`, the first entry continues the current line (after `- `).
+    fn mapping(&mut self, m: &Mapping, indent: usize, child: usize, inline: bool) {
         for (i, (k, v)) in m.entries.iter().enumerate() {
-            if i > 0 || !inline {
+            if self.comments.is_some() {
+                self.comment_lines(i, indent);
+            }
+            if i > 0 || !inline || self.column == 0 {
                 self.indent_to(indent);
             }
             self.key(k, indent);
+            self.path.push(i);
             match v {
                 Node::Scalar(s) => {
                     let style = select_style(s, false);
@@ -334,29 +419,38 @@ impl Emitter {
                     {
                         self.put(' ');
                     }
-                    self.scalar_with(s, indent + BEST_INDENT, false, style);
+                    self.scalar_with(s, child, false, style);
                     self.newline();
                 }
                 Node::Mapping(c) if c.is_empty() => self.put_str(" {}\n"),
                 Node::Sequence(c) if c.is_empty() => self.put_str(" []\n"),
                 Node::Mapping(c) => {
                     self.newline();
-                    self.mapping(c, indent + BEST_INDENT, false);
+                    self.mapping(c, child, child + self.indent, false);
                 }
                 Node::Sequence(c) => {
                     self.newline();
-                    self.sequence(c, indent, false);
+                    let at = if self.indent_sequences { child } else { indent };
+                    self.sequence(c, at, false);
                 }
             }
+            self.path.pop();
+        }
+        if self.comments.is_some() {
+            self.comment_lines(m.entries.len(), indent);
         }
     }
 
     fn sequence(&mut self, items: &[Node], indent: usize, inline: bool) {
         for (i, v) in items.iter().enumerate() {
-            if i > 0 || !inline {
+            if self.comments.is_some() {
+                self.comment_lines(i, indent);
+            }
+            if i > 0 || !inline || self.column == 0 {
                 self.indent_to(indent);
             }
             self.put('-');
+            self.path.push(i);
             match v {
                 Node::Scalar(s) => {
                     let style = select_style(s, false);
@@ -366,20 +460,31 @@ impl Emitter {
                     {
                         self.put(' ');
                     }
-                    self.scalar_with(s, indent + BEST_INDENT, false, style);
+                    self.scalar_with(s, indent + self.indent, false, style);
                     self.newline();
                 }
                 Node::Mapping(c) if c.is_empty() => self.put_str(" {}\n"),
                 Node::Sequence(c) if c.is_empty() => self.put_str(" []\n"),
                 Node::Mapping(c) => {
                     self.put(' ');
-                    self.mapping(c, indent + BEST_INDENT, true);
+                    // go-yaml v3 writes the keys of a mapping in a sequence after `- `,
+                    // their values' content one indent past the dash.
+                    let child = if self.indent_sequences {
+                        indent + self.indent
+                    } else {
+                        indent + 2 + self.indent
+                    };
+                    self.mapping(c, indent + 2, child, true);
                 }
                 Node::Sequence(c) => {
                     self.put(' ');
-                    self.sequence(c, indent + BEST_INDENT, true);
+                    self.sequence(c, indent + 2, true);
                 }
             }
+            self.path.pop();
+        }
+        if self.comments.is_some() {
+            self.comment_lines(items.len(), indent);
         }
     }
 
@@ -535,7 +640,7 @@ impl Emitter {
         let first = v.chars().next();
         if let Some(c) = first {
             if c == ' ' || is_break(c) {
-                self.put_str(&BEST_INDENT.to_string());
+                self.put_str(&self.indent.to_string());
             }
         }
         let mut rev = v.chars().rev();
@@ -670,6 +775,33 @@ mod tests {
                 "b".repeat(51),
                 "c".repeat(38)
             )
+        );
+    }
+
+    #[test]
+    fn sops_dialect_indents_4_with_indented_sequences_and_comments() {
+        let docs = parse_documents(
+            "a: 1\nb:\n  c: x\n  k: |\n    l1\n    l2\nd:\n- a\n- e: 1\n  f: |\n    z\n",
+            "",
+        )
+        .unwrap();
+        let comments = |path: &[usize], index: usize| -> Vec<String> {
+            match (path, index) {
+                ([0], 0) => vec![" head".into()],
+                ([0, 1], 2) => vec![" end of b".into()],
+                _ => vec![],
+            }
+        };
+        let mut opts = EmitOptions::sops();
+        opts.comments = Some(&comments);
+        assert_eq!(
+            emit_documents_with(&docs, &opts),
+            "# head\na: 1\nb:\n    c: x\n    k: |\n        l1\n        l2\n    # end of b\nd:\n    - a\n    - e: 1\n      f: |\n        z\n"
+        );
+        // The default options are kyaml's layout.
+        assert_eq!(
+            emit_documents_with(&docs, &EmitOptions::default()),
+            emit_documents(&docs)
         );
     }
 

@@ -21,7 +21,7 @@ mod node;
 mod parse;
 mod resolve;
 
-pub use emit::{emit_document, emit_documents};
+pub use emit::{emit_document, emit_documents, emit_documents_with, CommentSource, EmitOptions};
 pub use json::{from_json, normalize_json_like, to_json};
 pub use node::{go_yaml_v2_key_cmp, Mapping, Node, Scalar, ScalarStyle, Tag};
 pub use parse::{
