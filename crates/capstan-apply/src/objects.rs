@@ -696,7 +696,10 @@ mod tests {
         let live = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"1"},"data":{"a":"1"}});
         let new = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"2"},"data":{"a":"2"}});
         let d = diff(&r, Some(&live), &new).expect("diff");
-        assert!(d.contains("-  a: '1'") && d.contains("+  a: '2'"), "{d}");
+        assert!(
+            d.contains("-  a: \"1\"") && d.contains("+  a: \"2\""),
+            "{d}"
+        );
         assert!(!d.contains("resourceVersion"));
         assert!(diff(&r, Some(&live), &live).is_none());
     }
