@@ -230,45 +230,18 @@ impl Targets {
         let client = match &target.kube_config {
             Some((ns, secret, key)) => {
                 let what = format!("Secret {ns}/{secret} (spec.kubeConfig.secretRef)");
-                let bytes = crate::sources::secret_data(
+                let config = capstan_fleet::kubeconfig_config_with(
                     &self.client,
                     ns,
                     secret,
-                    "spec.kubeConfig.secretRef",
-                )
-                .await
-                .map_err(|message| TargetError {
-                    what: what.clone(),
-                    message,
-                })?;
-                let data = match key {
-                    Some(k) => bytes.get(k).ok_or_else(|| TargetError {
-                        what: what.clone(),
-                        message: format!("has no key {k:?} (hint: spec.kubeConfig.secretRef.key)"),
-                    })?,
-                    None => ["value", "value.yaml"]
-                        .iter()
-                        .find_map(|k| bytes.get(*k))
-                        .ok_or_else(|| TargetError {
-                            what: what.clone(),
-                            message: "has neither key \"value\" nor \"value.yaml\" (hint: set spec.kubeConfig.secretRef.key)".into(),
-                        })?,
-                };
-                let kc = capstan_fleet::parse_kubeconfig(
-                    &format!("Secret {ns}/{secret}"),
-                    data,
+                    key.as_deref(),
                     &capstan_fleet::KubeconfigPolicy::default(),
                 )
+                .await
                 .map_err(|e| TargetError {
                     what: what.clone(),
                     message: e.to_string(),
                 })?;
-                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .map_err(|e| TargetError {
-                        what: what.clone(),
-                        message: format!("not a usable kubeconfig: {e}"),
-                    })?;
                 let config = match &target.service_account {
                     Some((sa_ns, sa)) => impersonating(config, sa_ns, sa),
                     None => config,

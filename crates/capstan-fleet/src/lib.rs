@@ -553,10 +553,24 @@ pub async fn client_from_kubeconfig(
     bytes: &[u8],
     policy: &KubeconfigPolicy,
 ) -> Result<kube::Client, FleetError> {
+    client_from_config(what, config_from_kubeconfig(what, bytes, policy).await?)
+}
+
+/// The client configuration of kubeconfig bytes (current context), checked against
+/// `policy`: for callers that adjust it (impersonation) before building a client.
+pub async fn config_from_kubeconfig(
+    what: &str,
+    bytes: &[u8],
+    policy: &KubeconfigPolicy,
+) -> Result<kube::Config, FleetError> {
     let kc = parse_kubeconfig(what, bytes, policy)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
-        .map_err(|e| kubeconfig_error(what, &e))?;
+        .map_err(|e| kubeconfig_error(what, &e))
+}
+
+/// A client from a configuration; `what` names the cluster in the error.
+pub fn client_from_config(what: &str, config: kube::Config) -> Result<kube::Client, FleetError> {
     kube::Client::try_from(config).map_err(|e| FleetError::Kubeconfig {
         what: what.to_string(),
         message: format!("cannot build a client: {}", api_message(&e)),
@@ -616,6 +630,19 @@ pub async fn kubeconfig_client_with(
     key: Option<&str>,
     policy: &KubeconfigPolicy,
 ) -> Result<kube::Client, FleetError> {
+    let config = kubeconfig_config_with(client, namespace, secret_name, key, policy).await?;
+    client_from_config(&format!("Secret {namespace}/{secret_name}"), config)
+}
+
+/// The client configuration behind Flux's `spec.kubeConfig.secretRef` (see
+/// [`kubeconfig_client`]), for callers that adjust it (impersonation) first.
+pub async fn kubeconfig_config_with(
+    client: &kube::Client,
+    namespace: &str,
+    secret_name: &str,
+    key: Option<&str>,
+    policy: &KubeconfigPolicy,
+) -> Result<kube::Config, FleetError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = api
         .get_opt(secret_name)
@@ -638,7 +665,7 @@ pub async fn kubeconfig_client_with(
             " (hint: set spec.kubeConfig.secretRef.key)",
         )?,
     };
-    client_from_kubeconfig(&format!("Secret {namespace}/{secret_name}"), &bytes, policy).await
+    config_from_kubeconfig(&format!("Secret {namespace}/{secret_name}"), &bytes, policy).await
 }
 
 /// A change in the fleet.
