@@ -639,7 +639,12 @@ impl Outcomes for AgentSide<'_> {
                     Ran::Applied(r) => Some(r),
                     Ran::Planned(_) => None,
                 };
-                let message = format!("Applied revision: {revision}");
+                let mut message = format!("Applied revision: {revision}");
+                // capstan.io/image-policy: the tags elected for this render.
+                if !unit.images.is_empty() {
+                    let images: Vec<String> = unit.images.iter().map(ToString::to_string).collect();
+                    message.push_str(&format!("; images: {}", images.join(", ")));
+                }
                 let outcome = Outcome::Ready {
                     message,
                     changes: applied.map(summarize).unwrap_or_default(),

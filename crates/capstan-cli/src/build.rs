@@ -85,6 +85,10 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
         }
         match render.units.get(id) {
             Some(UnitOutcome::Rendered(r)) => {
+                // capstan.io/image-policy: which tag each policy elected (no commit).
+                for i in &r.images {
+                    eprintln!("{id}: image {i}");
+                }
                 if args.output == "json" {
                     json_units
                         .push(serde_json::json!({"unit": id.to_string(), "objects": r.objects}));

@@ -48,6 +48,12 @@ fn report_render(render: &ClusterRender) -> bool {
     for w in &render.units.warnings {
         eprintln!("warning: {w}");
     }
+    // capstan.io/image-policy: which tag each policy elected (no commit).
+    for r in render.units.rendered() {
+        for i in &r.images {
+            eprintln!("{}: image {i}", r.unit.id);
+        }
+    }
     if let Ok(p) = &render.plan {
         for w in &p.warnings {
             eprintln!("warning: {w}");

@@ -447,6 +447,7 @@ pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
 
 pub mod hooks;
+pub mod images;
 
 pub mod isolate;
 pub use isolate::{

@@ -26,7 +26,7 @@ use crate::{ChartFetcher, LiveRenderer};
 
 /// Run a future to completion from synchronous code called on a tokio runtime (a
 /// worker of a multi-threaded runtime, or a blocking thread).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     block_on_in(None, f)
 }
 
@@ -79,6 +79,17 @@ impl ClusterLookup for KubeLookup {
                 capstan_units::SOURCE_GROUP,
                 &["v1", "v1beta2"],
                 "ocirepositories",
+            ),
+            // capstan.io/image-policy (apply-time image policies)
+            "ImagePolicy" => (
+                "image.toolkit.fluxcd.io",
+                &["v1", "v1beta2"],
+                "imagepolicies",
+            ),
+            "ImageRepository" => (
+                "image.toolkit.fluxcd.io",
+                &["v1", "v1beta2"],
+                "imagerepositories",
             ),
             other => return Err(format!("cannot look up kind {other}")),
         };

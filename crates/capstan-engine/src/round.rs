@@ -457,6 +457,7 @@ async fn render_mounted(
     name: &str,
     isolating: bool,
     decryptor: Option<capstan_units::SharedDecryptor>,
+    images: Option<capstan_units::SharedImageResolver>,
 ) -> Result<ClusterRender, String> {
     let mounted = sources.mounted();
     let thread = format!("render-{name}");
@@ -470,6 +471,7 @@ async fn render_mounted(
         // tree by mistake.
         opts.root_source = Some(root_source);
         opts.decryptor = decryptor;
+        opts.image_resolver = images;
         for (key, at, artifact) in &mounted {
             let tree = capstan_vfs::DiskFs::new(&artifact.path)
                 .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
@@ -544,6 +546,8 @@ pub async fn render_detached(
         "flux-system".into(),
         "flux-system".into(),
     );
+    // capstan.io/image-policy: registry credentials from the environment.
+    let images = Some(crate::images::RegistryResolver::from_env()?.shared());
     let mut render = render_mounted(
         root.clone(),
         cluster_path.clone(),
@@ -554,6 +558,7 @@ pub async fn render_detached(
         "build",
         false,
         decryptor.clone(),
+        images.clone(),
     )
     .await?;
     let wanted = declared(&render.units, &root_source);
@@ -569,6 +574,7 @@ pub async fn render_detached(
             "build",
             false,
             decryptor,
+            images,
         )
         .await?;
     }
@@ -649,6 +655,11 @@ impl Round {
     ) -> Result<ClusterRender, String> {
         let renderer = self.live_renderer().await?;
         let lookup = KubeLookup::new(self.client.clone());
+        // capstan.io/image-policy: credentials from the ImageRepositories' secretRef.
+        let images = crate::images::RegistryResolver::with_cluster(Arc::new(KubeLookup::new(
+            self.client.clone(),
+        )))
+        .shared();
         let mut render = render_mounted(
             root,
             cluster_path,
@@ -659,6 +670,7 @@ impl Round {
             &self.settings.name,
             true,
             None,
+            Some(images),
         )
         .await?;
         name_source_errors(&mut render, &self.sources);

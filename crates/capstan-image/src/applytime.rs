@@ -16,7 +16,8 @@
 use serde_json::{json, Value};
 
 use crate::error::{ImageError, ImageErrorKind};
-use crate::spec::{ImageRef, ObjectKey};
+use crate::scan::TagLister;
+use crate::spec::{DigestLookup, ImagePolicy, ImageRef, ImageRepository, ObjectKey, PolicyStatus};
 
 /// The annotation naming the ImagePolicies a Kustomization follows at apply time.
 pub const IMAGE_POLICY_ANNOTATION: &str = "capstan.io/image-policy";
@@ -100,6 +101,65 @@ mod tests {
         assert!(parse_image_policy_annotation("", "web").unwrap().is_empty());
     }
 
+    struct Tags(Vec<&'static str>);
+    impl TagLister for Tags {
+        fn list_tags(&self, _: &ImageRepository) -> Result<Vec<String>, String> {
+            if self.0.is_empty() {
+                return Err("connection refused".into());
+            }
+            Ok(self.0.iter().map(|s| s.to_string()).collect())
+        }
+    }
+    struct Digests;
+    impl DigestLookup for Digests {
+        fn digest(&self, image: &str, tag: &str) -> Result<String, String> {
+            Ok(format!("sha256:{image}-{tag}"))
+        }
+    }
+
+    fn objects(policy_spec: &str) -> (ImagePolicy, ImageRepository) {
+        let p = format!("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: app, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: app}}\n{policy_spec}");
+        let r = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: app, namespace: apps}\nspec: {image: reg.local/team/app}\n";
+        let p = &capstan_yaml::parse_documents(&p, "p.yaml").unwrap()[0];
+        let r = &capstan_yaml::parse_documents(r, "r.yaml").unwrap()[0];
+        (
+            ImagePolicy::from_node(p, "p.yaml").unwrap(),
+            ImageRepository::from_node(r, "r.yaml").unwrap(),
+        )
+    }
+
+    #[test]
+    fn resolve_latest_scans_excludes_signatures_and_elects_the_policy_tag() {
+        let (p, r) = objects("  policy: {semver: {range: '>=1.0.0'}}\n");
+        let tags = Tags(vec!["1.0.0", "1.2.0", "9.9.9.sig", "latest"]);
+        let got = resolve_latest(&p, &r, &tags, &Digests).unwrap();
+        assert_eq!(got.reference(), "reg.local/team/app:1.2.0");
+        // digestReflectionPolicy IfNotPresent looks the digest up
+        let (p, r) = objects(
+            "  policy: {alphabetical: {order: asc}}\n  digestReflectionPolicy: IfNotPresent\n",
+        );
+        let got = resolve_latest(&p, &r, &tags, &Digests).unwrap();
+        assert_eq!(got.tag, "latest");
+        assert_eq!(got.digest, "sha256:reg.local/team/app-latest");
+    }
+
+    #[test]
+    fn resolve_latest_errors_name_the_policy_and_keep_their_kind() {
+        let (p, r) = objects("  policy: {semver: {range: '>=2.0.0'}}\n");
+        let e = resolve_latest(&p, &r, &Tags(vec!["1.0.0"]), &Digests).unwrap_err();
+        assert_eq!(e.kind, ImageErrorKind::NoMatchingVersion);
+        assert!(e.to_string().contains("ImagePolicy apps/app"), "{e}");
+        let e = resolve_latest(&p, &r, &Tags(vec![]), &Digests).unwrap_err();
+        assert_eq!(e.kind, ImageErrorKind::Scan);
+        assert!(e.to_string().starts_with("ImagePolicy apps/app: "), "{e}");
+        let e = resolve_latest(&p, &r, &Tags(vec!["x.sig"]), &Digests).unwrap_err();
+        assert_eq!(e.kind, ImageErrorKind::NoTags);
+        let mut other = r.clone();
+        other.key.name = "other".into();
+        let e = resolve_latest(&p, &other, &Tags(vec!["1.0.0"]), &Digests).unwrap_err();
+        assert_eq!(e.field, "spec.imageRepositoryRef");
+    }
+
     #[test]
     fn image_policy_overrides_replace_static_images_entries_by_name() {
         let images = vec![
@@ -128,4 +188,46 @@ mod tests {
             ]
         );
     }
+}
+
+/// Resolves one ImagePolicy at apply time: its ImageRepository scanned through `lister`
+/// (`exclusionList` applied), the policy's tag elected, the digest looked up per
+/// `digestReflectionPolicy` (no earlier status: `IfNotPresent` looks it up). Errors keep
+/// their kind and name the policy (and the repository for scan failures).
+pub fn resolve_latest(
+    policy: &ImagePolicy,
+    repository: &ImageRepository,
+    lister: &dyn TagLister,
+    digests: &dyn DigestLookup,
+) -> Result<ImageRef, ImageError> {
+    let ctx = format!("ImagePolicy {}", policy.key);
+    if policy.repository != repository.key {
+        return Err(ImageError::new(
+            ImageErrorKind::InvalidSpec,
+            format!(
+                "refers to ImageRepository {}, not {}",
+                policy.repository, repository.key
+            ),
+        )
+        .context(ctx)
+        .field("spec.imageRepositoryRef"));
+    }
+    let compiled = policy.compile()?;
+    let (tags, _) = crate::scan::scan(repository, lister, "").map_err(|e| ImageError {
+        context: format!("{ctx}: {}", e.context),
+        ..e
+    })?;
+    if tags.is_empty() {
+        return Err(ImageError::new(
+            ImageErrorKind::NoTags,
+            format!("ImageRepository {} has no tags", repository.key),
+        )
+        .context(ctx));
+    }
+    let tag = compiled.select(&tags).map_err(|e| e.or_context(&ctx))?;
+    let mut status = PolicyStatus::default();
+    status
+        .update(&repository.image, &tag, policy.digest_reflection, digests)
+        .map_err(|e| e.or_context(&ctx))?;
+    Ok(status.latest_ref.unwrap_or_default())
 }

@@ -61,7 +61,7 @@ mod spec;
 
 pub use applytime::{
     kustomize_image_override, merge_image_overrides, parse_image_policy_annotation,
-    IMAGE_POLICY_ANNOTATION,
+    resolve_latest, IMAGE_POLICY_ANNOTATION,
 };
 pub use error::{ImageError, ImageErrorKind};
 pub use filter::{Filtered, TagFilter};

@@ -31,6 +31,7 @@ mod duration;
 mod error;
 mod generator;
 mod helmrelease;
+mod images;
 pub mod isolate;
 mod spec;
 pub mod toolkit;
@@ -46,6 +47,7 @@ pub use duration::parse_duration;
 pub use error::{did_you_mean, ErrorKind, Location, UnitError, UnitErrorData};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
 pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
+pub use images::{ImageResolver, ResolvedImage, SharedImageResolver};
 pub use spec::{
     HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP,
     SOURCE_GROUP,
@@ -195,6 +197,9 @@ pub struct LoadOptions {
     pub root_source: Option<(String, String, String)>,
     /// SOPS decryption of units (`spec.decryption`); `None`: nothing is decrypted.
     pub decryptor: Option<SharedDecryptor>,
+    /// Apply-time image policies (`capstan.io/image-policy` on a Kustomization); `None`:
+    /// the annotation is ignored.
+    pub image_resolver: Option<SharedImageResolver>,
 }
 
 /// Start of the error of a unit whose source has no artifact (see
@@ -211,6 +216,7 @@ impl LoadOptions {
             source_roots: BTreeMap::new(),
             root_source: None,
             decryptor: None,
+            image_resolver: None,
         }
     }
 }
@@ -246,6 +252,9 @@ pub struct RenderedUnit {
     /// left out), in Helm's install order. Applied in phases around `objects`, never
     /// recorded in the inventory.
     pub hooks: Vec<Value>,
+    /// Images elected by the unit's `capstan.io/image-policy` ImagePolicies, merged into
+    /// its `spec.images` for this render (nothing is committed).
+    pub images: Vec<ResolvedImage>,
 }
 
 /// What became of a unit.
@@ -392,6 +401,8 @@ impl Loader<'_> {
         let mut repo_objects: HashMap<(String, String, String), Value> = HashMap::new();
         // Flux sources rendered so far, for HelmRelease charts.
         let mut repo_sources: HashMap<(String, String, String), Value> = HashMap::new();
+        // ImagePolicies and ImageRepositories rendered so far, for capstan.io/image-policy.
+        let mut repo_images = images::ImageObjects::new();
         let mut deferred_rounds = 0usize;
         let mut root_redeclared = false;
 
@@ -411,7 +422,17 @@ impl Loader<'_> {
                     }),
                 None => self
                     .collect_vars(&unit, &repo_objects, last_chance)
-                    .map(|v| v.map(Inputs::Vars)),
+                    .and_then(|v| {
+                        let Some(v) = v else { return Ok(None) };
+                        Ok(images::resolve(
+                            &unit,
+                            self.opts.image_resolver.as_ref(),
+                            &repo_images,
+                            self.cluster,
+                            last_chance,
+                        )?
+                        .map(|i| Inputs::Vars(v, i)))
+                    }),
             })
             .unwrap_or_else(|p| {
                 Err(UnitError::from_panic(
@@ -434,10 +455,15 @@ impl Loader<'_> {
             };
             deferred_rounds = 0;
             let rendered = isolate::catch(|| match (inputs, &unit.helm) {
-                (Inputs::Values(values, source), Some(hr)) => {
-                    self.render_helm(&unit, hr, &values, source)
-                }
-                (Inputs::Vars(vars), _) => self.render(&unit, &vars).map(|o| (o, Vec::new())),
+                (Inputs::Values(values, source), Some(hr)) => self
+                    .render_helm(&unit, hr, &values, source)
+                    .map(|(o, h)| (o, h, Vec::new())),
+                (Inputs::Vars(vars, imgs), _) if !imgs.is_empty() => self
+                    .render(&images::with_images(&unit, &imgs), &vars)
+                    .map(|o| (o, Vec::new(), imgs)),
+                (Inputs::Vars(vars, _), _) => self
+                    .render(&unit, &vars)
+                    .map(|o| (o, Vec::new(), Vec::new())),
                 (Inputs::Values(..), None) => {
                     unreachable!("values are only collected for HelmReleases")
                 }
@@ -445,12 +471,20 @@ impl Loader<'_> {
             .unwrap_or_else(|p| Err(UnitError::from_panic(Some(unit.id.clone()), "rendering", p)));
             match rendered {
                 Err(error) => out.units.push(UnitOutcome::Failed { unit, error }),
-                Ok((objects, hooks)) => {
+                Ok((objects, hooks, resolved_images)) => {
                     let mut applied = Vec::with_capacity(objects.len());
                     let mut consumed = Vec::new();
                     let mut children = Vec::new();
                     let mut failed: Option<UnitError> = None;
                     for obj in objects {
+                        if images::is_image_object(&obj) {
+                            let key = (
+                                kind_of(&obj).to_string(),
+                                meta_str(&obj, "namespace").unwrap_or("default").to_string(),
+                                meta_str(&obj, "name").unwrap_or("").to_string(),
+                            );
+                            repo_images.insert(key, obj.clone());
+                        }
                         if !is_toolkit_object(&obj) {
                             let kind = kind_of(&obj);
                             if kind == "ConfigMap" || kind == "Secret" {
@@ -519,6 +553,7 @@ impl Loader<'_> {
                         objects: applied,
                         consumed,
                         hooks,
+                        images: resolved_images,
                     };
                     for child in children {
                         // A repository that declares its own root (Flux bootstrap's
@@ -1150,8 +1185,8 @@ impl Loader<'_> {
 
 /// What a unit renders with.
 enum Inputs {
-    /// Post-build variables (Kustomizations).
-    Vars(BTreeMap<String, String>),
+    /// Post-build variables and apply-time images (Kustomizations).
+    Vars(BTreeMap<String, String>, Vec<ResolvedImage>),
     /// Helm values and the chart's source object (HelmReleases).
     Values(Value, Option<Value>),
 }
