@@ -88,6 +88,7 @@ fn image_policy_annotation_renders_the_newest_tag_without_a_commit() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("registry")).unwrap();
     let reg = start_registry(&tmp.path().join("registry"), Some(("flux", "reg-pass-88")));
     push(reg.port, "team/app", &["1.0.0", "1.2.0", "0.9.0", "latest"]);
     let image = format!("127.0.0.1:{}/team/app", reg.port);
