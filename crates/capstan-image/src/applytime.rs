@@ -85,6 +85,48 @@ pub fn merge_image_overrides(images: &[Value], latest: &[ImageRef]) -> Vec<Value
     out
 }
 
+/// Resolves one ImagePolicy at apply time: its ImageRepository scanned through `lister`
+/// (`exclusionList` applied), the policy's tag elected, the digest looked up per
+/// `digestReflectionPolicy` (no earlier status: `IfNotPresent` looks it up). Errors keep
+/// their kind and name the policy (and the repository for scan failures).
+pub fn resolve_latest(
+    policy: &ImagePolicy,
+    repository: &ImageRepository,
+    lister: &dyn TagLister,
+    digests: &dyn DigestLookup,
+) -> Result<ImageRef, ImageError> {
+    let ctx = format!("ImagePolicy {}", policy.key);
+    if policy.repository != repository.key {
+        return Err(ImageError::new(
+            ImageErrorKind::InvalidSpec,
+            format!(
+                "refers to ImageRepository {}, not {}",
+                policy.repository, repository.key
+            ),
+        )
+        .context(ctx)
+        .field("spec.imageRepositoryRef"));
+    }
+    let compiled = policy.compile()?;
+    let (tags, _) = crate::scan::scan(repository, lister, "").map_err(|e| ImageError {
+        context: format!("{ctx}: {}", e.context),
+        ..e
+    })?;
+    if tags.is_empty() {
+        return Err(ImageError::new(
+            ImageErrorKind::NoTags,
+            format!("ImageRepository {} has no tags", repository.key),
+        )
+        .context(ctx));
+    }
+    let tag = compiled.select(&tags).map_err(|e| e.or_context(&ctx))?;
+    let mut status = PolicyStatus::default();
+    status
+        .update(&repository.image, &tag, policy.digest_reflection, digests)
+        .map_err(|e| e.or_context(&ctx))?;
+    Ok(status.latest_ref.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,46 +230,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// Resolves one ImagePolicy at apply time: its ImageRepository scanned through `lister`
-/// (`exclusionList` applied), the policy's tag elected, the digest looked up per
-/// `digestReflectionPolicy` (no earlier status: `IfNotPresent` looks it up). Errors keep
-/// their kind and name the policy (and the repository for scan failures).
-pub fn resolve_latest(
-    policy: &ImagePolicy,
-    repository: &ImageRepository,
-    lister: &dyn TagLister,
-    digests: &dyn DigestLookup,
-) -> Result<ImageRef, ImageError> {
-    let ctx = format!("ImagePolicy {}", policy.key);
-    if policy.repository != repository.key {
-        return Err(ImageError::new(
-            ImageErrorKind::InvalidSpec,
-            format!(
-                "refers to ImageRepository {}, not {}",
-                policy.repository, repository.key
-            ),
-        )
-        .context(ctx)
-        .field("spec.imageRepositoryRef"));
-    }
-    let compiled = policy.compile()?;
-    let (tags, _) = crate::scan::scan(repository, lister, "").map_err(|e| ImageError {
-        context: format!("{ctx}: {}", e.context),
-        ..e
-    })?;
-    if tags.is_empty() {
-        return Err(ImageError::new(
-            ImageErrorKind::NoTags,
-            format!("ImageRepository {} has no tags", repository.key),
-        )
-        .context(ctx));
-    }
-    let tag = compiled.select(&tags).map_err(|e| e.or_context(&ctx))?;
-    let mut status = PolicyStatus::default();
-    status
-        .update(&repository.image, &tag, policy.digest_reflection, digests)
-        .map_err(|e| e.or_context(&ctx))?;
-    Ok(status.latest_ref.unwrap_or_default())
 }
