@@ -60,8 +60,8 @@ mod setters;
 mod spec;
 
 pub use applytime::{
-    kustomize_image_override, merge_image_overrides, parse_image_policy_annotation,
-    resolve_latest, IMAGE_POLICY_ANNOTATION,
+    kustomize_image_override, merge_image_overrides, parse_image_policy_annotation, resolve_latest,
+    IMAGE_POLICY_ANNOTATION,
 };
 pub use error::{ImageError, ImageErrorKind};
 pub use filter::{Filtered, TagFilter};
