@@ -20,6 +20,7 @@ pub mod appset;
 pub mod error;
 pub mod glob;
 pub mod render;
+pub mod sync;
 pub mod template;
 
 use std::collections::{BTreeMap, HashSet};
