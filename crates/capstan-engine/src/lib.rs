@@ -453,6 +453,7 @@ pub use isolate::{
     catch_future, install_panic_hook, render_thread, spawn_render, Panicked, RENDER_STACK_SIZE,
 };
 
+pub mod argo;
 pub mod live;
 pub mod round;
 pub mod sources;

@@ -119,6 +119,8 @@ pub struct Target {
     pub kube_config: Option<KubeConfigRef>,
     /// `spec.serviceAccountName`: impersonated as `system:serviceaccount:<ns>:<name>`.
     pub service_account: Option<(String, String)>,
+    /// An Argo CD Application's destination cluster, reached through its cluster Secret.
+    pub argo: Option<crate::argo::ArgoDestination>,
 }
 
 impl Target {
@@ -136,6 +138,7 @@ impl Target {
                 .as_ref()
                 .filter(|s| !s.is_empty())
                 .map(|s| (unit.id.namespace.clone(), s.clone())),
+            argo: crate::argo::destination(unit),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Targets {
     /// The applier of `target`.
     pub async fn applier(&self, target: &Target) -> Result<Arc<Applier>, TargetError> {
         if target.kube_config.is_none()
+            && target.argo.is_none()
             && (target.service_account.is_none() || self.config.is_none())
         {
             return Ok(self.local.clone());
@@ -227,8 +231,17 @@ impl Targets {
                 return Ok(applier.clone());
             }
         }
-        let client = match &target.kube_config {
-            Some((ns, secret, key)) => {
+        let client = match (&target.kube_config, &target.argo) {
+            (None, Some(dest)) => {
+                let (what, config) = crate::argo::destination_config(&self.client, dest)
+                    .await
+                    .map_err(|(what, message)| TargetError { what, message })?;
+                kube::Client::try_from(config).map_err(|e| TargetError {
+                    what,
+                    message: format!("cannot build a client: {e}"),
+                })?
+            }
+            (Some((ns, secret, key)), _) => {
                 let what = format!("Secret {ns}/{secret} (spec.kubeConfig.secretRef)");
                 let config = capstan_fleet::kubeconfig_config_with(
                     &self.client,
@@ -251,7 +264,7 @@ impl Targets {
                     message: format!("cannot build a client: {e}"),
                 })?
             }
-            None => {
+            (None, None) => {
                 let (ns, sa) = target.service_account.as_ref().expect("checked above");
                 let config = impersonating(self.config.clone().expect("checked above"), ns, sa);
                 kube::Client::try_from(config).map_err(|e| TargetError {
@@ -424,6 +437,8 @@ pub struct RoundSettings {
     pub root_source: SourceKey,
     /// Units run at once.
     pub concurrency: usize,
+    /// The cluster's root is Argo CD Applications (`None`: Flux units of the cluster path).
+    pub argo: Option<crate::argo::ArgoRoot>,
 }
 
 impl RoundSettings {
@@ -437,6 +452,7 @@ impl RoundSettings {
                 "flux-system".into(),
             ),
             concurrency: 4,
+            argo: None,
         }
     }
 }
@@ -457,6 +473,7 @@ async fn render_mounted(
     name: &str,
     isolating: bool,
     decryptor: Option<capstan_units::SharedDecryptor>,
+    argo: Option<crate::argo::ArgoRoot>,
 ) -> Result<ClusterRender, String> {
     let mounted = sources.mounted();
     let thread = format!("render-{name}");
@@ -475,6 +492,22 @@ async fn render_mounted(
                 .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
             fs.mount(at, Arc::new(tree));
             opts.source_roots.insert(key.clone(), at.clone());
+        }
+        if let Some(argo) = &argo {
+            // Argo CD: the Applications of `argo` (and the Flux units of its flux path).
+            let flux = argo.flux_path.as_ref().map(|p| {
+                let mut o = opts.clone();
+                o.cluster_path = p.clone();
+                o
+            });
+            return Ok(crate::argo::render_argo_cluster(
+                &fs,
+                renderer.as_ref(),
+                &lookup,
+                flux.as_ref(),
+                argo,
+                isolating,
+            ));
         }
         Ok(if isolating {
             crate::render_cluster_isolating(&fs, renderer.as_ref(), &lookup, &opts)
@@ -554,6 +587,7 @@ pub async fn render_detached(
         "build",
         false,
         decryptor.clone(),
+        None,
     )
     .await?;
     let wanted = declared(&render.units, &root_source);
@@ -569,6 +603,7 @@ pub async fn render_detached(
             "build",
             false,
             decryptor,
+            None,
         )
         .await?;
     }
@@ -659,6 +694,7 @@ impl Round {
             &self.settings.name,
             true,
             None,
+            self.settings.argo.clone(),
         )
         .await?;
         name_source_errors(&mut render, &self.sources);
@@ -755,7 +791,10 @@ impl Round {
             .iter()
             .map(|u| {
                 let unit = u.unit();
-                (unit.id.clone(), (unit.spec.prune, Target::of(unit)))
+                (
+                    unit.id.clone(),
+                    (crate::argo::deletes_on_removal(unit), Target::of(unit)),
+                )
             })
             .collect();
         let gone: Vec<(UnitId, (bool, Target))> = locked(&self.known)
@@ -830,7 +869,11 @@ impl<S: Schedule, O: Outcomes> Driver<'_, S, O> {
                 .map(Ran::Applied)
                 .map_err(RunError::Apply),
             Mode::Diff => applier
-                .plan(&crate::apply_unit(unit))
+                .plan(&{
+                    let mut u = crate::apply_unit(unit);
+                    u.objects = crate::argo::diff_objects(unit);
+                    u
+                })
                 .await
                 .map(Ran::Planned)
                 .map_err(RunError::Apply),
@@ -903,6 +946,7 @@ mod tests {
             Target {
                 kube_config: Some(("apps".into(), "remote".into(), Some("value.yaml".into()))),
                 service_account: Some(("apps".into(), "deployer".into())),
+                argo: None,
             }
         );
         let local = unit("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: u\n  namespace: apps\nspec:\n  interval: 1m\n  path: ./app\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n    namespace: flux-system\n");
