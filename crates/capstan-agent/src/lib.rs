@@ -21,6 +21,7 @@
 //! -> apply -> status. The split follows kube-runtime's: what wakes a worker (revisions,
 //! timers, requests, webhooks) is kept apart from what a round does.
 
+pub mod argo_status;
 pub mod cluster;
 pub mod report;
 pub mod schedule;

@@ -21,58 +21,97 @@ pub struct AppsArgs {
     /// A repoURL that is this repository (a URL, or its path `org/repo`: matched
     /// case-insensitively, `.git` optional); such sources are read from the tree being
     /// built, whatever their targetRevision. Repeatable.
-    #[arg(long = "this-repo", value_name = "URL", requires = "apps")]
+    #[arg(long = "this-repo", value_name = "URL")]
     pub this_repo: Vec<String>,
     /// A regular expression matching repoURLs of this repository (searched in the
     /// lower-cased URL without `.git` and surrounding `/`). Repeatable.
-    #[arg(long = "this-repo-regex", value_name = "RE", requires = "apps")]
+    #[arg(long = "this-repo-regex", value_name = "RE")]
     pub this_repo_regex: Vec<String>,
     /// kustomize build options as Argo CD's `kustomize.buildOptions` takes them
     /// (`--load-restrictor LoadRestrictionsNone`, `--enable-helm`).
     #[arg(
         long = "kustomize-build-options",
         value_name = "OPTS",
-        requires = "apps",
         allow_hyphen_values = true
     )]
     pub kustomize_build_options: Option<String>,
     /// Extra API versions for Helm's Capabilities (`group/version` or
     /// `group/version/Kind`). Repeatable, or comma-separated.
-    #[arg(
-        long = "api-versions",
-        value_name = "V",
-        requires = "apps",
-        value_delimiter = ','
-    )]
+    #[arg(long = "api-versions", value_name = "V", value_delimiter = ',')]
     pub api_versions: Vec<String>,
     /// Helm's `--kube-version` (also `KUBE_VERSION`).
-    #[arg(long = "kube-version", value_name = "V", requires = "apps")]
+    #[arg(long = "kube-version", value_name = "V")]
     pub kube_version: Option<String>,
     /// A kind (`group/Kind`, `Kind` for the core group) the destination cluster knows as
     /// namespaced. Repeatable.
-    #[arg(long = "namespaced-kind", value_name = "GROUP/KIND", requires = "apps")]
+    #[arg(long = "namespaced-kind", value_name = "GROUP/KIND")]
     pub namespaced_kinds: Vec<String>,
     /// Treat kinds the cluster does not know as cluster-scoped (their namespace is
     /// removed) instead of namespaced.
-    #[arg(long = "unknown-kinds-cluster-scoped", requires = "apps")]
+    #[arg(long = "unknown-kinds-cluster-scoped")]
     pub unknown_kinds_cluster_scoped: bool,
     /// A YAML file of Argo CD cluster Secrets for the clusters generator (cluster
     /// Secrets in the repository are read too).
-    #[arg(long = "clusters", value_name = "FILE", requires = "apps")]
+    #[arg(long = "clusters", value_name = "FILE")]
     pub clusters: Option<PathBuf>,
     /// Do not read Applications found in rendered output (app of apps).
-    #[arg(long = "no-app-of-apps", requires = "apps")]
+    #[arg(long = "no-app-of-apps")]
     pub no_app_of_apps: bool,
     /// Fetch sources on other Git repositories and charts from Helm repositories into
     /// the cache (`--cache-dir`); without it they fail their Application (offline).
-    #[arg(long = "fetch-remote", requires = "apps")]
+    #[arg(long = "fetch-remote")]
     pub fetch_remote: bool,
     /// The revision being rendered (`ARGOCD_APP_REVISION`).
-    #[arg(long = "revision", value_name = "REV", requires = "apps")]
+    #[arg(long = "revision", value_name = "REV")]
     pub revision: Option<String>,
 }
 
-fn options(a: &AppsArgs) -> Result<Options, String> {
+/// The cluster's root is Argo CD Applications: `build`, `diff` and `apply --cluster NAME
+/// --argocd` order them in one graph (with `--flux-path`, beside Flux units).
+#[derive(Args, Default, Clone)]
+pub struct ArgoClusterArgs {
+    /// The cluster's root is Argo CD Applications: those declared beneath --path (default
+    /// clusters/<NAME>), or the one named by --app; app of apps followed. Each Application
+    /// is a unit (sync waves, hooks, capstan.io/depends-on, sync options).
+    #[arg(long = "argocd")]
+    pub argocd: bool,
+    /// The root Application (or ApplicationSet), by name, anywhere in the repository.
+    #[arg(long = "app", value_name = "NAME", requires = "argocd")]
+    pub app: Option<String>,
+    /// Flux units of this cluster directory join the same graph (Applications may name
+    /// them in capstan.io/depends-on).
+    #[arg(long = "flux-path", value_name = "DIR", requires = "argocd")]
+    pub flux_path: Option<String>,
+}
+
+impl ArgoClusterArgs {
+    /// The engine's Argo CD root for the cluster directory `cluster_path` (`--path`, or
+    /// clusters/NAME).
+    pub fn root(
+        &self,
+        cluster_path: &str,
+        options: Options,
+    ) -> Option<capstan_engine::argo::ArgoRoot> {
+        self.argocd.then(|| capstan_engine::argo::ArgoRoot {
+            path: self.app.is_none().then(|| cluster_path.to_string()),
+            app: self.app.clone(),
+            options,
+            flux_path: self.flux_path.clone(),
+        })
+    }
+}
+
+/// Options for a cluster whose root is Argo CD Applications (`diff`, `apply`): this
+/// repository's URLs.
+pub fn live_options(this_repo: &[String]) -> Options {
+    let mut o = Options::default();
+    for u in this_repo {
+        o.this_repo.push(RepoPattern::Url(u.clone()));
+    }
+    o
+}
+
+pub(crate) fn options(a: &AppsArgs) -> Result<Options, String> {
     let mut o = Options::default();
     for u in &a.this_repo {
         o.this_repo.push(RepoPattern::Url(u.clone()));

@@ -217,6 +217,8 @@ pub struct Target {
     /// mirrors). Applies to the units' GitRepository, OCIRepository and HelmRepository sources.
     #[arg(long = "source-mirror", value_name = "FROM=TO")]
     pub source_mirror: Vec<String>,
+    #[command(flatten)]
+    pub argo: argocd::ArgoClusterArgs,
 }
 
 impl Target {

@@ -505,6 +505,26 @@ pub fn units_of(apps: &[AppRecord], out: &mut ClusterUnits) {
         }
         let sync_hooks: Vec<&Value> = plan.sync_hooks.iter().collect();
         let n = waves.len();
+        // The Application remembers its units (for its removal, see `removed_units`).
+        let all: Vec<String> = waves
+            .iter()
+            .enumerate()
+            .map(|(i, (w, _))| {
+                if i + 1 == n {
+                    id.to_string()
+                } else {
+                    UnitId::new(
+                        APPLICATION_WAVE,
+                        id.namespace.clone(),
+                        wave_name(&id.name, *w),
+                    )
+                    .to_string()
+                }
+            })
+            .collect();
+        let mut app = app.clone();
+        set_annotation(&mut app, UNITS_ANNOTATION, &all.join(","));
+        let app = &app;
         let mut prev: Option<UnitId> = None;
         for (i, (wave, objs)) in waves.into_iter().enumerate() {
             let last = i + 1 == n;
@@ -579,6 +599,105 @@ pub fn units_of(apps: &[AppRecord], out: &mut ClusterUnits) {
             }
         }
     }
+}
+
+/// Annotation on an Application (as capstan writes it to the cluster): its unit ids.
+pub const UNITS_ANNOTATION: &str = "capstan.io/units";
+/// Annotation on an Application written to the cluster: its Argo CD finalizers (the
+/// object itself carries none: no controller would remove them).
+pub const FINALIZERS_ANNOTATION: &str = "capstan.io/finalizers";
+
+fn set_annotation(o: &mut Value, k: &str, v: &str) {
+    if !o.get("metadata").is_some_and(Value::is_object) {
+        o["metadata"] = json!({});
+    }
+    if !o["metadata"]
+        .get("annotations")
+        .is_some_and(Value::is_object)
+    {
+        o["metadata"]["annotations"] = json!({});
+    }
+    o["metadata"]["annotations"][k] = json!(v);
+}
+
+/// The Application object capstan writes to the cluster for an Application unit: spec,
+/// labels and annotations as rendered, `app.kubernetes.io/managed-by: capstan`, its
+/// finalizers kept in [`FINALIZERS_ANNOTATION`] instead.
+pub fn application_object(unit: &Unit) -> Value {
+    let app = &unit.object;
+    let mut obj = json!({
+        "apiVersion": app.get("apiVersion").cloned().unwrap_or(json!("argoproj.io/v1alpha1")),
+        "kind": "Application",
+        "metadata": {"name": unit.id.name, "namespace": unit.id.namespace},
+        "spec": app.get("spec").cloned().unwrap_or(json!({})),
+    });
+    for k in ["labels", "annotations"] {
+        if let Some(v) = app
+            .pointer(&format!("/metadata/{k}"))
+            .filter(|v| v.is_object())
+        {
+            obj["metadata"][k] = v.clone();
+        }
+    }
+    if !obj["metadata"].get("labels").is_some_and(Value::is_object) {
+        obj["metadata"]["labels"] = json!({});
+    }
+    obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("capstan");
+    let finalizers: Vec<&str> = app
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !finalizers.is_empty() {
+        set_annotation(&mut obj, FINALIZERS_ANNOTATION, &finalizers.join(","));
+    }
+    obj
+}
+
+/// The units of an Application removed from the repository, from its object as capstan
+/// wrote it ([`application_object`]): each with the Application's destination and its
+/// finalizers, so [`deletes_on_removal`] and the round's targets decide as for a present one.
+pub fn removed_units(written: &Value) -> Vec<Unit> {
+    let mut app = written.clone();
+    let ann = |k: &str| {
+        written
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if let Some(f) = ann(FINALIZERS_ANNOTATION) {
+        app["metadata"]["finalizers"] = json!(f
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>());
+    }
+    let ns = app_ns(&app);
+    let name = app
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ids: Vec<UnitId> = match ann(UNITS_ANNOTATION) {
+        Some(list) => list
+            .split(',')
+            .filter_map(|s| {
+                let mut p = s.trim().splitn(3, '/');
+                let (k, n, m) = (p.next()?, p.next()?, p.next()?);
+                // Only this Application's own units.
+                (matches!(k, APPLICATION | APPLICATION_WAVE)
+                    && n == ns
+                    && (m == name || m.starts_with(&format!("{name}.wave"))))
+                .then(|| UnitId::new(k, n, m))
+            })
+            .collect(),
+        None => vec![UnitId::new(APPLICATION, ns.clone(), name.clone())],
+    };
+    let policy = SyncPolicy::of(&app).ok();
+    ids.into_iter()
+        .map(|id| unit_of(id, &app, None, policy.as_ref()))
+        .collect()
 }
 
 fn hook_policies(o: &Value, all: &[Value]) -> Vec<sync::DeletePolicy> {

@@ -356,3 +356,38 @@ fn cluster_secret_as_kubeconfig() {
     let e = kubeconfig_of_cluster_secret("https://x", "{secret-token").unwrap_err();
     assert!(!e.contains("secret-token"), "{e}");
 }
+
+/// The Application object written to the cluster keeps its units and its finalizers (as
+/// an annotation); an Application removed from the repository is rebuilt from it: its
+/// units (every wave), its destination, and whether its objects are deleted.
+#[test]
+fn removed_applications_from_their_written_object() {
+    let r = render(&fs(), &root("apps"));
+    let web = rendered(&r, &id(APPLICATION, "web"));
+    let written = application_object(&web.unit);
+    assert_eq!(
+        written["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "capstan"
+    );
+    let units = removed_units(&written);
+    let ids: Vec<String> = units.iter().map(|u| u.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "ApplicationWave/argocd/web.wave-1",
+            "Application/argocd/web"
+        ]
+    );
+    assert!(!deletes_on_removal(&units[1]), "no resources finalizer");
+    let widgets = rendered(&r, &id(APPLICATION, "widgets"));
+    let written = application_object(&widgets.unit);
+    assert_eq!(written.pointer("/metadata/finalizers"), None);
+    assert_eq!(
+        written["metadata"]["annotations"][FINALIZERS_ANNOTATION],
+        "resources-finalizer.argocd.argoproj.io"
+    );
+    let units = removed_units(&written);
+    assert_eq!(units.len(), 1);
+    assert!(deletes_on_removal(&units[0]));
+    assert_eq!(destination(&units[0]), None);
+}
