@@ -78,6 +78,24 @@ async fn exists(
         .is_some()
 }
 
+/// Like [`exists`], for polling: a resource type not served yet (its CRD not applied yet)
+/// counts as absent.
+async fn appeared(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> bool {
+    api(client, group, version, kind, ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
 const SOURCE: &str = "https://git.example.com/fleet.git";
 
 fn install_args(image: &str) -> Vec<&str> {
@@ -1278,7 +1296,7 @@ type: cluster.x-k8s.io/secret\ndata:\n  value: {}\n",
     let mut agent = InClusterAgent::start(&init, "capstan-system", tmp.path()).await;
     agent
         .wait_for("the Cluster object on the init cluster", || async {
-            exists(
+            appeared(
                 &init_client,
                 "cluster.x-k8s.io",
                 "v1beta1",
@@ -1302,7 +1320,7 @@ type: cluster.x-k8s.io/secret\ndata:\n  value: {}\n",
         .wait_for(
             "the ClusterResourceSet on the management cluster",
             || async {
-                exists(
+                appeared(
                     &mgmt_client,
                     "addons.cluster.x-k8s.io",
                     "v1beta1",
