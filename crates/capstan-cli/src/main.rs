@@ -13,6 +13,7 @@ mod argocd;
 mod build;
 mod get;
 mod helm;
+mod image;
 mod install;
 mod kustomize;
 mod live;
@@ -79,6 +80,11 @@ enum Command {
     Sops {
         #[command(subcommand)]
         command: sops::SopsCommand,
+    },
+    /// Flux image automation offline: which tag an ImagePolicy elects, setter rewrites.
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
     },
     /// Show units, sources or clusters and their status.
     Get {
@@ -149,6 +155,7 @@ fn dispatch(cli: Cli) -> Result<u8, String> {
         Command::Kustomize { command } => kustomize::run(command),
         Command::Helm { command } => helm::run(command),
         Command::Sops { command } => sops::run(command),
+        Command::Image { command } => image::run(command),
         Command::Diff(args) => runtime().and_then(|rt| rt.block_on(live::diff(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(live::apply(args))),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(ops::reconcile(args))),

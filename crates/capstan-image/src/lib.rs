@@ -50,6 +50,7 @@
 //! random), not the newer build. Seconds-only timestamps (14 digits) would fit, but lose
 //! the milliseconds the tag standard carries. `alphabetical` has no such limit.
 
+mod applytime;
 mod error;
 mod filter;
 mod gofloat;
@@ -58,6 +59,10 @@ mod scan;
 mod setters;
 mod spec;
 
+pub use applytime::{
+    kustomize_image_override, merge_image_overrides, parse_image_policy_annotation,
+    IMAGE_POLICY_ANNOTATION,
+};
 pub use error::{ImageError, ImageErrorKind};
 pub use filter::{Filtered, TagFilter};
 pub use gofloat::{parse_go_float, FloatError};

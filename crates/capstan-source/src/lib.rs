@@ -43,7 +43,7 @@ pub use duration::parse_go_duration;
 pub use error::{redact_url, ErrorKind, SourceError};
 pub use git::{GitAuth, GitRef, GitRepositorySpec};
 pub use helm::{HelmChart, HelmRepositorySpec, HttpAuth};
-pub use oci::{OciRef, OciRepositorySpec};
+pub use oci::{image_tag_digest, list_image_tags, OciRef, OciRepositorySpec, TAG_PAGE_SIZE};
 pub use sourceignore::{IgnoreRules, EXCLUDE_DEFAULT, EXCLUDE_VCS, IGNORE_FILE};
 pub use store::{sha256_digest, Artifact};
 

@@ -489,6 +489,131 @@ pub(crate) fn extract_tgz(data: &[u8], out: &Path, rules: &IgnoreRules) -> Resul
     Ok(())
 }
 
+/// Tags per page when listing an image repository's tags.
+pub const TAG_PAGE_SIZE: usize = 1000;
+/// At most this many pages (a registry that never stops paging is an error).
+const MAX_TAG_PAGES: usize = 10_000;
+
+fn split_image(image: &str) -> Option<(&str, &str)> {
+    let image = image.trim_start_matches("oci://").trim_end_matches('/');
+    let (registry, repository) = image.split_once('/')?;
+    if registry.is_empty() || repository.is_empty() {
+        return None;
+    }
+    Some((registry, repository))
+}
+
+fn image_client(insecure: bool) -> oci_client::Client {
+    use oci_client::client::{ClientConfig, ClientProtocol};
+    oci_client::Client::new(ClientConfig {
+        protocol: if insecure {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        ..Default::default()
+    })
+}
+
+/// Every tag of an image repository (`registry/repository`, as an ImageRepository's
+/// `spec.image` with an explicit registry), through the distribution API's
+/// `/v2/<name>/tags/list`, page after page (`n`/`last`), with the credentials
+/// (basic, bearer token, or a `.dockerconfigjson` entry for the registry; the
+/// registry's token service is followed). `id` names the object in errors.
+pub async fn list_image_tags(
+    id: &str,
+    image: &str,
+    insecure: bool,
+    auth: Option<&HttpAuth>,
+    page_size: usize,
+) -> Result<Vec<String>, SourceError> {
+    let secrets = auth.map(HttpAuth::secrets).unwrap_or_default();
+    list_image_tags_inner(id, image, insecure, auth, page_size.max(1))
+        .await
+        .map_err(|e| e.scrub(&secrets))
+}
+
+async fn list_image_tags_inner(
+    id: &str,
+    image: &str,
+    insecure: bool,
+    auth: Option<&HttpAuth>,
+    page_size: usize,
+) -> Result<Vec<String>, SourceError> {
+    let (registry, repository) = split_image(image).ok_or_else(|| {
+        SourceError::new(
+            ErrorKind::InvalidSpec,
+            id,
+            image,
+            "spec.image has no registry host",
+            "write spec.image as <registry>/<repository>",
+        )
+    })?;
+    let client = image_client(insecure);
+    let rauth = registry_auth(registry, auth);
+    let reference =
+        oci_client::Reference::with_tag(registry.into(), repository.into(), "latest".into());
+    let mut tags: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Option<String> = None;
+    for _ in 0..MAX_TAG_PAGES {
+        let page = client
+            .list_tags(&reference, &rauth, Some(page_size), last.as_deref())
+            .await
+            .map_err(|e| oci_error(id, image, "listing tags", &e))?;
+        let n = page.tags.len();
+        // A registry that ignores `n`/`last` answers the whole list again: only tags
+        // not seen before count, and a page without any ends the listing.
+        let mut fresh = 0;
+        for t in page.tags {
+            if seen.insert(t.clone()) {
+                last = Some(t.clone());
+                tags.push(t);
+                fresh += 1;
+            }
+        }
+        if n < page_size || fresh == 0 {
+            return Ok(tags);
+        }
+    }
+    Err(SourceError::new(
+        ErrorKind::Other,
+        id,
+        image,
+        format!("the registry kept paging after {MAX_TAG_PAGES} pages of tags"),
+        "",
+    ))
+}
+
+/// The digest of `image:tag` (a manifest HEAD, as Flux's digest reflection does).
+pub async fn image_tag_digest(
+    id: &str,
+    image: &str,
+    tag: &str,
+    insecure: bool,
+    auth: Option<&HttpAuth>,
+) -> Result<String, SourceError> {
+    let secrets = auth.map(HttpAuth::secrets).unwrap_or_default();
+    let (registry, repository) = split_image(image).ok_or_else(|| {
+        SourceError::new(
+            ErrorKind::InvalidSpec,
+            id,
+            image,
+            "spec.image has no registry host",
+            "write spec.image as <registry>/<repository>",
+        )
+    })?;
+    let client = image_client(insecure);
+    let rauth = registry_auth(registry, auth);
+    let reference = oci_client::Reference::with_tag(registry.into(), repository.into(), tag.into());
+    client
+        .fetch_manifest_digest(&reference, &rauth)
+        .await
+        .map_err(|e| {
+            oci_error(id, image, &format!("fetching the digest of {tag}"), &e).scrub(&secrets)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
