@@ -439,6 +439,9 @@ pub struct RoundSettings {
     pub concurrency: usize,
     /// The cluster's root is Argo CD Applications (`None`: Flux units of the cluster path).
     pub argo: Option<crate::argo::ArgoRoot>,
+    /// Forbid the network: sources and charts come from the cache only
+    /// ([`capstan_source::SourceCache::offline`]), a missing one fails its units naming it.
+    pub offline: bool,
 }
 
 impl RoundSettings {
@@ -453,7 +456,18 @@ impl RoundSettings {
             ),
             concurrency: 4,
             argo: None,
+            offline: false,
         }
+    }
+
+    /// The cache of the other sources (`<cache_dir>/sources`).
+    fn source_cache(&self) -> capstan_source::SourceCache {
+        capstan_source::SourceCache::new(self.cache_dir.join("sources")).offline(self.offline)
+    }
+
+    /// The cache of charts (`<cache_dir>/charts`).
+    fn chart_cache(&self) -> capstan_source::SourceCache {
+        capstan_source::SourceCache::new(self.cache_dir.join("charts")).offline(self.offline)
     }
 }
 
@@ -547,9 +561,28 @@ fn name_source_errors(render: &mut ClusterRender, sources: &SourceSet) {
     }
 }
 
+/// How [`render_detached_with`] fetches.
+#[derive(Debug, Clone, Default)]
+pub struct Detached {
+    /// Charts (`<dir>/charts`) and other sources (`<dir>/sources`) are cached here.
+    pub cache_dir: PathBuf,
+    /// `--source-mirror`.
+    pub mirrors: crate::sources::Mirrors,
+    /// Decrypts SOPS files and objects of units that ask for it (keys given on the
+    /// command line).
+    pub decryptor: Option<capstan_units::SharedDecryptor>,
+    /// `--offline`: no network; sources and charts come from the cache.
+    pub offline: bool,
+    /// `--source-secret`: credentials for sources' `spec.secretRef`.
+    pub secrets: crate::sources::LocalSecrets,
+    /// Send Git credentials over plain `http://` (`--allow-insecure-http`).
+    pub allow_insecure_http: bool,
+}
+
 /// A cluster's units rendered without a cluster (`capstan build`): charts fetched from
 /// Helm/OCI repositories into `cache_dir`, other GitRepository/OCIRepository sources
-/// fetched and mounted (credentials in Secrets need a cluster: such sources fail),
+/// fetched and mounted (credentials in Secrets need a cluster or [`Detached::secrets`]:
+/// without them such sources fail),
 /// `lookup` answers nothing, Helm's default Capabilities. The same cache and sources as
 /// the round.
 ///
@@ -562,15 +595,40 @@ pub async fn render_detached(
     mirrors: crate::sources::Mirrors,
     decryptor: Option<capstan_units::SharedDecryptor>,
 ) -> Result<ClusterRender, String> {
-    let sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-        cache_dir.join("sources"),
-    )))
-    .with_mirrors(mirrors.clone());
+    render_detached_with(
+        root,
+        cluster_path,
+        &Detached {
+            cache_dir,
+            mirrors,
+            decryptor,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// [`render_detached`] with every option: offline, local Secrets for `spec.secretRef`.
+/// Units are planned each on its own (as the agent plans them): a bad `dependsOn` or a
+/// dependency cycle blocks those units ([`ClusterRender::blocked`]), not the cluster.
+pub async fn render_detached_with(
+    root: PathBuf,
+    cluster_path: String,
+    how: &Detached,
+) -> Result<ClusterRender, String> {
+    let sources = SourceSet::new(Arc::new(
+        capstan_source::SourceCache::new(how.cache_dir.join("sources"))
+            .offline(how.offline)
+            .allow_insecure_http_credentials(how.allow_insecure_http),
+    ))
+    .with_mirrors(how.mirrors.clone())
+    .with_secrets(how.secrets.clone());
     let fetcher = crate::SourceFetcher::new(
-        capstan_source::SourceCache::new(cache_dir.join("charts")),
+        capstan_source::SourceCache::new(how.cache_dir.join("charts")).offline(how.offline),
         None,
     )
-    .with_mirrors(mirrors);
+    .with_mirrors(how.mirrors.clone())
+    .with_secrets(how.secrets.clone());
     let renderer = Arc::new(LiveRenderer::default().with_fetcher(Arc::new(fetcher)));
     let root_source: SourceKey = (
         "GitRepository".into(),
@@ -585,8 +643,8 @@ pub async fn render_detached(
         renderer.clone(),
         capstan_units::NoCluster,
         "build",
-        false,
-        decryptor.clone(),
+        true,
+        how.decryptor.clone(),
         None,
     )
     .await?;
@@ -601,8 +659,8 @@ pub async fn render_detached(
             renderer,
             capstan_units::NoCluster,
             "build",
-            false,
-            decryptor,
+            true,
+            how.decryptor.clone(),
             None,
         )
         .await?;
@@ -627,9 +685,7 @@ pub struct Round {
 impl Round {
     pub fn new(client: kube::Client, targets: Targets, settings: RoundSettings) -> Self {
         Round {
-            sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-                settings.cache_dir.join("sources"),
-            ))),
+            sources: SourceSet::new(Arc::new(settings.source_cache())),
             client,
             targets,
             settings,
@@ -645,10 +701,8 @@ impl Round {
 
     /// Fetch sources and charts through `mirrors` (`--source-mirror`).
     pub fn with_mirrors(mut self, mirrors: crate::sources::Mirrors) -> Self {
-        self.sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-            self.settings.cache_dir.join("sources"),
-        )))
-        .with_mirrors(mirrors.clone());
+        self.sources =
+            SourceSet::new(Arc::new(self.settings.source_cache())).with_mirrors(mirrors.clone());
         self.mirrors = mirrors;
         self
     }
@@ -662,7 +716,7 @@ impl Round {
                 return Ok(r.clone());
             }
         }
-        let cache = capstan_source::SourceCache::new(self.settings.cache_dir.join("charts"));
+        let cache = self.settings.chart_cache();
         let mut r = LiveRenderer::connect(self.client.clone(), cache.clone()).await?;
         if !self.mirrors.is_empty() {
             r.fetcher = Some(Arc::new(

@@ -26,12 +26,23 @@
 //! phases.
 //!
 //! A unit that fails to render is reported with its error; the others still render.
+//!
+//! # The unit model
+//!
+//! Below the readers, a unit is dialect-neutral ([`model`]): an id, a target cluster
+//! (and identity), a render recipe (a kustomize directory, a Helm chart with values, a
+//! plain directory of manifests), apply options (prune, wait, force, timeout, health
+//! checks, namespace creation) and dependencies. This crate's loader is the Flux reader;
+//! [`UnitModel::of`] gives its units in the model's terms, and an Argo CD reader is to
+//! produce the same model beside it. The toolkit's kinds, versions and annotations are
+//! tabled once, in [`toolkit`].
 
 mod duration;
 mod error;
 mod generator;
 mod helmrelease;
 pub mod isolate;
+pub mod model;
 mod spec;
 pub mod toolkit;
 
@@ -46,6 +57,7 @@ pub use duration::parse_duration;
 pub use error::{did_you_mean, ErrorKind, Location, UnitError, UnitErrorData};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
 pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
+pub use model::{Recipe, UnitModel};
 pub use spec::{
     HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP,
     SOURCE_GROUP,
