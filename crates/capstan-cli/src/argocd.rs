@@ -248,6 +248,26 @@ impl capstan_argocd::RemoteSources for Fetcher {
     }
 }
 
+/// Other Git repositories and Helm repositories through capstan's source cache in
+/// `cache_dir` (default: capstan's cache directory).
+pub(crate) fn remote_sources(
+    cache_dir: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn capstan_argocd::RemoteSources>, String> {
+    let dir = match cache_dir {
+        Some(d) => d,
+        None => crate::source::default_cache_dir()
+            .ok_or("no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME")?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(std::sync::Arc::new(Fetcher {
+        cache: capstan_source::SourceCache::new(dir),
+        rt,
+    }))
+}
+
 pub fn run(
     target: &crate::Target,
     a: &AppsArgs,
@@ -256,19 +276,7 @@ pub fn run(
 ) -> Result<u8, String> {
     let mut opts = options(a)?;
     if a.fetch_remote {
-        let dir = match &target.source.cache_dir {
-            Some(d) => d.clone(),
-            None => crate::source::default_cache_dir()
-                .ok_or("no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME")?,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        opts.remote = Some(std::sync::Arc::new(Fetcher {
-            cache: capstan_source::SourceCache::new(dir),
-            rt,
-        }));
+        opts.remote = Some(remote_sources(target.source.cache_dir.clone())?);
     }
     let artifact = crate::runtime()?.block_on(target.source.fetch())?;
     let root = match &artifact {

@@ -43,6 +43,9 @@ pub struct ArgoReader {
     /// `--path DIR`: only Applications and ApplicationSets declared beneath these
     /// directories are roots (app-of-apps children of them included); empty: all.
     pub roots_under: Vec<String>,
+    /// Only Applications and ApplicationSets declared in files whose path (relative to
+    /// the repository root) matches are roots; `None`: all.
+    pub roots_matching: Option<regex::Regex>,
     /// `--cluster NAME`: only these destinations (by cluster name or server); empty: all.
     pub clusters: Vec<String>,
     /// Reuse of Application renders (the diff's memo); `None`: render everything.
@@ -56,6 +59,7 @@ impl ArgoReader {
         ArgoReader {
             opts,
             roots_under: Vec::new(),
+            roots_matching: None,
             clusters: Vec::new(),
             reuse: None,
             rendered: Mutex::new(Vec::new()),
@@ -116,18 +120,20 @@ impl ArgoReader {
                 opts.clusters.push(c);
             }
         }
-        let roots: Vec<Declared> = if self.roots_under.is_empty() {
-            declared
-        } else {
-            declared
-                .into_iter()
-                .filter(|d| {
-                    self.roots_under.iter().any(|dir| {
+        let roots: Vec<Declared> = declared
+            .into_iter()
+            .filter(|d| {
+                self.roots_under.is_empty()
+                    || self.roots_under.iter().any(|dir| {
                         d.origin.file == *dir || d.origin.file.starts_with(&format!("{dir}/"))
                     })
-                })
-                .collect()
-        };
+            })
+            .filter(|d| {
+                self.roots_matching
+                    .as_ref()
+                    .is_none_or(|re| re.is_match(&d.origin.file))
+            })
+            .collect();
         let render = |fs: &dyn FileSystem, app: &Value, o: &Options| self.render_app(fs, app, o);
         let render = capstan_argocd::render_declared_with(fs, &roots, &opts, &render);
         let mut names = BTreeMap::new();
@@ -441,22 +447,14 @@ impl Reader for FleetReader {
             None
         } else {
             Some(self.flux.clusters(fs).map(|list| {
-                if argo.is_none() {
+                if !matches!(argo, Some(Ok(_))) {
                     return list;
                 }
                 // Argo CD layouts keep per-cluster configuration in clusters/ too: with
                 // Applications in the tree, a cluster directory is Flux's when it holds
-                // Flux objects (or, named with --cluster/--path, when it exists).
-                let explicit = !self.flux.selected.is_empty();
+                // Flux objects.
                 list.into_iter()
-                    .filter(|c| {
-                        let dir = capstan_vfs::join_within(Path::new("/"), &c.path);
-                        if explicit {
-                            fs.is_dir(&dir)
-                        } else {
-                            is_flux_dir(fs, &dir)
-                        }
-                    })
+                    .filter(|c| is_flux_dir(fs, &capstan_vfs::join_within(Path::new("/"), &c.path)))
                     .collect()
             }))
         };
