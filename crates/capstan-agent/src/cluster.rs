@@ -25,6 +25,7 @@ use crate::report::{Outcome, Report, Reporter};
 use crate::schedule::{Observed, Reason, Schedule};
 use crate::source::Current;
 use crate::sources::SourceKey;
+use crate::watch::WatchCache;
 
 /// Settings shared by every cluster worker.
 #[derive(Debug, Clone)]
@@ -98,6 +99,13 @@ pub struct ClusterWorker {
     toolkit_kinds: Mutex<BTreeSet<(String, String)>>,
     /// Round completions (see [`ClusterWorker::rounds`]).
     rounds: watch::Sender<u64>,
+    /// The cluster's watch cache: unit objects (wakes the worker on suspend, reconcile
+    /// requests and spec changes) and the objects capstan applied (drift without requests).
+    cache: Arc<WatchCache>,
+    /// The local applier (its counters feed the drift metrics).
+    applier: Arc<Applier>,
+    /// The applier's counters at the last metrics update.
+    counted: Mutex<capstan_apply::ApplyStats>,
 }
 
 /// A worker's lock, also after a panic while it was held: a panic in one unit (caught)
@@ -115,7 +123,13 @@ impl ClusterWorker {
         settings: WorkerSettings,
     ) -> Self {
         let name = name.into();
-        let applier = Arc::new(Applier::new(client.clone()).with_concurrency(8));
+        let wake = Arc::new(Notify::new());
+        let cache = Arc::new(WatchCache::new(name.clone(), client.clone(), wake.clone()));
+        let applier = Arc::new(
+            Applier::new(client.clone())
+                .with_concurrency(8)
+                .with_live_state(cache.clone()),
+        );
         let schedule = Schedule::new(settings.retry_base);
         let mut round_settings = RoundSettings::new(name.clone(), settings.cache_dir.join(&name));
         round_settings.root_source = settings.root_source.clone();
@@ -124,13 +138,16 @@ impl ClusterWorker {
             name,
             round: Round::new(
                 client.clone(),
-                Targets::new(client.clone(), applier),
+                Targets::new(client.clone(), applier.clone()),
                 round_settings,
             ),
             client,
             reporter,
             schedule: Mutex::new(schedule),
-            wake: Arc::new(Notify::new()),
+            wake,
+            cache,
+            applier,
+            counted: Mutex::new(capstan_apply::ApplyStats::default()),
             last_render: Mutex::new(None),
             toolkit_kinds: Mutex::new(BTreeSet::new()),
             rounds: watch::channel(0).0,
@@ -140,6 +157,31 @@ impl ClusterWorker {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// The cluster's watch cache.
+    pub fn cache(&self) -> &Arc<WatchCache> {
+        &self.cache
+    }
+
+    /// Request and drift-decision counters of the cluster's own applier.
+    pub fn apply_stats(&self) -> capstan_apply::ApplyStats {
+        self.applier.stats()
+    }
+
+    /// Reports the cache size and the drift decisions since the last report.
+    fn report_cache(&self) {
+        let stats = self.applier.stats();
+        let mut counted = locked(&self.counted);
+        let (objects, bytes) = self.cache.size();
+        self.reporter.cache(
+            &self.name,
+            objects,
+            bytes,
+            stats.skipped.saturating_sub(counted.skipped),
+            stats.dry_runs.saturating_sub(counted.dry_runs),
+        );
+        *counted = stats;
     }
 
     /// Round completions: the count of rounds this worker has finished (whether they ran
@@ -164,6 +206,7 @@ impl ClusterWorker {
                 match ready {
                     Ok(()) => {
                         self.round.targets.local().refresh_discovery();
+                        self.cache.watch_units();
                         match toolkit_kinds(&self.client).await {
                             Ok(kinds) => {
                                 *locked(&self.toolkit_kinds) = kinds;
@@ -198,11 +241,15 @@ impl ClusterWorker {
                         "a round panicked (a bug in capstan); the cluster is reconciled again at the next wake"
                     ),
                 }
+                self.report_cache();
                 self.rounds.send_modify(|n| *n += 1);
             }
             let sleep = self.next_wake();
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    self.cache.stop();
+                    return;
+                }
                 r = source.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
@@ -263,7 +310,11 @@ impl ClusterWorker {
         artifact: &Artifact,
         cancel: &CancellationToken,
     ) -> Result<RoundSummary, String> {
-        let observed = observe(&self.client).await?;
+        // From the watch cache once it listed every unit kind; LISTs until then.
+        let observed = match self.cache.observed() {
+            Some(o) => o,
+            None => observe(&self.client).await?,
+        };
         let now = Instant::now();
         // Nothing due, no source due and the revision unchanged: no need to render.
         {
