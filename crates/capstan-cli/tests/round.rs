@@ -292,7 +292,7 @@ async fn apply_keeps_the_objects_of_units_whose_source_cannot_be_fetched() {
             &mirror,
         ])
     };
-    let out = tokio::task::block_in_place(&apply);
+    let out = tokio::task::block_in_place(apply);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -304,7 +304,7 @@ async fn apply_keeps_the_objects_of_units_whose_source_cannot_be_fetched() {
     // The Git server goes away, and the local unit changes.
     daemon.stop_group();
     write(&repo, "local/cm.yaml", &configmap("local-2"));
-    let out = tokio::task::block_in_place(&apply);
+    let out = tokio::task::block_in_place(apply);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     let line = stdout

@@ -735,7 +735,9 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<(ClusterRender, Vec<Declared>), String> {
-        let mut render = self.render_unnamed(root.clone(), cluster_path.clone()).await?;
+        let mut render = self
+            .render_unnamed(root.clone(), cluster_path.clone())
+            .await?;
         let wanted = declared(&render.units, &self.settings.root_source);
         if self.sources.refresh(Some(&self.client), &wanted).await {
             render = self.render_unnamed(root, cluster_path).await?;
