@@ -367,32 +367,42 @@ async fn deployment_health_wait_and_timeout() {
     }
     assert!(err.to_string().contains("Deployment/default/slow"), "{err}");
 
-    // The test plays the controller: once the status says ready, the wait succeeds.
+    // The test plays the controller: once the status says ready, the wait succeeds. The
+    // status is written once the applier reports that it waits for it (an event), never
+    // after a fixed time.
     let mut web = unit("web", vec![deployment("default", "web")]);
     web.wait = true;
     web.timeout = Duration::from_secs(30);
+    let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<String>();
     let task = {
         let applier = applier.clone();
         let web = web.clone();
         tokio::spawn(async move {
             let opts = ApplyOptions {
                 poll_interval: Duration::from_millis(200),
-                ..Default::default()
+                ..ApplyOptions::with_events(move |e: &ApplyEvent| {
+                    if let Action::Waiting(m) = &e.action {
+                        let _ = waiting_tx.send(format!("{}: {m}", e.object));
+                    }
+                })
             };
             applier.apply(&web, &opts).await
         })
     };
-    let deployments: Api<Deployment> = Api::namespaced(client, "default");
-    let mut generation = None;
-    for _ in 0..100 {
-        if let Some(d) = deployments.get_opt("web").await.unwrap() {
-            generation = d.metadata.generation;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = tokio::time::timeout(Duration::from_secs(20), waiting.recv())
+        .await
+        .expect("the applier waits for the status")
+        .expect("a waiting event");
+    assert!(first.contains("Deployment/default/web"), "{first}");
     assert!(!task.is_finished(), "must wait for the status");
+    let deployments: Api<Deployment> = Api::namespaced(client, "default");
+    let generation = deployments
+        .get_opt("web")
+        .await
+        .unwrap()
+        .expect("applied before the wait")
+        .metadata
+        .generation;
     let status = json!({"status":{"observedGeneration":generation.unwrap(),"replicas":1,"updatedReplicas":1,
         "readyReplicas":1,"availableReplicas":1,"conditions":[
             {"type":"Available","status":"True","reason":"MinimumReplicasAvailable","message":"ok",

@@ -79,17 +79,17 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
     });
     // Charts from Helm/OCI repositories and other GitRepository/OCIRepository sources are
     // fetched into the cache, as `apply` and the agent fetch them.
-    let mirrors = args.target.mirrors()?;
+    let how = capstan_engine::round::Detached {
+        cache_dir: args.target.cache_dir(),
+        mirrors: args.target.mirrors()?,
+        decryptor,
+        offline: args.target.offline,
+        secrets: args.target.local_secrets()?,
+        allow_insecure_http: args.target.source.allow_insecure_http,
+    };
     let render = crate::runtime()?.block_on(async {
         let (root, cluster_path) = args.target.open_root().await?;
-        capstan_engine::round::render_detached(
-            root,
-            cluster_path,
-            args.target.cache_dir(),
-            mirrors,
-            decryptor,
-        )
-        .await
+        capstan_engine::round::render_detached_with(root, cluster_path, &how).await
     })?;
     print(&args, render)
 }
@@ -124,6 +124,12 @@ fn print(args: &BuildArgs, render: capstan_engine::ClusterRender) -> Result<u8, 
         }
         match render.units.get(id) {
             Some(UnitOutcome::Rendered(r)) => {
+                // Planned each on its own: a bad `dependsOn` or a cycle (or a dependency
+                // that failed) is this unit's error; it still rendered.
+                if let Some(why) = render.blocked.get(id) {
+                    eprintln!("error: {id}: {why}");
+                    failed = true;
+                }
                 if args.output == "json" {
                     json_units
                         .push(serde_json::json!({"unit": id.to_string(), "objects": r.objects}));

@@ -67,14 +67,13 @@ async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
     let config = crate::ops::config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
-    let cache =
-        crate::source::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("capstan"));
-    let mut settings = RoundSettings::new("cli", cache);
+    let mut settings = RoundSettings::new("cli", args.target.cache_dir());
     settings.concurrency = args.concurrency;
     settings.argo = args
         .target
         .argo
         .root(&cluster_path, crate::argocd::live_options(&args.this_repo));
+    settings.offline = args.target.offline;
     let targets =
         Targets::new(client.clone(), Arc::new(Applier::new(client.clone()))).with_config(config);
     let round = Round::new(client.clone(), targets, settings).with_mirrors(args.target.mirrors()?);

@@ -736,9 +736,20 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<ClusterRender, String> {
+        let mut render = self.render_unnamed(root, cluster_path).await?;
+        name_source_errors(&mut render, &self.sources);
+        Ok(render)
+    }
+
+    /// [`Round::render`] without the sources' fetch errors in the units' errors.
+    async fn render_unnamed(
+        &self,
+        root: PathBuf,
+        cluster_path: String,
+    ) -> Result<ClusterRender, String> {
         let renderer = self.live_renderer().await?;
         let lookup = KubeLookup::new(self.client.clone());
-        let mut render = render_mounted(
+        render_mounted(
             root,
             cluster_path,
             &self.sources,
@@ -750,9 +761,7 @@ impl Round {
             None,
             self.settings.argo.clone(),
         )
-        .await?;
-        name_source_errors(&mut render, &self.sources);
-        Ok(render)
+        .await
     }
 
     /// [`Round::render`], then fetch the other sources the units declare (those new,
@@ -762,11 +771,15 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<(ClusterRender, Vec<Declared>), String> {
-        let mut render = self.render(root.clone(), cluster_path.clone()).await?;
+        let mut render = self
+            .render_unnamed(root.clone(), cluster_path.clone())
+            .await?;
         let wanted = declared(&render.units, &self.settings.root_source);
         if self.sources.refresh(Some(&self.client), &wanted).await {
-            render = self.render(root, cluster_path).await?;
+            render = self.render_unnamed(root, cluster_path).await?;
         }
+        // Named after the fetch: a source that failed just now shows its cause.
+        name_source_errors(&mut render, &self.sources);
         Ok((render, wanted))
     }
 

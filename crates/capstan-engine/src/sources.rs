@@ -101,7 +101,12 @@ impl Mirrors {
 /// `metadata.namespace` answers a `secretRef` of that name in any namespace. With a
 /// cluster, the cluster's Secrets are read instead. `Debug` never shows values.
 #[derive(Clone, Default)]
-pub struct LocalSecrets(Arc<BTreeMap<(Option<String>, String), BTreeMap<String, Vec<u8>>>>);
+pub struct LocalSecrets(Arc<BTreeMap<SecretName, SecretData>>);
+
+/// A Secret's namespace (`None`: any) and name.
+type SecretName = (Option<String>, String);
+/// A Secret's `data`, decoded.
+type SecretData = BTreeMap<String, Vec<u8>>;
 
 impl std::fmt::Debug for LocalSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
