@@ -45,6 +45,10 @@ pub struct WorkerSettings {
     /// The root repository as a source (kind, namespace, name): units naming it read the
     /// repository's tree.
     pub root_source: SourceKey,
+    /// Clusters whose root is Argo CD Applications (`capstan agent --argocd`): the
+    /// Applications beneath each cluster's directory (or the one named), with Argo CD
+    /// status written on them ([`crate::argo_status`]).
+    pub argo: Option<capstan_engine::argo::ArgoRoot>,
 }
 
 impl Default for WorkerSettings {
@@ -61,6 +65,7 @@ impl Default for WorkerSettings {
                 "flux-system".into(),
                 "flux-system".into(),
             ),
+            argo: None,
         }
     }
 }
@@ -134,6 +139,7 @@ impl ClusterWorker {
         let mut round_settings = RoundSettings::new(name.clone(), settings.cache_dir.join(&name));
         round_settings.root_source = settings.root_source.clone();
         round_settings.concurrency = settings.concurrency;
+        round_settings.argo = settings.argo.clone();
         ClusterWorker {
             name,
             round: Round::new(
@@ -474,6 +480,21 @@ impl ClusterWorker {
             for (id, _) in self.round.collect_garbage(&render, &observed).await {
                 self.reporter.unit_removed(&self.name, &id);
             }
+            if self.round.settings.argo.is_some() {
+                for (id, r) in
+                    crate::argo_status::collect_removed(&self.client, &self.round.targets, &render)
+                        .await
+                {
+                    match r {
+                        Ok(n) => {
+                            tracing::info!(cluster = %self.name, unit = %id, deleted = n, "Application removed from the repository: uninstalled")
+                        }
+                        Err(e) => {
+                            tracing::warn!(cluster = %self.name, unit = %id, error = %e, "cannot uninstall a removed Application; will retry")
+                        }
+                    }
+                }
+            }
         }
         self.remember(&artifact.revision, units, wanted);
         Ok(summary)
@@ -684,6 +705,21 @@ impl Outcomes for AgentSide<'_> {
         took: Duration,
     ) {
         let revision = &self.revisions[&unit.unit.id];
+        if self.worker.round.settings.argo.is_some() {
+            let r = match result {
+                Ok(Ran::Applied(r)) => Some(Ok(r)),
+                Ok(Ran::Planned(_)) => None,
+                Err(e) => Some(Err(e.to_string())),
+            };
+            if let Some(r) = r {
+                let r = r.as_ref().map_err(String::as_str).copied();
+                if let Err(e) =
+                    crate::argo_status::write(&self.worker.client, unit, r, revision).await
+                {
+                    tracing::warn!(cluster = %self.worker.name, unit = %unit.unit.id, error = %e, "cannot write the Application's status");
+                }
+            }
+        }
         match result {
             Ok(ran) => {
                 let applied = match ran {

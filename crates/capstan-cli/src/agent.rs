@@ -81,6 +81,12 @@ pub struct AgentArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    #[command(flatten)]
+    pub argo: crate::argocd::ArgoClusterArgs,
+    /// With --argocd: a repoURL that is this repository (a URL or its path `org/repo`).
+    /// Repeatable.
+    #[arg(long = "this-repo", value_name = "URL", requires = "argocd")]
+    pub this_repo: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -180,6 +186,13 @@ pub async fn run(args: AgentArgs) -> Result<u8, String> {
             default_interval: args.default_interval,
             poll_interval: args.poll,
             concurrency: args.concurrency,
+            // Each cluster's Applications beneath its directory (or the one --app names).
+            argo: args.argo.argocd.then(|| capstan_engine::argo::ArgoRoot {
+                path: None,
+                app: args.argo.app.clone(),
+                options: crate::argocd::live_options(&args.this_repo),
+                flux_path: args.argo.flux_path.clone(),
+            }),
             ..Default::default()
         },
         listen: Some(args.listen),

@@ -507,7 +507,12 @@ async fn render_mounted(
             fs.mount(at, Arc::new(tree));
             opts.source_roots.insert(key.clone(), at.clone());
         }
-        if let Some(argo) = &argo {
+        if let Some(mut argo) = argo {
+            // Without --path or --app: the Applications beneath the cluster's directory.
+            if argo.path.is_none() && argo.app.is_none() {
+                argo.path = Some(opts.cluster_path.clone());
+            }
+            let argo = &argo;
             // Argo CD: the Applications of `argo` (and the Flux units of its flux path).
             let flux = argo.flux_path.as_ref().map(|p| {
                 let mut o = opts.clone();

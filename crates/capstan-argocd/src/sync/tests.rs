@@ -467,7 +467,7 @@ fn respect_ignore_differences_keeps_live_values() {
     live["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:live");
     let mut desired = deploy();
     desired["spec"]["template"]["spec"]["containers"][1]["image"] = json!("side:2");
-    respect_ignored(&mut desired, Some(&live), &[r.clone()]);
+    respect_ignored(&mut desired, Some(&live), std::slice::from_ref(&r));
     assert_eq!(desired.pointer("/spec/replicas"), Some(&json!(7)));
     assert_eq!(
         desired.pointer("/spec/template/spec/containers/0/image"),

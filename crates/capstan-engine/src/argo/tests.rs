@@ -28,10 +28,10 @@ const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefi
 
 fn fs() -> MemFs {
     MemFs::new()
-        .with("/apps/crds.yaml", &app("widget-crds", "svc/crds", "default", "", ""))
+        .with("/apps/crds.yaml", app("widget-crds", "svc/crds", "default", "", ""))
         .with(
             "/apps/widgets.yaml",
-            &app(
+            app(
                 "widgets",
                 "svc/widgets",
                 "widgets",
@@ -41,7 +41,7 @@ fn fs() -> MemFs {
         )
         .with(
             "/apps/web.yaml",
-            &app(
+            app(
                 "web",
                 "svc/web",
                 "web",
@@ -201,7 +201,7 @@ fn sync_options_shape_the_units() {
 fn diff_leaves_ignored_fields_out() {
     let fs = fs().with(
         "/apps/web.yaml",
-        &app(
+        app(
             "web",
             "svc/web",
             "web",
@@ -221,7 +221,7 @@ fn diff_leaves_ignored_fields_out() {
 fn a_failing_application_fails_alone() {
     let fs = fs().with(
         "/apps/broken.yaml",
-        &app("broken", "svc/missing", "x", "", ""),
+        app("broken", "svc/missing", "x", "", ""),
     );
     let r = render(&fs, &root("apps"));
     match r.units.get(&id(APPLICATION, "broken")) {
@@ -244,7 +244,7 @@ fn a_failing_application_fails_alone() {
 fn depends_on_a_missing_unit_blocks() {
     let fs = fs().with(
         "/apps/crds.yaml",
-        &app(
+        app(
             "widget-crds",
             "svc/crds",
             "default",
@@ -283,7 +283,7 @@ fn roots_by_app_or_path() {
 /// its objects) and the parent's children are ordered by their sync waves.
 #[test]
 fn app_of_apps_children_are_units() {
-    let fs = fs().with("/root/root.yaml", &app("root", "apps", "argocd", "", ""));
+    let fs = fs().with("/root/root.yaml", app("root", "apps", "argocd", "", ""));
     let r = render(&fs, &root("root"));
     let parent = rendered(&r, &id(APPLICATION, "root"));
     assert!(parent.objects.is_empty(), "{:?}", names(&parent.objects));
