@@ -271,28 +271,6 @@ impl Fetcher {
     }
 }
 
-#[cfg(test)]
-mod oci_tests {
-    use super::*;
-
-    #[test]
-    fn oci_chart_sources_with_and_without_scheme() {
-        assert_eq!(
-            oci_registry("oci://reg.example.com/charts/"),
-            Some("reg.example.com/charts")
-        );
-        assert_eq!(
-            oci_registry("reg.example.com/charts"),
-            Some("reg.example.com/charts")
-        );
-        assert_eq!(oci_registry("https://charts.example.com"), None);
-        assert!(loopback_registry("127.0.0.1:5000/charts"));
-        assert!(loopback_registry("localhost:5000/charts"));
-        assert!(loopback_registry("[::1]:5000/charts"));
-        assert!(!loopback_registry("reg.example.com/charts"));
-    }
-}
-
 /// Other Git repositories and Helm repositories through capstan's source cache in
 /// `cache_dir` (default: capstan's cache directory).
 pub(crate) fn remote_sources(
@@ -440,4 +418,26 @@ pub fn run(
         print!("{}", text.strip_suffix("---\n").unwrap_or(&text));
     }
     Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+#[cfg(test)]
+mod oci_tests {
+    use super::*;
+
+    #[test]
+    fn oci_chart_sources_with_and_without_scheme() {
+        assert_eq!(
+            oci_registry("oci://reg.example.com/charts/"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(
+            oci_registry("reg.example.com/charts"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(oci_registry("https://charts.example.com"), None);
+        assert!(loopback_registry("127.0.0.1:5000/charts"));
+        assert!(loopback_registry("localhost:5000/charts"));
+        assert!(loopback_registry("[::1]:5000/charts"));
+        assert!(!loopback_registry("reg.example.com/charts"));
+    }
 }
