@@ -232,10 +232,8 @@ impl capstan_argocd::RemoteSources for Fetcher {
         chart: &str,
         version: &str,
     ) -> Result<capstan_helm::Chart, String> {
-        if !repo_url.contains("://") {
-            return Err(format!(
-                "{repo_url}: charts from OCI registries are not fetched yet"
-            ));
+        if let Some(registry) = oci_registry(repo_url) {
+            return self.oci_chart(registry, chart, version);
         }
         let obj = object("HelmRepository", repo_url, json!({}));
         let spec =
@@ -243,6 +241,70 @@ impl capstan_argocd::RemoteSources for Fetcher {
         let a = self
             .rt
             .block_on(self.cache.fetch_helm_chart(&spec, chart, version, None))
+            .map_err(|e| e.to_string())?;
+        capstan_engine::load_local_chart(&a.path)
+    }
+}
+
+/// A Helm chart source on an OCI registry: `oci://host/path`, or (Argo CD's form) a
+/// repoURL without a scheme, `host[:port]/path`. Returns `host/path`.
+fn oci_registry(repo_url: &str) -> Option<&str> {
+    let u = repo_url.trim();
+    if let Some(rest) = u.strip_prefix("oci://") {
+        return Some(rest.trim_end_matches('/'));
+    }
+    (!u.contains("://") && !u.is_empty()).then(|| u.trim_end_matches('/'))
+}
+
+/// Registries on loopback are reached over plain HTTP (as Docker does for them).
+fn loopback_registry(registry: &str) -> bool {
+    let host = registry.split('/').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Fetcher {
+    /// `<registry>/<chart>`, tagged by version: an exact version is the tag, anything
+    /// else a semver range over the tags (Argo CD's rule; `*` and empty: the latest
+    /// stable version).
+    fn oci_chart(
+        &self,
+        registry: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<capstan_helm::Chart, String> {
+        let version = version.trim();
+        let exact = capstan_source::parse_version(version).is_some()
+            && !version.contains(['<', '>', '~', '^', '*', ' ', 'x', 'X', '|', '=']);
+        let spec = capstan_source::OciRepositorySpec {
+            namespace: "argocd".into(),
+            name: chart.into(),
+            url: format!("oci://{registry}/{chart}"),
+            reference: capstan_source::OciRef {
+                tag: exact.then(|| version.to_string()),
+                semver: (!exact).then(|| {
+                    if version.is_empty() {
+                        "*".to_string()
+                    } else {
+                        version.to_string()
+                    }
+                }),
+                digest: None,
+            },
+            interval: None,
+            secret_ref: None,
+            insecure: loopback_registry(registry),
+            ignore: None,
+        };
+        let a = self
+            .rt
+            .block_on(self.cache.fetch_oci(&spec, None))
             .map_err(|e| e.to_string())?;
         capstan_engine::load_local_chart(&a.path)
     }
@@ -395,4 +457,26 @@ pub fn run(
         print!("{}", text.strip_suffix("---\n").unwrap_or(&text));
     }
     Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+#[cfg(test)]
+mod oci_tests {
+    use super::*;
+
+    #[test]
+    fn oci_chart_sources_with_and_without_scheme() {
+        assert_eq!(
+            oci_registry("oci://reg.example.com/charts/"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(
+            oci_registry("reg.example.com/charts"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(oci_registry("https://charts.example.com"), None);
+        assert!(loopback_registry("127.0.0.1:5000/charts"));
+        assert!(loopback_registry("localhost:5000/charts"));
+        assert!(loopback_registry("[::1]:5000/charts"));
+        assert!(!loopback_registry("reg.example.com/charts"));
+    }
 }

@@ -319,6 +319,9 @@ impl<R: Renderer> Renderer for MemoRenderer<R> {
     }
 }
 
+/// A render done under [`Reuse::reuse`].
+pub type RenderFn<'a> = dyn FnMut(&dyn FileSystem) -> Result<Vec<Value>, String> + 'a;
+
 /// Reuse of other renders than kustomize builds and Helm renders (an Argo CD
 /// Application's): `render` is done, or its remembered output returned, under the same
 /// rule as [`MemoRenderer`]'s (every observation of the file system holds again).
@@ -329,7 +332,7 @@ pub trait Reuse: Send + Sync {
         &self,
         key: String,
         fs: &dyn FileSystem,
-        render: &mut dyn FnMut(&dyn FileSystem) -> Result<Vec<Value>, String>,
+        render: &mut RenderFn<'_>,
     ) -> Result<Vec<Value>, String>;
 }
 
@@ -338,7 +341,7 @@ impl<R: Renderer> Reuse for MemoRenderer<R> {
         &self,
         key: String,
         fs: &dyn FileSystem,
-        render: &mut dyn FnMut(&dyn FileSystem) -> Result<Vec<Value>, String>,
+        render: &mut RenderFn<'_>,
     ) -> Result<Vec<Value>, String> {
         self.cached(key, fs, false, render)
     }

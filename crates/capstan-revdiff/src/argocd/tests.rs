@@ -33,7 +33,7 @@ fn argo_repo(web_value: &str, with_extra: bool) -> MemFs {
     let mut fs = MemFs::new()
         .with(
             "/bootstrap/root.yaml",
-            &app(
+            app(
                 "root",
                 "apps",
                 "server: https://kubernetes.default.svc",
@@ -42,7 +42,7 @@ fn argo_repo(web_value: &str, with_extra: bool) -> MemFs {
         )
         .with(
             "/apps/web.yaml",
-            &app(
+            app(
                 "web",
                 "services/web",
                 "name: prod",
@@ -51,7 +51,7 @@ fn argo_repo(web_value: &str, with_extra: bool) -> MemFs {
         )
         .with(
             "/appsets/web.yaml",
-            &format!("apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: web-set\n  namespace: argocd\nspec:\n  generators:\n    - list:\n        elements:\n          - cluster: staging\n            url: https://staging.example.com\n  template:\n    metadata:\n      name: '{{{{cluster}}}}-web'\n    spec:\n      project: default\n      source:\n        repoURL: {REPO}\n        path: services/web\n      destination:\n        server: '{{{{url}}}}'\n        namespace: web\n"),
+            format!("apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: web-set\n  namespace: argocd\nspec:\n  generators:\n    - list:\n        elements:\n          - cluster: staging\n            url: https://staging.example.com\n  template:\n    metadata:\n      name: '{{{{cluster}}}}-web'\n    spec:\n      project: default\n      source:\n        repoURL: {REPO}\n        path: services/web\n      destination:\n        server: '{{{{url}}}}'\n        namespace: web\n"),
         )
         .with(
             "/clusters/prod/secret.yaml",
@@ -65,14 +65,14 @@ fn argo_repo(web_value: &str, with_extra: bool) -> MemFs {
             "/services/web/kustomization.yaml",
             "resources:\n  - cm.yaml\n",
         )
-        .with("/services/web/cm.yaml", &cm("web", web_value));
+        .with("/services/web/cm.yaml", cm("web", web_value));
     if with_extra {
         fs = fs
             .with(
                 "/apps/extra.yaml",
-                &app("extra", "services/extra", "name: prod", ""),
+                app("extra", "services/extra", "name: prod", ""),
             )
-            .with("/services/extra/cm.yaml", &cm("extra", "1"));
+            .with("/services/extra/cm.yaml", cm("extra", "1"));
     }
     fs
 }
@@ -191,7 +191,7 @@ fn a_failing_application_is_its_own_and_an_unknown_cluster_keeps_its_server() {
     let fs = MemFs::new()
         .with(
             "/apps/broken.yaml",
-            &app(
+            app(
                 "broken",
                 "services/missing",
                 "server: https://other.example.com",
@@ -200,9 +200,9 @@ fn a_failing_application_is_its_own_and_an_unknown_cluster_keeps_its_server() {
         )
         .with(
             "/apps/ok.yaml",
-            &app("ok", "services/ok", "server: https://other.example.com", ""),
+            app("ok", "services/ok", "server: https://other.example.com", ""),
         )
-        .with("/services/ok/cm.yaml", &cm("ok", "1"));
+        .with("/services/ok/cm.yaml", cm("ok", "1"));
     let r = reader();
     let list = r.clusters(&fs).unwrap();
     assert_eq!(list[0].name, "https://other.example.com");
@@ -245,14 +245,14 @@ fn duplicate_application_names_are_told_apart_by_their_source() {
     let fs = MemFs::new()
         .with(
             "/a/app.yaml",
-            &app("same", "services/a", "name: in-cluster", ""),
+            app("same", "services/a", "name: in-cluster", ""),
         )
         .with(
             "/b/app.yaml",
-            &app("same", "services/b", "name: in-cluster", ""),
+            app("same", "services/b", "name: in-cluster", ""),
         )
-        .with("/services/a/cm.yaml", &cm("a", "1"))
-        .with("/services/b/cm.yaml", &cm("b", "1"));
+        .with("/services/a/cm.yaml", cm("a", "1"))
+        .with("/services/b/cm.yaml", cm("b", "1"));
     let r = reader();
     let list = r.clusters(&fs).unwrap();
     let memo = MemoRenderer::new(capstan_engine::NativeRenderer);
@@ -273,7 +273,7 @@ fn mixed_repository_reads_flux_clusters_and_applications_one_cluster_per_name() 
     let fs = argo_repo("1", false)
         .with("/clusters/prod/web.yaml", ks)
         .with("/clusters/edge/web.yaml", ks)
-        .with("/services/flux/cm.yaml", &cm("flux", "1"));
+        .with("/services/flux/cm.yaml", cm("flux", "1"));
     let r = reader();
     let list = r.clusters(&fs).unwrap();
     let by = |n: &str| list.iter().find(|c| c.name == n).unwrap().clone();
@@ -299,7 +299,7 @@ fn mixed_repository_reads_flux_clusters_and_applications_one_cluster_per_name() 
 
 #[test]
 fn argo_only_layout_without_applications_is_a_clear_error() {
-    let fs = MemFs::new().with("/x.yaml", &cm("a", "1"));
+    let fs = MemFs::new().with("/x.yaml", cm("a", "1"));
     let r = FleetReader {
         layout: Layout::ArgoCd,
         ..reader()
