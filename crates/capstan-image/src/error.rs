@@ -20,6 +20,8 @@ pub enum ImageErrorKind {
     NoMatchingVersion,
     /// A tag is not a number for a `numerical` policy (Flux's `strconv.ParseFloat`).
     InvalidNumber,
+    /// The registry could not be listed (unreachable, refused credentials, ...).
+    Scan,
     /// The digest of the elected tag could not be looked up.
     Digest,
     /// A setter comment names a malformed policy reference.

@@ -133,7 +133,7 @@ pub fn scan(
 ) -> Result<(Vec<String>, ScanResult), ImageError> {
     let tags = lister.list_tags(repo).map_err(|e| {
         ImageError::new(
-            ImageErrorKind::NoTags,
+            ImageErrorKind::Scan,
             format!("scan of {} failed: {e}", repo.image),
         )
         .context(format!("ImageRepository {}", repo.key))

@@ -263,7 +263,13 @@ impl ImageRepository {
                         spec_err(&ctx, "spec.exclusionList", "entries must be strings")
                     })
                 })
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        // Flux's GetExclusionList: an empty list is the default one.
+        let exclusion_list = if exclusion_list.is_empty() {
+            vec![DEFAULT_EXCLUSION.to_string()]
+        } else {
+            exclusion_list
         };
         Ok(ImageRepository {
             image: image.to_string(),
@@ -488,6 +494,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.exclusion_list, vec![DEFAULT_EXCLUSION.to_string()]);
         assert_eq!(r.image, "localhost:5000/team/app");
+        let r = ImageRepository::from_node(
+            &doc("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: a}\nspec: {image: 'r.io/app', exclusionList: []}\n"),
+            "r.yaml",
+        )
+        .unwrap();
+        assert_eq!(r.exclusion_list, vec![DEFAULT_EXCLUSION.to_string()]);
         let e = ImageRepository::from_node(
             &doc("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: a}\nspec: {image: 'localhost:5000/app:v1'}\n"),
             "r.yaml",
