@@ -72,10 +72,9 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
     }
     let keys = crate::sops::load_keys(&args.decryption_key)?;
     let decryptor = (!keys.is_empty()).then(|| {
-        capstan_units::SharedDecryptor(std::sync::Arc::new(crate::sops::SopsDecryptor {
-            keys,
-            show: args.show_secrets,
-        }))
+        capstan_units::SharedDecryptor(std::sync::Arc::new(
+            capstan_engine::decryption::SopsDecryptor::new(keys, args.show_secrets),
+        ))
     });
     // Charts from Helm/OCI repositories and other GitRepository/OCIRepository sources are
     // fetched into the cache, as `apply` and the agent fetch them.

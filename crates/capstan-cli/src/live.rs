@@ -37,6 +37,12 @@ pub struct LiveArgs {
     /// such sources are read from the tree being applied. Repeatable.
     #[arg(long = "this-repo", value_name = "URL", requires = "argocd")]
     pub this_repo: Vec<String>,
+    /// A SOPS key file (age identities or an armored OpenPGP key; repeatable), used
+    /// besides the decryption Secret a unit's `spec.decryption.secretRef` names in the
+    /// cluster. `SOPS_AGE_KEY_FILE` and `SOPS_AGE_KEY` are read too. `diff` never prints
+    /// decrypted values: Secret values are masked.
+    #[arg(long = "decryption-key")]
+    pub decryption_key: Vec<PathBuf>,
 }
 
 fn report_render(render: &ClusterRender) -> bool {
@@ -76,7 +82,10 @@ async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
     settings.offline = args.target.offline;
     let targets =
         Targets::new(client.clone(), Arc::new(Applier::new(client.clone()))).with_config(config);
-    let round = Round::new(client.clone(), targets, settings).with_mirrors(args.target.mirrors()?);
+    let keys = crate::sops::load_keys(&args.decryption_key)?;
+    let round = Round::new(client.clone(), targets, settings)
+        .with_mirrors(args.target.mirrors()?)
+        .with_decryption_keys(keys);
     let (mut render, _) = round.render_with_sources(root, cluster_path).await?;
     if args.ignore_suspend {
         ignore_suspend(&mut render);

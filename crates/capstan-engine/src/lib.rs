@@ -443,6 +443,7 @@ pub fn to_yaml(objects: &[Value]) -> String {
     capstan_kustomize::render(&nodes)
 }
 
+pub mod decryption;
 pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
 

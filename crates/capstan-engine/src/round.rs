@@ -685,6 +685,8 @@ pub struct Round {
     /// Units seen by this round: whether they prune, and where they applied.
     known: Mutex<BTreeMap<UnitId, (bool, Target)>>,
     mirrors: crate::sources::Mirrors,
+    /// SOPS keys given besides the units' decryption Secrets (`--decryption-key`, ...).
+    decryption_keys: capstan_sops::Keys,
 }
 
 impl Round {
@@ -697,7 +699,15 @@ impl Round {
             renderer: tokio::sync::Mutex::new(None),
             known: Mutex::new(BTreeMap::new()),
             mirrors: Default::default(),
+            decryption_keys: capstan_sops::Keys::new(),
         }
+    }
+
+    /// SOPS keys used besides the decryption Secrets units name (`spec.decryption`), e.g.
+    /// from `--decryption-key`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`.
+    pub fn with_decryption_keys(mut self, keys: capstan_sops::Keys) -> Self {
+        self.decryption_keys = keys;
+        self
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -754,6 +764,11 @@ impl Round {
     ) -> Result<ClusterRender, String> {
         let renderer = self.live_renderer().await?;
         let lookup = KubeLookup::new(self.client.clone());
+        // Flux's decryption: units with `spec.decryption` get the keys of the Secret their
+        // `secretRef` names, read from this cluster, besides the keys given. Values stay
+        // decrypted (apply needs them); diffs mask Secret values.
+        let decryptor = crate::decryption::SopsDecryptor::new(self.decryption_keys.clone(), true)
+            .with_cluster(Arc::new(KubeLookup::new(self.client.clone())));
         render_mounted(
             root,
             cluster_path,
@@ -763,7 +778,7 @@ impl Round {
             lookup,
             &self.settings.name,
             true,
-            None,
+            Some(capstan_units::SharedDecryptor(Arc::new(decryptor))),
             self.settings.argo.clone(),
         )
         .await
