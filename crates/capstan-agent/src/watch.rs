@@ -435,3 +435,65 @@ async fn watch_unit_kind(inner: Arc<Inner>, kind: &'static str, ar: ApiResource)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(v: Value) -> Entry {
+        let health = capstan_health::compute(&v);
+        Entry::new(capstan_apply::drift::reduce_live(&v, "capstan"), health)
+    }
+
+    fn cm(name: &str, value: &str) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"ns",
+            "managedFields":[{"manager":"capstan","operation":"Apply","fieldsV1":{"f:data":{"f:k":{}}}}]},
+            "data":{"k":value,"other":"not capstan's"}})
+    }
+
+    /// The cache's size accounting (`capstan_cache_bytes`) follows inserts, updates, deletes
+    /// and re-lists; entries are reduced.
+    #[test]
+    fn kind_cache_accounts_bytes_of_reduced_objects() {
+        let mut k = KindCache::default();
+        k.insert(("ns".into(), "a".into()), entry(cm("a", "1")));
+        let one = k.bytes;
+        assert!(one > 0);
+        k.insert(("ns".into(), "b".into()), entry(cm("b", "1")));
+        assert_eq!(k.bytes, 2 * one);
+        // An update replaces the entry's size.
+        k.insert(("ns".into(), "a".into()), entry(cm("a", "1")));
+        assert_eq!(k.bytes, 2 * one);
+        k.remove(&("ns".into(), "b".into()));
+        assert_eq!(k.bytes, one);
+        k.remove(&("ns".into(), "missing".into()));
+        assert_eq!(k.bytes, one);
+        let a = &k.objects[&("ns".to_string(), "a".to_string())];
+        assert_eq!(a.reduced["data"], json!({"k":"1"}), "only capstan's fields");
+        assert!(a.health.is_current());
+        // A re-list replaces everything and marks the kind synced.
+        assert!(!k.synced);
+        k.replace(HashMap::new());
+        assert!(k.synced);
+        assert_eq!((k.objects.len(), k.bytes), (0, 0));
+    }
+
+    /// Unit objects: what the schedule reads (suspend, reconcile request, generation).
+    #[test]
+    fn observed_state_of_a_unit_object() {
+        let o: DynamicObject = serde_json::from_value(json!({
+            "apiVersion":"kustomize.toolkit.fluxcd.io/v1","kind":"Kustomization",
+            "metadata":{"name":"apps","namespace":"flux-system","generation":3,
+                "annotations":{"reconcile.fluxcd.io/requestedAt":"2026-12-07T16:00:00Z"}},
+            "spec":{"suspend":true,"interval":"1m"}}))
+        .unwrap();
+        let observed = observed_of(&o);
+        assert!(observed.suspended);
+        assert_eq!(
+            observed.requested_at.as_deref(),
+            Some("2026-12-07T16:00:00Z")
+        );
+        assert_eq!(observed.generation, Some(3));
+    }
+}

@@ -262,3 +262,155 @@ async fn idle_agent_sends_no_request_per_object_and_drift_is_corrected_by_the_ne
     stop.cancel();
     let _ = task.await;
 }
+
+/// A reconcile request, a suspend and a spec change reach the worker through the watch of the
+/// unit objects: with a poll interval of an hour nothing else would wake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unit_object_events_wake_the_worker_without_polling() {
+    let Some(c) = TestCluster::start("agent-events") else {
+        return;
+    };
+    let client = c.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::new(tmp.path(), "fleet");
+    git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    repo.write(
+        "clusters/c/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1h\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+    );
+    repo.write(
+        "apps/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata:\n  value: one\n",
+    );
+    repo.commit("apps");
+    repo.run(&["push", "-q", "origin", "HEAD:main"]);
+    let daemon = GitDaemon::start(&repo.srv);
+    let mut cfg = config(&daemon.url("fleet"), tmp.path(), &client);
+    cfg.settings.poll_interval = Duration::from_secs(3600);
+    cfg.settings.default_interval = Duration::from_secs(3600);
+    let agent: Arc<Agent> = Agent::new(cfg);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(agent.clone().run(stop.clone()));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    eventually(60, "the unit applied", || async {
+        cms.get_opt("app").await.ok().flatten().is_some()
+    })
+    .await;
+    let ar = kube::discovery::ApiResource {
+        group: "kustomize.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
+        kind: "Kustomization".into(),
+        plural: "kustomizations".into(),
+    };
+    let ks: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "flux-system", &ar);
+    let handled = || async {
+        ks.get("apps").await.ok().and_then(|o| {
+            o.data["status"]["lastHandledReconcileAt"]
+                .as_str()
+                .map(str::to_string)
+        })
+    };
+    // Someone changes the ConfigMap; `capstan reconcile ks apps` asks for a run.
+    cms.patch(
+        "app",
+        &PatchParams::apply("intruder").force(),
+        &Patch::Apply(json!({"apiVersion":"v1","kind":"ConfigMap",
+            "metadata":{"name":"app","namespace":"default"},"data":{"value":"theirs"}})),
+    )
+    .await
+    .unwrap();
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"annotations":{
+            "reconcile.fluxcd.io/requestedAt":"2026-12-07T17:00:00Z"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        60,
+        "the requested run handled and the drift corrected",
+        || async {
+            handled().await.as_deref() == Some("2026-12-07T17:00:00Z")
+                && cms
+                    .get("app")
+                    .await
+                    .ok()
+                    .and_then(|c| c.data)
+                    .is_some_and(|d| d["value"] == "one")
+        },
+    )
+    .await;
+
+    // Suspended, then a request: not run (the request stays unhandled).
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"suspend":true}})),
+    )
+    .await
+    .unwrap();
+    let worker = agent.worker("c").unwrap();
+    eventually(30, "the worker saw the suspension", || async {
+        worker
+            .cache()
+            .observed()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(id, _)| id.name == "apps")
+                    .map(|(_, s)| s.suspended)
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"annotations":{
+            "reconcile.fluxcd.io/requestedAt":"2026-12-07T17:01:00Z"}}})),
+    )
+    .await
+    .unwrap();
+    // The request reached the cache (and woke the worker), which skipped the unit.
+    eventually(30, "the request seen", || async {
+        worker
+            .cache()
+            .observed()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(id, _)| id.name == "apps")
+                    .and_then(|(_, s)| s.requested_at.clone())
+            })
+            .as_deref()
+            == Some("2026-12-07T17:01:00Z")
+    })
+    .await;
+    let mut rounds = worker.rounds();
+    let seen = *rounds.borrow_and_update();
+    worker.wake.notify_one();
+    rounds.changed().await.unwrap();
+    assert!(*rounds.borrow() > seen);
+    assert_eq!(
+        handled().await.as_deref(),
+        Some("2026-12-07T17:00:00Z"),
+        "a suspended unit does not run"
+    );
+
+    // Resumed (a spec change: a new generation) runs it and handles the pending request.
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"suspend":false}})),
+    )
+    .await
+    .unwrap();
+    eventually(60, "the resumed unit handled the request", || async {
+        handled().await.as_deref() == Some("2026-12-07T17:01:00Z")
+    })
+    .await;
+
+    stop.cancel();
+    let _ = task.await;
+}
