@@ -259,18 +259,38 @@ fn apply_replica(acc: &mut Acc, rep: &Node, fss: &[FieldSpec]) -> Result<()> {
         .and_then(|c| c.as_str())
         .unwrap_or("0")
         .to_string();
+    let mut found = false;
     for r in acc.resources.iter_mut() {
         if !r.all_names().iter().any(|(n, _)| n == name) {
             continue;
         }
         for fs in fss {
             if fs.matches(r) {
+                found = true;
                 apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
                     *n = int_node(&count);
                     Ok(())
                 })?;
             }
         }
+    }
+    if !found {
+        // kustomize's ReplicaCountTransformer: a name no replicas field spec selects is
+        // an error, not a no-op.
+        let kinds: Vec<String> = fss
+            .iter()
+            .map(|fs| {
+                if fs.kind.is_empty() {
+                    "~G_~V_~K".to_string()
+                } else {
+                    fs.kind.clone()
+                }
+            })
+            .collect();
+        return Err(kerr!(
+            "replicas: resource with name {name} does not match a config with the following kinds [{}]",
+            kinds.join(" ")
+        ));
     }
     Ok(())
 }

@@ -32,36 +32,9 @@ impl VarValue {
     }
 }
 
-/// Go's `%v` of a float64: the shortest digits, in exponent form when the exponent is below
-/// -4 or at least 21.
+/// Go's `%v` of a float64 (strconv's shortest `g`: exponent form below 1e-4 and from 1e+06).
 fn go_float_v(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde[-]x`.
-    let e = format!("{f:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{f}")
-    }
+    capstan_gotemplate::fmt::format_float(f, 'g', -1)
 }
 
 /// kustomize's expansion of `$(NAME)` references (Kubernetes' `$(VAR)` syntax): `$$` is an

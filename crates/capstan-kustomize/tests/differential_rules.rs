@@ -199,3 +199,24 @@ fn vars_list_target_with_a_non_string_item_is_an_error() {
     let err = run(&fs, "/k").unwrap_err();
     assert!(err.contains("expect a string"), "{err}");
 }
+
+#[test]
+fn replicas_for_a_name_no_replicas_field_spec_selects_is_an_error() {
+    // kustomize's ReplicaCountTransformer errors when no resource of a replicas kind
+    // (Deployment, ReplicationController, ReplicaSet, StatefulSet, or configured ones)
+    // has the name.
+    let fs = MemFs::new()
+        .with(
+            "/k/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        )
+        .with(
+            "/k/kustomization.yaml",
+            "resources: [cm.yaml]\nreplicas:\n- name: cm\n  count: 2\n",
+        );
+    let err = run(&fs, "/k").unwrap_err();
+    assert!(
+        err.contains("resource with name cm does not match"),
+        "{err}"
+    );
+}
