@@ -67,3 +67,16 @@ fn aliases_and_small_functions() {
         "01"
     );
 }
+
+#[test]
+fn to_yaml_quotes_only_valid_timestamps_and_not_merge_key_text() {
+    // go-yaml v2: `2021-02-30` is no date (plain), `2021-01-01` is (quoted); `<<` is plain.
+    assert_eq!(
+        r(
+            r#"{{ toYaml (list "2021-02-30" "2021-01-01" "<<" "2021-01-01T10:00:00") }}"#,
+            json!({})
+        )
+        .unwrap(),
+        "- 2021-02-30\n- \"2021-01-01\"\n- <<\n- 2021-01-01T10:00:00"
+    );
+}

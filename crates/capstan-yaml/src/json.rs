@@ -187,6 +187,17 @@ mod tests {
     }
 
     #[test]
+    fn merge_key_text_is_plain_as_a_value_and_quoted_as_a_key() {
+        // go-yaml prints a `<<` string plain; as a key it is quoted so it does not read back
+        // as a merge key.
+        let d = parse_documents("a: \"<<\"\n\"<<\": 1\n", "").unwrap();
+        assert_eq!(
+            emit_documents(&[normalize_json_like(&d[0])]),
+            "a: <<\n\"<<\": 1\n"
+        );
+    }
+
+    #[test]
     fn json_roundtrip_normalises() {
         let d = parse_documents(
             "a: 1.0\nb: 1e3\nc: 012\nd: yes\ne:\nf: 1.5\ng: [1, x]\n",

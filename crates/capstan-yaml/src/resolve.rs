@@ -115,7 +115,7 @@ fn is_timestamp(s: &str) -> bool {
 /// go-yaml's `parseTimestamp` (v2 and v3 alike) (layouts `2006-1-2T15:4:5.999999999Z07:00`, the same with
 /// `t`, `2006-1-2 15:4:5.999999999` in UTC, and `2006-1-2`), printed as Go's
 /// `time.Time.MarshalJSON` does (`2006-01-02T15:04:05.999999999Z07:00`).
-pub(crate) fn go_yaml_timestamp(s: &str) -> Option<String> {
+pub fn go_yaml_timestamp(s: &str) -> Option<String> {
     let b = s.as_bytes();
     // 1 or 2 digits (Go's getnum for `1`, `2`, `15`, `4`, `5`)
     let num = |i: &mut usize, max_digits: usize| -> Option<u32> {
