@@ -1489,8 +1489,8 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         crate::semver::semver_compare(&strval(&a[0]), &strval(&a[1])).map(Value::Bool)
     });
     m.add("semver", |_, a| {
-        let v = crate::semver::Version::parse(&strval(arg(a, 0)))?;
-        let canon = v.to_canonical();
+        let v = crate::semver::Version::parse(&strval(arg(a, 0))).map_err(|e| e.to_string())?;
+        let canon = v.to_string();
         let obj = capstan_gotemplate::StructObject::new("*semver.Version")
             .with_field("Major", Value::Int64(v.major as i64))
             .with_field("Minor", Value::Int64(v.minor as i64))
@@ -1517,7 +1517,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
                     }
                     None => return Err(format!("wrong number of args for {name}: want 1 got 0")),
                 };
-                let o = crate::semver::Version::parse(&other)?;
+                let o = crate::semver::Version::parse(&other).map_err(|e| e.to_string())?;
                 let c = me.cmp(&o);
                 Ok(match name {
                     "Compare" => Value::Int(c as i64),
