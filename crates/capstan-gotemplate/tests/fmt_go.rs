@@ -19,8 +19,8 @@ fn sprintf_explicit_argument_indexes() {
     assert_eq!(sprintf("%[x]d", &[i(1)]), "%!d(BADINDEX)");
     assert_eq!(sprintf("%[1]*d|", &[i(4), i(2)]), "   2|");
     assert_eq!(
-        sprintf("%.[2]*[1]f", &[Value::Float(3.14159), i(2)]),
-        "3.14"
+        sprintf("%.[2]*[1]f", &[Value::Float(1.23456), i(2)]),
+        "1.23"
     );
 }
 

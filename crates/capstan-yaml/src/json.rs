@@ -73,10 +73,12 @@ fn float_value(s: &str) -> Option<Value> {
 /// printed with `strconv.FormatFloat(f, 'g', -1, 64)` (`1e-05`, `1.5e+06`, `1e+21`).
 fn format_float(f: f64) -> (String, Tag) {
     if f.fract() == 0.0 && f.abs() < 1e21 {
-        if (-9.223372036854775808e18..9.223372036854775808e18).contains(&f) {
+        // 2^63 and 2^64, exact in an f64.
+        const TWO_63: f64 = (1u64 << 63) as f64;
+        if (-TWO_63..TWO_63).contains(&f) {
             return (format!("{}", f as i64), Tag::Int);
         }
-        if (0.0..1.8446744073709551616e19).contains(&f) {
+        if (0.0..2.0 * TWO_63).contains(&f) {
             return (format!("{}", f as u64), Tag::Int);
         }
     }
