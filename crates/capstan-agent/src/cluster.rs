@@ -25,6 +25,7 @@ use crate::report::{Outcome, Report, Reporter};
 use crate::schedule::{Observed, Reason, Schedule};
 use crate::source::Current;
 use crate::sources::SourceKey;
+use crate::watch::WatchCache;
 
 /// Settings shared by every cluster worker.
 #[derive(Debug, Clone)]
@@ -44,6 +45,10 @@ pub struct WorkerSettings {
     /// The root repository as a source (kind, namespace, name): units naming it read the
     /// repository's tree.
     pub root_source: SourceKey,
+    /// Clusters whose root is Argo CD Applications (`capstan agent --argocd`): the
+    /// Applications beneath each cluster's directory (or the one named), with Argo CD
+    /// status written on them ([`crate::argo_status`]).
+    pub argo: Option<capstan_engine::argo::ArgoRoot>,
 }
 
 impl Default for WorkerSettings {
@@ -60,6 +65,7 @@ impl Default for WorkerSettings {
                 "flux-system".into(),
                 "flux-system".into(),
             ),
+            argo: None,
         }
     }
 }
@@ -98,6 +104,13 @@ pub struct ClusterWorker {
     toolkit_kinds: Mutex<BTreeSet<(String, String)>>,
     /// Round completions (see [`ClusterWorker::rounds`]).
     rounds: watch::Sender<u64>,
+    /// The cluster's watch cache: unit objects (wakes the worker on suspend, reconcile
+    /// requests and spec changes) and the objects capstan applied (drift without requests).
+    cache: Arc<WatchCache>,
+    /// The local applier (its counters feed the drift metrics).
+    applier: Arc<Applier>,
+    /// The applier's counters at the last metrics update.
+    counted: Mutex<capstan_apply::ApplyStats>,
 }
 
 /// A worker's lock, also after a panic while it was held: a panic in one unit (caught)
@@ -115,22 +128,32 @@ impl ClusterWorker {
         settings: WorkerSettings,
     ) -> Self {
         let name = name.into();
-        let applier = Arc::new(Applier::new(client.clone()).with_concurrency(8));
+        let wake = Arc::new(Notify::new());
+        let cache = Arc::new(WatchCache::new(name.clone(), client.clone(), wake.clone()));
+        let applier = Arc::new(
+            Applier::new(client.clone())
+                .with_concurrency(8)
+                .with_live_state(cache.clone()),
+        );
         let schedule = Schedule::new(settings.retry_base);
         let mut round_settings = RoundSettings::new(name.clone(), settings.cache_dir.join(&name));
         round_settings.root_source = settings.root_source.clone();
         round_settings.concurrency = settings.concurrency;
+        round_settings.argo = settings.argo.clone();
         ClusterWorker {
             name,
             round: Round::new(
                 client.clone(),
-                Targets::new(client.clone(), applier),
+                Targets::new(client.clone(), applier.clone()),
                 round_settings,
             ),
             client,
             reporter,
             schedule: Mutex::new(schedule),
-            wake: Arc::new(Notify::new()),
+            wake,
+            cache,
+            applier,
+            counted: Mutex::new(capstan_apply::ApplyStats::default()),
             last_render: Mutex::new(None),
             toolkit_kinds: Mutex::new(BTreeSet::new()),
             rounds: watch::channel(0).0,
@@ -140,6 +163,31 @@ impl ClusterWorker {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// The cluster's watch cache.
+    pub fn cache(&self) -> &Arc<WatchCache> {
+        &self.cache
+    }
+
+    /// Request and drift-decision counters of the cluster's own applier.
+    pub fn apply_stats(&self) -> capstan_apply::ApplyStats {
+        self.applier.stats()
+    }
+
+    /// Reports the cache size and the drift decisions since the last report.
+    fn report_cache(&self) {
+        let stats = self.applier.stats();
+        let mut counted = locked(&self.counted);
+        let (objects, bytes) = self.cache.size();
+        self.reporter.cache(
+            &self.name,
+            objects,
+            bytes,
+            stats.skipped.saturating_sub(counted.skipped),
+            stats.dry_runs.saturating_sub(counted.dry_runs),
+        );
+        *counted = stats;
     }
 
     /// Round completions: the count of rounds this worker has finished (whether they ran
@@ -164,6 +212,7 @@ impl ClusterWorker {
                 match ready {
                     Ok(()) => {
                         self.round.targets.local().refresh_discovery();
+                        self.cache.watch_units();
                         match toolkit_kinds(&self.client).await {
                             Ok(kinds) => {
                                 *locked(&self.toolkit_kinds) = kinds;
@@ -198,11 +247,15 @@ impl ClusterWorker {
                         "a round panicked (a bug in capstan); the cluster is reconciled again at the next wake"
                     ),
                 }
+                self.report_cache();
                 self.rounds.send_modify(|n| *n += 1);
             }
             let sleep = self.next_wake();
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    self.cache.stop();
+                    return;
+                }
                 r = source.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
@@ -263,7 +316,11 @@ impl ClusterWorker {
         artifact: &Artifact,
         cancel: &CancellationToken,
     ) -> Result<RoundSummary, String> {
-        let observed = observe(&self.client).await?;
+        // From the watch cache once it listed every unit kind; LISTs until then.
+        let observed = match self.cache.observed() {
+            Some(o) => o,
+            None => observe(&self.client).await?,
+        };
         let now = Instant::now();
         // Nothing due, no source due and the revision unchanged: no need to render.
         {
@@ -422,6 +479,21 @@ impl ClusterWorker {
         if !render.has_errors() && !cancel.is_cancelled() {
             for (id, _) in self.round.collect_garbage(&render, &observed).await {
                 self.reporter.unit_removed(&self.name, &id);
+            }
+            if self.round.settings.argo.is_some() {
+                for (id, r) in
+                    crate::argo_status::collect_removed(&self.client, &self.round.targets, &render)
+                        .await
+                {
+                    match r {
+                        Ok(n) => {
+                            tracing::info!(cluster = %self.name, unit = %id, deleted = n, "Application removed from the repository: uninstalled")
+                        }
+                        Err(e) => {
+                            tracing::warn!(cluster = %self.name, unit = %id, error = %e, "cannot uninstall a removed Application; will retry")
+                        }
+                    }
+                }
             }
         }
         self.remember(&artifact.revision, units, wanted);
@@ -633,6 +705,21 @@ impl Outcomes for AgentSide<'_> {
         took: Duration,
     ) {
         let revision = &self.revisions[&unit.unit.id];
+        if self.worker.round.settings.argo.is_some() {
+            let r = match result {
+                Ok(Ran::Applied(r)) => Some(Ok(r)),
+                Ok(Ran::Planned(_)) => None,
+                Err(e) => Some(Err(e.to_string())),
+            };
+            if let Some(r) = r {
+                let r = r.as_ref().map_err(String::as_str).copied();
+                if let Err(e) =
+                    crate::argo_status::write(&self.worker.client, unit, r, revision).await
+                {
+                    tracing::warn!(cluster = %self.worker.name, unit = %unit.unit.id, error = %e, "cannot write the Application's status");
+                }
+            }
+        }
         match result {
             Ok(ran) => {
                 let applied = match ran {

@@ -10,6 +10,10 @@
 //!   bounded concurrency, never pruning what failed to render; one unit's failure (a
 //!   render error, a caught panic, a failed apply, a `dependsOn` naming nothing) fails
 //!   that unit and its dependents only, never the round, the worker or the process;
+//! * [`watch`] keeps a watch-backed cache per cluster: unit objects (a suspend, a reconcile
+//!   request or a spec change wakes the worker at once, no LIST every poll) and the objects
+//!   capstan applied, reduced to what drift detection needs, so an unchanged cluster costs
+//!   no request per object;
 //! * [`report`] writes Flux-compatible status on the unit objects, Events, and metrics;
 //! * clusters come from the agent's own cluster and from kubeconfig Secrets (Cluster API,
 //!   Crossplane, or labelled `capstan.io/cluster`): a cluster that appears is reconciled,
@@ -21,11 +25,13 @@
 //! -> apply -> status. The split follows kube-runtime's: what wakes a worker (revisions,
 //! timers, requests, webhooks) is kept apart from what a round does.
 
+pub mod argo_status;
 pub mod cluster;
 pub mod report;
 pub mod schedule;
 pub mod source;
 pub mod sources;
+pub mod watch;
 
 mod agent;
 

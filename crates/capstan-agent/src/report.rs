@@ -56,6 +56,9 @@ pub trait Reporter: Send + Sync {
     /// Rendering or applying a unit panicked (caught; only that unit failed). The worker
     /// has logged it; this counts it.
     fn unit_panicked(&self, _cluster: &str, _unit: &UnitId) {}
+    /// The size of a cluster's watch cache, and the drift decisions taken since the last call
+    /// from the cache (no request) and with a server-side dry run.
+    fn cache(&self, _cluster: &str, _objects: usize, _bytes: usize, _cached: u64, _dry_runs: u64) {}
     /// The root source was fetched.
     fn source_fetched(&self, spec: &GitRepositorySpec, took: Duration, error: Option<&SourceError>);
     /// A source's state, for its object in a cluster (`kind`, `namespace`, `name`): the
@@ -313,6 +316,13 @@ impl Reporter for ClusterReporter {
     fn unit_removed(&self, cluster: &str, unit: &UnitId) {
         self.metrics
             .remove_unit(&unit.kind, &unit.namespace, &unit.name, cluster);
+    }
+
+    fn cache(&self, cluster: &str, objects: usize, bytes: usize, cached: u64, dry_runs: u64) {
+        self.metrics.set_cache_size(cluster, objects, bytes);
+        self.metrics.count_drift_checks(cluster, "cache", cached);
+        self.metrics
+            .count_drift_checks(cluster, "dry_run", dry_runs);
     }
 
     fn unit_panicked(&self, cluster: &str, unit: &UnitId) {

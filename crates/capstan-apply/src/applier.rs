@@ -1,8 +1,9 @@
 //! The [`Applier`]: plan, apply, prune, wait, delete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use capstan_health::{Health, Status};
 
 use crate::drift::{applied_fields, applied_state_hash, owns_only_intent_fields};
 use crate::inventory::{inventory_ref, Inventory, INVENTORY_NAMESPACE};
+use crate::live::{Cached, LiveState};
 use crate::objects::{
     diff, is_cluster_definition, is_immutable_error, kind_rank, order_key, prune_disabled,
     same_content, set_native_defaults, set_owner_labels, LABEL_KIND, LABEL_NAME, LABEL_NAMESPACE,
@@ -86,6 +88,7 @@ struct Counters {
     applies: AtomicU64,
     lists: AtomicU64,
     gets: AtomicU64,
+    cached: AtomicU64,
     deletes: AtomicU64,
     inventory_writes: AtomicU64,
 }
@@ -105,7 +108,13 @@ struct Listed {
     objects: HashMap<String, Value>,
 }
 
-type Known = HashMap<KindKey, Listed>;
+/// What was read before the first write: LISTs, and the objects the live-state cache showed
+/// unchanged since their last apply (by id).
+#[derive(Debug, Default)]
+struct Known {
+    lists: HashMap<KindKey, Listed>,
+    unchanged: HashSet<String>,
+}
 
 fn kind_key(r: &ObjectRef) -> KindKey {
     (r.group.clone(), r.kind.clone(), r.namespace.clone())
@@ -114,12 +123,20 @@ fn kind_key(r: &ObjectRef) -> KindKey {
 /// What is known of an object's live state: `Some(Some(v))` listed, `Some(None)` known not to
 /// exist, `None` unknown (read it with a GET).
 fn known_live(known: &Known, r: &ObjectRef) -> Option<Option<Value>> {
-    let listed = known.get(&kind_key(r))?;
+    let listed = known.lists.get(&kind_key(r))?;
     match listed.objects.get(&r.name) {
         Some(v) => Some(Some(v.clone())),
         None if listed.complete => Some(None),
         None => None,
     }
+}
+
+/// What an apply starts from for one object.
+enum Live {
+    /// The live-state cache shows it unchanged since its recorded apply: no request.
+    Unchanged,
+    /// Read already (`Some(None)`: known not to exist), or `None`: read it with a GET.
+    Known(Option<Option<Value>>),
 }
 
 /// The apply stage of an object after stage one (Namespaces, CRDs): 1 for kinds other objects
@@ -165,6 +182,10 @@ pub struct Applier {
     limiter: Option<RateLimiter>,
     stats: Counters,
     inventory_namespace_ready: AtomicBool,
+    live: Option<Arc<dyn LiveState>>,
+    /// resourceVersion of each inventory ConfigMap as this applier last wrote or read it: a
+    /// cached inventory is used only when it is at least that version.
+    inventory_versions: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -238,7 +259,17 @@ impl Applier {
             limiter: Some(RateLimiter::new(DEFAULT_QPS, DEFAULT_BURST)),
             stats: Counters::default(),
             inventory_namespace_ready: AtomicBool::new(false),
+            live: None,
+            inventory_versions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads live state from `cache` where it can (see [`crate::live`]): objects the cache
+    /// shows unchanged since their last apply need no request at all, and inventories are read
+    /// from it. Everything the cache cannot tell is read from the API server as without it.
+    pub fn with_live_state(mut self, cache: Arc<dyn LiveState>) -> Self {
+        self.live = Some(cache);
+        self
     }
 
     /// Sets the client-side rate limit: at most `qps` requests per second on average, with
@@ -265,6 +296,7 @@ impl Applier {
             applies: get(&c.applies),
             lists: get(&c.lists),
             gets: get(&c.gets),
+            cached: get(&c.cached),
             deletes: get(&c.deletes),
             inventory_writes: get(&c.inventory_writes),
         }
@@ -279,6 +311,7 @@ impl Applier {
             &c.applies,
             &c.lists,
             &c.gets,
+            &c.cached,
             &c.deletes,
             &c.inventory_writes,
         ] {
@@ -466,20 +499,67 @@ impl Applier {
 
     async fn load_inventory(&self, unit: &UnitRef) -> Result<Inventory, ApplyError> {
         let r = self.inventory_ref(unit);
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            &self.inventory_namespace,
-            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap")),
-        );
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+        if let Some(text) = self.cached_inventory(&r, &ar) {
+            bump(&self.stats.cached);
+            return Inventory::decode(&text).map_err(|reason| ApplyError::Inventory {
+                unit: unit.clone(),
+                reason,
+            });
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.inventory_namespace, &ar);
         let Some(cm) = self.get_live(&api, &r).await? else {
             return Ok(Inventory::default());
         };
+        self.remember_inventory_version(&r, &cm);
         match cm.pointer("/data/entries").and_then(Value::as_str) {
             None => Ok(Inventory::default()),
             Some(text) => Inventory::decode(text).map_err(|reason| ApplyError::Inventory {
                 unit: unit.clone(),
                 reason,
             }),
+        }
+    }
+
+    /// The inventory text from the live-state cache: only when the cache holds the ConfigMap
+    /// with its entries, at the version this applier last saw (a cache that has not seen the
+    /// applier's own last write yet is not used).
+    fn cached_inventory(&self, r: &ObjectRef, ar: &ApiResource) -> Option<String> {
+        let cache = self.live.as_ref()?;
+        cache.track(ar, true);
+        let Cached::Present(cm) = cache.lookup(r) else {
+            return None;
+        };
+        let version = cm
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        let seen = self
+            .inventory_versions
+            .lock()
+            .expect("inventory versions")
+            .get(&r.name)
+            .cloned();
+        if seen.is_some() && seen.as_deref() != version {
+            return None;
+        }
+        cm.pointer("/data/entries")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    fn remember_inventory_version(&self, r: &ObjectRef, cm: &Value) {
+        if self.live.is_none() {
+            return;
+        }
+        if let Some(v) = cm
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            self.inventory_versions
+                .lock()
+                .expect("inventory versions")
+                .insert(r.name.clone(), v.to_string());
         }
     }
 
@@ -524,11 +604,12 @@ impl Applier {
             bump(&self.stats.inventory_writes);
             outcome = self.retry(|| api.patch(&r.name, &pp, &patch)).await;
         }
-        outcome.map_err(|source| ApplyError::Api {
+        let written = outcome.map_err(|source| ApplyError::Api {
             object: r.clone(),
             operation: "apply inventory",
             source,
         })?;
+        self.remember_inventory_version(&r, &to_value(&written));
         Ok(())
     }
 
@@ -590,6 +671,14 @@ impl Applier {
                             op: PlanOp::Create,
                             diff: diff(&p.r, None, &p.obj),
                         }),
+                        Some(_) if known.unchanged.contains(&p.r.id()) => {
+                            bump(&self.stats.skipped);
+                            Ok(PlannedChange {
+                                object: p.r.clone(),
+                                op: PlanOp::Unchanged,
+                                diff: None,
+                            })
+                        }
                         Some(res) => {
                             self.plan_one(p, res, known_live(known, &p.r), old.hash(&p.r))
                                 .await
@@ -721,8 +810,14 @@ impl Applier {
         for r in new_inv.refs() {
             applied.insert(r);
         }
+        //
+        // A first apply (no inventory yet) skips the write-ahead and writes the inventory once,
+        // after the objects were applied (or failed), as Flux records its inventory: a process
+        // killed during a unit's very first apply leaves objects that the next apply records
+        // again while the repository still renders them.
+        let ahead = applied != old && !old.is_empty();
         let write_ahead = async {
-            if applied != old {
+            if ahead {
                 self.store_inventory(&unit.id, &old, &applied).await
             } else {
                 Ok(())
@@ -732,6 +827,8 @@ impl Applier {
             futures::join!(write_ahead, self.prefetch_live(&prepared, &old, &unit.id));
         written?;
         let before = applied.clone();
+        // What the cluster's inventory holds now.
+        let stored = if ahead { applied.clone() } else { old.clone() };
         let outcome = self
             .apply_all(
                 unit,
@@ -744,7 +841,7 @@ impl Applier {
             )
             .await;
         if let Err(e) = outcome {
-            if let Err(store) = self.store_inventory(&unit.id, &before, &applied).await {
+            if let Err(store) = self.store_inventory(&unit.id, &stored, &applied).await {
                 tracing::warn!(error = %store, "cannot record the partially applied inventory");
             }
             return Err(e);
@@ -781,7 +878,9 @@ impl Applier {
                         for rest in &gone[i..] {
                             final_inv.insert(rest.clone());
                         }
-                        if let Err(store) = self.store_inventory(&unit.id, &old, &final_inv).await {
+                        if let Err(store) =
+                            self.store_inventory(&unit.id, &stored, &final_inv).await
+                        {
                             tracing::warn!(error = %store, "cannot record the inventory");
                         }
                         return Err(e);
@@ -789,7 +888,7 @@ impl Applier {
                 }
             }
         }
-        self.store_inventory(&unit.id, &old, &final_inv).await?;
+        self.store_inventory(&unit.id, &stored, &final_inv).await?;
         result.inventory = final_inv.refs();
 
         // Health.
@@ -799,8 +898,16 @@ impl Applier {
             unit.health_checks.clone()
         };
         if !targets.is_empty() {
+            // Objects this apply wrote are read from the API server until Current (a cache
+            // may not have seen the write yet); the others may be Current from the cache.
+            let written: HashSet<String> = result
+                .objects
+                .iter()
+                .filter(|o| o.action != Action::Unchanged)
+                .map(|o| o.object.id())
+                .collect();
             result.health = self
-                .wait_healthy(&unit.id, &targets, unit.timeout, opts)
+                .wait_healthy_with(&unit.id, &targets, unit.timeout, opts, Some(&written))
                 .await?;
         }
         Ok(result)
@@ -899,7 +1006,14 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let futures: Vec<_> = items
             .iter()
-            .map(|p| self.apply_and_emit(unit, opts, p, known_live(known, &p.r), old.hash(&p.r)))
+            .map(|p| {
+                let live = if known.unchanged.contains(&p.r.id()) {
+                    Live::Unchanged
+                } else {
+                    Live::Known(known_live(known, &p.r))
+                };
+                self.apply_and_emit(unit, opts, p, live, old.hash(&p.r))
+            })
             .collect();
         let outcomes: Vec<Result<(Action, Option<String>), ApplyError>> = stream::iter(futures)
             .buffered(self.concurrency)
@@ -942,8 +1056,30 @@ impl Applier {
             all_recorded: bool,
             res: &'a Resolved,
         }
+        let mut unchanged = HashSet::new();
+        if let Some(cache) = &self.live {
+            let mut tracked = HashSet::new();
+            for p in items {
+                let Some(res) = &p.res else { continue };
+                if tracked.insert((p.r.group.as_str(), p.r.kind.as_str())) {
+                    cache.track(&res.ar, res.namespaced);
+                }
+                let Some(recorded) = old.hash(&p.r) else {
+                    continue;
+                };
+                if let Cached::Present(v) = cache.lookup(&p.r) {
+                    bump(&self.stats.cached);
+                    if self.unchanged_since_recorded(p, &v, recorded) {
+                        unchanged.insert(p.r.id());
+                    }
+                }
+            }
+        }
         let mut groups: HashMap<KindKey, Group> = HashMap::new();
         for p in items {
+            if unchanged.contains(&p.r.id()) {
+                continue;
+            }
             if let Some(res) = &p.res {
                 let g = groups.entry(kind_key(&p.r)).or_insert(Group {
                     count: 0,
@@ -974,7 +1110,10 @@ impl Applier {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        listed.into_iter().flatten().collect()
+        Known {
+            lists: listed.into_iter().flatten().collect(),
+            unchanged,
+        }
     }
 
     async fn list_live(
@@ -1021,10 +1160,19 @@ impl Applier {
         unit: &ApplyUnit,
         opts: &ApplyOptions,
         p: &Prepared,
-        live: Option<Option<Value>>,
+        live: Live,
         recorded: Option<&str>,
     ) -> Result<(Action, Option<String>), ApplyError> {
         let res = p.res.as_ref().expect("resolved before applying");
+        let live = match (live, recorded) {
+            (Live::Unchanged, Some(h)) => {
+                bump(&self.stats.skipped);
+                emit(opts, &unit.id, &p.r, Action::Unchanged);
+                return Ok((Action::Unchanged, Some(h.to_string())));
+            }
+            (Live::Unchanged, None) => None,
+            (Live::Known(known), _) => known,
+        };
         let (action, hash) = self.apply_one(unit, p, res, live, recorded).await?;
         emit(opts, &unit.id, &p.r, action.clone());
         Ok((action, hash))
@@ -1230,13 +1378,40 @@ impl Applier {
         timeout: Duration,
         opts: &ApplyOptions,
     ) -> Result<Vec<(ObjectRef, Health)>, ApplyError> {
+        self.wait_healthy_with(unit, targets, timeout, opts, None)
+            .await
+    }
+
+    /// [`Applier::wait_healthy`]; with `written` (objects the caller just wrote), every other
+    /// target the live-state cache shows Current counts as Current without a request.
+    async fn wait_healthy_with(
+        &self,
+        unit: &UnitRef,
+        targets: &[ObjectRef],
+        timeout: Duration,
+        opts: &ApplyOptions,
+        written: Option<&HashSet<String>>,
+    ) -> Result<Vec<(ObjectRef, Health)>, ApplyError> {
         let deadline = Instant::now() + timeout;
         let mut last: HashMap<String, Health> = HashMap::new();
+        let cached_current = |r: &ObjectRef| -> Option<Health> {
+            let cache = self.live.as_ref()?;
+            if written?.contains(&r.id()) {
+                return None;
+            }
+            let h = cache.health(r).filter(Health::is_current)?;
+            bump(&self.stats.cached);
+            Some(h)
+        };
         loop {
             let futures: Vec<_> = targets
                 .iter()
                 .map(|r| {
-                    let known = last.get(&r.id()).filter(|h| h.is_current()).cloned();
+                    let known = last
+                        .get(&r.id())
+                        .filter(|h| h.is_current())
+                        .cloned()
+                        .or_else(|| cached_current(r));
                     async move {
                         match known {
                             Some(h) => Ok(h),
@@ -1531,9 +1706,9 @@ mod tests {
     #[test]
     fn listed_objects_are_known_or_missing() {
         let r = ObjectRef::new("v1", "ConfigMap", "ns", "a");
-        let mut known = Known::new();
+        let mut known = Known::default();
         assert_eq!(known_live(&known, &r), None);
-        known.insert(
+        known.lists.insert(
             kind_key(&r),
             Listed {
                 complete: false,
@@ -1542,9 +1717,10 @@ mod tests {
         );
         // Missing from a LIST by labels: unknown (its labels may have been changed).
         assert_eq!(known_live(&known, &r), None);
-        known.get_mut(&kind_key(&r)).unwrap().complete = true;
+        known.lists.get_mut(&kind_key(&r)).unwrap().complete = true;
         assert_eq!(known_live(&known, &r), Some(None));
         known
+            .lists
             .get_mut(&kind_key(&r))
             .unwrap()
             .objects

@@ -215,6 +215,135 @@ fn owned_within(fields: &Value, intent: &Value, alt: Option<&Value>) -> bool {
     true
 }
 
+/// The part of a live object that drift detection needs, for a watch cache that keeps many
+/// objects in memory: `apiVersion`, `kind`, the identity and bookkeeping of `metadata`
+/// (`name`, `namespace`, `uid`, `resourceVersion`, `generation`, `deletionTimestamp`,
+/// `labels`), the managedFields entry of `manager`'s `Apply`, and every field that entry
+/// owns (the annotations it owns among them). A list capstan owns is kept whole (its entries
+/// are compared whole). Everything else (status, fields set by other managers or defaulted
+/// outside capstan's fields, other managers' managedFields) is dropped.
+///
+/// As long as `manager` owns every field of an intent (it applied them, and no other manager
+/// took one over), [`applied_state_hash`] of the intent gives the same value against the
+/// reduced object as against the full one. A field another manager took over is missing from
+/// the reduced object, so the hash differs and the object is compared in full again: the
+/// reduced object is never used to decide that something must be written.
+///
+/// A v1 Secret whose `stringData` keys `manager` owns keeps those `data` keys too.
+pub fn reduce_live(obj: &Value, manager: &str) -> Value {
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some(v) = obj.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    let owned = applied_fields(obj, manager);
+    let mut meta = Map::new();
+    if let Some(m) = obj.get("metadata").and_then(Value::as_object) {
+        for key in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "generation",
+            "deletionTimestamp",
+            "labels",
+        ] {
+            if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
+                meta.insert(key.into(), v.clone());
+            }
+        }
+        if let (Some(annotations), Some(fields)) = (
+            m.get("annotations").and_then(Value::as_object),
+            owned.and_then(|f| f.pointer("/f:metadata/f:annotations")),
+        ) {
+            let kept = keep_owned_map(annotations, fields);
+            if !kept.is_empty() {
+                meta.insert("annotations".into(), Value::Object(kept));
+            }
+        }
+        if let Some(entry) = m
+            .get("managedFields")
+            .and_then(Value::as_array)
+            .and_then(|l| {
+                l.iter().find(|e| {
+                    e.get("manager").and_then(Value::as_str) == Some(manager)
+                        && e.get("operation").and_then(Value::as_str) == Some("Apply")
+                })
+            })
+        {
+            meta.insert("managedFields".into(), Value::Array(vec![entry.clone()]));
+        }
+    }
+    out.insert("metadata".into(), Value::Object(meta));
+    let (Some(fields), Some(live)) = (owned.and_then(Value::as_object), obj.as_object()) else {
+        return Value::Object(out);
+    };
+    let secret = is_v1_secret(obj);
+    for (key, sub) in fields {
+        let Some(name) = key.strip_prefix("f:") else {
+            continue;
+        };
+        if matches!(name, "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if secret && name == "stringData" {
+            // Written through stringData, stored (and compared) as data.
+            if let (Some(data), Some(sub)) =
+                (live.get("data").and_then(Value::as_object), sub.as_object())
+            {
+                let entry = out
+                    .entry("data")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(kept) = entry.as_object_mut() {
+                    for k in sub.keys().filter_map(|k| k.strip_prefix("f:")) {
+                        if let Some(v) = data.get(k) {
+                            kept.insert(k.to_string(), v.clone());
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(v) = live.get(name) {
+            let kept = keep_owned(v, sub);
+            match (out.get_mut(name), kept) {
+                (Some(Value::Object(have)), Value::Object(more)) => have.extend(more),
+                (_, kept) => {
+                    out.insert(name.to_string(), kept);
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The owned part of `live` under a `fieldsV1` node: a map with owned children is filtered,
+/// anything else (a leaf, a list, a scalar) is kept whole.
+fn keep_owned(live: &Value, fields: &Value) -> Value {
+    let has_children = fields
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.starts_with("f:")));
+    match live {
+        Value::Object(m) if has_children => Value::Object(keep_owned_map(m, fields)),
+        other => other.clone(),
+    }
+}
+
+fn keep_owned_map(live: &Map<String, Value>, fields: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(fm) = fields.as_object() {
+        for (key, sub) in fm {
+            if let Some(name) = key.strip_prefix("f:") {
+                if let Some(v) = live.get(name) {
+                    out.insert(name.to_string(), keep_owned(v, sub));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +472,128 @@ mod tests {
             {"manager":"capstan","operation":"Apply","fieldsV1":{"f:b":{}}}]}});
         assert_eq!(applied_fields(&obj, "capstan"), Some(&json!({"f:b":{}})));
         assert_eq!(applied_fields(&obj, "kubectl"), None);
+    }
+
+    /// A Deployment as the API server returns it after capstan applied `deployment(1)`:
+    /// managedFields of capstan and of the controller, defaults, status.
+    fn applied_live() -> Value {
+        let intent = deployment(1);
+        let mut live = intent.clone();
+        live["metadata"]["uid"] = json!("1234");
+        live["metadata"]["resourceVersion"] = json!("7");
+        live["metadata"]["generation"] = json!(1);
+        live["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision":"1",
+            "kubectl.kubernetes.io/last-applied-configuration":"{...}"});
+        live["metadata"]["managedFields"] = json!([
+            {"manager":"capstan","operation":"Apply","apiVersion":"apps/v1","fieldsV1":{
+                "f:metadata":{"f:labels":{"f:app":{}}},
+                "f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{
+                    "k:{\"name\":\"web\"}":{".":{},"f:name":{},"f:image":{},"f:ports":{}}}}}}}},
+            {"manager":"kube-controller-manager","operation":"Update","apiVersion":"apps/v1",
+                "fieldsV1":{"f:status":{"f:replicas":{}}}}]);
+        live["spec"]["strategy"] = json!({"type":"RollingUpdate"});
+        live["spec"]["revisionHistoryLimit"] = json!(10);
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+        live["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+        live["status"] = json!({"replicas": 1, "conditions": [{"type":"Available"}]});
+        live
+    }
+
+    /// The watch cache's reduced object: identity, capstan's managedFields entry and the
+    /// fields capstan owns (lists whole); no status, defaults elsewhere or other managers.
+    #[test]
+    fn reduced_object_keeps_what_drift_detection_needs() {
+        let live = applied_live();
+        let reduced = reduce_live(&live, "capstan");
+        assert_eq!(reduced["kind"], "Deployment");
+        assert_eq!(reduced["metadata"]["name"], "web");
+        assert_eq!(reduced["metadata"]["resourceVersion"], "7");
+        assert_eq!(reduced["metadata"]["labels"], json!({"app":"web"}));
+        assert!(
+            reduced["metadata"].get("annotations").is_none(),
+            "{reduced}"
+        );
+        assert_eq!(
+            reduced["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(reduced.get("status").is_none(), "{reduced}");
+        assert!(reduced["spec"].get("strategy").is_none(), "{reduced}");
+        assert!(reduced["spec"]["template"]["spec"]
+            .get("restartPolicy")
+            .is_none());
+        // The owned list is kept whole, defaults of its entries included.
+        assert_eq!(
+            reduced["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Always"
+        );
+        assert!(
+            serde_json::to_string(&reduced).unwrap().len()
+                < serde_json::to_string(&live).unwrap().len()
+        );
+    }
+
+    /// The hash against the reduced object equals the hash against the full one while capstan
+    /// owns every field of the intent; drift (scaled, relabelled, a field taken over by
+    /// another manager) changes it.
+    #[test]
+    fn reduced_object_hashes_as_the_full_object() {
+        let intent = deployment(1);
+        let live = applied_live();
+        let h = applied_state_hash(&intent, &live);
+        assert_eq!(
+            applied_state_hash(&intent, &reduce_live(&live, "capstan")),
+            h
+        );
+        let fields = applied_fields(&reduce_live(&live, "capstan"), "capstan").cloned();
+        assert_eq!(fields.as_ref(), applied_fields(&live, "capstan"));
+        // Scaled by someone else (value changed, ownership kept or lost).
+        let mut scaled = live.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        assert_ne!(
+            applied_state_hash(&intent, &reduce_live(&scaled, "capstan")),
+            h
+        );
+        let mut taken = live.clone();
+        taken["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:replicas");
+        assert_ne!(
+            applied_state_hash(&intent, &reduce_live(&taken, "capstan")),
+            h
+        );
+        // A controller's status and annotations do not count.
+        let mut busy = live.clone();
+        busy["status"]["readyReplicas"] = json!(1);
+        busy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("2");
+        assert_eq!(
+            applied_state_hash(&intent, &reduce_live(&busy, "capstan")),
+            h
+        );
+    }
+
+    /// A Secret written through stringData keeps the owned keys' `data` values.
+    #[test]
+    fn reduced_secret_keeps_data_written_as_string_data() {
+        let intent = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},
+            "stringData":{"password":"hunter2"}});
+        let live = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s",
+            "managedFields":[{"manager":"capstan","operation":"Apply","fieldsV1":{
+                "f:stringData":{"f:password":{}}}}]},
+            "type":"Opaque","data":{"password":"aHVudGVyMg==","other":"eA=="}});
+        let reduced = reduce_live(&live, "capstan");
+        assert_eq!(reduced["data"], json!({"password":"aHVudGVyMg=="}));
+        assert_eq!(
+            applied_state_hash(&intent, &reduced),
+            applied_state_hash(&intent, &live)
+        );
+        // Not applied by capstan: identity only.
+        let other = reduce_live(&live, "kubectl");
+        assert!(other.get("data").is_none(), "{other}");
+        assert_eq!(other["metadata"]["name"], "s");
     }
 }

@@ -27,6 +27,10 @@
 //!   owns no field the intent dropped. An unchanged re-apply (or plan) sends reads only:
 //!   the inventory GET and one read per kind and namespace. Counted in [`Applier::stats`]
 //!   (`skipped`).
+//! * **Watch cache**: given a live-state cache ([`Applier::with_live_state`], the agent's
+//!   watch cache of reduced objects, see [`live`]), objects the cache shows unchanged since
+//!   their last apply and inventories the cache holds need no request at all (`cached`,
+//!   `skipped`); whatever the cache cannot tell is read as below.
 //! * **Fallback**: every other object (changed in Git, drifted in the cluster, no recorded
 //!   hash) is first applied with `dryRun=All`; when the result equals the live object
 //!   (ignoring managedFields, resourceVersion, generation, uid, creationTimestamp and
@@ -70,6 +74,7 @@
 mod applier;
 pub mod drift;
 pub mod inventory;
+pub mod live;
 pub mod objects;
 mod types;
 

@@ -297,6 +297,9 @@ pub struct ApplyStats {
     pub lists: u64,
     /// GET requests (single objects, inventories, health).
     pub gets: u64,
+    /// Objects and inventories read from the live-state cache instead of the API server
+    /// ([`crate::Applier::with_live_state`]).
+    pub cached: u64,
     /// DELETE requests (prune, replace, uninstall).
     pub deletes: u64,
     /// Inventory ConfigMap writes.

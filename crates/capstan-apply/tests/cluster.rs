@@ -367,32 +367,42 @@ async fn deployment_health_wait_and_timeout() {
     }
     assert!(err.to_string().contains("Deployment/default/slow"), "{err}");
 
-    // The test plays the controller: once the status says ready, the wait succeeds.
+    // The test plays the controller: once the status says ready, the wait succeeds. The
+    // status is written once the applier reports that it waits for it (an event), never
+    // after a fixed time.
     let mut web = unit("web", vec![deployment("default", "web")]);
     web.wait = true;
     web.timeout = Duration::from_secs(30);
+    let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<String>();
     let task = {
         let applier = applier.clone();
         let web = web.clone();
         tokio::spawn(async move {
             let opts = ApplyOptions {
                 poll_interval: Duration::from_millis(200),
-                ..Default::default()
+                ..ApplyOptions::with_events(move |e: &ApplyEvent| {
+                    if let Action::Waiting(m) = &e.action {
+                        let _ = waiting_tx.send(format!("{}: {m}", e.object));
+                    }
+                })
             };
             applier.apply(&web, &opts).await
         })
     };
-    let deployments: Api<Deployment> = Api::namespaced(client, "default");
-    let mut generation = None;
-    for _ in 0..100 {
-        if let Some(d) = deployments.get_opt("web").await.unwrap() {
-            generation = d.metadata.generation;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = tokio::time::timeout(Duration::from_secs(20), waiting.recv())
+        .await
+        .expect("the applier waits for the status")
+        .expect("a waiting event");
+    assert!(first.contains("Deployment/default/web"), "{first}");
     assert!(!task.is_finished(), "must wait for the status");
+    let deployments: Api<Deployment> = Api::namespaced(client, "default");
+    let generation = deployments
+        .get_opt("web")
+        .await
+        .unwrap()
+        .expect("applied before the wait")
+        .metadata
+        .generation;
     let status = json!({"status":{"observedGeneration":generation.unwrap(),"replicas":1,"updatedReplicas":1,
         "readyReplicas":1,"availableReplicas":1,"conditions":[
             {"type":"Available","status":"True","reason":"MinimumReplicasAvailable","message":"ok",
@@ -762,4 +772,137 @@ async fn server_normalised_values_do_not_reapply() {
         assert_eq!(stats.dry_runs, 0, "round {round}: {stats:?}");
         assert_eq!(stats.skipped, 2, "round {round}: {stats:?}");
     }
+}
+
+/// A live-state cache for tests: the reduced objects of a unit, read once with GETs (as the
+/// agent's watch cache holds them), or marked missing.
+struct SnapshotCache {
+    objects: Mutex<std::collections::HashMap<String, Value>>,
+}
+
+impl capstan_apply::live::LiveState for SnapshotCache {
+    fn lookup(&self, r: &ObjectRef) -> capstan_apply::live::Cached {
+        match self.objects.lock().unwrap().get(&r.id()) {
+            Some(v) => capstan_apply::live::Cached::Present(v.clone()),
+            None => capstan_apply::live::Cached::Missing,
+        }
+    }
+    fn track(&self, _: &kube::discovery::ApiResource, _: bool) {}
+}
+
+async fn snapshot(client: &kube::Client, refs: &[ObjectRef]) -> SnapshotCache {
+    let mut objects = std::collections::HashMap::new();
+    for r in refs {
+        let gvk = kube::api::GroupVersionKind::gvk(&r.group, &r.version, &r.kind);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+        let api: Api<kube::api::DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced
+        {
+            Api::namespaced_with(client.clone(), &r.namespace, &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        if let Some(o) = api.get_opt(&r.name).await.unwrap() {
+            let full = serde_json::to_value(&o).unwrap();
+            objects.insert(
+                r.id(),
+                capstan_apply::drift::reduce_live(&full, capstan_apply::FIELD_MANAGER),
+            );
+        }
+    }
+    SnapshotCache {
+        objects: Mutex::new(objects),
+    }
+}
+
+/// With a live-state cache (the agent's watch cache) an unchanged unit costs no request at
+/// all: inventory and objects come from the cache. The first apply writes the inventory
+/// once. A cache showing a drifted object (or missing one) falls back to the API server,
+/// which corrects exactly that object.
+#[tokio::test]
+async fn a_live_state_cache_makes_unchanged_applies_free() {
+    let Some(cluster) = TestCluster::start("apply-cache") else {
+        return;
+    };
+    let (client, counter) = cluster.counting_client().await;
+    let u = unit("steady", steady_objects());
+    let plain = Applier::new(client.clone());
+    let first = plain
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("first");
+    assert!(first.objects.iter().all(|o| o.action == Action::Created));
+    assert_eq!(
+        plain.stats().inventory_writes,
+        1,
+        "a first apply writes the inventory once: {:?}",
+        plain.stats()
+    );
+
+    let mut refs = first.inventory.clone();
+    refs.push(capstan_apply::inventory::inventory_ref(&u.id));
+    let cache = Arc::new(snapshot(&client, &refs).await);
+    let applier = Applier::new(client.clone()).with_live_state(cache.clone());
+    // Discovery is cached per applier: warm it.
+    applier.plan(&u).await.unwrap();
+    for round in 0..2 {
+        counter.reset();
+        applier.reset_stats();
+        let again = applier
+            .apply(&u, &ApplyOptions::default())
+            .await
+            .expect("again");
+        assert!(again.is_unchanged(), "{:?}", actions(&again));
+        assert!(
+            counter.requests().is_empty(),
+            "round {round}: {:#?}",
+            counter.requests()
+        );
+        let stats = applier.stats();
+        assert_eq!(stats.skipped as usize, u.objects.len(), "{stats:?}");
+        // Every object and the inventory.
+        assert_eq!(stats.cached as usize, u.objects.len() + 1, "{stats:?}");
+    }
+
+    // Someone scales web-1; the cache has seen it (as a watch would) and one object is
+    // missing from it (not watched yet): only the scaled one is written.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "steady");
+    deployments
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"replicas":3}})),
+        )
+        .await
+        .unwrap();
+    let web1 = ObjectRef::new("apps/v1", "Deployment", "steady", "web-1");
+    let fresh = snapshot(&client, std::slice::from_ref(&web1)).await;
+    {
+        let mut objects = cache.objects.lock().unwrap();
+        objects.extend(fresh.objects.into_inner().unwrap());
+        objects.remove(&ObjectRef::new("v1", "ConfigMap", "steady", "cm-2").id());
+    }
+    counter.reset();
+    let fixed = applier
+        .apply(&u, &ApplyOptions::default())
+        .await
+        .expect("fix");
+    let touched: Vec<(String, Action)> = actions(&fixed)
+        .into_iter()
+        .filter(|(_, a)| *a != Action::Unchanged)
+        .collect();
+    assert_eq!(
+        touched,
+        [("Deployment/steady/web-1".to_string(), Action::Configured)]
+    );
+    assert_eq!(counter.writes().len(), 1, "{:#?}", counter.writes());
+    assert_eq!(
+        deployments
+            .get("web-1")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(1)
+    );
 }

@@ -20,6 +20,7 @@ pub mod appset;
 pub mod error;
 pub mod glob;
 pub mod render;
+pub mod sync;
 pub mod template;
 
 use std::collections::{BTreeMap, HashSet};
@@ -449,6 +450,22 @@ pub fn render_repository(fs: &dyn FileSystem, opts: &Options) -> RepoRender {
 
 /// [`render_repository`] of already discovered documents.
 pub fn render_declared(fs: &dyn FileSystem, declared: &[Declared], opts: &Options) -> RepoRender {
+    render_declared_with(fs, declared, opts, &render::render_app)
+}
+
+/// Renders one Application (as [`render::render_app`] does); see [`render_declared_with`].
+pub type AppRenderer<'a> =
+    dyn Fn(&dyn FileSystem, &Value, &Options) -> Result<Vec<Value>, ArgoError> + Sync + 'a;
+
+/// [`render_declared`] with the Application renderer given: `capstan diff` passes one
+/// that reuses the renders of another revision whose inputs are identical. It must
+/// render what [`render::render_app`] renders.
+pub fn render_declared_with(
+    fs: &dyn FileSystem,
+    declared: &[Declared],
+    opts: &Options,
+    render_app: &AppRenderer<'_>,
+) -> RepoRender {
     let mut out = RepoRender::default();
     let mut queue: std::collections::VecDeque<Pending> = Default::default();
     for d in declared {
@@ -487,7 +504,7 @@ pub fn render_declared(fs: &dyn FileSystem, declared: &[Declared], opts: &Option
             .unwrap_or("")
             .to_string();
         let label = format!("Application/{name}");
-        let objects = render::render_app(fs, &p.app, opts)
+        let objects = render_app(fs, &p.app, opts)
             .map_err(|e| e.at(&p.origin.source(), p.origin.document, &label));
         if opts.app_of_apps {
             if let Ok(objs) = &objects {

@@ -3,7 +3,10 @@
 //! by `capstan agent` (a separate process) from a Git repository on loopback into a fresh
 //! test-bed cluster, until every unit is Ready. No kubelet runs: the benchmark plays it and
 //! marks each Deployment available as soon as it appears. Prints the total time and the
-//! agent's peak RSS (VmHWM); asserts nothing about time.
+//! agent's peak RSS (VmHWM); then, with every unit Ready and nothing changing, the API requests
+//! the idle agent sends over 60 s at the default intervals (from the API server's
+//! `apiserver_request_total`, by verb and resource; the benchmark sends nothing meanwhile) and
+//! its RSS. Asserts nothing about time.
 //!
 //!     cargo bench -p capstan-cli --bench agent_fleet            # 1,000 units
 //!     cargo bench -p capstan-cli --bench agent_fleet -- 200     # another size
@@ -108,6 +111,52 @@ async fn ready_count(client: &kube::Client) -> usize {
         .count()
 }
 
+/// `apiserver_request_total` by (verb, resource, subresource), from the API server's metrics.
+async fn request_totals(client: &kube::Client) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let Ok(text) = client.request_text(req).await else {
+        return out;
+    };
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let mut key = format!("{} {}", label("verb"), label("resource"));
+        let sub = label("subresource");
+        if !sub.is_empty() {
+            key.push('/');
+            key.push_str(&sub);
+        }
+        if !label("dry_run").is_empty() {
+            key.push_str(" (dry run)");
+        }
+        *out.entry(key).or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -194,13 +243,29 @@ fn main() {
         std::thread::sleep(Duration::from_millis(250));
     };
     peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+    // Idle: every unit Ready, nothing changes; the benchmark stops playing the kubelet and
+    // sends nothing but two metrics reads.
+    stop.cancel();
+    let idle_secs = 60;
+    let before = rt.block_on(request_totals(&client));
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let after = rt.block_on(request_totals(&client));
+    let mut idle: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        // "GET " (no resource): the two metrics reads.
+        .filter(|(k, d)| *d > 0.0 && k != "GET ")
+        .collect();
+    idle.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let idle_total: f64 = idle.iter().map(|(_, d)| d).sum();
+    let idle_rss = rss_kib(pid).unwrap_or(0);
+    peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
     // SIGTERM: a clean shutdown.
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
     let exit = agent.wait().ok();
-    stop.cancel();
     let objects = units * 3;
     println!(
         "agent_fleet: {units} Kustomizations ({objects} objects, wait: true, concurrency {concurrency}) all Ready in {:.1} s; agent peak RSS {:.1} MiB; exit after SIGTERM: {}",
@@ -208,5 +273,14 @@ fn main() {
         peak as f64 / 1024.0,
         exit.map(|e| e.to_string()).unwrap_or_default()
     );
+    println!(
+        "  idle agent: {:.1} API requests/min over {idle_secs} s (RSS {:.1} MiB){}",
+        idle_total * 60.0 / idle_secs as f64,
+        idle_rss as f64 / 1024.0,
+        if idle.is_empty() { "" } else { ":" }
+    );
+    for (k, d) in &idle {
+        println!("    {d:>6.0}  {k}");
+    }
     println!("  reference: Flux 2.6 on a 16-core runner (flux-benchmark): 1,000 in 256 s, 175 MiB");
 }

@@ -10,6 +10,10 @@
 //!
 //!     cargo bench -p capstan-cli --bench revdiff
 //!
+//! Mixed layouts: every BENCH_ARGO_EVERY-th cluster (default 2: every other one; 0:
+//! none) is laid out for Argo CD instead: two Applications (infrastructure and apps,
+//! the same overlays) deploying to a cluster registered by an Argo CD cluster Secret.
+//!
 //! BENCH_CLUSTERS, BENCH_OBJECTS (objects per cluster) override the size.
 
 use std::path::{Path, PathBuf};
@@ -44,7 +48,7 @@ fn object(kind: usize, i: usize, base: &str, image_tag: &str, value: &str) -> St
 }
 
 /// Write the fleet; `changed` is the target revision (one shared base differs).
-fn fleet(root: &Path, clusters: usize, per_cluster: usize, changed: bool) {
+fn fleet(root: &Path, clusters: usize, per_cluster: usize, changed: bool, argo_every: usize) {
     let infra_n = per_cluster * 3 / 5;
     let apps_n = per_cluster - infra_n;
     for (base, n) in [("infra", infra_n), ("apps", apps_n)] {
@@ -72,11 +76,23 @@ fn fleet(root: &Path, clusters: usize, per_cluster: usize, changed: bool) {
                 &format!("resources:\n  - ../../base\nlabels:\n  - pairs:\n      cluster: c{c}\n"),
             );
         }
+        if argo_every > 0 && c % argo_every == argo_every - 1 {
+            let mut apps = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: c{c}\n  namespace: argocd\n  labels:\n    argocd.argoproj.io/secret-type: cluster\nstringData:\n  name: c{c}\n  server: https://c{c}.example.com\n");
+            for base in ["infra", "apps"] {
+                apps.push_str(&format!("---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {base}-c{c}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {BENCH_REPO}\n    targetRevision: HEAD\n    path: {base}/clusters/c{c}\n  destination:\n    name: c{c}\n  syncPolicy:\n    automated:\n      prune: true\n"));
+            }
+            write(root, &format!("argocd/c{c}.yaml"), &apps);
+            continue;
+        }
         write(root, &format!("clusters/c{c}/units.yaml"), &format!(
             "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: infra\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./infra/clusters/c{c}\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m\n  dependsOn:\n    - name: infra\n  path: ./apps/clusters/c{c}\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
         ));
     }
 }
+
+/// The bench repository's URL (its `origin`): Applications' sources on it are read
+/// from the revisions.
+const BENCH_REPO: &str = "https://git.example.com/bench/fleet.git";
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -136,6 +152,7 @@ fn mib(kib: i64) -> f64 {
 fn main() {
     let clusters = env_num("BENCH_CLUSTERS", 50);
     let per_cluster = env_num("BENCH_OBJECTS", 100);
+    let argo_every = env_num("BENCH_ARGO_EVERY", 2);
     // CAPSTAN_BIN: measure another build (e.g. target/debug/capstan).
     let capstan = std::env::var_os("CAPSTAN_BIN")
         .map(PathBuf::from)
@@ -145,13 +162,16 @@ fn main() {
     let repo = dir.path().join("fleet");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
-    fleet(&repo, clusters, per_cluster, false);
+    git(&repo, &["remote", "add", "origin", BENCH_REPO]);
+    fleet(&repo, clusters, per_cluster, false, argo_every);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "base"]);
-    fleet(&repo, clusters, per_cluster, true);
+    fleet(&repo, clusters, per_cluster, true, argo_every);
     git(&repo, &["commit", "-q", "-am", "change one shared base"]);
+    let argo = clusters.checked_div(argo_every).unwrap_or(0);
     println!(
-        "fleet: {clusters} clusters, {} units, {} objects per revision; the revisions differ in one shared base",
+        "fleet: {clusters} clusters ({} Flux, {argo} Argo CD), {} units, {} objects per revision; the revisions differ in one shared base",
+        clusters - argo,
         clusters * 2,
         clusters * per_cluster
     );

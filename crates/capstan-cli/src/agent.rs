@@ -46,7 +46,9 @@ pub struct AgentArgs {
     /// Only look for kubeconfig Secrets in this namespace.
     #[arg(long)]
     pub discover_namespace: Option<String>,
-    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster;
+    /// with $CAPSTAN_SERVICEACCOUNT_DIR set, in-cluster with that directory's token, ca.crt and
+    /// namespace instead of /var/run/secrets/kubernetes.io/serviceaccount).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.
@@ -79,6 +81,12 @@ pub struct AgentArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    #[command(flatten)]
+    pub argo: crate::argocd::ArgoClusterArgs,
+    /// With --argocd: a repoURL that is this repository (a URL or its path `org/repo`).
+    /// Repeatable.
+    #[arg(long = "this-repo", value_name = "URL", requires = "argocd")]
+    pub this_repo: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -109,10 +117,21 @@ async fn read_auth(client: &kube::Client, ns: &str, name: &str) -> Result<GitAut
 
 pub async fn run(args: AgentArgs) -> Result<u8, String> {
     init_logs(args.log_json);
-    let client =
-        capstan_apply::client_from_kubeconfig(args.kubeconfig.as_deref(), args.context.as_deref())
+    // In a pod kube finds the in-cluster configuration by itself; CAPSTAN_SERVICEACCOUNT_DIR
+    // points it at another directory holding the ServiceAccount's token and CA.
+    let sa_dir = std::env::var_os(capstan_install::in_cluster::ENV_SERVICEACCOUNT_DIR)
+        .filter(|d| !d.is_empty() && args.kubeconfig.is_none() && args.context.is_none());
+    let client = match sa_dir {
+        Some(dir) => capstan_install::in_cluster::in_cluster_client(std::path::Path::new(&dir))
             .await
-            .map_err(|e| format!("connecting to the cluster: {e}"))?;
+            .map_err(|e| format!("connecting to the cluster: {e}"))?,
+        None => capstan_apply::client_from_kubeconfig(
+            args.kubeconfig.as_deref(),
+            args.context.as_deref(),
+        )
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?,
+    };
     let mut reference = serde_json::Map::new();
     for (k, v) in [
         ("branch", &args.branch),
@@ -167,6 +186,13 @@ pub async fn run(args: AgentArgs) -> Result<u8, String> {
             default_interval: args.default_interval,
             poll_interval: args.poll,
             concurrency: args.concurrency,
+            // Each cluster's Applications beneath its directory (or the one --app names).
+            argo: args.argo.argocd.then(|| capstan_engine::argo::ArgoRoot {
+                path: None,
+                app: args.argo.app.clone(),
+                options: crate::argocd::live_options(&args.this_repo),
+                flux_path: args.argo.flux_path.clone(),
+            }),
             ..Default::default()
         },
         listen: Some(args.listen),

@@ -21,58 +21,97 @@ pub struct AppsArgs {
     /// A repoURL that is this repository (a URL, or its path `org/repo`: matched
     /// case-insensitively, `.git` optional); such sources are read from the tree being
     /// built, whatever their targetRevision. Repeatable.
-    #[arg(long = "this-repo", value_name = "URL", requires = "apps")]
+    #[arg(long = "this-repo", value_name = "URL")]
     pub this_repo: Vec<String>,
     /// A regular expression matching repoURLs of this repository (searched in the
     /// lower-cased URL without `.git` and surrounding `/`). Repeatable.
-    #[arg(long = "this-repo-regex", value_name = "RE", requires = "apps")]
+    #[arg(long = "this-repo-regex", value_name = "RE")]
     pub this_repo_regex: Vec<String>,
     /// kustomize build options as Argo CD's `kustomize.buildOptions` takes them
     /// (`--load-restrictor LoadRestrictionsNone`, `--enable-helm`).
     #[arg(
         long = "kustomize-build-options",
         value_name = "OPTS",
-        requires = "apps",
         allow_hyphen_values = true
     )]
     pub kustomize_build_options: Option<String>,
     /// Extra API versions for Helm's Capabilities (`group/version` or
     /// `group/version/Kind`). Repeatable, or comma-separated.
-    #[arg(
-        long = "api-versions",
-        value_name = "V",
-        requires = "apps",
-        value_delimiter = ','
-    )]
+    #[arg(long = "api-versions", value_name = "V", value_delimiter = ',')]
     pub api_versions: Vec<String>,
     /// Helm's `--kube-version` (also `KUBE_VERSION`).
-    #[arg(long = "kube-version", value_name = "V", requires = "apps")]
+    #[arg(long = "kube-version", value_name = "V")]
     pub kube_version: Option<String>,
     /// A kind (`group/Kind`, `Kind` for the core group) the destination cluster knows as
     /// namespaced. Repeatable.
-    #[arg(long = "namespaced-kind", value_name = "GROUP/KIND", requires = "apps")]
+    #[arg(long = "namespaced-kind", value_name = "GROUP/KIND")]
     pub namespaced_kinds: Vec<String>,
     /// Treat kinds the cluster does not know as cluster-scoped (their namespace is
     /// removed) instead of namespaced.
-    #[arg(long = "unknown-kinds-cluster-scoped", requires = "apps")]
+    #[arg(long = "unknown-kinds-cluster-scoped")]
     pub unknown_kinds_cluster_scoped: bool,
     /// A YAML file of Argo CD cluster Secrets for the clusters generator (cluster
     /// Secrets in the repository are read too).
-    #[arg(long = "clusters", value_name = "FILE", requires = "apps")]
+    #[arg(long = "clusters", value_name = "FILE")]
     pub clusters: Option<PathBuf>,
     /// Do not read Applications found in rendered output (app of apps).
-    #[arg(long = "no-app-of-apps", requires = "apps")]
+    #[arg(long = "no-app-of-apps")]
     pub no_app_of_apps: bool,
     /// Fetch sources on other Git repositories and charts from Helm repositories into
     /// the cache (`--cache-dir`); without it they fail their Application (offline).
-    #[arg(long = "fetch-remote", requires = "apps")]
+    #[arg(long = "fetch-remote")]
     pub fetch_remote: bool,
     /// The revision being rendered (`ARGOCD_APP_REVISION`).
-    #[arg(long = "revision", value_name = "REV", requires = "apps")]
+    #[arg(long = "revision", value_name = "REV")]
     pub revision: Option<String>,
 }
 
-fn options(a: &AppsArgs) -> Result<Options, String> {
+/// The cluster's root is Argo CD Applications: `build`, `diff` and `apply --cluster NAME
+/// --argocd` order them in one graph (with `--flux-path`, beside Flux units).
+#[derive(Args, Default, Clone)]
+pub struct ArgoClusterArgs {
+    /// The cluster's root is Argo CD Applications: those declared beneath --path (default
+    /// clusters/<NAME>), or the one named by --app; app of apps followed. Each Application
+    /// is a unit (sync waves, hooks, capstan.io/depends-on, sync options).
+    #[arg(long = "argocd")]
+    pub argocd: bool,
+    /// The root Application (or ApplicationSet), by name, anywhere in the repository.
+    #[arg(long = "app", value_name = "NAME", requires = "argocd")]
+    pub app: Option<String>,
+    /// Flux units of this cluster directory join the same graph (Applications may name
+    /// them in capstan.io/depends-on).
+    #[arg(long = "flux-path", value_name = "DIR", requires = "argocd")]
+    pub flux_path: Option<String>,
+}
+
+impl ArgoClusterArgs {
+    /// The engine's Argo CD root for the cluster directory `cluster_path` (`--path`, or
+    /// clusters/NAME).
+    pub fn root(
+        &self,
+        cluster_path: &str,
+        options: Options,
+    ) -> Option<capstan_engine::argo::ArgoRoot> {
+        self.argocd.then(|| capstan_engine::argo::ArgoRoot {
+            path: self.app.is_none().then(|| cluster_path.to_string()),
+            app: self.app.clone(),
+            options,
+            flux_path: self.flux_path.clone(),
+        })
+    }
+}
+
+/// Options for a cluster whose root is Argo CD Applications (`diff`, `apply`): this
+/// repository's URLs.
+pub fn live_options(this_repo: &[String]) -> Options {
+    let mut o = Options::default();
+    for u in this_repo {
+        o.this_repo.push(RepoPattern::Url(u.clone()));
+    }
+    o
+}
+
+pub(crate) fn options(a: &AppsArgs) -> Result<Options, String> {
     let mut o = Options::default();
     for u in &a.this_repo {
         o.this_repo.push(RepoPattern::Url(u.clone()));
@@ -193,10 +232,8 @@ impl capstan_argocd::RemoteSources for Fetcher {
         chart: &str,
         version: &str,
     ) -> Result<capstan_helm::Chart, String> {
-        if !repo_url.contains("://") {
-            return Err(format!(
-                "{repo_url}: charts from OCI registries are not fetched yet"
-            ));
+        if let Some(registry) = oci_registry(repo_url) {
+            return self.oci_chart(registry, chart, version);
         }
         let obj = object("HelmRepository", repo_url, json!({}));
         let spec =
@@ -209,6 +246,90 @@ impl capstan_argocd::RemoteSources for Fetcher {
     }
 }
 
+/// A Helm chart source on an OCI registry: `oci://host/path`, or (Argo CD's form) a
+/// repoURL without a scheme, `host[:port]/path`. Returns `host/path`.
+fn oci_registry(repo_url: &str) -> Option<&str> {
+    let u = repo_url.trim();
+    if let Some(rest) = u.strip_prefix("oci://") {
+        return Some(rest.trim_end_matches('/'));
+    }
+    (!u.contains("://") && !u.is_empty()).then(|| u.trim_end_matches('/'))
+}
+
+/// Registries on loopback are reached over plain HTTP (as Docker does for them).
+fn loopback_registry(registry: &str) -> bool {
+    let host = registry.split('/').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Fetcher {
+    /// `<registry>/<chart>`, tagged by version: an exact version is the tag, anything
+    /// else a semver range over the tags (Argo CD's rule; `*` and empty: the latest
+    /// stable version).
+    fn oci_chart(
+        &self,
+        registry: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<capstan_helm::Chart, String> {
+        let version = version.trim();
+        let exact = capstan_source::parse_version(version).is_some()
+            && !version.contains(['<', '>', '~', '^', '*', ' ', 'x', 'X', '|', '=']);
+        let spec = capstan_source::OciRepositorySpec {
+            namespace: "argocd".into(),
+            name: chart.into(),
+            url: format!("oci://{registry}/{chart}"),
+            reference: capstan_source::OciRef {
+                tag: exact.then(|| version.to_string()),
+                semver: (!exact).then(|| {
+                    if version.is_empty() {
+                        "*".to_string()
+                    } else {
+                        version.to_string()
+                    }
+                }),
+                digest: None,
+            },
+            interval: None,
+            secret_ref: None,
+            insecure: loopback_registry(registry),
+            ignore: None,
+        };
+        let a = self
+            .rt
+            .block_on(self.cache.fetch_oci(&spec, None))
+            .map_err(|e| e.to_string())?;
+        capstan_engine::load_local_chart(&a.path)
+    }
+}
+
+/// Other Git repositories and Helm repositories through capstan's source cache in
+/// `cache_dir` (default: capstan's cache directory).
+pub(crate) fn remote_sources(
+    cache_dir: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn capstan_argocd::RemoteSources>, String> {
+    let dir = match cache_dir {
+        Some(d) => d,
+        None => crate::source::default_cache_dir()
+            .ok_or("no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME")?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(std::sync::Arc::new(Fetcher {
+        cache: capstan_source::SourceCache::new(dir),
+        rt,
+    }))
+}
+
 pub fn run(
     target: &crate::Target,
     a: &AppsArgs,
@@ -217,19 +338,7 @@ pub fn run(
 ) -> Result<u8, String> {
     let mut opts = options(a)?;
     if a.fetch_remote {
-        let dir = match &target.source.cache_dir {
-            Some(d) => d.clone(),
-            None => crate::source::default_cache_dir()
-                .ok_or("no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME")?,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        opts.remote = Some(std::sync::Arc::new(Fetcher {
-            cache: capstan_source::SourceCache::new(dir),
-            rt,
-        }));
+        opts.remote = Some(remote_sources(target.source.cache_dir.clone())?);
     }
     let artifact = crate::runtime()?.block_on(target.source.fetch())?;
     let root = match &artifact {
@@ -348,4 +457,26 @@ pub fn run(
         print!("{}", text.strip_suffix("---\n").unwrap_or(&text));
     }
     Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+#[cfg(test)]
+mod oci_tests {
+    use super::*;
+
+    #[test]
+    fn oci_chart_sources_with_and_without_scheme() {
+        assert_eq!(
+            oci_registry("oci://reg.example.com/charts/"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(
+            oci_registry("reg.example.com/charts"),
+            Some("reg.example.com/charts")
+        );
+        assert_eq!(oci_registry("https://charts.example.com"), None);
+        assert!(loopback_registry("127.0.0.1:5000/charts"));
+        assert!(loopback_registry("localhost:5000/charts"));
+        assert!(loopback_registry("[::1]:5000/charts"));
+        assert!(!loopback_registry("reg.example.com/charts"));
+    }
 }

@@ -36,27 +36,65 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
     if args.argocd.apps {
         return crate::argocd::run(&args.target, &args.argocd, &args.output, args.keep_going);
     }
+    if args.target.argo.argocd {
+        let (root, cluster_path) = crate::runtime()?.block_on(args.target.open_root())?;
+        let opts = crate::argocd::options(&args.argocd)?;
+        if opts.this_repo.is_empty() {
+            eprintln!("warning: no --this-repo: every source is taken to be another repository");
+        }
+        let argo = args
+            .target
+            .argo
+            .root(&cluster_path, opts)
+            .expect("--argocd is set");
+        let render = std::thread::Builder::new()
+            .stack_size(capstan_engine::RENDER_STACK_SIZE)
+            .spawn(move || -> Result<capstan_engine::ClusterRender, String> {
+                let fs = capstan_vfs::DiskFs::new(&root)
+                    .map_err(|e| format!("{}: {e}", root.display()))?;
+                let flux = argo
+                    .flux_path
+                    .as_ref()
+                    .map(|p| capstan_units::LoadOptions::new(p.clone()));
+                Ok(capstan_engine::argo::render_argo_cluster(
+                    &fs,
+                    &capstan_engine::NativeRenderer,
+                    &capstan_units::NoCluster,
+                    flux.as_ref(),
+                    &argo,
+                    false,
+                ))
+            })
+            .map_err(|e| e.to_string())?
+            .join()
+            .map_err(|_| "rendering the cluster panicked (a bug in capstan)".to_string())??;
+        return print(&args, render);
+    }
     let keys = crate::sops::load_keys(&args.decryption_key)?;
     let decryptor = (!keys.is_empty()).then(|| {
-        capstan_units::SharedDecryptor(std::sync::Arc::new(crate::sops::SopsDecryptor {
-            keys,
-            show: args.show_secrets,
-        }))
+        capstan_units::SharedDecryptor(std::sync::Arc::new(
+            capstan_engine::decryption::SopsDecryptor::new(keys, args.show_secrets),
+        ))
     });
     // Charts from Helm/OCI repositories and other GitRepository/OCIRepository sources are
     // fetched into the cache, as `apply` and the agent fetch them.
-    let mirrors = args.target.mirrors()?;
+    let how = capstan_engine::round::Detached {
+        cache_dir: args.target.cache_dir(),
+        mirrors: args.target.mirrors()?,
+        decryptor,
+        offline: args.target.offline,
+        secrets: args.target.local_secrets()?,
+        allow_insecure_http: args.target.source.allow_insecure_http,
+    };
     let render = crate::runtime()?.block_on(async {
         let (root, cluster_path) = args.target.open_root().await?;
-        capstan_engine::round::render_detached(
-            root,
-            cluster_path,
-            args.target.cache_dir(),
-            mirrors,
-            decryptor,
-        )
-        .await
+        capstan_engine::round::render_detached_with(root, cluster_path, &how).await
     })?;
+    print(&args, render)
+}
+
+/// Print a rendered cluster (every unit in plan order, or `--unit`).
+fn print(args: &BuildArgs, render: capstan_engine::ClusterRender) -> Result<u8, String> {
     let mut failed = false;
     for e in &render.units.errors {
         eprintln!("error: {e}");
@@ -88,6 +126,12 @@ pub fn run(args: BuildArgs) -> Result<u8, String> {
                 // capstan.io/image-policy: which tag each policy elected (no commit).
                 for i in &r.images {
                     eprintln!("{id}: image {i}");
+                }
+                // Planned each on its own: a bad `dependsOn` or a cycle (or a dependency
+                // that failed) is this unit's error; it still rendered.
+                if let Some(why) = render.blocked.get(id) {
+                    eprintln!("error: {id}: {why}");
+                    failed = true;
                 }
                 if args.output == "json" {
                     json_units

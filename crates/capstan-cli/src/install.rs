@@ -282,7 +282,7 @@ async fn check(args: &InstallArgs) -> Result<u8, String> {
         .await
         .map_err(|e| e.to_string())?;
     if report.installs.is_empty() {
-        println!("capstan is not installed in this cluster (no install inventory labelled capstan.io/kind=install)");
+        println!("capstan is not installed in this cluster (no install inventory labelled capstan.io/kind=install, no Deployment labelled app.kubernetes.io/name=capstan-agent)");
         return Ok(crate::EXIT_FAILURE);
     }
     let mut healthy = true;
@@ -293,6 +293,9 @@ async fn check(args: &InstallArgs) -> Result<u8, String> {
             a.version.as_deref().unwrap_or("unknown"),
             a.image.as_deref().unwrap_or("none")
         );
+        if !a.inventory {
+            println!("  no install inventory (applied from --export or --crs output): checking the objects its Deployment implies");
+        }
         for (r, present) in &a.objects {
             println!("  {r}: {}", if *present { "present" } else { "MISSING" });
         }

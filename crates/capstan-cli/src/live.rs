@@ -33,6 +33,16 @@ pub struct LiveArgs {
     /// Run units suspended in the cluster (`spec.suspend: true`) too.
     #[arg(long)]
     pub ignore_suspend: bool,
+    /// With --argocd: a repoURL that is this repository (a URL or its path `org/repo`);
+    /// such sources are read from the tree being applied. Repeatable.
+    #[arg(long = "this-repo", value_name = "URL", requires = "argocd")]
+    pub this_repo: Vec<String>,
+    /// A SOPS key file (age identities or an armored OpenPGP key; repeatable), used
+    /// besides the decryption Secret a unit's `spec.decryption.secretRef` names in the
+    /// cluster. `SOPS_AGE_KEY_FILE` and `SOPS_AGE_KEY` are read too. `diff` never prints
+    /// decrypted values: Secret values are masked.
+    #[arg(long = "decryption-key")]
+    pub decryption_key: Vec<PathBuf>,
 }
 
 fn report_render(render: &ClusterRender) -> bool {
@@ -69,13 +79,19 @@ async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
     let config = crate::ops::config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
-    let cache =
-        crate::source::default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("capstan"));
-    let mut settings = RoundSettings::new("cli", cache);
+    let mut settings = RoundSettings::new("cli", args.target.cache_dir());
     settings.concurrency = args.concurrency;
+    settings.argo = args
+        .target
+        .argo
+        .root(&cluster_path, crate::argocd::live_options(&args.this_repo));
+    settings.offline = args.target.offline;
     let targets =
         Targets::new(client.clone(), Arc::new(Applier::new(client.clone()))).with_config(config);
-    let round = Round::new(client.clone(), targets, settings).with_mirrors(args.target.mirrors()?);
+    let keys = crate::sops::load_keys(&args.decryption_key)?;
+    let round = Round::new(client.clone(), targets, settings)
+        .with_mirrors(args.target.mirrors()?)
+        .with_decryption_keys(keys);
     let (mut render, _) = round.render_with_sources(root, cluster_path).await?;
     if args.ignore_suspend {
         ignore_suspend(&mut render);
@@ -86,11 +102,33 @@ async fn prepare(args: &LiveArgs) -> Result<(Round, ClusterRender), String> {
     Ok((round, render))
 }
 
-/// The CLI's outcomes: failures on stderr as they happen; the rest in the table.
-struct Terminal;
+/// The CLI's outcomes: failures on stderr as they happen; the rest in the table; Argo CD
+/// Applications' status written when applying.
+#[derive(Default)]
+struct Terminal {
+    client: Option<kube::Client>,
+    revision: String,
+}
 
 impl Outcomes for Terminal {
-    async fn finished(&self, _: &RenderedUnit, _: &str, _: &Result<Ran, RunError>, _: Duration) {}
+    async fn finished(&self, unit: &RenderedUnit, _: &str, r: &Result<Ran, RunError>, _: Duration) {
+        // Argo CD Applications get Argo CD's status (when the Application CRD is installed).
+        if let (Some(client), Ok(Ran::Applied(result))) = (&self.client, r) {
+            if let Err(e) =
+                capstan_agent::argo_status::write(client, unit, Ok(result), &self.revision).await
+            {
+                eprintln!("warning: {}: {e}", unit.unit.id);
+            }
+        } else if let (Some(client), Err(e)) = (&self.client, r) {
+            let _ = capstan_agent::argo_status::write(
+                client,
+                unit,
+                Err(&e.to_string()),
+                &self.revision,
+            )
+            .await;
+        }
+    }
     async fn panicked(&self, unit: &RenderedUnit, p: &Panicked) -> String {
         let m = format!(
             "applying {p} (a bug in capstan, not an error in the repository; only this unit is affected)"
@@ -108,7 +146,7 @@ pub async fn diff(args: LiveArgs) -> Result<u8, String> {
         .run(
             &render,
             &Everything,
-            &Terminal,
+            &Terminal::default(),
             &Mode::Diff,
             &ApplyOptions::default(),
         )
@@ -174,9 +212,33 @@ pub async fn apply(args: LiveArgs) -> Result<u8, String> {
         ..Default::default()
     };
     let result = round
-        .run(&render, &Everything, &Terminal, &Mode::Apply, &options)
+        .run(
+            &render,
+            &Everything,
+            &Terminal {
+                client: args.target.argo.argocd.then(|| round.client().clone()),
+                revision: String::new(),
+            },
+            &Mode::Apply,
+            &options,
+        )
         .await?;
-    let failed = print_table(&result) || render_failed;
+    let mut failed = print_table(&result) || render_failed;
+    if args.target.argo.argocd {
+        // Applications removed from the repository: uninstalled as their finalizer asks.
+        for (id, r) in
+            capstan_agent::argo_status::collect_removed(round.client(), &round.targets, &render)
+                .await
+        {
+            match r {
+                Ok(n) => println!("{id}: removed from the repository, {n} objects deleted"),
+                Err(e) => {
+                    eprintln!("error: {id}: removed from the repository, cannot uninstall: {e}");
+                    failed = true;
+                }
+            }
+        }
+    }
     eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(if failed { EXIT_FAILURE } else { 0 })
 }

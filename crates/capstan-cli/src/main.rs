@@ -221,10 +221,29 @@ pub struct Target {
     #[command(flatten)]
     pub source: source::SourceArgs,
     /// Fetch sources whose URL starts with FROM from TO instead (repeatable; air-gapped
-    /// mirrors). Applies to the units' GitRepository, OCIRepository and HelmRepository sources.
+    /// mirrors). Applies to the units' GitRepository, OCIRepository and HelmRepository sources;
+    /// an `oci://` URL mirrored to `http://HOST/PATH` is read from that registry over plain HTTP.
     #[arg(long = "source-mirror", value_name = "FROM=TO")]
     pub source_mirror: Vec<String>,
+    #[command(flatten)]
+    pub argo: argocd::ArgoClusterArgs,
+    /// Never use the network: the repository (`--source`), other sources and charts come
+    /// from the cache (`--cache-dir`) as they were last fetched; a unit whose source is
+    /// not in the cache fails, naming the source, its URL and the reference.
+    #[arg(long)]
+    pub offline: bool,
+    /// A file of Kubernetes Secret manifests (repeatable) answering the `spec.secretRef`
+    /// of GitRepository, OCIRepository and HelmRepository sources when no cluster is
+    /// reachable (`build`): keys as Flux reads them (`username`/`password`, `bearerToken`,
+    /// `identity`/`known_hosts`, `.dockerconfigjson`); a Secret without a namespace
+    /// answers in every namespace. `$CAPSTAN_SOURCE_SECRETS` (files separated by `:`) is
+    /// read too. `diff` and `apply` read the cluster's Secrets instead.
+    #[arg(long = "source-secret", value_name = "FILE")]
+    pub source_secret: Vec<PathBuf>,
 }
+
+/// Secret manifest files for sources' `spec.secretRef` without a cluster (`:`-separated).
+pub const ENV_SOURCE_SECRETS: &str = "CAPSTAN_SOURCE_SECRETS";
 
 impl Target {
     /// The repository as a file system (the working tree, or the tree fetched
@@ -233,6 +252,20 @@ impl Target {
         let (root, cluster_path) = self.open_root().await?;
         let fs = capstan_vfs::DiskFs::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         Ok((fs, capstan_units::LoadOptions::new(cluster_path)))
+    }
+
+    /// `--source-secret` files and `$CAPSTAN_SOURCE_SECRETS`, read.
+    pub fn local_secrets(&self) -> Result<capstan_engine::sources::LocalSecrets, String> {
+        let mut files: Vec<PathBuf> = std::env::var_os(ENV_SOURCE_SECRETS)
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.extend(self.source_secret.iter().cloned());
+        capstan_engine::sources::LocalSecrets::load(&files)
+            .map_err(|e| format!("--source-secret: {e}"))
     }
 
     /// `--source-mirror`, parsed.
@@ -257,7 +290,7 @@ impl Target {
             (None, Some(c)) => format!("clusters/{c}"),
             (None, None) => return Err("name a cluster with --cluster NAME (reads clusters/NAME) or a directory with --path".into()),
         };
-        let root = match self.source.fetch().await? {
+        let root = match self.source.fetch_with(self.offline).await? {
             Some(artifact) => artifact.path,
             None => self.repo.clone(),
         };

@@ -166,6 +166,11 @@ fn explain(e: SourceError) -> String {
 impl SourceArgs {
     /// Fetch the source (when `--source` is given) and return the fetched tree.
     pub async fn fetch(&self) -> Result<Option<Artifact>, String> {
+        self.fetch_with(false).await
+    }
+
+    /// [`SourceArgs::fetch`]; `offline`: from the cache only (`--offline`).
+    pub async fn fetch_with(&self, offline: bool) -> Result<Option<Artifact>, String> {
         let Some(src) = &self.source else {
             return Ok(None);
         };
@@ -176,8 +181,9 @@ impl SourceArgs {
                 "no cache directory: set --cache-dir, $XDG_CACHE_HOME or $HOME".to_string(),
             )?,
         };
-        let cache =
-            SourceCache::new(cache_dir).allow_insecure_http_credentials(self.allow_insecure_http);
+        let cache = SourceCache::new(cache_dir)
+            .allow_insecure_http_credentials(self.allow_insecure_http)
+            .offline(offline);
         let auth = auth_from_env();
         let name = repo_name(&url);
         let candidates = ref_candidates(self.rev.as_deref(), self.semver.as_deref());
@@ -195,14 +201,14 @@ impl SourceArgs {
                     eprintln!("source {} at {}", redact_url(&url), a.revision);
                     return Ok(Some(a));
                 }
-                Err(e) if e.kind == ErrorKind::NotFound => {
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NotCached) => {
                     first_err.get_or_insert(e);
                 }
                 Err(e) => return Err(explain(e)),
             }
         }
         let e = first_err.expect("at least one candidate was tried");
-        if candidates.len() > 1 {
+        if candidates.len() > 1 && e.kind == ErrorKind::NotFound {
             let rev = self.rev.as_deref().unwrap_or_default();
             return Err(format!(
                 "source {name}: no branch, tag or commit named {rev:?} in {}\n  = hint: --rev takes a branch, a tag, a commit SHA or refs/...",

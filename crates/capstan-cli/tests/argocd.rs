@@ -190,3 +190,68 @@ fn build_apps_bad_input_names_file_document_and_field_and_others_render() {
     assert_eq!(good["objects"][0]["metadata"]["namespace"], "x");
     assert!(find(&apps, "bad", "apps/bad.yaml")["error"].is_string());
 }
+
+/// `capstan build --cluster NAME --argocd --path DIR`: every Application reachable from the
+/// root is a unit, in the graph's order (the CRD's Application, wave -1, before the one of
+/// its custom resources); `--app` names the root, and a name that is not declared fails
+/// with a hint.
+#[test]
+fn build_argocd_cluster_orders_applications_as_units() {
+    let repo = example();
+    let out = capstan(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--cluster",
+        "mgmt",
+        "--argocd",
+        "--path",
+        "bootstrap",
+        "--this-repo",
+        "example/argocd-fleet",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let units: Vec<String> = apps_json(&out)
+        .iter()
+        .map(|u| u["unit"].as_str().unwrap().to_string())
+        .collect();
+    let pos = |u: &str| {
+        units
+            .iter()
+            .position(|x| x == u)
+            .unwrap_or_else(|| panic!("{u} not in {units:?}"))
+    };
+    assert_eq!(pos("Application/argocd/root"), 0, "{units:?}");
+    assert!(pos("Application/argocd/widget-crds") < pos("Application/argocd/widgets"));
+    for u in [
+        "Application/argocd/web-staging",
+        "Application/argocd/web-production",
+        "Application/argocd/monitoring-agent-staging",
+        "Application/argocd/monitoring-agent-production",
+    ] {
+        pos(u);
+    }
+    let out = capstan(&[
+        "build",
+        repo.to_str().unwrap(),
+        "--cluster",
+        "mgmt",
+        "--argocd",
+        "--app",
+        "widget",
+        "--this-repo",
+        "example/argocd-fleet",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Application or ApplicationSet named \"widget\"")
+            && err.contains("did you mean"),
+        "{err}"
+    );
+}

@@ -7,14 +7,16 @@
 //! controller (after checking that nothing left in the namespace holds a finalizer, so it
 //! would finish), and set Deployment status through the status subresource.
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use capstan_apply::{Applier, ApplyOptions, ApplyUnit, UnitRef};
 use capstan_install::Resources;
+use capstan_testbed::servers::{b64, free_port, git, GitDaemon, Repo};
 use capstan_testbed::TestCluster;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
@@ -73,6 +75,24 @@ async fn exists(
         .get_opt(name)
         .await
         .unwrap()
+        .is_some()
+}
+
+/// Like [`exists`], for polling: a resource type not served yet (its CRD not applied yet)
+/// counts as absent.
+async fn appeared(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> bool {
+    api(client, group, version, kind, ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
         .is_some()
 }
 
@@ -702,13 +722,28 @@ async fn crs_output_is_accepted_and_its_contents_install_the_agent_on_another_cl
         .await
         .unwrap();
 
-    let mut args = install_args("localhost/capstan:0.1.0");
-    args.extend([
+    let tmp = tempfile::tempdir().unwrap();
+    let (_repo, _daemon, url) = served_repo(
+        tmp.path(),
+        &[("clusters/workload/site.yaml", site("born", "with an agent"))],
+    );
+    let args = [
+        "install",
+        "--source",
+        &url,
+        "--branch",
+        "main",
+        "--cluster",
+        "workload",
+        "--interval",
+        "1s",
+        "--image",
+        "localhost/capstan:0.1.0",
         "--export",
         "--crs",
         "--cluster-selector",
         "capstan.io/agent=enabled",
-    ]);
+    ];
     let (stdout, _) = ok(&capstan(&args, mgmt.kubeconfig_path(), &[]));
     let objects = docs(&stdout);
     let crs = objects
@@ -792,6 +827,35 @@ async fn crs_output_is_accepted_and_its_contents_install_the_agent_on_another_cl
         )
         .await
     );
+    // A working agent: run as the Deployment's ServiceAccount, it reconciles the repository.
+    let mut agent = InClusterAgent::start(&workload, "capstan-system", tmp.path()).await;
+    agent
+        .wait_for(
+            "the workload cluster's repository state reconciled",
+            || async {
+                configmap_data(&wclient, "born", "site").await
+                    == Some(json!({"message": "with an agent"}))
+            },
+        )
+        .await;
+    agent.stop();
+    // `install --check` on an install without an inventory (the ClusterResourceSet's
+    // objects carry none of `capstan install`'s): found by the Deployment's labels.
+    let out = capstan(&["install", "--check"], workload.kubeconfig_path(), &[]);
+    let check = text(&out.stdout);
+    assert!(
+        check.contains("namespace capstan-system: version")
+            && check.contains("image localhost/capstan:0.1.0")
+            && check.contains("no install inventory")
+            && check.contains("Deployment/capstan-system/capstan-agent: present")
+            && check.contains("ClusterRoleBinding/capstan-agent-capstan-system: present"),
+        "{check}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the Deployment is not available on the test bed: {check}"
+    );
 
     // `package crs`: a kustomize directory and a manifest larger than one Secret holds.
     let dir = tempfile::tempdir().unwrap();
@@ -850,4 +914,486 @@ async fn crs_output_is_accepted_and_its_contents_install_the_agent_on_another_cl
         .apply(&unit, &ApplyOptions::default())
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent as a pod would run it: `capstan agent` with the args of the installed
+// Deployment, the ServiceAccount's token and the in-cluster environment
+// (KUBERNETES_SERVICE_HOST/PORT; token, ca.crt and namespace in the directory
+// $CAPSTAN_SERVICEACCOUNT_DIR names), and no kubeconfig at all (empty environment, HOME
+// without ~/.kube): whatever it does, it does with the rights `capstan install` gave it.
+
+/// A token of the ServiceAccount from the TokenRequest API (as the kubelet mounts it).
+async fn service_account_token(client: &kube::Client, ns: &str, name: &str) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 3600}
+    }))
+    .unwrap();
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .expect("TokenRequest status")
+        .token
+}
+
+/// The API server's port and CA file of a test-bed cluster (from its kubeconfig).
+fn server_of(cluster: &TestCluster) -> (String, PathBuf) {
+    let kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
+    let c = kc.clusters[0].cluster.clone().unwrap();
+    let server = c.server.unwrap();
+    let port = server.rsplit(':').next().unwrap().trim_end_matches('/');
+    (
+        port.to_string(),
+        PathBuf::from(c.certificate_authority.unwrap()),
+    )
+}
+
+struct InClusterAgent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl InClusterAgent {
+    /// Starts `capstan agent` with the container args of the installed Deployment
+    /// (`--listen` and `--cache-dir` moved to a free port and `dir`, `--poll 1s` added)
+    /// as the Deployment's ServiceAccount.
+    async fn start(cluster: &TestCluster, ns: &str, dir: &Path) -> InClusterAgent {
+        let client = cluster.client().await;
+        let d = api(&client, "apps", "v1", "Deployment", Some(ns))
+            .get(capstan_install::AGENT_NAME)
+            .await
+            .unwrap();
+        let d = serde_json::to_value(&d).unwrap();
+        let pod = &d["spec"]["template"]["spec"];
+        let sa = pod["serviceAccountName"].as_str().unwrap();
+        let mut args: Vec<String> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let sa_dir = dir.join("serviceaccount");
+        std::fs::create_dir_all(&sa_dir).unwrap();
+        let cache = dir.join("cache");
+        for i in 0..args.len().saturating_sub(1) {
+            match args[i].as_str() {
+                "--listen" => args[i + 1] = format!("127.0.0.1:{}", free_port()),
+                "--cache-dir" => args[i + 1] = cache.to_string_lossy().into_owned(),
+                _ => {}
+            }
+        }
+        args.extend(["--poll".into(), "1s".into()]);
+        let token = service_account_token(&client, ns, sa).await;
+        let (port, ca) = server_of(cluster);
+        std::fs::write(sa_dir.join("token"), token).unwrap();
+        std::fs::copy(ca, sa_dir.join("ca.crt")).unwrap();
+        std::fs::write(sa_dir.join("namespace"), ns).unwrap();
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let log = dir.join("agent.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .arg("agent")
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", &port)
+            .env("CAPSTAN_SERVICEACCOUNT_DIR", &sa_dir)
+            .env("POD_NAME", "capstan-agent-test")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("capstan agent starts");
+        InClusterAgent { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `done` until it holds (the agent's log in the panic message otherwise).
+    async fn wait_for<F, Fut>(&mut self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while !done().await {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the agent exited ({status}) before {what}:\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "{what}: not within 3 minutes; agent log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "agent exit {status}:\n{}", self.log());
+    }
+}
+
+impl Drop for InClusterAgent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A repository served by `git daemon`, its `main` branch holding `files`.
+fn served_repo(tmp: &Path, files: &[(&str, String)]) -> (Repo, GitDaemon, String) {
+    let repo = Repo::new(tmp, "fleet");
+    git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    for (path, content) in files {
+        repo.write(path, content);
+    }
+    repo.commit("fleet");
+    repo.run(&["push", "-q", "origin", "HEAD:main"]);
+    let daemon = GitDaemon::start(&repo.srv);
+    let url = daemon.url("fleet");
+    (repo, daemon, url)
+}
+
+fn site(ns: &str, message: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\n  namespace: {ns}\ndata:\n  message: {message}\n"
+    )
+}
+
+async fn configmap_data(client: &kube::Client, ns: &str, name: &str) -> Option<Value> {
+    api(client, "", "v1", "ConfigMap", Some(ns))
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.data["data"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installed_agent_reconciles_as_its_service_account_and_upgrade_touches_only_the_deployment()
+{
+    let Some(cluster) = TestCluster::start("install-incluster") else {
+        return;
+    };
+    let kc = cluster.kubeconfig_path();
+    let client = cluster.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _daemon, url) = served_repo(
+        tmp.path(),
+        &[("clusters/mgmt/site.yaml", site("web", "hello"))],
+    );
+    let install = |image: &'static str| {
+        vec![
+            "install".to_string(),
+            "--source".into(),
+            url.clone(),
+            "--branch".into(),
+            "main".into(),
+            "--cluster".into(),
+            "mgmt".into(),
+            "--interval".into(),
+            "1s".into(),
+            "--image".into(),
+            image.into(),
+        ]
+    };
+    let args = install("localhost/capstan:0.1.0");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&capstan(&args, kc, &[]));
+
+    let mut agent = InClusterAgent::start(&cluster, "capstan-system", tmp.path()).await;
+    agent
+        .wait_for("the repository reconciled", || async {
+            configmap_data(&client, "web", "site").await == Some(json!({"message": "hello"}))
+        })
+        .await;
+    // Leader election with the ServiceAccount: the Lease in the install namespace.
+    assert!(
+        exists(
+            &client,
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            Some("capstan-system"),
+            "capstan-agent"
+        )
+        .await,
+        "the agent's Lease"
+    );
+    // A new revision is followed too.
+    repo.write("clusters/mgmt/site.yaml", &site("web", "again"));
+    repo.commit("again");
+    repo.run(&["push", "-q", "origin", "HEAD:main"]);
+    agent
+        .wait_for("the new revision reconciled", || async {
+            configmap_data(&client, "web", "site").await == Some(json!({"message": "again"}))
+        })
+        .await;
+    assert!(
+        !agent.log().contains("forbidden"),
+        "the installed RBAC suffices:\n{}",
+        agent.log()
+    );
+    agent.stop();
+
+    // After the agent ran (it installs the toolkit CRDs and writes status itself), an
+    // upgrade with a new image changes only the Deployment, per capstan's apply report.
+    let args = install("localhost/capstan:0.2.0");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (stdout, stderr) = ok(&capstan(&args, kc, &[]));
+    assert_eq!(
+        applied_lines(&stderr),
+        ["Deployment/capstan-system/capstan-agent configured"],
+        "{stderr}"
+    );
+    assert!(stdout.contains("0 created, 1 changed"), "{stdout}");
+
+    // Uninstall keeping the CRDs: they stay, nothing else of capstan's does (every resource
+    // type listed), the applied workload stays, no namespace is left terminating.
+    let (stdout, stderr) = ok(&capstan(&["uninstall", "--keep-crds"], kc, &[]));
+    assert!(!stdout.contains("error"), "{stdout}\n{stderr}");
+    finish_namespace(&client, "capstan-system").await;
+    // Kept with the CRDs: the custom resources of the toolkit kinds (unit objects).
+    let kept: Vec<String> = capstan_status::flux_crds()
+        .iter()
+        .map(|c| c["spec"]["names"]["kind"].as_str().unwrap().to_string())
+        .chain(["CustomResourceDefinition".to_string()])
+        .collect();
+    let left: Vec<String> = labelled(&client, "app.kubernetes.io/managed-by=capstan")
+        .await
+        .into_iter()
+        .filter(|o| !kept.iter().any(|k| o.starts_with(&format!("{k} "))))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let left = labelled(&client, "capstan.io/inventory").await;
+    assert!(left.is_empty(), "inventories left: {left:?}");
+    assert!(
+        exists(
+            &client,
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            None,
+            "kustomizations.kustomize.toolkit.fluxcd.io"
+        )
+        .await,
+        "--keep-crds"
+    );
+    assert!(configmap_data(&client, "web", "site").await.is_some());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    for ns in nss.list(&ListParams::default()).await.unwrap() {
+        assert!(
+            ns.metadata.deletion_timestamp.is_none(),
+            "{:?} terminating",
+            ns.metadata.name
+        );
+    }
+}
+
+/// The bootstrap chain: an init cluster gets `capstan install`; its repository state
+/// declares the management cluster (a Cluster API `Cluster` and its `<name>-kubeconfig`
+/// Secret, pointing at a second test-bed cluster); the init cluster's agent registers it and
+/// applies `clusters/mgmt` there; that state carries a ClusterResourceSet (from `capstan
+/// install --export --crs`) that gives every workload cluster the agent at birth.
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_chain_init_cluster_registers_and_reconciles_the_management_cluster() {
+    let Some(init) = TestCluster::start("chain-init") else {
+        return;
+    };
+    let Some(mgmt) = TestCluster::start("chain-mgmt") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (port, _) = server_of(&mgmt);
+    let kubeconfig = mgmt.self_contained_kubeconfig();
+    // The repository URL is known once the daemon runs: serve first, then commit the state.
+    let (repo, _daemon, url) = served_repo(tmp.path(), &[("README.md", "fleet\n".into())]);
+
+    // The workload clusters' agent, packaged for Cluster API.
+    let (crs, _) = ok(&capstan(
+        &[
+            "install",
+            "--source",
+            &url,
+            "--branch",
+            "main",
+            "--discover-clusters",
+            "--image",
+            "localhost/capstan:0.1.0",
+            "--export",
+            "--crs",
+            "--cluster-selector",
+            "capstan.io/agent=enabled",
+            "--crs-namespace",
+            "fleet",
+        ],
+        init.kubeconfig_path(),
+        &[],
+    ));
+    let capi_cluster = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fleet\n---\n\
+apiVersion: cluster.x-k8s.io/v1beta1\nkind: Cluster\nmetadata:\n  name: mgmt\n  namespace: fleet\n\
+spec:\n  controlPlaneEndpoint:\n    host: 127.0.0.1\n    port: {port}\n---\n\
+apiVersion: v1\nkind: Secret\nmetadata:\n  name: mgmt-kubeconfig\n  namespace: fleet\n  labels:\n    cluster.x-k8s.io/cluster-name: mgmt\n\
+type: cluster.x-k8s.io/secret\ndata:\n  value: {}\n",
+        b64(kubeconfig.as_bytes())
+    );
+    repo.write(
+        "clusters/init/cluster-api.yaml",
+        &std::fs::read_to_string(data.join("cluster-crd.yaml")).unwrap(),
+    );
+    repo.write("clusters/init/mgmt.yaml", &capi_cluster);
+    repo.write(
+        "clusters/mgmt/cluster-api.yaml",
+        &std::fs::read_to_string(data.join("clusterresourceset-crd.yaml")).unwrap(),
+    );
+    repo.write(
+        "clusters/mgmt/fleet.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fleet\n",
+    );
+    repo.write("clusters/mgmt/workload-agent.yaml", &crs);
+    repo.write("clusters/mgmt/site.yaml", &site("mgmt-site", "managed"));
+    repo.commit("init declares mgmt; mgmt carries the workload clusters' agent");
+    repo.run(&["push", "-q", "origin", "HEAD:main"]);
+
+    let init_client = init.client().await;
+    let mgmt_client = mgmt.client().await;
+    ok(&capstan(
+        &[
+            "install",
+            "--source",
+            &url,
+            "--branch",
+            "main",
+            "--cluster",
+            "init",
+            "--discover-clusters",
+            "--interval",
+            "1s",
+            "--image",
+            "localhost/capstan:0.1.0",
+        ],
+        init.kubeconfig_path(),
+        &[],
+    ));
+    let mut agent = InClusterAgent::start(&init, "capstan-system", tmp.path()).await;
+    agent
+        .wait_for("the Cluster object on the init cluster", || async {
+            appeared(
+                &init_client,
+                "cluster.x-k8s.io",
+                "v1beta1",
+                "Cluster",
+                Some("fleet"),
+                "mgmt",
+            )
+            .await
+        })
+        .await;
+    agent
+        .wait_for(
+            "clusters/mgmt applied to the management cluster",
+            || async {
+                configmap_data(&mgmt_client, "mgmt-site", "site").await
+                    == Some(json!({"message": "managed"}))
+            },
+        )
+        .await;
+    agent
+        .wait_for(
+            "the ClusterResourceSet on the management cluster",
+            || async {
+                appeared(
+                    &mgmt_client,
+                    "addons.cluster.x-k8s.io",
+                    "v1beta1",
+                    "ClusterResourceSet",
+                    Some("fleet"),
+                    "capstan-agent",
+                )
+                .await
+            },
+        )
+        .await;
+    // What the init cluster holds stays there (clusters/mgmt went to mgmt only).
+    assert!(configmap_data(&init_client, "mgmt-site", "site")
+        .await
+        .is_none());
+    let live = api(
+        &mgmt_client,
+        "addons.cluster.x-k8s.io",
+        "v1beta1",
+        "ClusterResourceSet",
+        Some("fleet"),
+    )
+    .get("capstan-agent")
+    .await
+    .unwrap();
+    assert_eq!(live.data["spec"]["strategy"], "Reconcile");
+    assert_eq!(
+        live.data["spec"]["clusterSelector"]["matchLabels"]["capstan.io/agent"],
+        "enabled"
+    );
+    for r in live.data["spec"]["resources"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        let kind = r["kind"].as_str().unwrap();
+        assert!(
+            exists(&mgmt_client, "", "v1", kind, Some("fleet"), name).await,
+            "{kind}/{name} of the ClusterResourceSet"
+        );
+    }
+    agent.stop();
+}
+
+/// `clusters/staging/blue` and `clusters/staging/green`: two clusters of the staging
+/// environment sharing everything but their cluster variables.
+#[test]
+fn fleet_blue_and_green_differ_only_in_their_cluster_variables() {
+    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fleet");
+    let build = |cluster: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["build", fleet.to_str().unwrap(), "--cluster", cluster])
+            .output()
+            .unwrap();
+        ok(&out).0
+    };
+    let blue = build("staging/blue");
+    let green = build("staging/green");
+    for unit in ["flux-system", "infra-controllers", "infra-configs", "apps"] {
+        let header = format!("# Unit: Kustomization/flux-system/{unit}\n");
+        assert!(blue.contains(&header) && green.contains(&header), "{unit}");
+    }
+    assert!(blue.contains("--ui-message=staging-blue"), "{blue}");
+    assert!(blue.contains("*.blue.staging.example.com"), "{blue}");
+    assert!(green.contains("--ui-message=staging-green"), "{green}");
+    assert!(!blue.contains("green") && !green.contains("blue"));
+    assert_eq!(
+        blue.replace("blue", "green"),
+        green,
+        "blue and green share everything but their variables"
+    );
+    // The staging cluster itself does not take its blue/ and green/ sub-directories in.
+    let staging = build("staging");
+    assert!(staging.contains("--ui-message=staging"), "{staging}");
+    assert!(
+        !staging.contains("staging-blue") && !staging.contains("staging-green"),
+        "{staging}"
+    );
 }

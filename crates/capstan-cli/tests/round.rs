@@ -232,3 +232,96 @@ async fn apply_sends_kubeconfig_units_to_their_cluster_and_skips_suspended_ones(
         .lines()
         .any(|l| l.starts_with("Kustomization/flux-system/remote-app") && l.contains("applied")));
 }
+
+/// A source that cannot be fetched blocks only the units that use it (named with the
+/// source, its URL without credentials and the cause) and nothing of theirs is pruned:
+/// their objects stay in the cluster while the other units apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_keeps_the_objects_of_units_whose_source_cannot_be_fetched() {
+    use capstan_testbed::servers::{git, GitDaemon, Repo};
+    let Some(cluster) = TestCluster::start("round-source") else {
+        return;
+    };
+    let client = cluster.client().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let apps = Repo::new(base, "apps");
+    git(&apps.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    apps.write("deploy/cm.yaml", &configmap("from-apps"));
+    apps.commit("apps");
+    apps.run(&["push", "-q", "origin", "HEAD:main"]);
+    let mut daemon = GitDaemon::start(&apps.srv);
+
+    let repo = base.join("fleet");
+    write(&repo, "clusters/c/apps.yaml", "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  url: https://bot:s3cr3t@git.example.com/apps.git\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: apps\n");
+    write(
+        &repo,
+        "clusters/c/local.yaml",
+        &ks("local-app", "./local", ""),
+    );
+    write(&repo, "local/cm.yaml", &configmap("local"));
+    let namespaces: Api<DynamicObject> =
+        Api::all_with(client.clone(), &res("", "v1", "Namespace", "namespaces"));
+    create(
+        &namespaces,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}),
+    )
+    .await;
+
+    let kc = cluster.kubeconfig_path().to_str().unwrap().to_string();
+    let repo_arg = repo.to_str().unwrap().to_string();
+    let cache = base.join("cache").to_str().unwrap().to_string();
+    // The mirror keeps the credentials out of what is fetched: the URL shown is the
+    // mirrored one; the repository's own URL (with credentials) is never printed.
+    let mirror = format!(
+        "https://bot:s3cr3t@git.example.com/apps.git={}",
+        daemon.url("apps")
+    );
+    let apply = || {
+        capstan(&[
+            "apply",
+            &repo_arg,
+            "--cluster",
+            "c",
+            "--kubeconfig",
+            &kc,
+            "--ignore-suspend",
+            "--cache-dir",
+            &cache,
+            "--source-mirror",
+            &mirror,
+        ])
+    };
+    let out = tokio::task::block_in_place(apply);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(has_configmap(&client, "from-apps").await);
+
+    // The Git server goes away, and the local unit changes.
+    daemon.stop_group();
+    write(&repo, "local/cm.yaml", &configmap("local-2"));
+    let out = tokio::task::block_in_place(apply);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Kustomization/flux-system/apps"))
+        .unwrap_or_else(|| panic!("no line for the unit:\n{stdout}\n{stderr}"));
+    assert!(
+        line.contains("blocked")
+            && line.contains("GitRepository flux-system/apps")
+            && line.contains(&daemon.url("apps"))
+            && !stdout.contains("s3cr3t")
+            && !stderr.contains("s3cr3t"),
+        "{line}\n{stderr}"
+    );
+    assert!(
+        has_configmap(&client, "from-apps").await,
+        "the blocked unit's objects are kept"
+    );
+    assert!(has_configmap(&client, "local-2").await && !has_configmap(&client, "local").await);
+}

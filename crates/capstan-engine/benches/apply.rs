@@ -65,9 +65,10 @@ impl std::fmt::Display for Requests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({} writes, {} dry runs, {} LISTs, {} GETs; {} objects skipped without a request)",
+            "{} ({} writes of which {} inventory writes, {} dry runs, {} LISTs, {} GETs; {} objects skipped without a request)",
             self.total,
             self.writes,
+            self.stats.inventory_writes,
             self.dry_runs,
             self.stats.lists,
             self.stats.gets,

@@ -443,6 +443,7 @@ pub fn to_yaml(objects: &[Value]) -> String {
     capstan_kustomize::render(&nodes)
 }
 
+pub mod decryption;
 pub mod execute;
 pub use execute::{execute, ExecuteOptions, Execution, UnitDriver, UnitStatus};
 
@@ -454,6 +455,7 @@ pub use isolate::{
     catch_future, install_panic_hook, render_thread, spawn_render, Panicked, RENDER_STACK_SIZE,
 };
 
+pub mod argo;
 pub mod live;
 pub mod round;
 pub mod sources;

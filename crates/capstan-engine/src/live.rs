@@ -147,6 +147,7 @@ pub struct SourceFetcher {
     cache: SourceCache,
     client: Option<kube::Client>,
     mirrors: crate::sources::Mirrors,
+    secrets: crate::sources::LocalSecrets,
 }
 
 impl SourceFetcher {
@@ -156,7 +157,14 @@ impl SourceFetcher {
             cache,
             client,
             mirrors: Default::default(),
+            secrets: Default::default(),
         }
+    }
+
+    /// Credentials for `spec.secretRef` when there is no cluster (`--source-secret`).
+    pub fn with_secrets(mut self, secrets: crate::sources::LocalSecrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Fetch through `mirrors` (`--source-mirror`).
@@ -166,6 +174,10 @@ impl SourceFetcher {
     }
 
     fn auth(&self, source: &Value, namespace: &str) -> Result<Option<HttpAuth>, String> {
+        if self.cache.is_offline() {
+            // Nothing is sent anywhere.
+            return Ok(None);
+        }
         let Some(name) = source
             .pointer("/spec/secretRef/name")
             .and_then(Value::as_str)
@@ -173,9 +185,10 @@ impl SourceFetcher {
             return Ok(None);
         };
         let Some(client) = &self.client else {
-            return Err(format!(
-                "spec.secretRef {namespace}/{name}: credentials need a cluster to read the Secret from"
-            ));
+            let data = self.secrets.data(namespace, name, "spec.secretRef")?;
+            return HttpAuth::from_secret_data(&data)
+                .map(Some)
+                .map_err(|e| format!("spec.secretRef: Secret {namespace}/{name}: {e}"));
         };
         let secret = KubeLookup::new(client.clone())
             .get("Secret", namespace, name)?
@@ -227,7 +240,11 @@ impl ChartFetcher for SourceFetcher {
                     };
                     return block_on(self.cache.fetch_oci(&oci, auth.as_ref()))
                         .map(|a| a.path)
-                        .map_err(|e| e.to_string());
+                        .map_err(|mut e| {
+                            // The source is the HelmRepository.
+                            e.source = spec.id();
+                            e.to_string()
+                        });
                 }
                 block_on(self.cache.fetch_helm_chart(&spec, chart, version, auth.as_ref()))
                     .map(|a| a.path)

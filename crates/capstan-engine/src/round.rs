@@ -119,6 +119,8 @@ pub struct Target {
     pub kube_config: Option<KubeConfigRef>,
     /// `spec.serviceAccountName`: impersonated as `system:serviceaccount:<ns>:<name>`.
     pub service_account: Option<(String, String)>,
+    /// An Argo CD Application's destination cluster, reached through its cluster Secret.
+    pub argo: Option<crate::argo::ArgoDestination>,
 }
 
 impl Target {
@@ -136,6 +138,7 @@ impl Target {
                 .as_ref()
                 .filter(|s| !s.is_empty())
                 .map(|s| (unit.id.namespace.clone(), s.clone())),
+            argo: crate::argo::destination(unit),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Targets {
     /// The applier of `target`.
     pub async fn applier(&self, target: &Target) -> Result<Arc<Applier>, TargetError> {
         if target.kube_config.is_none()
+            && target.argo.is_none()
             && (target.service_account.is_none() || self.config.is_none())
         {
             return Ok(self.local.clone());
@@ -227,8 +231,17 @@ impl Targets {
                 return Ok(applier.clone());
             }
         }
-        let client = match &target.kube_config {
-            Some((ns, secret, key)) => {
+        let client = match (&target.kube_config, &target.argo) {
+            (None, Some(dest)) => {
+                let (what, config) = crate::argo::destination_config(&self.client, dest)
+                    .await
+                    .map_err(|(what, message)| TargetError { what, message })?;
+                kube::Client::try_from(config).map_err(|e| TargetError {
+                    what,
+                    message: format!("cannot build a client: {e}"),
+                })?
+            }
+            (Some((ns, secret, key)), _) => {
                 let what = format!("Secret {ns}/{secret} (spec.kubeConfig.secretRef)");
                 let config = capstan_fleet::kubeconfig_config_with(
                     &self.client,
@@ -251,7 +264,7 @@ impl Targets {
                     message: format!("cannot build a client: {e}"),
                 })?
             }
-            None => {
+            (None, None) => {
                 let (ns, sa) = target.service_account.as_ref().expect("checked above");
                 let config = impersonating(self.config.clone().expect("checked above"), ns, sa);
                 kube::Client::try_from(config).map_err(|e| TargetError {
@@ -424,6 +437,11 @@ pub struct RoundSettings {
     pub root_source: SourceKey,
     /// Units run at once.
     pub concurrency: usize,
+    /// The cluster's root is Argo CD Applications (`None`: Flux units of the cluster path).
+    pub argo: Option<crate::argo::ArgoRoot>,
+    /// Forbid the network: sources and charts come from the cache only
+    /// ([`capstan_source::SourceCache::offline`]), a missing one fails its units naming it.
+    pub offline: bool,
 }
 
 impl RoundSettings {
@@ -437,7 +455,19 @@ impl RoundSettings {
                 "flux-system".into(),
             ),
             concurrency: 4,
+            argo: None,
+            offline: false,
         }
+    }
+
+    /// The cache of the other sources (`<cache_dir>/sources`).
+    fn source_cache(&self) -> capstan_source::SourceCache {
+        capstan_source::SourceCache::new(self.cache_dir.join("sources")).offline(self.offline)
+    }
+
+    /// The cache of charts (`<cache_dir>/charts`).
+    fn chart_cache(&self) -> capstan_source::SourceCache {
+        capstan_source::SourceCache::new(self.cache_dir.join("charts")).offline(self.offline)
     }
 }
 
@@ -458,6 +488,7 @@ async fn render_mounted(
     isolating: bool,
     decryptor: Option<capstan_units::SharedDecryptor>,
     images: Option<capstan_units::SharedImageResolver>,
+    argo: Option<crate::argo::ArgoRoot>,
 ) -> Result<ClusterRender, String> {
     let mounted = sources.mounted();
     let thread = format!("render-{name}");
@@ -477,6 +508,27 @@ async fn render_mounted(
                 .map_err(|e| format!("{}: {e}", artifact.path.display()))?;
             fs.mount(at, Arc::new(tree));
             opts.source_roots.insert(key.clone(), at.clone());
+        }
+        if let Some(mut argo) = argo {
+            // Without --path or --app: the Applications beneath the cluster's directory.
+            if argo.path.is_none() && argo.app.is_none() {
+                argo.path = Some(opts.cluster_path.clone());
+            }
+            let argo = &argo;
+            // Argo CD: the Applications of `argo` (and the Flux units of its flux path).
+            let flux = argo.flux_path.as_ref().map(|p| {
+                let mut o = opts.clone();
+                o.cluster_path = p.clone();
+                o
+            });
+            return Ok(crate::argo::render_argo_cluster(
+                &fs,
+                renderer.as_ref(),
+                &lookup,
+                flux.as_ref(),
+                argo,
+                isolating,
+            ));
         }
         Ok(if isolating {
             crate::render_cluster_isolating(&fs, renderer.as_ref(), &lookup, &opts)
@@ -516,9 +568,28 @@ fn name_source_errors(render: &mut ClusterRender, sources: &SourceSet) {
     }
 }
 
+/// How [`render_detached_with`] fetches.
+#[derive(Debug, Clone, Default)]
+pub struct Detached {
+    /// Charts (`<dir>/charts`) and other sources (`<dir>/sources`) are cached here.
+    pub cache_dir: PathBuf,
+    /// `--source-mirror`.
+    pub mirrors: crate::sources::Mirrors,
+    /// Decrypts SOPS files and objects of units that ask for it (keys given on the
+    /// command line).
+    pub decryptor: Option<capstan_units::SharedDecryptor>,
+    /// `--offline`: no network; sources and charts come from the cache.
+    pub offline: bool,
+    /// `--source-secret`: credentials for sources' `spec.secretRef`.
+    pub secrets: crate::sources::LocalSecrets,
+    /// Send Git credentials over plain `http://` (`--allow-insecure-http`).
+    pub allow_insecure_http: bool,
+}
+
 /// A cluster's units rendered without a cluster (`capstan build`): charts fetched from
 /// Helm/OCI repositories into `cache_dir`, other GitRepository/OCIRepository sources
-/// fetched and mounted (credentials in Secrets need a cluster: such sources fail),
+/// fetched and mounted (credentials in Secrets need a cluster or [`Detached::secrets`]:
+/// without them such sources fail),
 /// `lookup` answers nothing, Helm's default Capabilities. The same cache and sources as
 /// the round.
 ///
@@ -531,15 +602,40 @@ pub async fn render_detached(
     mirrors: crate::sources::Mirrors,
     decryptor: Option<capstan_units::SharedDecryptor>,
 ) -> Result<ClusterRender, String> {
-    let sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-        cache_dir.join("sources"),
-    )))
-    .with_mirrors(mirrors.clone());
+    render_detached_with(
+        root,
+        cluster_path,
+        &Detached {
+            cache_dir,
+            mirrors,
+            decryptor,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// [`render_detached`] with every option: offline, local Secrets for `spec.secretRef`.
+/// Units are planned each on its own (as the agent plans them): a bad `dependsOn` or a
+/// dependency cycle blocks those units ([`ClusterRender::blocked`]), not the cluster.
+pub async fn render_detached_with(
+    root: PathBuf,
+    cluster_path: String,
+    how: &Detached,
+) -> Result<ClusterRender, String> {
+    let sources = SourceSet::new(Arc::new(
+        capstan_source::SourceCache::new(how.cache_dir.join("sources"))
+            .offline(how.offline)
+            .allow_insecure_http_credentials(how.allow_insecure_http),
+    ))
+    .with_mirrors(how.mirrors.clone())
+    .with_secrets(how.secrets.clone());
     let fetcher = crate::SourceFetcher::new(
-        capstan_source::SourceCache::new(cache_dir.join("charts")),
+        capstan_source::SourceCache::new(how.cache_dir.join("charts")).offline(how.offline),
         None,
     )
-    .with_mirrors(mirrors);
+    .with_mirrors(how.mirrors.clone())
+    .with_secrets(how.secrets.clone());
     let renderer = Arc::new(LiveRenderer::default().with_fetcher(Arc::new(fetcher)));
     let root_source: SourceKey = (
         "GitRepository".into(),
@@ -556,9 +652,10 @@ pub async fn render_detached(
         renderer.clone(),
         capstan_units::NoCluster,
         "build",
-        false,
-        decryptor.clone(),
+        true,
+        how.decryptor.clone(),
         images.clone(),
+        None,
     )
     .await?;
     let wanted = declared(&render.units, &root_source);
@@ -572,9 +669,10 @@ pub async fn render_detached(
             renderer,
             capstan_units::NoCluster,
             "build",
-            false,
-            decryptor,
-            images,
+            true,
+            how.decryptor.clone(),
+            images.clone(),
+            None,
         )
         .await?;
     }
@@ -593,21 +691,29 @@ pub struct Round {
     /// Units seen by this round: whether they prune, and where they applied.
     known: Mutex<BTreeMap<UnitId, (bool, Target)>>,
     mirrors: crate::sources::Mirrors,
+    /// SOPS keys given besides the units' decryption Secrets (`--decryption-key`, ...).
+    decryption_keys: capstan_sops::Keys,
 }
 
 impl Round {
     pub fn new(client: kube::Client, targets: Targets, settings: RoundSettings) -> Self {
         Round {
-            sources: SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-                settings.cache_dir.join("sources"),
-            ))),
+            sources: SourceSet::new(Arc::new(settings.source_cache())),
             client,
             targets,
             settings,
             renderer: tokio::sync::Mutex::new(None),
             known: Mutex::new(BTreeMap::new()),
             mirrors: Default::default(),
+            decryption_keys: capstan_sops::Keys::new(),
         }
+    }
+
+    /// SOPS keys used besides the decryption Secrets units name (`spec.decryption`), e.g.
+    /// from `--decryption-key`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`.
+    pub fn with_decryption_keys(mut self, keys: capstan_sops::Keys) -> Self {
+        self.decryption_keys = keys;
+        self
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -616,10 +722,8 @@ impl Round {
 
     /// Fetch sources and charts through `mirrors` (`--source-mirror`).
     pub fn with_mirrors(mut self, mirrors: crate::sources::Mirrors) -> Self {
-        self.sources = SourceSet::new(Arc::new(capstan_source::SourceCache::new(
-            self.settings.cache_dir.join("sources"),
-        )))
-        .with_mirrors(mirrors.clone());
+        self.sources =
+            SourceSet::new(Arc::new(self.settings.source_cache())).with_mirrors(mirrors.clone());
         self.mirrors = mirrors;
         self
     }
@@ -633,7 +737,7 @@ impl Round {
                 return Ok(r.clone());
             }
         }
-        let cache = capstan_source::SourceCache::new(self.settings.cache_dir.join("charts"));
+        let cache = self.settings.chart_cache();
         let mut r = LiveRenderer::connect(self.client.clone(), cache.clone()).await?;
         if !self.mirrors.is_empty() {
             r.fetcher = Some(Arc::new(
@@ -653,6 +757,17 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<ClusterRender, String> {
+        let mut render = self.render_unnamed(root, cluster_path).await?;
+        name_source_errors(&mut render, &self.sources);
+        Ok(render)
+    }
+
+    /// [`Round::render`] without the sources' fetch errors in the units' errors.
+    async fn render_unnamed(
+        &self,
+        root: PathBuf,
+        cluster_path: String,
+    ) -> Result<ClusterRender, String> {
         let renderer = self.live_renderer().await?;
         let lookup = KubeLookup::new(self.client.clone());
         // capstan.io/image-policy: credentials from the ImageRepositories' secretRef.
@@ -660,7 +775,12 @@ impl Round {
             self.client.clone(),
         )))
         .shared();
-        let mut render = render_mounted(
+        // Flux's decryption: units with `spec.decryption` get the keys of the Secret their
+        // `secretRef` names, read from this cluster, besides the keys given. Values stay
+        // decrypted (apply needs them); diffs mask Secret values.
+        let decryptor = crate::decryption::SopsDecryptor::new(self.decryption_keys.clone(), true)
+            .with_cluster(Arc::new(KubeLookup::new(self.client.clone())));
+        render_mounted(
             root,
             cluster_path,
             &self.sources,
@@ -669,12 +789,11 @@ impl Round {
             lookup,
             &self.settings.name,
             true,
-            None,
+            Some(capstan_units::SharedDecryptor(Arc::new(decryptor))),
             Some(images),
+            self.settings.argo.clone(),
         )
-        .await?;
-        name_source_errors(&mut render, &self.sources);
-        Ok(render)
+        .await
     }
 
     /// [`Round::render`], then fetch the other sources the units declare (those new,
@@ -684,11 +803,15 @@ impl Round {
         root: PathBuf,
         cluster_path: String,
     ) -> Result<(ClusterRender, Vec<Declared>), String> {
-        let mut render = self.render(root.clone(), cluster_path.clone()).await?;
+        let mut render = self
+            .render_unnamed(root.clone(), cluster_path.clone())
+            .await?;
         let wanted = declared(&render.units, &self.settings.root_source);
         if self.sources.refresh(Some(&self.client), &wanted).await {
-            render = self.render(root, cluster_path).await?;
+            render = self.render_unnamed(root, cluster_path).await?;
         }
+        // Named after the fetch: a source that failed just now shows its cause.
+        name_source_errors(&mut render, &self.sources);
         Ok((render, wanted))
     }
 
@@ -767,7 +890,10 @@ impl Round {
             .iter()
             .map(|u| {
                 let unit = u.unit();
-                (unit.id.clone(), (unit.spec.prune, Target::of(unit)))
+                (
+                    unit.id.clone(),
+                    (crate::argo::deletes_on_removal(unit), Target::of(unit)),
+                )
             })
             .collect();
         let gone: Vec<(UnitId, (bool, Target))> = locked(&self.known)
@@ -842,7 +968,11 @@ impl<S: Schedule, O: Outcomes> Driver<'_, S, O> {
                 .map(Ran::Applied)
                 .map_err(RunError::Apply),
             Mode::Diff => applier
-                .plan(&crate::apply_unit(unit))
+                .plan(&{
+                    let mut u = crate::apply_unit(unit);
+                    u.objects = crate::argo::diff_objects(unit);
+                    u
+                })
                 .await
                 .map(Ran::Planned)
                 .map_err(RunError::Apply),
@@ -915,6 +1045,7 @@ mod tests {
             Target {
                 kube_config: Some(("apps".into(), "remote".into(), Some("value.yaml".into()))),
                 service_account: Some(("apps".into(), "deployer".into())),
+                argo: None,
             }
         );
         let local = unit("apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: u\n  namespace: apps\nspec:\n  interval: 1m\n  path: ./app\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n    namespace: flux-system\n");

@@ -74,14 +74,146 @@ impl Mirrors {
         url.to_string()
     }
 
-    /// A source object with its `spec.url` rewritten.
+    /// A source object with its `spec.url` rewritten. An `oci://` URL mirrored to
+    /// `http://HOST/PATH` is fetched from the registry at `oci://HOST/PATH` over plain HTTP
+    /// (`spec.insecure: true`); to `https://HOST/PATH`, from `oci://HOST/PATH`.
     pub fn object(&self, o: &Value) -> Value {
         let mut o = o.clone();
         if let Some(url) = o.pointer("/spec/url").and_then(Value::as_str) {
-            let url = self.rewrite(url);
+            let oci = url.starts_with("oci://");
+            let mut url = self.rewrite(url);
+            if oci {
+                if let Some(rest) = url.strip_prefix("http://") {
+                    url = format!("oci://{rest}");
+                    o["spec"]["insecure"] = Value::Bool(true);
+                } else if let Some(rest) = url.strip_prefix("https://") {
+                    url = format!("oci://{rest}");
+                }
+            }
             o["spec"]["url"] = Value::String(url);
         }
         o
+    }
+}
+
+/// Secrets for sources' `spec.secretRef` when no cluster is reachable (`capstan build`,
+/// `--source-secret FILE`): Kubernetes Secret manifests read from files. A Secret without
+/// `metadata.namespace` answers a `secretRef` of that name in any namespace. With a
+/// cluster, the cluster's Secrets are read instead. `Debug` never shows values.
+#[derive(Clone, Default)]
+pub struct LocalSecrets(Arc<BTreeMap<SecretName, SecretData>>);
+
+/// A Secret's namespace (`None`: any) and name.
+type SecretName = (Option<String>, String);
+/// A Secret's `data`, decoded.
+type SecretData = BTreeMap<String, Vec<u8>>;
+
+impl std::fmt::Debug for LocalSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.keys().map(|(ns, n)| match ns {
+                Some(ns) => format!("{ns}/{n}"),
+                None => format!("*/{n}"),
+            }))
+            .finish()
+    }
+}
+
+impl LocalSecrets {
+    /// The Secrets of `text` (YAML, one or more documents), read from `file` (named in
+    /// errors, which never quote values). `stringData` wins over `data`, as the API server
+    /// merges them.
+    pub fn parse(text: &str, file: &str) -> Result<LocalSecrets, String> {
+        use base64::Engine;
+        let docs = capstan_yaml::parse_documents(text, file).map_err(|e| e.to_string())?;
+        let mut out = BTreeMap::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let o = capstan_yaml::to_json(doc);
+            if o.is_null() {
+                continue;
+            }
+            let at = format!("{file}: document {}", i + 1);
+            if o.get("kind").and_then(Value::as_str) != Some("Secret") {
+                return Err(format!(
+                    "{at}: kind: expected a Secret (a source's spec.secretRef names one)"
+                ));
+            }
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| format!("{at}: metadata.name is missing"))?;
+            let ns = o
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(String::from);
+            let mut data = BTreeMap::new();
+            for (k, v) in o
+                .get("data")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let b = base64::engine::general_purpose::STANDARD
+                    .decode(v.as_str().unwrap_or("").trim())
+                    .map_err(|_| format!("{at}: Secret {name}: data.{k} is not valid base64"))?;
+                data.insert(k.clone(), b);
+            }
+            for (k, v) in o
+                .get("stringData")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let Some(v) = v.as_str() else {
+                    return Err(format!(
+                        "{at}: Secret {name}: stringData.{k} must be a string"
+                    ));
+                };
+                data.insert(k.clone(), v.as_bytes().to_vec());
+            }
+            out.insert((ns, name.to_string()), data);
+        }
+        Ok(LocalSecrets(Arc::new(out)))
+    }
+
+    /// The Secrets of every file of `paths` (later files win).
+    pub fn load(paths: &[PathBuf]) -> Result<LocalSecrets, String> {
+        let mut all = BTreeMap::new();
+        for p in paths {
+            let shown = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{shown}: {e}"))?;
+            let one = LocalSecrets::parse(&text, &shown)?;
+            all.extend(one.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Ok(LocalSecrets(Arc::new(all)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `data` of Secret `namespace/name` (one given with that namespace first, then
+    /// one given without a namespace).
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&BTreeMap<String, Vec<u8>>> {
+        self.0
+            .get(&(Some(namespace.to_string()), name.to_string()))
+            .or_else(|| self.0.get(&(None, name.to_string())))
+    }
+
+    /// [`LocalSecrets::get`], or an error naming the Secret and where it was referenced.
+    pub fn data(
+        &self,
+        namespace: &str,
+        name: &str,
+        field: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        self.get(namespace, name).cloned().ok_or_else(|| {
+            format!(
+                "{field}: Secret {namespace}/{name}: no cluster is reachable to read it from (hint: give the Secret's manifest with --source-secret FILE or $CAPSTAN_SOURCE_SECRETS)"
+            )
+        })
     }
 }
 
@@ -90,6 +222,7 @@ pub struct SourceSet {
     cache: Arc<SourceCache>,
     fetched: Mutex<BTreeMap<SourceKey, Fetched>>,
     mirrors: Mirrors,
+    secrets: LocalSecrets,
 }
 
 /// A source object found in the rendered repository.
@@ -154,7 +287,14 @@ impl SourceSet {
             cache,
             fetched: Mutex::new(BTreeMap::new()),
             mirrors: Mirrors::default(),
+            secrets: LocalSecrets::default(),
         }
+    }
+
+    /// Credentials for `spec.secretRef` when fetching without a cluster.
+    pub fn with_secrets(mut self, secrets: LocalSecrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Fetch through `mirrors`.
@@ -263,12 +403,11 @@ impl SourceSet {
         let d = &mirrored;
         let read_secret = |ns: &str, name: &str, field: &str| {
             let (ns, name, field) = (ns.to_string(), name.to_string(), field.to_string());
+            let local = self.secrets.clone();
             async move {
                 match client {
                     Some(c) => secret_data(c, &ns, &name, &field).await,
-                    None => Err(format!(
-                        "{field}: Secret {ns}/{name}: credentials need a cluster to read the Secret from"
-                    )),
+                    None => local.data(&ns, &name, &field),
                 }
             }
         };
@@ -276,7 +415,10 @@ impl SourceSet {
             .as_str()
             .and_then(capstan_source::parse_go_duration)
             .unwrap_or(Duration::from_secs(60));
-        let secret = d.object["spec"]["secretRef"]["name"].as_str();
+        // Offline, nothing is sent anywhere: no credentials needed.
+        let secret = d.object["spec"]["secretRef"]["name"]
+            .as_str()
+            .filter(|_| !self.cache.is_offline());
         let result = async {
             match d.key.0.as_str() {
                 "GitRepository" => {
@@ -346,9 +488,56 @@ mod tests {
         assert_eq!(m.rewrite("https://gitlab.com/x"), "https://gitlab.com/x");
         let o = m.object(&json!({"kind": "HelmRepository", "spec": {"url": "oci://ghcr.io/stefanprodan/charts"}}));
         assert_eq!(o["spec"]["url"], "oci://127.0.0.1:5000/stefanprodan/charts");
+        assert!(o["spec"].get("insecure").is_none());
+        // An OCI registry mirrored to plain HTTP.
+        let m = Mirrors::parse(&["oci://ghcr.io/example=http://127.0.0.1:5000/mirror"]).unwrap();
+        let o = m.object(
+            &json!({"kind": "OCIRepository", "spec": {"url": "oci://ghcr.io/example/app"}}),
+        );
+        assert_eq!(o["spec"]["url"], "oci://127.0.0.1:5000/mirror/app");
+        assert_eq!(o["spec"]["insecure"], true);
         assert!(Mirrors::parse(&["no-equals"])
             .unwrap_err()
             .contains("FROM=TO"));
         assert!(Mirrors::parse(&["=x"]).is_err());
+    }
+
+    /// `--source-secret`: Secret manifests answer `spec.secretRef` by namespace and name
+    /// (one without a namespace in any namespace); `stringData` wins over `data`; anything
+    /// else is refused naming the file and document; values never show in errors or Debug.
+    #[test]
+    fn local_secrets_answer_secret_refs_by_namespace_and_name() {
+        let s = LocalSecrets::parse(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-auth\n  namespace: flux-system\ndata:\n  username: Ym90\n  password: aHVudGVyMg==\nstringData:\n  username: robot\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: charts\nstringData:\n  bearerToken: tok3n\n",
+            "creds.yaml",
+        )
+        .unwrap();
+        let git = s.get("flux-system", "git-auth").unwrap();
+        assert_eq!(git["username"], b"robot");
+        assert_eq!(git["password"], b"hunter2");
+        assert!(s.get("apps", "git-auth").is_none());
+        assert_eq!(s.get("apps", "charts").unwrap()["bearerToken"], b"tok3n");
+        let shown = format!("{s:?}");
+        assert!(shown.contains("flux-system/git-auth") && !shown.contains("hunter2"));
+        let e = s.data("apps", "missing", "spec.secretRef").unwrap_err();
+        assert!(
+            e.contains("spec.secretRef: Secret apps/missing") && e.contains("--source-secret"),
+            "{e}"
+        );
+        let e = LocalSecrets::parse(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+            "f.yaml",
+        )
+        .unwrap_err();
+        assert!(e.contains("f.yaml: document 1: kind"), "{e}");
+        let e = LocalSecrets::parse(
+            "kind: Secret\nmetadata:\n  name: x\ndata:\n  password: '%%%hunter2'\n",
+            "f.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("data.password is not valid base64") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }

@@ -263,6 +263,90 @@ pub fn format_float(f: f64, fmt: char, prec: i32) -> String {
     s
 }
 
+/// The sign, mantissa (with the implicit bit) and unbiased exponent of a finite float64,
+/// as Go's `strconv.genericFtoa` takes them apart.
+fn float_parts(f: f64) -> (bool, u64, i32) {
+    let bits = f.to_bits();
+    let neg = bits >> 63 != 0;
+    let mut exp = ((bits >> 52) & 0x7ff) as i32;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    if exp == 0 {
+        exp += 1; // denormal
+    } else {
+        mant |= 1u64 << 52;
+    }
+    (neg, mant, exp - 1023)
+}
+
+/// Go's `strconv.FormatFloat(f, 'x'|'X', prec, 64)`: `-0x1.yyyyp±dd` (the shortest
+/// hexadecimal fraction when `prec < 0`).
+pub fn format_hex_float(f: f64, fmt: char, prec: i32) -> String {
+    let (neg, mut mant, mut exp) = float_parts(f);
+    if mant == 0 {
+        exp = 0;
+    }
+    // the leading 1 (if any) at bit 60
+    mant <<= 60 - 52;
+    while mant != 0 && mant & (1 << 60) == 0 {
+        mant <<= 1;
+        exp -= 1;
+    }
+    if (0..15).contains(&prec) {
+        let shift = (prec * 4) as u32;
+        let extra = (mant << shift) & ((1u64 << 60) - 1);
+        mant >>= 60 - shift;
+        if extra | (mant & 1) > 1 << 59 {
+            mant += 1;
+        }
+        mant <<= 60 - shift;
+        if mant & (1 << 61) != 0 {
+            mant >>= 1;
+            exp += 1;
+        }
+    }
+    let hex: &[u8] = if fmt == 'X' {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut s = String::new();
+    if neg {
+        s.push('-');
+    }
+    s.push('0');
+    s.push(fmt);
+    s.push((b'0' + ((mant >> 60) & 1) as u8) as char);
+    mant <<= 4;
+    if prec < 0 && mant != 0 {
+        s.push('.');
+        while mant != 0 {
+            s.push(hex[((mant >> 60) & 15) as usize] as char);
+            mant <<= 4;
+        }
+    } else if prec > 0 {
+        s.push('.');
+        for _ in 0..prec {
+            s.push(hex[((mant >> 60) & 15) as usize] as char);
+            mant <<= 4;
+        }
+    }
+    s.push(if fmt == 'X' { 'P' } else { 'p' });
+    s.push(if exp < 0 { '-' } else { '+' });
+    s.push_str(&format!("{:02}", exp.unsigned_abs()));
+    s
+}
+
+/// Go's `strconv.FormatFloat(f, 'b', -1, 64)`: `-ddddp±ddd` (mantissa times a power of two).
+pub fn format_binary_float(f: f64) -> String {
+    let (neg, mant, exp) = float_parts(f);
+    let e = exp - 52;
+    format!(
+        "{}{mant}p{}{e}",
+        if neg { "-" } else { "" },
+        if e >= 0 { "+" } else { "" }
+    )
+}
+
 /// Decimal digits (no trailing zeros) and exponent (value = 0.d1d2... * 10^(exp+1)),
 /// rounded to `sig` significant digits when given, shortest otherwise.
 fn decimal_digits(a: f64, sig: Option<usize>) -> (String, i32) {
@@ -389,12 +473,63 @@ fn int_from_arg(args: &[Value], argi: &mut usize) -> Option<i64> {
     }
 }
 
+/// Go's `fmt.parseArgNumber`: `[n]` at the start of `b` gives the zero-based index, the
+/// bytes consumed and whether it was well formed.
+fn parse_arg_number(b: &[u8]) -> (usize, usize, bool) {
+    if b.len() < 3 {
+        return (0, 1, false);
+    }
+    for i in 1..b.len() {
+        if b[i] == b']' {
+            let mut j = 1;
+            let n = parsenum(&b[..i], &mut j);
+            return match n {
+                Some(n) if j == i && n >= 1 => (n - 1, i + 1, true),
+                // `[0]` parses as index -1: well formed, out of range.
+                Some(0) if j == i => (usize::MAX, i + 1, true),
+                _ => (0, i + 1, false),
+            };
+        }
+    }
+    (0, 1, false)
+}
+
+/// The state of one `fmt.Sprintf` over its arguments (Go's `pp` fields it needs).
+struct ArgState {
+    argi: usize,
+    good: bool,
+    reordered: bool,
+}
+
+impl ArgState {
+    /// Go's `pp.argNumber`: an explicit `[n]` index at `i`, if any.
+    fn arg_number(&mut self, b: &[u8], i: &mut usize, nargs: usize) -> bool {
+        if *i >= b.len() || b[*i] != b'[' {
+            return false;
+        }
+        self.reordered = true;
+        let (index, wid, ok) = parse_arg_number(&b[*i..]);
+        *i += wid;
+        if ok && index < nargs {
+            self.argi = index;
+            return true;
+        }
+        self.good = false;
+        ok
+    }
+}
+
 fn sprintf_into(out: &mut String, format: &str, args: &[Value]) -> Result<(), Limit> {
     let b = format.as_bytes();
     let end = b.len();
-    let mut argi = 0;
+    let mut st = ArgState {
+        argi: 0,
+        good: true,
+        reordered: false,
+    };
     let mut i = 0;
     while i < end {
+        st.good = true;
         let lasti = i;
         while i < end && b[i] != b'%' {
             i += 1;
@@ -422,10 +557,12 @@ fn sprintf_into(out: &mut String, format: &str, args: &[Value]) -> Result<(), Li
             }
             i += 1;
         }
+        // an explicit argument index
+        let mut after_index = st.arg_number(b, &mut i, args.len());
         // width
         if i < end && b[i] == b'*' {
             i += 1;
-            match int_from_arg(args, &mut argi) {
+            match int_from_arg(args, &mut st.argi) {
                 Some(n) => {
                     if n < 0 {
                         sp.minus = true;
@@ -435,21 +572,35 @@ fn sprintf_into(out: &mut String, format: &str, args: &[Value]) -> Result<(), Li
                 }
                 None => out.push_str("%!(BADWIDTH)"),
             }
+            after_index = false;
         } else {
             sp.width = parsenum(b, &mut i);
+            if after_index && sp.width.is_some() {
+                // "%[3]2d"
+                st.good = false;
+            }
         }
         // precision
         if i + 1 < end && b[i] == b'.' {
             i += 1;
-            if b[i] == b'*' {
+            if after_index {
+                // "%[3].2d"
+                st.good = false;
+            }
+            after_index = st.arg_number(b, &mut i, args.len());
+            if i < end && b[i] == b'*' {
                 i += 1;
-                match int_from_arg(args, &mut argi) {
+                match int_from_arg(args, &mut st.argi) {
                     Some(n) if n >= 0 => sp.prec = Some(n as usize),
                     _ => out.push_str("%!(BADPREC)"),
                 }
+                after_index = false;
             } else {
                 sp.prec = Some(parsenum(b, &mut i).unwrap_or(0));
             }
+        }
+        if !after_index {
+            st.arg_number(b, &mut i, args.len());
         }
         if i >= end {
             out.push_str("%!(NOVERB)");
@@ -463,17 +614,22 @@ fn sprintf_into(out: &mut String, format: &str, args: &[Value]) -> Result<(), Li
             out.push('%');
             continue;
         }
-        let Some(arg) = args.get(argi) else {
+        if !st.good {
+            out.push_str(&format!("%!{verb}(BADINDEX)"));
+            continue;
+        }
+        let Some(arg) = args.get(st.argi) else {
             out.push_str(&format!("%!{verb}(MISSING)"));
             continue;
         };
-        argi += 1;
+        st.argi += 1;
         format_arg(out, verb, sp, arg, 0)?;
         check(out, 0)?;
     }
-    if argi < args.len() {
+    // Go skips the check when arguments were accessed out of order.
+    if !st.reordered && st.argi < args.len() {
         out.push_str("%!(EXTRA ");
-        for (i, a) in args[argi..].iter().enumerate() {
+        for (i, a) in args[st.argi..].iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
@@ -613,7 +769,9 @@ fn fmt_float(out: &mut String, verb: char, sp: Spec, f: f64) {
         'g' | 'G' => format_float(f, verb, prec.unwrap_or(-1)),
         'e' | 'E' => format_float(f, verb, prec.unwrap_or(6)),
         'f' | 'F' => format_float(f, 'f', prec.unwrap_or(6)),
-        _ => unreachable!(),
+        'x' | 'X' if f.is_finite() => format_hex_float(f, verb, prec.unwrap_or(-1)),
+        'b' if f.is_finite() => format_binary_float(f),
+        _ => format_float(f, 'g', -1),
     };
     if sp.plus && !s.starts_with('-') && !s.starts_with('+') {
         s.insert(0, '+');
@@ -708,7 +866,9 @@ fn format_arg(
             _ => bad_verb(out, verb, sp, v),
         },
         Value::Float(f) => match verb {
-            'v' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' => fmt_float(out, verb, sp, *f),
+            'v' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 'x' | 'X' | 'b' => {
+                fmt_float(out, verb, sp, *f)
+            }
             _ => bad_verb(out, verb, sp, v),
         },
         Value::String(s) => match verb {

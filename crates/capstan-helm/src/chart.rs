@@ -596,7 +596,7 @@ fn validate_metadata(md: &Metadata) -> Result<(), HelmError> {
     if md.version.is_empty() {
         return err("chart.metadata.version is required".into());
     }
-    if crate::semver::Version::parse(&md.version).is_none() {
+    if crate::semver::Version::parse(&md.version).is_err() {
         return err(format!(
             "chart.metadata.version {:?} is invalid",
             md.version

@@ -18,16 +18,20 @@
 //! - [`crs`]: manifests as a Cluster API `ClusterResourceSet` with resource-set Secrets under
 //!   1 MiB each.
 //! - [`ImageRef`]: image references parsed as container runtimes parse them.
+//! - [`in_cluster`]: the agent's in-cluster client configuration, its ServiceAccount
+//!   directory overridable with `CAPSTAN_SERVICEACCOUNT_DIR`.
 
 pub mod crs;
 mod image;
+pub mod in_cluster;
 mod live;
 mod manifests;
 
 pub use image::{ImageRef, ImageRefError};
 pub use live::{
-    check, detect_flux, install, install_unit, uninstall, CheckReport, FluxPresence, InstallReport,
-    InstalledAgent, Resources, Step, StepOutcome, UninstallOptions, UninstallReport,
+    check, detect_flux, expected_objects, install, install_unit, uninstall, CheckReport,
+    FluxPresence, InstallReport, InstalledAgent, Resources, Step, StepOutcome, UninstallOptions,
+    UninstallReport,
 };
 pub use manifests::{
     agent_args, manifests, GitCredentials, InstallOptions, Rbac, SourceRef, CREDENTIAL_KEYS,

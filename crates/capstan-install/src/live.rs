@@ -190,6 +190,10 @@ pub struct InstalledAgent {
     pub objects: Vec<(ObjectRef, bool)>,
     /// The Deployment's health (None when it is missing).
     pub agent: Option<Health>,
+    /// Whether the install has an inventory (applied by `capstan install`); false for an
+    /// agent put in place from `--export` or `--crs` output, whose objects are then the ones
+    /// its Deployment implies ([`expected_objects`]).
+    pub inventory: bool,
 }
 
 impl InstalledAgent {
@@ -243,6 +247,7 @@ pub async fn check(client: &kube::Client) -> Result<CheckReport, InstallError> {
             image: None,
             objects: Vec::new(),
             agent: None,
+            inventory: true,
         };
         for r in refs {
             let present = match applier.health(&r).await {
@@ -279,7 +284,111 @@ pub async fn check(client: &kube::Client) -> Result<CheckReport, InstallError> {
         agent.objects = objects;
         report.installs.push(agent);
     }
+    // Installs without an inventory (`--export` applied by hand or through GitOps, a
+    // ClusterResourceSet): found by the agent Deployment's labels.
+    let lp = ListParams::default().labels(&format!(
+        "{LABEL_NAME}={AGENT_NAME},{LABEL_MANAGED_BY}=capstan"
+    ));
+    let deployments = gvk_api(client, "apps", "v1", "Deployment", "deployments")
+        .list(&lp)
+        .await
+        .map_err(api_err("listing capstan's agent Deployments"))?;
+    for d in deployments.items.iter().map(to_value) {
+        let ns = str_at(&d, "/metadata/namespace").to_string();
+        if str_at(&d, "/metadata/name") != AGENT_NAME
+            || report.installs.iter().any(|a| a.namespace == ns)
+        {
+            continue;
+        }
+        let mut agent = InstalledAgent {
+            namespace: ns,
+            version: labels_of(&d).get(LABEL_VERSION).cloned(),
+            image: d
+                .pointer("/spec/template/spec/containers/0/image")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            objects: Vec::new(),
+            agent: None,
+            inventory: false,
+        };
+        for r in expected_objects(&d) {
+            let health = applier.health(&r).await.ok();
+            let present = health
+                .as_ref()
+                .is_some_and(|h| h.status != HealthStatus::NotFound);
+            if r.kind == "Deployment" {
+                agent.agent = health.filter(|_| present);
+            }
+            agent.objects.push((r, present));
+        }
+        report.installs.push(agent);
+    }
     Ok(report)
+}
+
+/// The objects an install implies, read off its agent Deployment (for installs without an
+/// inventory): its Namespace, the ServiceAccount the pods run as, the RBAC binding it
+/// (cluster-admin, or the namespaced set when the agent runs with `--no-install-crds`), the
+/// credentials Secret of `--source-secret`, the metrics Service and the Deployment itself.
+/// The toolkit CRDs are not among them: the agent installs those itself.
+pub fn expected_objects(deployment: &Value) -> Vec<ObjectRef> {
+    let ns = str_at(deployment, "/metadata/namespace");
+    let pod = deployment
+        .pointer("/spec/template/spec")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let sa = match str_at(&pod, "/serviceAccountName") {
+        "" => "default",
+        sa => sa,
+    };
+    let args: Vec<&str> = pod
+        .pointer("/containers/0/args")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let flag = |name: &str| {
+        args.iter().enumerate().find_map(|(i, a)| {
+            if *a == name {
+                args.get(i + 1).map(|v| v.to_string())
+            } else {
+                a.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            }
+        })
+    };
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let cluster_rbac = format!("{AGENT_NAME}-{ns}");
+    let mut out = vec![
+        ObjectRef::new("v1", "Namespace", "", ns),
+        ObjectRef::new("v1", "ServiceAccount", ns, sa),
+    ];
+    if args.contains(&"--no-install-crds") {
+        out.extend([
+            ObjectRef::new(rbac, "ClusterRole", "", &cluster_rbac),
+            ObjectRef::new(rbac, "ClusterRoleBinding", "", &cluster_rbac),
+            ObjectRef::new(rbac, "Role", ns, AGENT_NAME),
+            ObjectRef::new(rbac, "RoleBinding", ns, AGENT_NAME),
+        ]);
+    } else {
+        out.push(ObjectRef::new(
+            rbac,
+            "ClusterRoleBinding",
+            "",
+            &cluster_rbac,
+        ));
+    }
+    if let Some(secret) = flag("--source-secret") {
+        out.push(ObjectRef::new("v1", "Secret", ns, &secret));
+    }
+    out.push(ObjectRef::new("v1", "Service", ns, crate::METRICS_SERVICE));
+    out.push(ObjectRef::new(
+        "apps/v1",
+        "Deployment",
+        ns,
+        str_at(deployment, "/metadata/name"),
+    ));
+    out
 }
 
 /// Options of [`uninstall`].
@@ -967,6 +1076,42 @@ mod tests {
         );
         assert_eq!(capstan_finalizers(&o, true), ["finalizers.capstan.io"]);
         assert!(capstan_finalizers(&json!({"metadata": {}}), false).is_empty());
+    }
+
+    /// `install --check` without an inventory: the objects read off the Deployment are
+    /// exactly the install's objects but its CRDs, for both RBAC modes, with and without a
+    /// credentials Secret.
+    #[test]
+    fn expected_objects_of_a_deployment_are_the_installs_objects_but_crds() {
+        let image = crate::ImageRef::parse("registry.example.com/capstan:1").unwrap();
+        for (rbac, creds) in [
+            (crate::Rbac::ClusterAdmin, false),
+            (crate::Rbac::ClusterAdmin, true),
+            (crate::Rbac::Namespaced, true),
+        ] {
+            let mut opts = InstallOptions::new("https://git.example.com/x.git", image.clone());
+            opts.namespace = "tenant-a".into();
+            opts.rbac = rbac;
+            if creds {
+                opts.credentials = Some(
+                    crate::GitCredentials::from_env(|k| {
+                        (k == crate::ENV_TOKEN).then(|| "t".to_string())
+                    })
+                    .unwrap(),
+                );
+            }
+            let objects = manifests(&opts);
+            let mut want: Vec<ObjectRef> = objects
+                .iter()
+                .filter(|o| o["kind"] != "CustomResourceDefinition")
+                .map(|o| ObjectRef::from_object(o).unwrap())
+                .collect();
+            let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+            let mut got = expected_objects(deployment);
+            want.sort_by_key(|r| r.to_string());
+            got.sort_by_key(|r| r.to_string());
+            assert_eq!(got, want, "{rbac:?} credentials {creds}");
+        }
     }
 
     #[test]

@@ -134,6 +134,36 @@ pub fn apply_path(
     }
 }
 
+/// Apply `f` to every node at `path` below `node` as kustomize's field spec filter does for
+/// transformers that take the whole field: sequences on the way are descended into, the
+/// node at the end of the path is passed as it is (a list included), missing or null
+/// fields are skipped.
+pub fn apply_path_leaf(
+    node: &mut Node,
+    path: &[String],
+    f: &mut dyn FnMut(&mut Node) -> Result<()>,
+) -> Result<()> {
+    let Some((first, rest)) = path.split_first() else {
+        return f(node);
+    };
+    match node {
+        Node::Sequence(items) => {
+            for it in items.iter_mut() {
+                apply_path_leaf(it, path, f)?;
+            }
+            Ok(())
+        }
+        Node::Mapping(m) => {
+            let field = first.strip_suffix("[]").unwrap_or(first);
+            match m.get_mut(field) {
+                Some(child) if !child.is_null() => apply_path_leaf(child, rest, f),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A nameReference entry: resources of `kind` (and `group`) are referred to by the
 /// `field_specs`.
 #[derive(Debug, Clone, Default)]

@@ -488,9 +488,11 @@ pub fn hash(n: &Node) -> String {
                     "type".into(),
                     Value::String(n.str_at(&["type"]).unwrap_or("").to_string()),
                 );
-            }
-            if let Some(i) = n.get("immutable").and_then(|i| i.as_str()) {
-                m.insert("immutable".into(), Value::Bool(i == "true"));
+                // A Secret's `stringData` counts when it is a map; `immutable` never does
+                // (kustomize's hasher: kind, name, type, data, binaryData/stringData).
+                if matches!(n.get("stringData"), Some(Node::Mapping(_))) {
+                    m.insert("stringData".into(), data_map(n, "stringData"));
+                }
             }
             Value::Object(m)
         }

@@ -259,12 +259,14 @@ fn apply_replica(acc: &mut Acc, rep: &Node, fss: &[FieldSpec]) -> Result<()> {
         .and_then(|c| c.as_str())
         .unwrap_or("0")
         .to_string();
+    let mut found = false;
     for r in acc.resources.iter_mut() {
         if !r.all_names().iter().any(|(n, _)| n == name) {
             continue;
         }
         for fs in fss {
             if fs.matches(r) {
+                found = true;
                 apply_path(&mut r.node, &fs.path, fs.create, &mut |n| {
                     *n = int_node(&count);
                     Ok(())
@@ -272,32 +274,87 @@ fn apply_replica(acc: &mut Acc, rep: &Node, fss: &[FieldSpec]) -> Result<()> {
             }
         }
     }
+    if !found {
+        // kustomize's ReplicaCountTransformer: a name no replicas field spec selects is
+        // an error, not a no-op.
+        let kinds: Vec<String> = fss
+            .iter()
+            .map(|fs| {
+                if fs.kind.is_empty() {
+                    "~G_~V_~K".to_string()
+                } else {
+                    fs.kind.clone()
+                }
+            })
+            .collect();
+        return Err(kerr!(
+            "replicas: resource with name {name} does not match a config with the following kinds [{}]",
+            kinds.join(" ")
+        ));
+    }
     Ok(())
 }
 
-/// Split an image reference into name, tag and digest.
+/// Split an image reference into name, tag and digest, as kustomize's `image.Split`: the
+/// first `:` or `@` after the first `/` (the registry host may carry a port) separates the
+/// name; a tag runs up to the `@` of a digest.
 pub fn split_image(s: &str) -> (String, String, String) {
-    let (rest, digest) = match s.split_once('@') {
-        Some((a, d)) => (a, d.to_string()),
-        None => (s, String::new()),
+    let slash = match s.find('/') {
+        Some(i) if i > 0 => i,
+        _ => 0,
     };
-    let slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match rest[slash..].rfind(':') {
-        Some(i) => (
-            rest[..slash + i].to_string(),
-            rest[slash + i + 1..].to_string(),
-            digest,
+    let search = &s[slash..];
+    let at = search.find('@').map(|i| i + slash);
+    let colon = search.find(':').map(|i| i + slash);
+    match (colon, at) {
+        (None, None) => (s.to_string(), String::new(), String::new()),
+        (c, Some(a)) if c.is_none_or(|c| a < c) => {
+            (s[..a].to_string(), String::new(), s[a + 1..].to_string())
+        }
+        (Some(c), Some(a)) => (
+            s[..c].to_string(),
+            s[c + 1..a].to_string(),
+            s[a + 1..].to_string(),
         ),
-        None => (rest.to_string(), String::new(), digest),
+        (Some(c), None) => (s[..c].to_string(), s[c + 1..].to_string(), String::new()),
+        (None, Some(_)) => unreachable!("handled by the digest-only arm"),
     }
+}
+
+/// kustomize's `image.IsImageMatched` (v5.5): the `images[].name` is a Go regular expression
+/// spliced unescaped into `^NAME(:TAG)?(@sha256:DIGEST)?$`, so `.` matches any character and
+/// a name starting with `*` repeats the `^` (matching every image).
+pub fn image_name_matches(image: &str, name: &str) -> bool {
+    const TAIL: &str = "(?::[a-zA-Z0-9_.{}-]*)?(?:@sha256:[a-zA-Z0-9_.{}-]*)?$";
+    // Go accepts a repetition operator right after `^` (it repeats the assertion); the Rust
+    // regex syntax wants it grouped.
+    let pattern = match name.as_bytes().first() {
+        Some(b'*' | b'+' | b'?') => format!("(?:^){name}{TAIL}"),
+        _ => format!("^{name}{TAIL}"),
+    };
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+            Default::default();
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 256 {
+            c.clear();
+        }
+        c.entry(pattern.clone())
+            .or_insert_with(|| regex::Regex::new(&pattern).ok())
+            .as_ref()
+            // A name Go cannot compile panics in kustomize; here it matches nothing.
+            .is_some_and(|re| re.is_match(image))
+    })
 }
 
 fn update_image(value: &str, img: &Node) -> Option<String> {
     let want = img.str_at(&["name"]).unwrap_or("");
-    let (mut name, mut tag, mut digest) = split_image(value);
-    if name != want {
+    if !image_name_matches(value, want) {
         return None;
     }
+    let (mut name, mut tag, mut digest) = split_image(value);
     let s = |k: &str| {
         img.get(k)
             .and_then(|v| v.as_str())
@@ -360,7 +417,10 @@ pub fn images(k: &Kustomization, acc: &mut Acc) -> Result<()> {
 
 fn apply_image(acc: &mut Acc, img: &Node, fss: &[FieldSpec]) -> Result<()> {
     for r in acc.resources.iter_mut() {
-        walk_containers(&mut r.node, img);
+        // kustomize's legacy image filter leaves CustomResourceDefinitions alone.
+        if r.kind() != "CustomResourceDefinition" {
+            walk_containers(&mut r.node, img);
+        }
         for fs in fss {
             if fs.matches(r) {
                 apply_path(&mut r.node, &fs.path, false, &mut |n| {

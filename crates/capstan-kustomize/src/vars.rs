@@ -4,39 +4,123 @@ use capstan_yaml::Node;
 
 use crate::accumulate::Acc;
 use crate::error::{kerr, Result};
-use crate::fieldspec::apply_path;
+use crate::fieldspec::apply_path_leaf;
 use crate::replacements::{lookup, split_field_path_loose};
 use crate::resource::ResId;
 
-fn substitute(s: &str, vals: &[(String, String)], used: &mut Vec<String>) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("$(") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find(')') {
-            Some(j) => {
-                let name = &after[..j];
-                match vals.iter().find(|(n, _)| n == name) {
-                    Some((_, v)) => {
-                        out.push_str(v);
-                        used.push(name.to_string());
-                    }
-                    None => {
-                        out.push_str(&rest[i..i + 2 + j + 1]);
-                    }
-                }
-                rest = &after[j + 1..];
-            }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
+/// A var's value as kustomize reads it (`GetFieldValue`): a scalar keeps its YAML type; a
+/// map or list is not a primitive, so references to it stay as written.
+#[derive(Debug, Clone, PartialEq)]
+enum VarValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Complex,
+}
+
+impl VarValue {
+    /// Go's `fmt.Sprintf("%v", v)`, for a reference inside a longer string.
+    fn to_go_string(&self, name: &str) -> String {
+        match self {
+            VarValue::Str(s) => s.clone(),
+            VarValue::Int(i) => i.to_string(),
+            VarValue::Float(f) => go_float_v(*f),
+            VarValue::Bool(b) => b.to_string(),
+            VarValue::Complex => format!("$({name})"),
         }
     }
-    out.push_str(rest);
-    // $$ escapes are left as they are.
-    out
+}
+
+/// Go's `%v` of a float64 (strconv's shortest `g`: exponent form below 1e-4 and from 1e+06).
+fn go_float_v(f: f64) -> String {
+    capstan_gotemplate::fmt::format_float(f, 'g', -1)
+}
+
+/// kustomize's expansion of `$(NAME)` references (Kubernetes' `$(VAR)` syntax): `$$` is an
+/// escaped `$`, an unknown or non-primitive var stays as written, an unterminated `$(` is
+/// kept. A value that is exactly one reference takes the var's type.
+fn expand(input: &str, vals: &[(String, VarValue)], used: &mut Vec<String>) -> VarValue {
+    let b = input.as_bytes();
+    let mut out = String::new();
+    let mut checkpoint = 0;
+    let mut cursor = 0;
+    while cursor < b.len() {
+        if b[cursor] == b'$' && cursor + 1 < b.len() {
+            out.push_str(&input[checkpoint..cursor]);
+            let rest = &input[cursor + 1..];
+            let advance = match rest.as_bytes()[0] {
+                b'$' => {
+                    out.push('$');
+                    1
+                }
+                b'(' => match rest[1..].find(')') {
+                    Some(j) => {
+                        let name = &rest[1..1 + j];
+                        let mapped = match vals.iter().find(|(n, _)| n == name) {
+                            Some((_, v)) if *v != VarValue::Complex => {
+                                used.push(name.to_string());
+                                v.clone()
+                            }
+                            _ => VarValue::Str(format!("$({name})")),
+                        };
+                        if input.len() == name.len() + 3 {
+                            return mapped;
+                        }
+                        out.push_str(&mapped.to_go_string(name));
+                        j + 2
+                    }
+                    None => {
+                        out.push_str("$(");
+                        1
+                    }
+                },
+                _ => {
+                    // `$` and the next byte are copied as they are (a multi-byte character
+                    // is completed by the checkpoint copy below).
+                    let ch = rest.chars().next().map(char::len_utf8).unwrap_or(1);
+                    out.push('$');
+                    out.push_str(&rest[..ch]);
+                    ch
+                }
+            };
+            cursor += advance;
+            checkpoint = cursor + 1;
+        }
+        cursor += 1;
+    }
+    out.push_str(&input[checkpoint.min(input.len())..]);
+    VarValue::Str(out)
+}
+
+/// kustomize's `updateNodeValue`: the scalar takes the expanded value and its type.
+fn set_scalar(s: &mut capstan_yaml::Scalar, v: VarValue) {
+    use capstan_yaml::{Scalar, Tag};
+    *s = match v {
+        VarValue::Int(i) => Scalar {
+            tag: Tag::Int,
+            ..Scalar::string(i.to_string())
+        },
+        VarValue::Bool(b) => Scalar {
+            tag: Tag::Bool,
+            ..Scalar::string(b.to_string())
+        },
+        // strconv.FormatFloat(v, 'f', -1, 64): no exponent.
+        VarValue::Float(f) => Scalar {
+            tag: Tag::Float,
+            ..Scalar::string(if f.is_finite() {
+                format!("{f}")
+            } else {
+                go_float_v(f)
+            })
+        },
+        VarValue::Str(x) => Scalar::string(x),
+        VarValue::Complex => return,
+    };
+}
+
+fn is_string(n: &Node) -> bool {
+    matches!(n, Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str)
 }
 
 fn ns_eq(a: &str, b: &str) -> bool {
@@ -144,8 +228,7 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
     if acc.vars.is_empty() {
         return Ok(());
     }
-    let mut vals = Vec::new();
-    let mut typed: Vec<(String, capstan_yaml::Scalar)> = Vec::new();
+    let mut vals: Vec<(String, VarValue)> = Vec::new();
     for v in &acc.vars {
         let name = v.str_at(&["name"]).unwrap_or("").to_string();
         let Some(res) = acc.resources.iter().find(|r| r.ref_vars.contains(&name)) else {
@@ -157,20 +240,23 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
             .str_at(&["fieldref", "fieldPath"])
             .unwrap_or("metadata.name");
         let path = split_field_path_loose(fp);
-        let val = lookup(&res.node, &path).first().map(|n| match n {
-            Node::Scalar(s) => ((*s).clone(), s.value.clone()),
-            other => (
-                capstan_yaml::Scalar::string(""),
-                capstan_yaml::emit_document(other).trim_end().to_string(),
-            ),
-        });
-        let Some(val) = val else {
-            return Err(kerr!(
-                "field specified in var '{name}' ({fp}) not found in corresponding resource"
-            ));
+        let not_found =
+            || kerr!("field specified in var '{name}' ({fp}) not found in corresponding resource");
+        let val = match lookup(&res.node, &path).first() {
+            None => return Err(not_found()),
+            Some(Node::Scalar(s)) => match s.tag {
+                capstan_yaml::Tag::Int => VarValue::Int(go_atoi(&s.value).ok_or_else(not_found)?),
+                capstan_yaml::Tag::Float => {
+                    VarValue::Float(go_parse_float(&s.value).ok_or_else(not_found)?)
+                }
+                capstan_yaml::Tag::Bool => {
+                    VarValue::Bool(go_parse_bool(&s.value).ok_or_else(not_found)?)
+                }
+                _ => VarValue::Str(s.value.clone()),
+            },
+            Some(_) => VarValue::Complex,
         };
-        typed.push((name.clone(), val.0));
-        vals.push((name, val.1));
+        vals.push((name, val));
     }
     let fss = acc.config.var_reference.clone();
     let mut used = Vec::new();
@@ -179,45 +265,71 @@ pub fn resolve(acc: &mut Acc) -> Result<()> {
             if !fs.matches(r) {
                 continue;
             }
-            apply_path(&mut r.node, &fs.path, false, &mut |n| {
-                walk(n, &vals, &typed, &mut used);
-                Ok(())
+            apply_path_leaf(&mut r.node, &fs.path, &mut |n| {
+                set_var_field(n, &vals, &mut used)
             })?;
         }
     }
     Ok(())
 }
 
-fn walk(
-    n: &mut Node,
-    vals: &[(String, String)],
-    typed: &[(String, capstan_yaml::Scalar)],
-    used: &mut Vec<String>,
-) {
+/// kustomize's refvar filter on the node a varReference field spec reaches: a string scalar
+/// is expanded; in a map, each string value (one level, keys must be strings); in a list,
+/// every item, which must be a string.
+fn set_var_field(n: &mut Node, vals: &[(String, VarValue)], used: &mut Vec<String>) -> Result<()> {
     match n {
-        Node::Scalar(s)
-            if s.tag == capstan_yaml::Tag::Str
-                && s.value.starts_with("$(")
-                && s.value.ends_with(')')
-                && typed
-                    .iter()
-                    .any(|(k, _)| s.value[2..s.value.len() - 1] == **k) =>
-        {
-            let name = s.value[2..s.value.len() - 1].to_string();
-            let t = typed.iter().find(|(k, _)| *k == name).unwrap().1.clone();
-            used.push(name);
-            *n = Node::Scalar(t);
+        Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str => {
+            let v = expand(&s.value, vals, used);
+            set_scalar(s, v);
         }
-        Node::Scalar(s) if s.tag == capstan_yaml::Tag::Str && s.value.contains("$(") => {
-            let new = substitute(&s.value, vals, used);
-            // A whole-value reference takes the referenced value as a string.
-            *n = Node::string(new);
+        Node::Scalar(_) => {}
+        Node::Mapping(m) => {
+            for (_, v) in m.entries.iter_mut() {
+                if let Node::Scalar(s) = v {
+                    if s.tag == capstan_yaml::Tag::Str {
+                        let x = expand(&s.value, vals, used);
+                        set_scalar(s, x);
+                    }
+                }
+            }
         }
-        Node::Mapping(m) => m
-            .entries
-            .iter_mut()
-            .for_each(|(_, v)| walk(v, vals, typed, used)),
-        Node::Sequence(s) => s.iter_mut().for_each(|v| walk(v, vals, typed, used)),
-        _ => {}
+        Node::Sequence(items) => {
+            for it in items.iter_mut() {
+                if !is_string(it) {
+                    return Err(kerr!("invalid value type expect a string"));
+                }
+                if let Node::Scalar(s) = it {
+                    let x = expand(&s.value, vals, used);
+                    set_scalar(s, x);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Go's `strconv.Atoi`: an optional sign and decimal digits.
+fn go_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.strip_prefix('+').unwrap_or(s).parse().ok()
+}
+
+/// Go's `strconv.ParseFloat` for the forms a YAML float takes (`.inf` is not one of Go's).
+fn go_parse_float(s: &str) -> Option<f64> {
+    if s.contains('_') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }

@@ -115,6 +115,17 @@ struct ApplyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    cluster: String,
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileCountLabels {
     kind: String,
     cluster: String,
@@ -157,6 +168,9 @@ struct Inner {
     unit_panics: Family<UnitLabels, Counter>,
     clusters: Gauge,
     leader: Gauge,
+    cache_objects: Family<ClusterLabels, Gauge>,
+    cache_bytes: Family<ClusterLabels, Gauge>,
+    drift_checks: Family<DriftLabels, Counter>,
     /// Series bookkeeping per unit (kind, namespace, name, cluster) and per
     /// source object (kind, namespace, name, with cluster "").
     units: Mutex<HashMap<UnitLabels, UnitSeries>>,
@@ -277,6 +291,24 @@ impl Metrics {
             "Whether this agent replica holds the leader lease (1) or not (0)",
             leader.clone(),
         );
+        let cache_objects = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "capstan_cache_objects",
+            "Objects held by the agent's watch cache of a cluster (unit objects and reduced applied objects)",
+            cache_objects.clone(),
+        );
+        let cache_bytes = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "capstan_cache_bytes",
+            "Approximate size in bytes of the reduced objects in the agent's watch cache of a cluster",
+            cache_bytes.clone(),
+        );
+        let drift_checks = Family::<DriftLabels, Counter>::default();
+        registry.register(
+            "capstan_drift_checks",
+            "Drift decisions per target cluster, by path: `cache` (decided from the watch cache or a LIST, no request of its own) or `dry_run` (server-side dry run)",
+            drift_checks.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -292,6 +324,9 @@ impl Metrics {
                 unit_panics,
                 clusters,
                 leader,
+                cache_objects,
+                cache_bytes,
+                drift_checks,
                 units: Mutex::new(HashMap::new()),
             }),
         }
@@ -525,6 +560,37 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Sets `capstan_cache_objects{cluster}` and `capstan_cache_bytes{cluster}`: the size of
+    /// the agent's watch cache of one cluster.
+    pub fn set_cache_size(&self, cluster: &str, objects: usize, bytes: usize) {
+        let key = ClusterLabels {
+            cluster: cluster.to_string(),
+        };
+        self.inner
+            .cache_objects
+            .get_or_create(&key)
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
+        self.inner
+            .cache_bytes
+            .get_or_create(&key)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Adds `n` to `capstan_drift_checks_total{cluster, path}`; `path` is `cache` (decided
+    /// without a request of its own) or `dry_run` (a server-side dry run decided).
+    pub fn count_drift_checks(&self, cluster: &str, path: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.inner
+            .drift_checks
+            .get_or_create(&DriftLabels {
+                cluster: cluster.to_string(),
+                path: path.to_string(),
+            })
+            .inc_by(n);
+    }
+
     /// Sets `capstan_leader` to 1 or 0.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
@@ -625,6 +691,31 @@ async fn serve_readyz(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The watch cache's size and both drift-detection paths are exported per cluster
+    /// (`capstan_cache_objects`, `capstan_cache_bytes`, `capstan_drift_checks_total`).
+    #[test]
+    fn cache_size_and_drift_paths() {
+        let m = Metrics::new();
+        m.set_cache_size("prod", 120, 4096);
+        m.set_cache_size("prod", 121, 4100);
+        m.count_drift_checks("prod", "cache", 10);
+        m.count_drift_checks("prod", "cache", 5);
+        m.count_drift_checks("prod", "dry_run", 2);
+        m.count_drift_checks("prod", "dry_run", 0);
+        m.count_drift_checks("staging", "dry_run", 0);
+        let text = m.encode();
+        for needle in [
+            "capstan_cache_objects{cluster=\"prod\"} 121",
+            "capstan_cache_bytes{cluster=\"prod\"} 4100",
+            "capstan_drift_checks_total{cluster=\"prod\",path=\"cache\"} 15",
+            "capstan_drift_checks_total{cluster=\"prod\",path=\"dry_run\"} 2",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        // A zero count creates no series.
+        assert!(!text.contains("cluster=\"staging\""), "{text}");
+    }
 
     #[test]
     fn encode_has_families_with_labels() {

@@ -16,6 +16,10 @@ pub struct CompareOptions {
     pub ignores: Vec<FieldPath>,
     /// Lines of context in the unified diffs.
     pub context: usize,
+    /// Also every object's (masked) manifests at both revisions, unchanged objects
+    /// included (as [`Change::Unchanged`]), and each unit's side ([`UnitSide`]): the
+    /// full structure for other tools (`capstan diff -o json --objects`).
+    pub include_objects: bool,
 }
 
 impl Default for CompareOptions {
@@ -23,6 +27,7 @@ impl Default for CompareOptions {
         CompareOptions {
             ignores: ignore::defaults(),
             context: 3,
+            include_objects: false,
         }
     }
 }
@@ -115,6 +120,36 @@ pub struct UnitDiff {
     pub change: Change,
     pub notes: Vec<Note>,
     pub objects: Vec<ObjectDiff>,
+    /// With [`CompareOptions::include_objects`]: the unit at the base (absent: added;
+    /// a renamed unit's old id) and at the target (absent: removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<UnitSide>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<UnitSide>,
+}
+
+/// A unit at one revision ([`CompareOptions::include_objects`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitSide {
+    pub id: String,
+    pub source: String,
+    /// The unit's own object (an Argo CD Application as declared or generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl UnitSide {
+    fn of(u: &UnitSnapshot) -> UnitSide {
+        UnitSide {
+            id: u.id.clone(),
+            source: u.source.clone(),
+            manifest: u.manifest.clone(),
+            error: u.error.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +165,12 @@ pub struct ObjectDiff {
     pub notes: Vec<Note>,
     /// Unified diff of the YAML (Secret values masked); whole object for added/removed.
     pub diff: String,
+    /// With [`CompareOptions::include_objects`]: the object at the base and at the
+    /// target as rendered (Secret values masked; ignored fields kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Value>,
 }
 
 impl ObjectDiff {
@@ -239,14 +280,35 @@ pub fn compare_cluster(
     for tu in &t.units {
         let bu = b.units.iter().find(|u| u.id == tu.id);
         let mut ud = match renamed_from.get(&tu.id) {
-            Some(from) => UnitDiff {
-                id: tu.id.clone(),
-                kind: tu.kind.clone(),
-                source: tu.source.clone(),
-                change: Change::Renamed,
-                notes: vec![Note::Renamed { from: from.clone() }],
-                objects: Vec::new(),
-            },
+            Some(from) => {
+                let old = b
+                    .units
+                    .iter()
+                    .find(|u| u.id == *from)
+                    .expect("a removed unit");
+                let mut ud = UnitDiff {
+                    id: tu.id.clone(),
+                    kind: tu.kind.clone(),
+                    source: tu.source.clone(),
+                    change: Change::Renamed,
+                    notes: vec![Note::Renamed { from: from.clone() }],
+                    objects: Vec::new(),
+                    base: None,
+                    target: None,
+                };
+                if opts.include_objects {
+                    ud.base = Some(UnitSide::of(old));
+                    ud.target = Some(UnitSide::of(tu));
+                    let bmap: BTreeMap<ObjectKey, &Value> =
+                        old.objects.iter().map(|o| (ObjectKey::of(o), o)).collect();
+                    for t in &tu.objects {
+                        let key = ObjectKey::of(t);
+                        let b = bmap.get(&key).copied();
+                        ud.objects.push(unchanged(key, b, t));
+                    }
+                }
+                ud
+            }
             None => compare_unit(bu, Some(tu), opts),
         };
         if let Some(bu) = bu {
@@ -359,7 +421,13 @@ pub fn compare_unit(
         change: Change::Unchanged,
         notes: Vec::new(),
         objects: Vec::new(),
+        base: None,
+        target: None,
     };
+    if opts.include_objects {
+        ud.base = base.map(UnitSide::of);
+        ud.target = target.map(UnitSide::of);
+    }
     // Failures first: a failed render says nothing about its objects.
     if let Some(t) = target {
         if let Some(err) = &t.error {
@@ -391,11 +459,11 @@ pub fn compare_unit(
             None => ud
                 .objects
                 .push(added_or_removed(key, t, Change::Added, None, opts)),
-            Some(b) => {
-                if let Some(d) = changed(key, b, t, opts) {
-                    ud.objects.push(d);
-                }
-            }
+            Some(b) => match changed(key.clone(), b, t, opts) {
+                Some(d) => ud.objects.push(d),
+                None if opts.include_objects => ud.objects.push(unchanged(key, Some(b), t)),
+                None => {}
+            },
         }
     }
     let mut pruned_count = 0;
@@ -430,10 +498,11 @@ pub fn compare_unit(
             pruned: false,
         });
     }
+    let any_object = ud.objects.iter().any(|o| o.change != Change::Unchanged);
     ud.change = match (base, target) {
         (None, _) => Change::Added,
         (_, None) => Change::Removed,
-        _ if !ud.objects.is_empty() || !ud.notes.is_empty() => Change::Changed,
+        _ if any_object || !ud.notes.is_empty() => Change::Changed,
         _ => Change::Unchanged,
     };
     ud
@@ -501,6 +570,12 @@ fn added_or_removed(
     if let Some(n) = notes::crd_note(b, a) {
         notes.push(n);
     }
+    let manifest = opts.include_objects.then_some(masked);
+    let (base, target) = if change == Change::Added {
+        (None, manifest)
+    } else {
+        (manifest, None)
+    };
     ObjectDiff {
         api_version: api_version(obj),
         diff: unified(&key, &old, &new, opts.context),
@@ -508,6 +583,24 @@ fn added_or_removed(
         change,
         pruned,
         notes,
+        base,
+        target,
+    }
+}
+
+/// An object that did not change ([`CompareOptions::include_objects`]); `b`: its base
+/// manifest (a renamed unit's may lack one).
+fn unchanged(key: ObjectKey, b: Option<&Value>, t: &Value) -> ObjectDiff {
+    let (bm, tm) = capstan_apply::objects::mask_secret_pair(b, t);
+    ObjectDiff {
+        api_version: api_version(t),
+        key,
+        change: Change::Unchanged,
+        pruned: None,
+        notes: Vec::new(),
+        diff: String::new(),
+        base: bm,
+        target: Some(tm),
     }
 }
 
@@ -537,6 +630,12 @@ fn changed(key: ObjectKey, b: &Value, t: &Value, opts: &CompareOptions) -> Optio
     if diff.is_empty() && notes.is_empty() && !is_secret(t) {
         return None;
     }
+    let (base, target) = if opts.include_objects {
+        let (bm, tm) = capstan_apply::objects::mask_secret_pair(Some(b), t);
+        (bm, Some(tm))
+    } else {
+        (None, None)
+    };
     Some(ObjectDiff {
         api_version: api_version(t),
         key,
@@ -544,6 +643,8 @@ fn changed(key: ObjectKey, b: &Value, t: &Value, opts: &CompareOptions) -> Optio
         pruned: None,
         notes,
         diff,
+        base,
+        target,
     })
 }
 
@@ -685,6 +786,7 @@ mod tests {
         let none = CompareOptions {
             ignores: vec![],
             context: 3,
+            include_objects: false,
         };
         assert_eq!(compare(&b, &t, &none).clusters[0].units[0].objects.len(), 1);
     }

@@ -10,9 +10,12 @@
 //! - [`render`]: which clusters a revision holds and what they render, through a
 //!   [`render::Reader`] (Flux: [`render::FluxReader`]; Argo CD readers plug in here),
 //!   clusters in parallel;
+//! - [`argocd`]: Argo CD repositories (every Application by destination cluster) and
+//!   [`argocd::FleetReader`] for repositories with Flux and Argo CD layouts;
 //! - [`memo`]: render reuse keyed by the exact inputs each render read;
 //! - [`tree`]: a Git revision as a read-only file system (gix, in memory).
 
+pub mod argocd;
 pub mod compare;
 pub mod ignore;
 pub mod memo;

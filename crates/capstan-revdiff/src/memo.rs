@@ -257,6 +257,7 @@ impl<R: Renderer> MemoRenderer<R> {
         &self,
         key: String,
         fs: &dyn FileSystem,
+        keep_errors: bool,
         render: impl FnOnce(&dyn FileSystem) -> Result<Vec<Value>, String>,
     ) -> Result<Vec<Value>, String> {
         let candidates: Vec<Arc<Entry>> = self
@@ -282,6 +283,9 @@ impl<R: Renderer> MemoRenderer<R> {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let rec = Recording::new(fs);
         let output = render(&rec);
+        if output.is_err() && !keep_errors {
+            return output;
+        }
         let entry = Arc::new(Entry {
             key: key.clone(),
             obs: rec.into_obs(),
@@ -303,13 +307,43 @@ impl<R: Renderer> MemoRenderer<R> {
 
 impl<R: Renderer> Renderer for MemoRenderer<R> {
     fn build(&self, fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Value>, String> {
-        self.cached(format!("build:{}", dir.display()), fs, |fs| {
+        self.cached(format!("build:{}", dir.display()), fs, true, |fs| {
             self.inner.build(fs, dir)
         })
     }
 
     fn helm(&self, fs: &dyn FileSystem, req: &HelmRequest) -> Result<Vec<Value>, String> {
-        self.cached(format!("helm:{req:?}"), fs, |fs| self.inner.helm(fs, req))
+        self.cached(format!("helm:{req:?}"), fs, true, |fs| {
+            self.inner.helm(fs, req)
+        })
+    }
+}
+
+/// A render done under [`Reuse::reuse`].
+pub type RenderFn<'a> = dyn FnMut(&dyn FileSystem) -> Result<Vec<Value>, String> + 'a;
+
+/// Reuse of other renders than kustomize builds and Helm renders (an Argo CD
+/// Application's): `render` is done, or its remembered output returned, under the same
+/// rule as [`MemoRenderer`]'s (every observation of the file system holds again).
+/// Failures are not remembered (they keep their typed errors by rendering again).
+pub trait Reuse: Send + Sync {
+    /// `key` names everything the render depends on besides the file system.
+    fn reuse(
+        &self,
+        key: String,
+        fs: &dyn FileSystem,
+        render: &mut RenderFn<'_>,
+    ) -> Result<Vec<Value>, String>;
+}
+
+impl<R: Renderer> Reuse for MemoRenderer<R> {
+    fn reuse(
+        &self,
+        key: String,
+        fs: &dyn FileSystem,
+        render: &mut RenderFn<'_>,
+    ) -> Result<Vec<Value>, String> {
+        self.cached(key, fs, false, render)
     }
 }
 
@@ -353,6 +387,29 @@ mod tests {
         let rc = m.build(&c, Path::new("/u")).unwrap();
         assert_ne!(rc, ra);
         assert_eq!(m.inner.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn reuse_remembers_outputs_but_not_failures() {
+        let m = MemoRenderer::new(Counting(AtomicUsize::new(0)));
+        let fs = MemFs::new().with("/a", "1");
+        let calls = AtomicUsize::new(0);
+        let mut ok = |fs: &dyn FileSystem| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok(vec![serde_json::json!(fs
+                .read_to_string(Path::new("/a"))
+                .unwrap())])
+        };
+        assert_eq!(
+            m.reuse("k".into(), &fs, &mut ok).unwrap(),
+            vec![serde_json::json!("1")]
+        );
+        m.reuse("k".into(), &fs, &mut ok).unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        let mut fail = |_: &dyn FileSystem| Err("boom".to_string());
+        assert!(m.reuse("f".into(), &fs, &mut fail).is_err());
+        assert!(m.reuse("f".into(), &fs, &mut fail).is_err());
+        assert_eq!(m.stats(), MemoStats { hits: 1, misses: 3 });
     }
 
     #[test]

@@ -13,10 +13,15 @@ use capstan_vfs::FileSystem;
 use crate::model::{ClusterSnapshot, RevisionSnapshot, UnitSnapshot};
 
 /// A cluster of a repository: a name and where its state starts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClusterTarget {
     pub name: String,
+    /// `clusters/<name>` (Flux); for an Argo CD destination only, its server.
     pub path: String,
+    /// Which layouts hold it ([`crate::argocd::FleetReader`]): a Flux cluster directory,
+    /// Argo CD Applications whose destination it is, or both.
+    pub flux: bool,
+    pub argocd: bool,
 }
 
 /// Reads one repository layout. Flux: `clusters/<name>` directories
@@ -33,6 +38,9 @@ pub trait Reader: Send + Sync {
         cluster: &ClusterTarget,
         renderer: &dyn Renderer,
     ) -> ClusterSnapshot;
+    /// Called once [`render_revisions`] is done with the trees (a reader that keeps
+    /// per-tree state drops it here).
+    fn finish(&self) {}
 }
 
 /// Flux repositories, rendered as `capstan build` renders them (offline: no cluster
@@ -60,6 +68,8 @@ impl Reader for FluxReader {
             out.push(ClusterTarget {
                 path: format!("clusters/{name}"),
                 name,
+                flux: true,
+                argocd: false,
             });
         }
         Ok(out)
@@ -124,6 +134,7 @@ impl Reader for FluxReader {
                 depends_on,
                 prune: unit.helm.is_some() || unit.spec.prune,
                 chart,
+                manifest: None,
             });
         }
         ClusterSnapshot {
@@ -200,6 +211,7 @@ pub fn render_revisions(
         }
         Ok(())
     })?;
+    reader.finish();
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut out: Vec<RevisionSnapshot> = revisions
         .iter()

@@ -266,6 +266,14 @@ impl GitRepo {
         Ok(commit.id)
     }
 
+    /// The URL of the `origin` remote, if configured.
+    pub fn origin_url(&self) -> Option<String> {
+        let cfg = self.repo.config_snapshot();
+        let url = cfg.string("remote.origin.url")?;
+        let url = url.to_string();
+        (!url.trim().is_empty()).then(|| url.trim().to_string())
+    }
+
     /// The default branch: what `origin/HEAD` points to, else `main`, `master`,
     /// `origin/main`, `origin/master`, whichever exists first.
     pub fn default_branch(&self) -> Result<String, String> {

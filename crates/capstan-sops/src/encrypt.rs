@@ -17,6 +17,11 @@ pub struct EncryptOptions {
     pub encrypted_regex: Option<String>,
     /// `lastmodified` (RFC 3339); default `2024-01-01T00:00:00Z`.
     pub lastmodified: Option<String>,
+    /// Several key groups of age recipients (`key_groups`), the data key split among
+    /// them by Shamir's scheme with `shamir_threshold`; the `recipients` argument of
+    /// [`encrypt`] is then not used.
+    pub key_groups: Vec<Vec<String>>,
+    pub shamir_threshold: u8,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -134,6 +139,55 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// The `age` entries of a key group: `payload` (the data key, or its Shamir share)
+/// wrapped for each recipient.
+fn wrap_age(payload: &[u8], recipients: &[&str]) -> Result<Vec<Item>, SopsError> {
+    let fail = |kind| SopsError {
+        file: "(plaintext)".into(),
+        kind,
+    };
+    let mut age_items = Vec::new();
+    for r in recipients {
+        let bad = || {
+            fail(ErrorKind::Metadata {
+                field: "age recipient".into(),
+                problem: format!("not an age recipient: {}", crate::meta::short_recipient(r)),
+            })
+        };
+        // `age1pq1...`: the hybrid ML-KEM-768 + X25519 recipient type; else X25519.
+        let rec: Box<dyn age::Recipient> = if r.starts_with("age1pq1") {
+            Box::new(age::pq::Recipient::from_str(r).map_err(|_| bad())?)
+        } else {
+            // Classic X25519 recipients (deprecated by age 0.13 for new keys) are what
+            // most SOPS files use.
+            #[allow(deprecated)]
+            let x = age::x25519::Recipient::from_str(r).map_err(|_| bad())?;
+            Box::new(x)
+        };
+        let e = age::Encryptor::with_recipients(std::iter::once(rec.as_ref()))
+            .map_err(|_| fail(ErrorKind::Format("no recipient".into())))?;
+        let mut armored = Vec::new();
+        let aw =
+            age::armor::ArmoredWriter::wrap_output(&mut armored, age::armor::Format::AsciiArmor)
+                .map_err(|_| fail(ErrorKind::Format("armor".into())))?;
+        let mut w = e
+            .wrap_output(aw)
+            .map_err(|_| fail(ErrorKind::Format("age".into())))?;
+        w.write_all(payload).expect("in-memory write");
+        w.finish()
+            .and_then(|aw| aw.finish())
+            .map_err(|_| fail(ErrorKind::Format("age".into())))?;
+        age_items.push(Item::Elem(Value::Map(vec![
+            entry("recipient", Value::Str(r.to_string())),
+            entry(
+                "enc",
+                Value::Str(String::from_utf8_lossy(&armored).into_owned()),
+            ),
+        ])));
+    }
+    Ok(age_items)
+}
+
 /// Encrypt a plaintext file for age recipients (`age1...`).
 pub fn encrypt(
     plain: &[u8],
@@ -191,37 +245,32 @@ pub fn encrypt(
             problem: "not an RFC 3339 time".into(),
         })
     })?;
-    let mut age_items = Vec::new();
-    for r in recipients {
-        let rec = age::x25519::Recipient::from_str(r).map_err(|_| {
-            fail(ErrorKind::Metadata {
-                field: "age recipient".into(),
-                problem: format!("not an age recipient: {r}"),
-            })
-        })?;
-        let e = age::Encryptor::with_recipients(std::iter::once(&rec as &dyn age::Recipient))
-            .map_err(|_| fail(ErrorKind::Format("no recipient".into())))?;
-        let mut armored = Vec::new();
-        let aw =
-            age::armor::ArmoredWriter::wrap_output(&mut armored, age::armor::Format::AsciiArmor)
-                .map_err(|_| fail(ErrorKind::Format("armor".into())))?;
-        let mut w = e
-            .wrap_output(aw)
-            .map_err(|_| fail(ErrorKind::Format("age".into())))?;
-        w.write_all(&key).expect("in-memory write");
-        w.finish()
-            .and_then(|aw| aw.finish())
-            .map_err(|_| fail(ErrorKind::Format("age".into())))?;
-        age_items.push(Item::Elem(Value::Map(vec![
-            entry("recipient", Value::Str(r.to_string())),
+    let mut meta = if opts.key_groups.len() > 1 {
+        let mut shares = crate::shamir::split(
+            &key,
+            opts.key_groups.len() as u8,
+            opts.shamir_threshold.max(2),
+            &mut || random::<1>()[0],
+        );
+        let mut groups = Vec::new();
+        for (g, share) in opts.key_groups.iter().zip(shares.iter_mut()) {
+            let rs: Vec<&str> = g.iter().map(String::as_str).collect();
+            groups.push(Item::Elem(Value::Map(vec![entry(
+                "age",
+                Value::Seq(wrap_age(share, &rs)?),
+            )])));
+        }
+        vec![
+            entry("key_groups", Value::Seq(groups)),
             entry(
-                "enc",
-                Value::Str(String::from_utf8_lossy(&armored).into_owned()),
+                "shamir_threshold",
+                Value::Int(i64::from(opts.shamir_threshold.max(2))),
             ),
-        ])));
-    }
-    let mut meta = vec![
-        entry("age", Value::Seq(age_items)),
+        ]
+    } else {
+        vec![entry("age", Value::Seq(wrap_age(&key, recipients)?))]
+    };
+    meta.extend([
         entry("lastmodified", Value::Str(lastmodified)),
         entry(
             "mac",
@@ -233,7 +282,7 @@ pub fn encrypt(
                 "str",
             )),
         ),
-    ];
+    ]);
     match &opts.encrypted_regex {
         Some(r) => meta.push(entry("encrypted_regex", Value::Str(r.clone()))),
         None => meta.push(entry(

@@ -8,8 +8,6 @@ use std::str::FromStr;
 pub enum KeyLoadError {
     /// An `AGE-SECRET-KEY-...` line that does not parse.
     BadAgeIdentity { line: usize },
-    /// A post-quantum (`AGE-SECRET-KEY-PQ-1...`) identity: not supported by this build.
-    UnsupportedAgePq { line: usize },
     /// No age identity in an age key file.
     NoAgeIdentity,
     /// The armored OpenPGP key does not parse.
@@ -22,12 +20,11 @@ impl std::fmt::Display for KeyLoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyLoadError::BadAgeIdentity { line } => {
-                write!(f, "line {line}: not a valid age identity (AGE-SECRET-KEY-1...)")
+                write!(
+                    f,
+                    "line {line}: not a valid age identity (AGE-SECRET-KEY-1... or AGE-SECRET-KEY-PQ-1...)"
+                )
             }
-            KeyLoadError::UnsupportedAgePq { line } => write!(
-                f,
-                "line {line}: post-quantum age identities (AGE-SECRET-KEY-PQ-1...) are not supported"
-            ),
             KeyLoadError::NoAgeIdentity => write!(f, "no age identity (AGE-SECRET-KEY-1...) found"),
             KeyLoadError::BadPgpKey(e) => write!(f, "not an armored OpenPGP secret key: {e}"),
             KeyLoadError::NoPgpSecretKey => write!(f, "no OpenPGP secret key found"),
@@ -35,12 +32,25 @@ impl std::fmt::Display for KeyLoadError {
     }
 }
 
+/// A new X25519 age identity: (`AGE-SECRET-KEY-1...`, its `age1...` recipient), to write
+/// test fixtures with [`crate::encrypt`].
+#[allow(deprecated)] // X25519: the recipient type SOPS files use most.
+pub fn generate_age_identity() -> (String, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    (
+        id.to_string().expose_secret().to_string(),
+        id.to_public().to_string(),
+    )
+}
+
 /// The keys available to unwrap data keys.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Keys {
     age: Vec<age::x25519::Identity>,
-    /// Post-quantum identities seen (kept as a count: their stanzas cannot be unwrapped).
-    age_pq: usize,
+    /// Hybrid post-quantum identities (`AGE-SECRET-KEY-PQ-1...`, ML-KEM-768 + X25519,
+    /// `mlkem768x25519` stanzas, age v1.3).
+    age_pq: Vec<age::pq::Identity>,
     pgp: Vec<pgp::composed::SignedSecretKey>,
 }
 
@@ -61,16 +71,17 @@ impl Keys {
     /// Add all of `other`'s keys.
     pub fn extend(&mut self, other: Keys) {
         self.age.extend(other.age);
-        self.age_pq += other.age_pq;
+        self.age_pq.extend(other.age_pq);
         self.pgp.extend(other.pgp);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.age.is_empty() && self.pgp.is_empty() && self.age_pq == 0
+        self.age.is_empty() && self.pgp.is_empty() && self.age_pq.is_empty()
     }
 
-    /// Add the age identities of an identity file (`AGE-SECRET-KEY-1...` lines; `#` comments
-    /// and blank lines ignored), as Flux reads `*.agekey` Secret entries and `SOPS_AGE_KEY`.
+    /// Add the age identities of an identity file (`AGE-SECRET-KEY-1...` X25519 and
+    /// `AGE-SECRET-KEY-PQ-1...` hybrid post-quantum lines; `#` comments and blank lines
+    /// ignored), as Flux reads `*.agekey` Secret entries and `SOPS_AGE_KEY`.
     pub fn add_age_identities(&mut self, text: &str) -> Result<usize, KeyLoadError> {
         let mut n = 0;
         for (i, line) in text.lines().enumerate() {
@@ -79,7 +90,9 @@ impl Keys {
                 continue;
             }
             if line.starts_with("AGE-SECRET-KEY-PQ-") {
-                self.age_pq += 1;
+                let id = age::pq::Identity::from_str(line)
+                    .map_err(|_| KeyLoadError::BadAgeIdentity { line: i + 1 })?;
+                self.age_pq.push(id);
                 n += 1;
                 continue;
             }
@@ -127,9 +140,14 @@ impl Keys {
         }
     }
 
-    /// The age recipients of the identities (public; for error messages).
+    /// The age recipients of the identities (public; X25519 first, then post-quantum
+    /// `age1pq1...` ones).
     pub fn age_recipients(&self) -> Vec<String> {
-        self.age.iter().map(|i| i.to_public().to_string()).collect()
+        self.age
+            .iter()
+            .map(|i| i.to_public().to_string())
+            .chain(self.age_pq.iter().map(|i| i.to_public().to_string()))
+            .collect()
     }
 
     /// The fingerprints of the OpenPGP secret keys (primary keys, upper hex).
@@ -143,12 +161,16 @@ impl Keys {
 
     /// Unwrap an age-encrypted data key (armored age file).
     pub(crate) fn unwrap_age(&self, armored: &str) -> Option<Vec<u8>> {
-        if self.age.is_empty() {
+        if self.age.is_empty() && self.age_pq.is_empty() {
             return None;
         }
         let reader = age::armor::ArmoredReader::new(armored.as_bytes());
         let dec = age::Decryptor::new(reader).ok()?;
-        let ids = self.age.iter().map(|i| i as &dyn age::Identity);
+        let ids = self
+            .age
+            .iter()
+            .map(|i| i as &dyn age::Identity)
+            .chain(self.age_pq.iter().map(|i| i as &dyn age::Identity));
         let mut r = dec.decrypt(ids).ok()?;
         let mut out = Vec::new();
         r.by_ref().take(4096).read_to_end(&mut out).ok()?;

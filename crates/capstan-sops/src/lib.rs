@@ -32,6 +32,7 @@ mod ini;
 mod json;
 mod keys;
 mod meta;
+pub mod shamir;
 mod tree;
 mod yaml;
 
@@ -40,7 +41,7 @@ mod tests;
 
 pub use cipher::is_enc;
 pub use encrypt::{encrypt, EncryptOptions};
-pub use keys::{KeyLoadError, Keys};
+pub use keys::{generate_age_identity, KeyLoadError, Keys};
 pub use meta::{MasterKey, Metadata};
 pub use tree::{Item, Value};
 
@@ -301,7 +302,7 @@ fn data_key(meta: &Metadata, keys: &Keys) -> Result<[u8; 32], ErrorKind> {
         available: keys
             .age_recipients()
             .into_iter()
-            .map(|r| format!("age {r}"))
+            .map(|r| format!("age {}", meta::short_recipient(&r)))
             .chain(
                 keys.pgp_fingerprints()
                     .into_iter()
@@ -309,13 +310,10 @@ fn data_key(meta: &Metadata, keys: &Keys) -> Result<[u8; 32], ErrorKind> {
             )
             .collect(),
     };
-    if meta.key_groups.len() > 1 {
-        // Shamir secret sharing over several groups is not supported.
-        for g in &meta.key_groups {
-            tried.extend(g.iter().map(|k| k.describe()));
-        }
-        return Err(no_key(tried));
-    }
+    // Each group gives its part: the first of its keys that unwraps it, age first, then
+    // PGP. One group: the part is the data key; several: Shamir shares, of which
+    // `shamir_threshold` (default: all groups) recover it.
+    let mut parts = Vec::new();
     for group in &meta.key_groups {
         let mut ordered: Vec<&MasterKey> = group
             .iter()
@@ -330,13 +328,33 @@ fn data_key(meta: &Metadata, keys: &Keys) -> Result<[u8; 32], ErrorKind> {
                 MasterKey::Other { .. } => None,
             };
             if let Some(b) = got {
-                if let Ok(k) = <[u8; 32]>::try_from(b.as_slice()) {
-                    return Ok(k);
-                }
+                parts.push(b);
+                break;
             }
         }
     }
-    Err(no_key(tried))
+    let key = if meta.key_groups.len() > 1 {
+        let threshold = match meta.shamir_threshold {
+            0 => meta.key_groups.len(),
+            t => t,
+        };
+        if parts.len() < threshold {
+            return Err(no_key(tried));
+        }
+        shamir::combine(&parts).map_err(|e| ErrorKind::Metadata {
+            field: "sops.key_groups".into(),
+            problem: format!("the key group parts do not combine: {e}"),
+        })?
+    } else {
+        match parts.pop() {
+            Some(p) => p,
+            None => return Err(no_key(tried)),
+        }
+    };
+    <[u8; 32]>::try_from(key.as_slice()).map_err(|_| ErrorKind::Metadata {
+        field: "sops.key_groups".into(),
+        problem: format!("the data key has {} bytes, not 32", key.len()),
+    })
 }
 
 struct Walker<'a> {

@@ -37,11 +37,23 @@ impl MasterKey {
     /// The recipient or fingerprint, for error messages.
     pub fn describe(&self) -> String {
         match self {
-            MasterKey::Age { recipient, .. } => format!("age {recipient}"),
+            MasterKey::Age { recipient, .. } => format!("age {}", short_recipient(recipient)),
             MasterKey::Pgp { fp, .. } => format!("pgp {fp}"),
             MasterKey::Other { kind, id } => format!("{kind} {id}"),
         }
     }
+}
+
+/// An age recipient as errors show it: post-quantum recipients (`age1pq1...`, about 1960
+/// characters) abbreviated to their start and end, as age's own messages do.
+pub fn short_recipient(r: &str) -> String {
+    let chars: Vec<char> = r.chars().collect();
+    if chars.len() <= 80 {
+        return r.to_string();
+    }
+    let head: String = chars[..24].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!("{head}...{tail}")
 }
 
 /// The parsed metadata.

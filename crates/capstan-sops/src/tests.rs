@@ -1,4 +1,6 @@
 //! In-memory tests: vectors made here with the `age` crate (see `encrypt`).
+// X25519 identities and recipients are deprecated by age 0.13 for new keys; SOPS files use them.
+#![allow(deprecated)]
 
 use crate::*;
 use std::str::FromStr;
@@ -306,4 +308,86 @@ fn flux_decrypts_generator_sources_in_place() {
 #[test]
 fn age_recipient_parse_check() {
     assert!(age::x25519::Recipient::from_str("age1notvalid").is_err());
+}
+
+/// age v1.3's hybrid post-quantum recipient type (`age1pq1...`, `mlkem768x25519` stanza:
+/// ML-KEM-768 + X25519 through HPKE): a data key wrapped for it unwraps with the
+/// `AGE-SECRET-KEY-PQ-1...` identity, also in a key file beside X25519 identities.
+#[test]
+fn age_post_quantum_recipient_unwraps_the_data_key() {
+    use age::secrecy::ExposeSecret;
+    let pq = age::pq::Identity::generate();
+    let r = pq.to_public().to_string();
+    assert!(r.starts_with("age1pq1"));
+    let file = enc(YAML, Format::Yaml, &r);
+    assert!(file.contains("-----BEGIN AGE ENCRYPTED FILE-----"));
+    let (x, _) = identity();
+    let text = format!(
+        "# x25519\n{}\n# post-quantum\n{}\n",
+        x.to_string().expose_secret(),
+        pq.to_string().expose_secret()
+    );
+    let mut k = Keys::new();
+    assert_eq!(k.add_age_identities(&text).unwrap(), 2);
+    assert_eq!(dec(&file, Format::Yaml, &k, false).unwrap(), YAML);
+    assert_eq!(k.age_recipients()[1], r);
+}
+
+/// A file for a post-quantum recipient and only an X25519 key: `no-key`, naming the
+/// file's recipient abbreviated (no 2000-character lines) and never plaintext.
+#[test]
+fn age_post_quantum_no_key_error_names_the_recipient_abbreviated() {
+    let pq = age::pq::Identity::generate();
+    let r = pq.to_public().to_string();
+    let file = enc(YAML, Format::Yaml, &r);
+    let (x, _) = identity();
+    let e = dec(&file, Format::Yaml, &keys_for(&x), false).unwrap_err();
+    assert_eq!(e.kind.class(), "no-key");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&r[..24]) && msg.contains(&r[r.len() - 12..]),
+        "{msg}"
+    );
+    assert!(!msg.contains(&r[..200]));
+    assert!(!msg.contains("s3cr3t"));
+}
+
+/// A malformed `AGE-SECRET-KEY-PQ-1...` line fails the key file naming the line, without
+/// echoing the key.
+#[test]
+fn age_post_quantum_identity_that_does_not_parse_names_its_line() {
+    let mut k = Keys::new();
+    let e = k
+        .add_age_identities("# c\nAGE-SECRET-KEY-PQ-1QQQQ\n")
+        .unwrap_err();
+    assert_eq!(e, KeyLoadError::BadAgeIdentity { line: 2 });
+    assert!(!e.to_string().contains("QQQQ"));
+}
+
+/// `key_groups` with `shamir_threshold`: the data key is split among the groups (SOPS's
+/// Shamir scheme over GF(2^8)); keys of `threshold` groups decrypt, fewer are `no-key`
+/// naming every group's recipients.
+#[test]
+fn shamir_key_groups_need_threshold_groups() {
+    let ids: Vec<(age::x25519::Identity, String)> = (0..3).map(|_| identity()).collect();
+    let opts = EncryptOptions {
+        key_groups: ids.iter().map(|(_, r)| vec![r.clone()]).collect(),
+        shamir_threshold: 2,
+        ..Default::default()
+    };
+    let file =
+        String::from_utf8(encrypt(YAML.as_bytes(), Format::Yaml, &[], &opts).unwrap()).unwrap();
+    assert!(
+        file.contains("key_groups:") && file.contains("shamir_threshold: 2"),
+        "{file}"
+    );
+    let mut two = keys_for(&ids[0].0);
+    two.extend(keys_for(&ids[2].0));
+    assert_eq!(dec(&file, Format::Yaml, &two, false).unwrap(), YAML);
+    let one = keys_for(&ids[1].0);
+    let e = dec(&file, Format::Yaml, &one, false).unwrap_err();
+    assert_eq!(e.kind.class(), "no-key");
+    for (_, r) in &ids {
+        assert!(e.to_string().contains(r.as_str()), "{e}");
+    }
 }

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Io,
     /// Anything else reported by the protocol implementation.
     Other,
+    /// Offline ([`crate::SourceCache::offline`]): this URL and reference were never
+    /// fetched into the cache (or their artifact has been removed from it).
+    NotCached,
 }
 
 /// An error while fetching a source.
@@ -51,9 +54,23 @@ impl SourceError {
             kind,
             source: source.to_string(),
             url: redact_url(url),
-            cause: cause.into(),
-            hint: hint.into(),
+            cause: strip_userinfo(cause.into(), url),
+            hint: strip_userinfo(hint.into(), url),
         }
+    }
+
+    /// Offline, `what` (a reference of the source at `url`) is not in the cache at `root`.
+    pub(crate) fn not_cached(source: &str, url: &str, what: &str, root: &std::path::Path) -> Self {
+        SourceError::new(
+            ErrorKind::NotCached,
+            source,
+            url,
+            format!(
+                "{what} was never fetched into the cache {} (offline: the network is not used)",
+                root.display()
+            ),
+            "fetch it once with the network (the same command without --offline) or point --cache-dir at a cache that has it",
+        )
     }
 
     /// Remove every occurrence of each of `secrets` from the cause and hint.
@@ -76,6 +93,7 @@ impl fmt::Display for SourceError {
             ErrorKind::InvalidAuth => "invalid credentials secret",
             ErrorKind::Io => "cache I/O error",
             ErrorKind::Other => "fetch failed",
+            ErrorKind::NotCached => "not in the cache",
         };
         if self.source.is_empty() {
             write!(f, "{what}")?;
@@ -100,6 +118,35 @@ impl fmt::Debug for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// `text` without the userinfo of `url` (a protocol library's message may quote the URL
+/// as given, credentials included): `user:password@` goes, an ssh user name stays.
+fn strip_userinfo(text: String, url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return text;
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return text;
+    };
+    let userinfo = &authority[..=at];
+    let kept = if url.starts_with("ssh") {
+        format!(
+            "{}@",
+            userinfo[..userinfo.len() - 1]
+                .split(':')
+                .next()
+                .unwrap_or("")
+        )
+    } else {
+        String::new()
+    };
+    if userinfo.len() <= 1 || userinfo == kept {
+        return text;
+    }
+    text.replace(userinfo, &kept)
+}
 
 /// Remove `user:password@` from a URL (`scheme://user:pass@host/...`).
 /// scp-like ssh URLs (`git@host:path`) keep their user, which is no secret.
@@ -132,5 +179,36 @@ mod tests {
         assert_eq!(redact_url("ssh://git:p@h/x"), "ssh://git@h/x");
         assert_eq!(redact_url("git@github.com:a/b"), "git@github.com:a/b");
         assert_eq!(redact_url("https://h/a@b"), "https://h/a@b");
+    }
+
+    /// A cause quoting the URL with its credentials (as protocol libraries do) loses them
+    /// too; the source, the URL without userinfo and the cause stay.
+    #[test]
+    fn causes_lose_the_urls_credentials() {
+        let e = SourceError::new(
+            ErrorKind::Unreachable,
+            "GitRepository flux-system/apps",
+            "https://bot:s3cr3t@git.example.com/apps.git",
+            "error sending request for url (https://bot:s3cr3t@git.example.com/apps.git/info/refs)",
+            "",
+        );
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("bot"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("GitRepository flux-system/apps: source unreachable (https://git.example.com/apps.git)")
+                && shown.contains("git.example.com/apps.git/info/refs"),
+            "{shown}"
+        );
+        let e = SourceError::new(
+            ErrorKind::Other,
+            "",
+            "ssh://git:pw@h/x",
+            "ssh://git:pw@h/x failed",
+            "",
+        );
+        assert_eq!(e.cause, "ssh://git@h/x failed");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::bstr::ByteSlice;
 
-use crate::constraint::{parse_version, Constraint};
+use crate::constraint::{parse_version, Constraint, Version};
 use crate::error::{redact_url, ErrorKind, SourceError};
 use crate::sourceignore::{IgnoreRules, IGNORE_FILE};
 use crate::store::{self, Artifact, TreeDigest};
@@ -629,11 +629,11 @@ fn fetch_and_resolve(
                 ErrorKind::InvalidSpec,
                 &id,
                 url,
-                e,
+                e.to_string(),
                 "use a Masterminds semver constraint",
             )
         })?;
-        let tags: Vec<(semver::Version, &str)> = advertised
+        let tags: Vec<(Version, &str)> = advertised
             .keys()
             .filter_map(|n| n.strip_prefix("refs/tags/"))
             .filter_map(|t| parse_version(t).map(|v| (v, t)))

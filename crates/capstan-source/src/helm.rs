@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::constraint::{parse_version, Constraint};
+use crate::constraint::{parse_version, Constraint, Version};
 use crate::error::{ErrorKind, SourceError};
 use crate::git::{object_id, url_key};
 use crate::store::{self, Artifact};
@@ -283,8 +283,9 @@ fn pick<'a>(entries: &'a [IndexEntry], version: &str) -> Result<&'a IndexEntry, 
             return Ok(e);
         }
     }
-    let c = Constraint::parse(if version.is_empty() { "*" } else { version })?;
-    let parsed: Vec<(semver::Version, &IndexEntry)> = entries
+    let c = Constraint::parse(if version.is_empty() { "*" } else { version })
+        .map_err(|e| e.to_string())?;
+    let parsed: Vec<(Version, &IndexEntry)> = entries
         .iter()
         .filter_map(|e| parse_version(&e.version).map(|v| (v, e)))
         .collect();

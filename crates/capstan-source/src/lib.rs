@@ -12,6 +12,11 @@
 //!   by semver constraint, chart `.tgz` cached by digest under `<cache>/helm/`.
 //! * [`OciRepositorySpec`]: Flux artifacts (one tar+gzip layer) under `<cache>/oci/`.
 //!
+//! Offline ([`SourceCache::offline`]) no fetch touches the network: each answers with the
+//! artifact the same URL and reference resolved to when last fetched (every successful
+//! fetch records it under `<cache>/refs/`), or an [`ErrorKind::NotCached`] error naming
+//! the source, its URL and the reference.
+//!
 //! Credentials come from a Secret's `data`, read by the caller
 //! ([`GitAuth::from_secret_data`], [`HttpAuth::from_secret_data`]). They never
 //! appear in errors, logs or `Debug` output.
@@ -31,6 +36,7 @@ mod error;
 mod git;
 mod helm;
 mod oci;
+mod refs;
 mod sourceignore;
 mod store;
 
@@ -47,12 +53,25 @@ pub use oci::{image_tag_digest, list_image_tags, OciRef, OciRepositorySpec, TAG_
 pub use sourceignore::{IgnoreRules, EXCLUDE_DEFAULT, EXCLUDE_VCS, IGNORE_FILE};
 pub use store::{sha256_digest, Artifact};
 
+/// A Git reference as a user wrote it, for messages.
+fn git_ref_text(r: &GitRef) -> String {
+    match (&r.commit, &r.name, &r.semver, &r.tag, &r.branch) {
+        (Some(c), ..) => format!("commit {c}"),
+        (None, Some(n), ..) => format!("reference {n:?}"),
+        (None, None, Some(s), ..) => format!("semver {s:?}"),
+        (None, None, None, Some(t), _) => format!("tag {t:?}"),
+        (None, None, None, None, Some(b)) => format!("branch {b:?}"),
+        _ => "the default branch".to_string(),
+    }
+}
+
 /// The local cache of fetched sources. Cheap to clone; fetches of the same
 /// remote are serialised, different remotes proceed in parallel.
 #[derive(Clone, Debug)]
 pub struct SourceCache {
     root: PathBuf,
     insecure_http_credentials: bool,
+    offline: bool,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// fetches hold it shared, [`SourceCache::retain`] exclusively
     gc: Arc<tokio::sync::RwLock<()>>,
@@ -64,6 +83,7 @@ impl SourceCache {
         SourceCache {
             root: root.into(),
             insecure_http_credentials: false,
+            offline: false,
             locks: Default::default(),
             gc: Default::default(),
         }
@@ -75,6 +95,18 @@ impl SourceCache {
     pub fn allow_insecure_http_credentials(mut self, allow: bool) -> Self {
         self.insecure_http_credentials = allow;
         self
+    }
+
+    /// Forbid the network: fetches answer from the cache only (the artifact each URL and
+    /// reference resolved to when last fetched), or fail with [`ErrorKind::NotCached`].
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// Does this cache forbid the network?
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// The cache's root directory.
@@ -91,6 +123,36 @@ impl SourceCache {
     /// force-pushed branches are followed), resolves `spec.ref` to a commit and
     /// materialises its tree unless that revision is already in the cache.
     pub async fn fetch_git(
+        &self,
+        spec: &GitRepositorySpec,
+        auth: Option<&GitAuth>,
+    ) -> Result<Artifact, SourceError> {
+        let r = &spec.reference;
+        let key = refs::key(
+            "git",
+            &spec.url,
+            &[
+                ("branch", r.branch.as_deref()),
+                ("tag", r.tag.as_deref()),
+                ("semver", r.semver.as_deref()),
+                ("name", r.name.as_deref()),
+                ("commit", r.commit.as_deref()),
+                ("ignore", spec.ignore.as_deref()),
+            ],
+        );
+        if self.offline {
+            return refs::lookup(&self.root, "git", &key).ok_or_else(|| {
+                SourceError::not_cached(&spec.id(), &spec.url, &git_ref_text(r), &self.root)
+            });
+        }
+        let fetched = self.fetch_git_online(spec, auth).await;
+        if let Ok(a) = &fetched {
+            refs::record(&self.root, "git", &key, a);
+        }
+        fetched
+    }
+
+    async fn fetch_git_online(
         &self,
         spec: &GitRepositorySpec,
         auth: Option<&GitAuth>,
@@ -140,10 +202,34 @@ impl SourceCache {
         version: &str,
         auth: Option<&HttpAuth>,
     ) -> Result<Artifact, SourceError> {
+        let key = refs::key(
+            "helm",
+            &repo.url,
+            &[("chart", Some(chart)), ("version", Some(version))],
+        );
+        if self.offline {
+            return refs::lookup(&self.root, "helm", &key).ok_or_else(|| {
+                let v = if version.is_empty() {
+                    "latest"
+                } else {
+                    version
+                };
+                SourceError::not_cached(
+                    &repo.id(),
+                    &repo.url,
+                    &format!("chart {chart:?} version {v:?}"),
+                    &self.root,
+                )
+            });
+        }
         let _gc = self.gc.read().await;
         let lock = self.lock_for(&format!("helm:{}", git::url_key(&repo.url)));
         let _guard = lock.lock().await;
-        helm::fetch_chart(&self.root, repo, chart, version, auth).await
+        let fetched = helm::fetch_chart(&self.root, repo, chart, version, auth).await;
+        if let Ok(a) = &fetched {
+            refs::record(&self.root, "helm", &key, a);
+        }
+        fetched
     }
 
     /// Pull a Flux OCI artifact (single `tar+gzip` layer) and extract it.
@@ -152,10 +238,36 @@ impl SourceCache {
         spec: &OciRepositorySpec,
         auth: Option<&HttpAuth>,
     ) -> Result<Artifact, SourceError> {
+        let r = &spec.reference;
+        let key = refs::key(
+            "oci",
+            &spec.url,
+            &[
+                ("tag", r.tag.as_deref()),
+                ("semver", r.semver.as_deref()),
+                ("digest", r.digest.as_deref()),
+                ("ignore", spec.ignore.as_deref()),
+            ],
+        );
+        if self.offline {
+            return refs::lookup(&self.root, "oci", &key).ok_or_else(|| {
+                let what = match (&r.digest, &r.semver, &r.tag) {
+                    (Some(d), _, _) => format!("digest {d}"),
+                    (None, Some(s), _) => format!("semver {s:?}"),
+                    (None, None, Some(t)) => format!("tag {t:?}"),
+                    _ => "tag \"latest\"".to_string(),
+                };
+                SourceError::not_cached(&spec.id(), &spec.url, &what, &self.root)
+            });
+        }
         let lock = self.lock_for(&format!("oci:{}", spec.url));
         let _guard = lock.lock().await;
         let _gc = self.gc.read().await;
-        oci::fetch(&self.root, spec, auth).await
+        let fetched = oci::fetch(&self.root, spec, auth).await;
+        if let Ok(a) = &fetched {
+            refs::record(&self.root, "oci", &key, a);
+        }
+        fetched
     }
 
     /// Delete every cached artifact (Git trees, OCI trees, Helm charts) whose

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::constraint::{parse_version, Constraint};
+use crate::constraint::{parse_version, Constraint, Version};
 use crate::error::{ErrorKind, SourceError};
 use crate::git::{object_id, url_key};
 use crate::helm::HttpAuth;
@@ -265,13 +265,13 @@ async fn fetch_inner(
             None,
         )
     } else if let Some(range) = &r.semver {
-        let c = Constraint::parse(range).map_err(invalid)?;
+        let c = Constraint::parse(range).map_err(|e| invalid(e.to_string()))?;
         let image = Reference::with_tag(registry.into(), repository.into(), "latest".into());
         let tags = client
             .list_tags(&image, &rauth, None, None)
             .await
             .map_err(|e| oci_error(&id, url, "listing tags", &e))?;
-        let parsed: Vec<(semver::Version, String)> = tags
+        let parsed: Vec<(Version, String)> = tags
             .tags
             .iter()
             .filter_map(|t| parse_version(t).map(|v| (v, t.clone())))

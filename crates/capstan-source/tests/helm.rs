@@ -133,3 +133,62 @@ async fn helm_index_semver_download_and_cache() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
 }
+
+/// Offline (`SourceCache::offline`): a chart fetched before is served from the cache
+/// after its server is gone, by the same repository URL, chart and version; anything
+/// else is `NotCached`, naming the repository, its URL (credentials removed) and the chart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_fetches_answer_from_the_cache_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let data = chart_tgz("podinfo", "6.5.0");
+    std::fs::write(www.join("podinfo-6.5.0.tgz"), &data).unwrap();
+    std::fs::write(
+        www.join("index.yaml"),
+        format!(
+            "apiVersion: v1\nentries:\n  podinfo:\n  - name: podinfo\n    version: 6.5.0\n    digest: {}\n    urls:\n    - podinfo-6.5.0.tgz\n",
+            sha256_digest(&data).trim_start_matches("sha256:")
+        ),
+    )
+    .unwrap();
+    let server = static_files(www, None).await;
+    let url = format!("http://user:hunter2@{}/", server.addr);
+    let root = tmp.path().join("cache");
+    let online = SourceCache::new(&root);
+    let a = online
+        .fetch_helm_chart(&repo_spec(&url), "podinfo", ">=6.0.0", None)
+        .await
+        .unwrap();
+    drop(server);
+    let offline = SourceCache::new(&root).offline(true);
+    assert!(offline.is_offline());
+    let b = offline
+        .fetch_helm_chart(&repo_spec(&url), "podinfo", ">=6.0.0", None)
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    let e = offline
+        .fetch_helm_chart(&repo_spec(&url), "podinfo", "6.4.0", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotCached);
+    let shown = e.to_string();
+    assert!(
+        shown.contains("HelmRepository flux-system/charts")
+            && shown.contains(&format!(
+                "http://{}",
+                url.rsplit('@').next().unwrap().trim_end_matches('/')
+            ))
+            && shown.contains("chart \"podinfo\" version \"6.4.0\"")
+            && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    // An empty cache has nothing.
+    let e = SourceCache::new(tmp.path().join("empty"))
+        .offline(true)
+        .fetch_helm_chart(&repo_spec(&url), "podinfo", ">=6.0.0", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotCached);
+}

@@ -1211,12 +1211,14 @@ pub(crate) fn register(m: &mut FuncMap) {
             }))
         });
     }
-    m.add("mustDateModify", |_, a| {
-        nargs("mustDateModify", a, 2)?;
-        let d = want_string(a, 0)?;
-        let t = want_time(a, 1)?;
-        Ok(tv(t.add(parse_duration(&d)? as i128)))
-    });
+    for name in ["mustDateModify", "must_date_modify"] {
+        m.add(name, |_, a| {
+            nargs("mustDateModify", a, 2)?;
+            let d = want_string(a, 0)?;
+            let t = want_time(a, 1)?;
+            Ok(tv(t.add(parse_duration(&d)? as i128)))
+        });
+    }
     m.add("toDate", |_, a| {
         nargs("toDate", a, 2)?;
         let (l, s) = (want_string(a, 0)?, want_string(a, 1)?);

@@ -1115,20 +1115,23 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
     m.add("min", |_, a| {
         Ok(Value::Int64(a.iter().map(to_i64).min().unwrap_or(0)))
     });
-    m.add("addf", |_, a| Ok(Value::Float(a.iter().map(to_f64).sum())));
-    m.add("add1f", |_, a| Ok(Value::Float(to_f64(arg(a, 0)) + 1.0)));
+    // Sprig's float arithmetic goes through shopspring/decimal: each operand is the
+    // shortest decimal of its float64 (0.1 is exactly 0.1), the operation is exact (a
+    // quotient is rounded half away from zero to 16 places), then back to float64.
+    m.add("addf", |_, a| {
+        decimal_op(&Value::Float(0.0), a, DecOp::Add).map(Value::Float)
+    });
+    m.add("add1f", |_, a| {
+        decimal_op(arg(a, 0), &[Value::Int(1)], DecOp::Add).map(Value::Float)
+    });
     m.add("subf", |_, a| {
-        let mut it = a.iter().map(to_f64);
-        let first = it.next().unwrap_or(0.0);
-        Ok(Value::Float(it.fold(first, |x, y| x - y)))
+        decimal_op(arg(a, 0), a.get(1..).unwrap_or(&[]), DecOp::Sub).map(Value::Float)
     });
     m.add("mulf", |_, a| {
-        Ok(Value::Float(a.iter().map(to_f64).product()))
+        decimal_op(arg(a, 0), a.get(1..).unwrap_or(&[]), DecOp::Mul).map(Value::Float)
     });
     m.add("divf", |_, a| {
-        let mut it = a.iter().map(to_f64);
-        let first = it.next().unwrap_or(0.0);
-        Ok(Value::Float(it.fold(first, |x, y| x / y)))
+        decimal_op(arg(a, 0), a.get(1..).unwrap_or(&[]), DecOp::Div).map(Value::Float)
     });
     m.add("maxf", |_, a| {
         Ok(Value::Float(
@@ -1486,8 +1489,8 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         crate::semver::semver_compare(&strval(&a[0]), &strval(&a[1])).map(Value::Bool)
     });
     m.add("semver", |_, a| {
-        let v = crate::semver::Version::parse(&strval(arg(a, 0)))?;
-        let canon = v.to_canonical();
+        let v = crate::semver::Version::parse(&strval(arg(a, 0))).map_err(|e| e.to_string())?;
+        let canon = v.to_string();
         let obj = capstan_gotemplate::StructObject::new("*semver.Version")
             .with_field("Major", Value::Int64(v.major as i64))
             .with_field("Minor", Value::Int64(v.minor as i64))
@@ -1514,7 +1517,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
                     }
                     None => return Err(format!("wrong number of args for {name}: want 1 got 0")),
                 };
-                let o = crate::semver::Version::parse(&other)?;
+                let o = crate::semver::Version::parse(&other).map_err(|e| e.to_string())?;
                 let c = me.cmp(&o);
                 Ok(match name {
                     "Compare" => Value::Int(c as i64),
@@ -1566,6 +1569,7 @@ pub(crate) fn all(opts: HelmOptions) -> FuncMap {
         Ok(sv(u.to_string()))
     });
 
+    more_funcs(&mut m);
     crate_crypto(&mut m);
     m
 }
@@ -1917,4 +1921,308 @@ type _Unused = BTreeMap<String, String>;
 
 pub(crate) fn rand_byte() -> u8 {
     rand_u64() as u8
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum DecOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// A decimal `coef * 10^exp` (shopspring/decimal's representation, with a bounded
+/// coefficient: operations that would overflow fall back to float64 arithmetic).
+#[derive(Clone, Copy)]
+struct Dec {
+    coef: i128,
+    exp: i32,
+}
+
+impl Dec {
+    /// `decimal.NewFromFloat`: the shortest decimal that reads back as `f`.
+    fn from_f64(f: f64) -> Result<Dec, String> {
+        if !f.is_finite() {
+            return Err(format!(
+                "Cannot create a Decimal from {}",
+                capstan_gotemplate::fmt::format_float(f, 'g', -1)
+            ));
+        }
+        let e = format!("{f:e}");
+        let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let frac = mant.split_once('.').map(|(_, f)| f.len()).unwrap_or(0) as i32;
+        let coef: i128 = mant.replace('.', "").parse().unwrap_or(0);
+        Ok(Dec {
+            coef,
+            exp: exp - frac,
+        })
+    }
+    /// `Decimal.Float64`: the float64 nearest to the exact value.
+    fn to_f64(self) -> f64 {
+        format!("{}e{}", self.coef, self.exp).parse().unwrap_or(0.0)
+    }
+    fn scaled(self, exp: i32) -> Option<i128> {
+        let k = u32::try_from(self.exp - exp).ok()?;
+        self.coef.checked_mul(10i128.checked_pow(k)?)
+    }
+    fn apply(self, op: DecOp, o: Dec) -> Option<Dec> {
+        match op {
+            DecOp::Add | DecOp::Sub => {
+                let exp = self.exp.min(o.exp);
+                let (x, y) = (self.scaled(exp)?, o.scaled(exp)?);
+                let coef = if op == DecOp::Add {
+                    x.checked_add(y)?
+                } else {
+                    x.checked_sub(y)?
+                };
+                Some(Dec { coef, exp })
+            }
+            DecOp::Mul => Some(Dec {
+                coef: self.coef.checked_mul(o.coef)?,
+                exp: self.exp.checked_add(o.exp)?,
+            }),
+            DecOp::Div => {
+                // DivRound(o, 16): the quotient truncated to 16 places, then rounded half
+                // away from zero on the remainder.
+                const PREC: i32 = 16;
+                let k = self.exp - o.exp + PREC;
+                let (n, d) = if k >= 0 {
+                    (
+                        self.coef.checked_mul(10i128.checked_pow(k as u32)?)?,
+                        o.coef,
+                    )
+                } else {
+                    (
+                        self.coef,
+                        o.coef.checked_mul(10i128.checked_pow((-k) as u32)?)?,
+                    )
+                };
+                let (mut q, r) = (n / d, n % d);
+                if r.unsigned_abs().checked_mul(2)? >= d.unsigned_abs() {
+                    q += if (n < 0) != (d < 0) { -1 } else { 1 };
+                }
+                Some(Dec {
+                    coef: q,
+                    exp: -PREC,
+                })
+            }
+        }
+    }
+}
+
+/// Sprig's `execDecimalOp`.
+fn decimal_op(first: &Value, rest: &[Value], op: DecOp) -> Result<f64, String> {
+    let mut acc = Dec::from_f64(to_f64(first))?;
+    let mut approx = to_f64(first);
+    let mut exact = true;
+    for v in rest {
+        let x = to_f64(v);
+        let d = Dec::from_f64(x)?;
+        if op == DecOp::Div && x == 0.0 {
+            return Err("decimal division by 0".into());
+        }
+        if exact {
+            match acc.apply(op, d) {
+                Some(n) => acc = n,
+                None => {
+                    exact = false;
+                    approx = acc.to_f64();
+                }
+            }
+        }
+        if !exact {
+            approx = match op {
+                DecOp::Add => approx + x,
+                DecOp::Sub => approx - x,
+                DecOp::Mul => approx * x,
+                DecOp::Div => approx / x,
+            };
+        }
+    }
+    Ok(if exact { acc.to_f64() } else { approx })
+}
+
+/// Go's `path.Clean`: the shortest equivalent slash-separated path, lexically.
+fn go_path_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let body = parts.join("/");
+    match (rooted, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".into(),
+        (false, false) => body,
+    }
+}
+
+/// Go's `path.Base`.
+fn go_path_base(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        return "/".into();
+    }
+    t.rsplit('/').next().unwrap_or(t).to_string()
+}
+
+/// Go's `path.Dir`: everything but the last element, cleaned.
+fn go_path_dir(p: &str) -> String {
+    let i = p.rfind('/').map(|i| i + 1).unwrap_or(0);
+    go_path_clean(&p[..i])
+}
+
+/// Go's `path.Ext`: the suffix from the last `.` of the last element.
+fn go_path_ext(p: &str) -> String {
+    for (i, c) in p.char_indices().rev() {
+        match c {
+            '/' => break,
+            '.' => return p[i..].to_string(),
+            _ => {}
+        }
+    }
+    String::new()
+}
+
+/// Go's `base32.StdEncoding.DecodeString` (newlines ignored), with its error text.
+fn b32dec(s: &str) -> Result<Vec<u8>, String> {
+    let src: Vec<u8> = s.bytes().filter(|&c| c != b'\r' && c != b'\n').collect();
+    let olen = src.len();
+    let bad = |i: usize| format!("illegal base32 data at input byte {i}");
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'2'..=b'7' => Some(c - b'2' + 26),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut pos = 0; // bytes of `src` consumed
+    let mut end = false;
+    while pos < olen && !end {
+        let mut dbuf = [0u8; 8];
+        let mut dlen = 8;
+        let mut j = 0;
+        while j < 8 {
+            if pos == olen {
+                // the end, with padding missing
+                return Err(bad(olen - j));
+            }
+            let c = src[pos];
+            pos += 1;
+            let rest = olen - pos;
+            if c == b'=' && j >= 2 && rest < 8 {
+                if rest + j < 7 {
+                    return Err(bad(olen));
+                }
+                for k in 0..7 - j {
+                    if rest > k && src[pos + k] != b'=' {
+                        return Err(bad(pos + k - 1));
+                    }
+                }
+                dlen = j;
+                end = true;
+                if matches!(dlen, 1 | 3 | 6) {
+                    return Err(bad(pos - 1));
+                }
+                break;
+            }
+            match value(c) {
+                Some(v) => dbuf[j] = v,
+                None => return Err(bad(pos - 1)),
+            }
+            j += 1;
+        }
+        let n = dbuf.iter().fold(0u64, |n, &v| n << 5 | v as u64);
+        let nbytes = match dlen {
+            8 => 5,
+            7 => 4,
+            5 => 3,
+            4 => 2,
+            2 => 1,
+            _ => 0,
+        };
+        for k in 0..nbytes {
+            out.push((n >> (32 - 8 * k)) as u8);
+        }
+    }
+    Ok(out)
+}
+
+/// Sprig functions and aliases beyond the common set: paths, `b32dec`, `randInt`,
+/// deprecated spellings (`trimall`, `biggest`, `must_date_modify`), `hello`, and Helm's
+/// `mustToToml`/`fromToml`.
+fn more_funcs(m: &mut FuncMap) {
+    m.add("hello", |_, _| Ok(sv("Hello!")));
+    for (go, os) in [
+        ("base", "osBase"),
+        ("dir", "osDir"),
+        ("clean", "osClean"),
+        ("ext", "osExt"),
+    ] {
+        let f: fn(&str) -> String = match go {
+            "base" => go_path_base,
+            "dir" => go_path_dir,
+            "clean" => go_path_clean,
+            _ => go_path_ext,
+        };
+        for name in [go, os] {
+            m.add(name, move |_, a| {
+                need(name, a, 1)?;
+                Ok(sv(f(&str_at(a, 0)?)))
+            });
+        }
+    }
+    for name in ["isAbs", "osIsAbs"] {
+        m.add(name, move |_, a| {
+            need(name, a, 1)?;
+            Ok(Value::Bool(str_at(a, 0)?.starts_with('/')))
+        });
+    }
+    m.add("b32dec", |_, a| {
+        let s = strval(arg(a, 0));
+        Ok(sv(match b32dec(&s) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => e,
+        }))
+    });
+    m.add("randInt", |_, a| {
+        need("randInt", a, 2)?;
+        let (lo, hi) = (int_at(a, 0)?, int_at(a, 1)?);
+        let span = hi.checked_sub(lo).filter(|s| *s > 0);
+        let Some(span) = span else {
+            return Err("invalid argument to Intn".into());
+        };
+        Ok(Value::Int((rand_u64() % span as u64) as i64 + lo))
+    });
+    m.add("trimall", |_, a| {
+        let cut: Vec<char> = strval(arg(a, 0)).chars().collect();
+        Ok(sv(strval(arg(a, 1)).trim_matches(cut.as_slice())))
+    });
+    m.add("biggest", |_, a| {
+        Ok(Value::Int64(a.iter().map(to_i64).max().unwrap_or(0)))
+    });
+    m.add("mustToRawJson", |_, a| {
+        let s = crate::to_json(arg(a, 0))?;
+        Ok(sv(s
+            .replace("\\u003c", "<")
+            .replace("\\u003e", ">")
+            .replace("\\u0026", "&")))
+    });
+    m.add("mustToToml", |_, a| Ok(sv(to_toml(arg(a, 0)))));
 }

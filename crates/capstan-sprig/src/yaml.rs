@@ -265,7 +265,7 @@ pub fn resolves_non_string(s: &str) -> bool {
             return true
         }
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" | "<<" => return true,
+        | ".nan" | ".NaN" | ".NAN" => return true,
         _ => {}
     }
     let c = s.as_bytes()[0];
@@ -296,75 +296,11 @@ pub fn resolves_non_string(s: &str) -> bool {
     is_base60_float(s)
 }
 
-/// go-yaml v2's timestamp forms: `2006-1-2`, `2006-1-2T15:4:5.999999999Z07:00` (also `t`
-/// or a space before the time; zone optional for the space form).
+/// go-yaml v2's timestamps: a valid date in its layouts (`2006-1-2`,
+/// `2006-1-2T15:4:5.999999999Z07:00`, also with `t`, or a space and no zone). An invalid
+/// date such as `2021-02-30` is a string.
 fn is_yaml_timestamp(s: &str) -> bool {
-    fn num(s: &str, min: usize, max: usize) -> Option<(&str, usize)> {
-        let n = s.bytes().take_while(|c| c.is_ascii_digit()).count();
-        (n >= min && n <= max).then(|| (&s[n..], n))
-    }
-    let Some((r, _)) = num(s, 4, 4) else {
-        return false;
-    };
-    let Some(r) = r.strip_prefix('-') else {
-        return false;
-    };
-    let Some((r, _)) = num(r, 1, 2) else {
-        return false;
-    };
-    let Some(r) = r.strip_prefix('-') else {
-        return false;
-    };
-    let Some((r, _)) = num(r, 1, 2) else {
-        return false;
-    };
-    if r.is_empty() {
-        return true;
-    }
-    let (r, space) = match r.as_bytes()[0] {
-        b'T' | b't' => (&r[1..], false),
-        b' ' => (&r[1..], true),
-        _ => return false,
-    };
-    let Some((r, _)) = num(r, 1, 2) else {
-        return false;
-    };
-    let Some(r) = r.strip_prefix(':') else {
-        return false;
-    };
-    let Some((r, _)) = num(r, 1, 2) else {
-        return false;
-    };
-    let Some(r) = r.strip_prefix(':') else {
-        return false;
-    };
-    let Some((mut r, _)) = num(r, 1, 2) else {
-        return false;
-    };
-    if let Some(f) = r.strip_prefix('.') {
-        let Some((f, _)) = num(f, 1, 9) else {
-            return false;
-        };
-        r = f;
-    }
-    if r.is_empty() {
-        return space;
-    }
-    if space {
-        return false;
-    }
-    if r == "Z" {
-        return true;
-    }
-    let Some(z) = r.strip_prefix(['+', '-']) else {
-        return false;
-    };
-    let b = z.as_bytes();
-    b.len() == 5
-        && b[2] == b':'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+    capstan_yaml::go_yaml_timestamp(s).is_some()
 }
 
 fn parse_go_int(s: &str) -> bool {

@@ -115,15 +115,22 @@ impl TestCluster {
         }
         let root = workspace_root();
         let script = root.join("scripts/test-cluster");
-        let name = unique_name(name_prefix);
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .arg(&name)
-            .current_dir(&root)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        if !out.status.success() {
+        // The script picks free ports before the API server binds them; another test can take
+        // one in between. Such a start is retried under a new name (and new ports).
+        let mut attempt = 0;
+        let (name, out) = loop {
+            attempt += 1;
+            let name = unique_name(name_prefix);
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("up")
+                .arg(&name)
+                .current_dir(&root)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            if out.status.success() {
+                break (name, out);
+            }
             // Clean up whatever was half-started.
             let _ = Command::new("bash")
                 .arg(&script)
@@ -131,12 +138,16 @@ impl TestCluster {
                 .arg(&name)
                 .current_dir(&root)
                 .output();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if attempt < 3 && stderr.contains("address already in use") {
+                eprintln!("scripts/test-cluster up {name}: a port was taken meanwhile; retrying");
+                continue;
+            }
             panic!(
-                "scripts/test-cluster up {name} failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
+                "scripts/test-cluster up {name} failed ({}):\n{stderr}",
+                out.status
             );
-        }
+        };
         let path = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()

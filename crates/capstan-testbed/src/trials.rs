@@ -372,13 +372,12 @@ impl<'a> FaultTrials<'a> {
             .get("entries")
             .cloned()
             .unwrap_or_default();
-        let list: Vec<serde_json::Value> = serde_json::from_str(&entries).unwrap_or_default();
-        let prefix = format!("{NS}_cm-");
-        let mut v: Vec<String> = list
-            .iter()
-            .filter_map(|e| e["id"].as_str())
-            .filter(|id| id.starts_with(&prefix))
-            .filter_map(|id| id.split('_').nth(1).map(str::to_string))
+        let inventory = capstan_apply::inventory::Inventory::decode(&entries).unwrap_or_default();
+        let mut v: Vec<String> = inventory
+            .refs()
+            .into_iter()
+            .filter(|r| r.namespace == NS && r.name.starts_with("cm-"))
+            .map(|r| r.name)
             .collect();
         v.sort();
         v

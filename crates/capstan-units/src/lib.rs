@@ -26,6 +26,16 @@
 //! phases.
 //!
 //! A unit that fails to render is reported with its error; the others still render.
+//!
+//! # The unit model
+//!
+//! Below the readers, a unit is dialect-neutral ([`model`]): an id, a target cluster
+//! (and identity), a render recipe (a kustomize directory, a Helm chart with values, a
+//! plain directory of manifests), apply options (prune, wait, force, timeout, health
+//! checks, namespace creation) and dependencies. This crate's loader is the Flux reader;
+//! [`UnitModel::of`] gives its units in the model's terms, and an Argo CD reader is to
+//! produce the same model beside it. The toolkit's kinds, versions and annotations are
+//! tabled once, in [`toolkit`].
 
 mod duration;
 mod error;
@@ -33,6 +43,7 @@ mod generator;
 mod helmrelease;
 mod images;
 pub mod isolate;
+pub mod model;
 mod spec;
 pub mod toolkit;
 
@@ -48,6 +59,7 @@ pub use error::{did_you_mean, ErrorKind, Location, UnitError, UnitErrorData};
 pub use generator::{flux_kustomization, KUSTOMIZATION_FILES};
 pub use helmrelease::{merge_values, set_path, ChartSource, CrdPolicy, HelmReleaseSpec, ValuesRef};
 pub use images::{ImageResolver, ResolvedImage, SharedImageResolver};
+pub use model::{Recipe, UnitModel};
 pub use spec::{
     HealthCheckRef, KustomizationSpec, SourceRef, SubstituteRef, HELM_GROUP, KUSTOMIZE_GROUP,
     SOURCE_GROUP,
@@ -306,10 +318,35 @@ impl ClusterUnits {
 }
 
 /// Is this object a Flux toolkit object capstan consumes rather than applies?
+/// Flux 2.7's `ArtifactGenerator`s (source-watcher) count as toolkit objects too: capstan
+/// does not run source-watcher, so they are reported rather than applied.
 pub fn is_toolkit_object(obj: &Value) -> bool {
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let group = capstan_graph::group_of(api);
-    group == KUSTOMIZE_GROUP || group == HELM_GROUP || group == SOURCE_GROUP
+    group == KUSTOMIZE_GROUP
+        || group == HELM_GROUP
+        || group == SOURCE_GROUP
+        || group == toolkit::ARTIFACT_GENERATOR.group
+}
+
+/// The warning for an `ArtifactGenerator` found in a unit's output: what it would
+/// generate, and that capstan neither runs nor applies it.
+fn artifact_generator_warning(obj: &Value) -> String {
+    let artifacts: Vec<&str> = obj
+        .pointer("/spec/artifacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("name").and_then(Value::as_str))
+        .collect();
+    format!(
+        "ArtifactGenerator {}/{}: not supported by capstan (Flux 2.7 source-watcher composes ExternalArtifacts from other sources; capstan neither generates them nor applies the ArtifactGenerator): the ExternalArtifact{} {} cannot be read and the units naming {} fail",
+        meta_str(obj, "namespace").unwrap_or("default"),
+        meta_str(obj, "name").unwrap_or(""),
+        if artifacts.len() == 1 { "" } else { "s" },
+        if artifacts.is_empty() { "it would generate".to_string() } else { artifacts.join(", ") },
+        if artifacts.len() == 1 { "it" } else { "them" },
+    )
 }
 
 fn kind_of(obj: &Value) -> &str {
@@ -499,6 +536,9 @@ impl Loader<'_> {
                             continue;
                         }
                         let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                        if capstan_graph::group_of(api) == toolkit::ARTIFACT_GENERATOR.group {
+                            out.warnings.push(artifact_generator_warning(&obj));
+                        }
                         if capstan_graph::group_of(api) == SOURCE_GROUP {
                             let key = (
                                 kind_of(&obj).to_string(),

@@ -686,6 +686,52 @@ fn bucket_and_external_artifact_sources_are_refused_by_name() {
     }
 }
 
+/// A Flux 2.7 ArtifactGenerator is neither applied nor silently dropped: it is a warning
+/// naming it, the kind and the ExternalArtifacts it would generate; the unit naming one of
+/// them fails naming ExternalArtifact, and the other units render.
+#[test]
+fn artifact_generators_are_reported_not_applied() {
+    let fs = MemFs::new()
+        .with("/clusters/c/gen.yaml", "apiVersion: source.extensions.fluxcd.io/v1beta1\nkind: ArtifactGenerator\nmetadata:\n  name: composed\n  namespace: flux-system\nspec:\n  sources:\n  - alias: base\n    kind: GitRepository\n    name: shared\n  artifacts:\n  - name: apps\n    copy:\n    - from: '@base/apps/**'\n      to: '@artifact/'\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  path: ./\n  prune: true\n  sourceRef:\n    kind: ExternalArtifact\n    name: apps\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: local\n  namespace: flux-system\nspec:\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n")
+        .with("/deploy/kustomization.yaml", "resources:\n- cm.yaml\n")
+        .with(
+            "/deploy/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-repository\n",
+        );
+    let units = load(
+        &fs,
+        &MiniKustomize,
+        &NoCluster,
+        &LoadOptions::new("clusters/c"),
+    );
+    let warning = units
+        .warnings
+        .iter()
+        .find(|w| w.contains("ArtifactGenerator"))
+        .unwrap_or_else(|| panic!("no warning: {:?}", units.warnings));
+    assert!(
+        warning.starts_with("ArtifactGenerator flux-system/composed: not supported")
+            && warning.contains("ExternalArtifact apps"),
+        "{warning}"
+    );
+    for r in units.rendered() {
+        assert!(
+            r.objects.iter().all(|o| o["kind"] != "ArtifactGenerator"),
+            "{} applies it",
+            r.unit.id
+        );
+    }
+    let id = |n: &str| UnitId::new("Kustomization", "flux-system", n);
+    let Some(UnitOutcome::Failed { error, .. }) = units.get(&id("apps")) else {
+        panic!("apps should fail");
+    };
+    assert!(error.message.contains("ExternalArtifact"), "{error}");
+    assert!(matches!(
+        units.get(&id("local")),
+        Some(UnitOutcome::Rendered(_))
+    ));
+}
+
 /// A stand-in for SOPS: sources `*.sealed` read as their `.plain` sibling; objects' `SEALED`
 /// strings become `${cluster_name}` (so substitution must run after decryption).
 struct FakeDecryptor;

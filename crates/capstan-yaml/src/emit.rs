@@ -286,10 +286,6 @@ fn requested_style(s: &Scalar) -> Style {
         return Style::Literal;
     }
     if s.tag == Tag::Str {
-        // go-yaml resolves a plain `<<` to the merge tag, so a `<<` string is quoted.
-        if s.value == "<<" && s.style != ScalarStyle::Plain {
-            return Style::Double;
-        }
         let rtag = if s.style == ScalarStyle::Plain {
             resolve_plain(&s.value)
         } else {
@@ -305,6 +301,12 @@ fn requested_style(s: &Scalar) -> Style {
 fn select_style(s: &Scalar, simple_key: bool) -> Style {
     let a = analyze(&s.value);
     let mut style = requested_style(s);
+    // go-yaml's encoders print a `<<` string plain (their resolvers look `<<` up only with
+    // a hint it lacks); as a key, a plain `<<` would read back as a merge key, so a `<<`
+    // string key is quoted.
+    if simple_key && s.value == "<<" && s.style != ScalarStyle::Plain && s.tag == Tag::Str {
+        style = Style::Double;
+    }
     if style == Style::Plain {
         if !a.block_plain_allowed || (s.value.is_empty() && simple_key) {
             style = Style::Single;

@@ -28,4 +28,4 @@ pub use parse::{
     parse_documents, parse_documents_last_key_wins, parse_documents_with, BlockScalarAtEnd,
     DuplicateKeys, ParseLimits, YamlError, YamlErrorKind,
 };
-pub use resolve::{resolve_plain, resolve_plain_v1_1};
+pub use resolve::{go_yaml_timestamp, resolve_plain, resolve_plain_v1_1};

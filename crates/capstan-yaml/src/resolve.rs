@@ -106,27 +106,108 @@ fn is_base60_float(s: &str) -> bool {
     i == b.len()
 }
 
+/// Whether go-yaml reads the plain text as a timestamp (a valid date, or date and time, in
+/// one of its layouts).
 fn is_timestamp(s: &str) -> bool {
+    go_yaml_timestamp(s).is_some()
+}
+
+/// go-yaml's `parseTimestamp` (v2 and v3 alike) (layouts `2006-1-2T15:4:5.999999999Z07:00`, the same with
+/// `t`, `2006-1-2 15:4:5.999999999` in UTC, and `2006-1-2`), printed as Go's
+/// `time.Time.MarshalJSON` does (`2006-01-02T15:04:05.999999999Z07:00`).
+pub fn go_yaml_timestamp(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if b.len() < 8 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
-        return false;
-    }
-    let mut i = 5;
-    let d = |i: &mut usize| {
+    // 1 or 2 digits (Go's getnum for `1`, `2`, `15`, `4`, `5`)
+    let num = |i: &mut usize, max_digits: usize| -> Option<u32> {
         let st = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() && *i - st < 2 {
+        while *i < b.len() && b[*i].is_ascii_digit() && *i - st < max_digits {
             *i += 1;
         }
-        *i > st
+        if *i == st {
+            return None;
+        }
+        s[st..*i].parse().ok()
     };
-    if !d(&mut i) || i >= b.len() || b[i] != b'-' {
-        return false;
+    let lit =
+        |i: &mut usize, c: u8| -> Option<()> { (*i < b.len() && b[*i] == c).then(|| *i += 1) };
+    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
     }
+    let year: i32 = s[..4].parse().ok()?;
+    let mut i = 5;
+    let month = num(&mut i, 2)?;
+    lit(&mut i, b'-')?;
+    let day = num(&mut i, 2)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in {
+        return None;
+    }
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    if i == b.len() {
+        return Some(format!("{date}T00:00:00Z"));
+    }
+    let with_zone = match b[i] {
+        b'T' | b't' => true,
+        b' ' => false,
+        _ => return None,
+    };
     i += 1;
-    if !d(&mut i) {
-        return false;
+    let hour = num(&mut i, 2)?;
+    lit(&mut i, b':')?;
+    let min = num(&mut i, 2)?;
+    lit(&mut i, b':')?;
+    let sec = num(&mut i, 2)?;
+    if hour > 23 || min > 59 || sec > 59 {
+        return None;
     }
-    i == b.len() || matches!(b[i], b'T' | b't' | b' ')
+    let mut frac = String::new();
+    if i < b.len() && b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+        i += 1;
+        let st = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        // Go keeps nanoseconds: digits past the ninth are dropped.
+        let digits = s[st..i.min(st + 9)].trim_end_matches('0');
+        if !digits.is_empty() {
+            frac = format!(".{digits}");
+        }
+    }
+    let zone = if !with_zone {
+        "Z".to_string()
+    } else if i < b.len() && b[i] == b'Z' {
+        i += 1;
+        "Z".to_string()
+    } else if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        let sign = b[i] as char;
+        i += 1;
+        let zh = &s.get(i..i + 2)?;
+        i += 2;
+        lit(&mut i, b':')?;
+        let zm = &s.get(i..i + 2)?;
+        i += 2;
+        if !zh.bytes().chain(zm.bytes()).all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        if *zh == "00" && *zm == "00" {
+            "Z".to_string()
+        } else {
+            format!("{sign}{zh}:{zm}")
+        }
+    } else {
+        return None;
+    };
+    if i != b.len() {
+        return None;
+    }
+    Some(format!("{date}T{hour:02}:{min:02}:{sec:02}{frac}{zone}"))
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
